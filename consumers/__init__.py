@@ -1,0 +1,1 @@
+"""Long-running consumers: the bank simulator, activation results and branch decisions."""

@@ -1,0 +1,1 @@
+"""The bureau dashboard: a web app that reads PostgreSQL, never the hot path."""

@@ -1,0 +1,1 @@
+"""The `issuance` command line: one module per command group, registered in main.py."""

@@ -1,0 +1,60 @@
+"""What every command shares: settings, JSON output, and mapping errors to the exit codes of the contract."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import typer
+from rich.console import Console
+
+from issuance.errors import InputError, IssuanceError
+from issuance.settings import Settings
+
+EXIT_OK = 0
+EXIT_FAILURE = 1
+EXIT_BAD_INPUT = 2
+
+console = Console(stderr=True)
+
+
+def load_settings(ctx: typer.Context) -> Settings:
+    """The settings built once by the root callback."""
+    settings = ctx.obj
+    if not isinstance(settings, Settings):
+        settings = Settings()
+        ctx.obj = settings
+    return settings
+
+
+def print_json(payload: Any) -> None:
+    """Write one JSON document to stdout."""
+    sys.stdout.write(json.dumps(payload, indent=2, sort_keys=True, default=str) + "\n")
+
+
+@contextmanager
+def exit_codes() -> Iterator[None]:
+    """Turn the project's errors into a message and the contract's exit code."""
+    try:
+        yield
+    except InputError as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(EXIT_BAD_INPUT) from exc
+    except IssuanceError as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(EXIT_FAILURE) from exc
+
+
+def command(func: Callable[..., Any]) -> Callable[..., Any]:
+    """Decorate a command body so that project errors become exit codes."""
+    import functools
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        with exit_codes():
+            return func(*args, **kwargs)
+
+    return wrapper

@@ -1,0 +1,159 @@
+"""The domain vocabulary of the contract in design.md: enums, input records and reference data."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+
+
+class ApplicationType(StrEnum):
+    NEW_CARD = "NEW_CARD"
+    FINANCIAL_ACTIVATION = "FINANCIAL_ACTIVATION"
+
+
+class Channel(StrEnum):
+    COUNTER = "COUNTER"
+    SELF_SERVICE_TERMINAL = "SELF_SERVICE_TERMINAL"
+
+
+class Material(StrEnum):
+    RESIDENT_ID_CARD = "RESIDENT_ID_CARD"
+    SOCIAL_SECURITY_CARD = "SOCIAL_SECURITY_CARD"
+    BANK_CARD = "BANK_CARD"
+    HOUSEHOLD_REGISTER = "HOUSEHOLD_REGISTER"
+
+
+class State(StrEnum):
+    SUBMITTED = "SUBMITTED"
+    REJECTED = "REJECTED"
+    AWAITING_AGREEMENT = "AWAITING_AGREEMENT"
+    PERSONALIZED = "PERSONALIZED"
+    ACTIVATION_REQUESTED = "ACTIVATION_REQUESTED"
+    ACTIVE = "ACTIVE"
+    ACTIVATION_FAILED = "ACTIVATION_FAILED"
+
+
+class Reason(StrEnum):
+    """Rejection reasons; an application may carry several."""
+
+    ID_NUMBER_INVALID = "ID_NUMBER_INVALID"
+    PERSON_NOT_FOUND = "PERSON_NOT_FOUND"
+    NAME_MISMATCH = "NAME_MISMATCH"
+    NOT_INSURED = "NOT_INSURED"
+    MATERIALS_MISSING = "MATERIALS_MISSING"
+    GUARDIAN_REQUIRED = "GUARDIAN_REQUIRED"
+    BRANCH_UNKNOWN = "BRANCH_UNKNOWN"
+    BANK_NOT_COOPERATING = "BANK_NOT_COOPERATING"
+    AREA_NOT_APPROVED = "AREA_NOT_APPROVED"
+    DUPLICATE_APPLICATION = "DUPLICATE_APPLICATION"
+    ALREADY_HAS_CARD = "ALREADY_HAS_CARD"
+    CARD_NOT_FOUND = "CARD_NOT_FOUND"
+    CARD_NOT_ELIGIBLE = "CARD_NOT_ELIGIBLE"
+    AGREEMENT_MISMATCH = "AGREEMENT_MISMATCH"
+    AGREEMENT_TERMS_OUTDATED = "AGREEMENT_TERMS_OUTDATED"
+    AGREEMENT_EXPIRED = "AGREEMENT_EXPIRED"
+
+
+class DeadLetterReason(StrEnum):
+    MALFORMED_MESSAGE = "MALFORMED_MESSAGE"
+    UNKNOWN_SCHEMA = "UNKNOWN_SCHEMA"
+    SCHEMA_VIOLATION = "SCHEMA_VIOLATION"
+
+
+class CardStatus(StrEnum):
+    VALID = "VALID"
+    LOST = "LOST"
+    CANCELLED = "CANCELLED"
+
+
+class FinancialStatus(StrEnum):
+    INACTIVE = "INACTIVE"
+    ACTIVE = "ACTIVE"
+
+
+@dataclass(frozen=True, slots=True)
+class Applicant:
+    id_number: str
+    name: str
+    phone: str
+
+
+@dataclass(frozen=True, slots=True)
+class Application:
+    """A branch's application, as submitted (the ApplicationSubmitted record)."""
+
+    application_id: str
+    application_type: ApplicationType
+    branch_code: str
+    bank_code: str
+    channel: Channel
+    applicant: Applicant
+    materials: tuple[Material, ...]
+    submitted_at: datetime
+    card_number: str | None = None
+    guardian_id_number: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Agreement:
+    """A signed savings agreement (the AgreementSigned record)."""
+
+    agreement_id: str
+    application_id: str
+    bank_code: str
+    terms_version: str
+    document_sha256: str
+    signed_at: datetime
+    channel: Channel
+
+
+@dataclass(frozen=True, slots=True)
+class IssuingArea:
+    area_code: str
+    name: str
+    approved: bool
+    approval_ref: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Bank:
+    bank_code: str
+    name: str
+    bin: str
+    terms_version: str
+    area_codes: frozenset[str] = field(default_factory=frozenset)
+
+
+@dataclass(frozen=True, slots=True)
+class Branch:
+    branch_code: str
+    bank_code: str
+    area_code: str
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class ExistingCard:
+    card_number: str
+    bank_code: str
+    status: CardStatus
+    financial_status: FinancialStatus
+
+
+@dataclass(frozen=True, slots=True)
+class Person:
+    id_number: str
+    name: str
+    insured: bool
+    cards: tuple[ExistingCard, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class ReferenceData:
+    """Everything verification looks up, indexed by business key."""
+
+    issuing_areas: dict[str, IssuingArea]
+    banks: dict[str, Bank]
+    branches: dict[str, Branch]
+    persons: dict[str, Person]

@@ -1,0 +1,40 @@
+"""One frozen settings object, read from ISSUANCE_* environment variables in entry points only."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Everything configurable; defaults match docker-compose.yml where a server is configured."""
+
+    model_config = SettingsConfigDict(env_prefix="ISSUANCE_", frozen=True, extra="ignore")
+
+    # Servers. When both are unset, the embedded services under state_dir are used.
+    kafka_bootstrap: str | None = None
+    database_url: SecretStr | None = None
+    state_dir: Path = Path(".issuance")
+
+    # Key material for sensitive data at rest. Data keys: "kid:base64key[,kid:base64key...]", the first
+    # one encrypts, every one decrypts (rotation). The blind-index key is separate from the data keys.
+    # With no keys configured the embedded default keeps generated development keys in state_dir.
+    data_keys: SecretStr | None = None
+    blind_index_key: SecretStr | None = None
+
+    # Topics.
+    topic_prefix: str = ""
+    application_partitions: int = Field(default=4, ge=1)
+    agreement_partitions: int = Field(default=4, ge=1)
+    bank_partitions: int = Field(default=2, ge=1)
+    replication_factor: int = Field(default=1, ge=1)
+
+    # Business rules that are configuration, not contract.
+    agreement_window_days: int = Field(default=30, ge=1)
+    max_activation_attempts: int = Field(default=3, ge=1)
+
+    # Nightly batch.
+    chunk_size: int = Field(default=20_000, ge=1)
+    personalization_dir: Path = Path(".issuance/personalization")

@@ -1,0 +1,1 @@
+"""What branches run: submission of applications and agreements, and the synthetic generator."""

@@ -1,0 +1,1 @@
+"""The Avro contracts (.avsc), every version kept; loaded by issuance.codec."""
