@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import importlib
+import pkgutil
 
 import typer
+
+import issuance.cli
 
 from issuance.settings import Settings
 
@@ -16,11 +19,14 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
-# Each module defines `register(app)`; a command appears here only once it works.
-COMMAND_MODULES = [
-    "issuance.cli.dev",
-    "issuance.cli.setup",
-]
+
+def _command_modules() -> list[str]:
+    """Every module of this package that defines `register(app)` contributes its commands."""
+    return sorted(
+        f"issuance.cli.{info.name}"
+        for info in pkgutil.iter_modules(issuance.cli.__path__)
+        if info.name not in {"main", "common"}
+    )
 
 
 @app.callback()
@@ -29,7 +35,7 @@ def root(ctx: typer.Context) -> None:
     ctx.obj = Settings()
 
 
-for _name in COMMAND_MODULES:
+for _name in _command_modules():
     importlib.import_module(_name).register(app)
 
 
