@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 
 class IssuanceError(Exception):
     """Base of every error this project raises on purpose."""
@@ -38,9 +40,27 @@ class UnknownSchema(DecodeError):
 
 
 class SchemaViolation(DecodeError):
-    """The message decodes but breaks the contract."""
+    """The message decodes but breaks the contract.
+
+    `problems` lists (field, what is wrong) pairs, field names as dotted paths; never field values, which may
+    be personal data. `reason` stays the dead-letter reason code.
+    """
 
     reason = "SCHEMA_VIOLATION"
+
+    def __init__(self, message: str = "", problems: Iterable[tuple[str, str]] = ()) -> None:
+        self.problems: tuple[tuple[str, str], ...] = tuple(problems)
+        if not message:
+            message = "; ".join(f"{field}: {what}" for field, what in self.problems) or "contract violation"
+        super().__init__(message)
+
+    @property
+    def field(self) -> str | None:
+        """The first offending field, if any."""
+        return self.problems[0][0] if self.problems else None
+
+    def __reduce__(self) -> tuple[type[SchemaViolation], tuple[str, tuple[tuple[str, str], ...]]]:
+        return (type(self), (str(self), self.problems))
 
 
 class ReconciliationFailed(IssuanceError):
