@@ -1,0 +1,268 @@
+"""Encryption of sensitive fields at rest (AES-GCM envelopes) and keyed lookups (HMAC blind indexes).
+
+Envelope, version 1 (all lengths in bytes):
+
+    0x01 | len(key_id) (1) | key_id (ASCII) | wrap_nonce (12) | wrapped data key (32 + 16 tag)
+         | data_nonce (12) | ciphertext + tag (16)
+
+The data key is random and wrapped by the master key named by key_id; the header (version and key id) is
+authenticated as associated data of both encryptions. `encrypt` uses a fresh data key per value;
+`encrypt_many` shares one data key across a batch with a fresh nonce per value, which keeps the nightly batch
+cheap (one key wrap per batch) and is still envelope encryption: every value carries its wrapped data key.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hmac
+import json
+import logging
+import os
+import re
+from collections import OrderedDict
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from issuance.errors import ConfigurationError, IssuanceError
+from issuance.settings import Settings
+
+log = logging.getLogger(__name__)
+
+ENVELOPE_VERSION = 1
+KEY_BYTES = 32
+NONCE_BYTES = 12
+TAG_BYTES = 16
+WRAPPED_KEY_BYTES = KEY_BYTES + TAG_BYTES
+# One batch data key protects at most this many values: far below the 2**32 random-nonce limit of AES-GCM.
+MAX_VALUES_PER_DATA_KEY = 1 << 20
+KEYS_FILE = "keys.json"
+
+_KEY_ID = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+_DIGEST_DOMAIN = b"issuance.digest\x00"
+
+
+class DecryptionFailed(IssuanceError):
+    """An envelope is malformed, was tampered with, or names a key this process does not have."""
+
+
+class Vault:
+    """Encrypts, decrypts and blind-indexes values; the first data key encrypts, every data key decrypts."""
+
+    def __init__(self, data_keys: Sequence[tuple[str, bytes]], blind_index_key: bytes) -> None:
+        if not data_keys:
+            raise ConfigurationError("at least one data key is required")
+        wrappers: dict[bytes, AESGCM] = {}
+        for key_id, key in data_keys:
+            if not _KEY_ID.match(key_id):
+                raise ConfigurationError(f"data key id {key_id!r} must match {_KEY_ID.pattern}")
+            if len(key) != KEY_BYTES:
+                raise ConfigurationError(f"data key {key_id!r} must be {KEY_BYTES} bytes, not {len(key)}")
+            if key_id.encode() in wrappers:
+                raise ConfigurationError(f"data key id {key_id!r} is configured twice")
+            wrappers[key_id.encode()] = AESGCM(key)
+        if len(blind_index_key) < KEY_BYTES:
+            raise ConfigurationError(f"the blind-index key must be at least {KEY_BYTES} bytes")
+        self._data_keys = tuple((kid, bytes(key)) for kid, key in data_keys)
+        self._blind_index_key = bytes(blind_index_key)
+        self._wrappers = wrappers
+        self.primary_key_id = data_keys[0][0]
+        self._primary_kid = self.primary_key_id.encode()
+        self._header = bytes([ENVELOPE_VERSION, len(self._primary_kid)]) + self._primary_kid
+        # Unwrapped data keys of recent envelopes: values of one batch share a data key.
+        self._unwrapped: OrderedDict[bytes, AESGCM] = OrderedDict()
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Vault:
+        """Keys from ISSUANCE_DATA_KEYS / ISSUANCE_BLIND_INDEX_KEY, else development keys in state_dir."""
+        data_keys = settings.data_keys.get_secret_value() if settings.data_keys else None
+        blind_key = settings.blind_index_key.get_secret_value() if settings.blind_index_key else None
+        if data_keys is None and blind_key is None:
+            data_keys, blind_key = _development_keys(Path(settings.state_dir))
+        if data_keys is None or blind_key is None:
+            raise ConfigurationError(
+                "set both ISSUANCE_DATA_KEYS and ISSUANCE_BLIND_INDEX_KEY, or neither (development keys)"
+            )
+        return cls(parse_data_keys(data_keys), _b64("ISSUANCE_BLIND_INDEX_KEY", blind_key))
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Picklable for runners that ship DoFns to workers; caches are rebuilt there.
+        return (Vault, (self._data_keys, self._blind_index_key))
+
+    # Encryption -------------------------------------------------------------------------------------------
+
+    def encrypt(self, value: str) -> bytes:
+        """An envelope of `value` under a fresh data key."""
+        return self.encrypt_bytes(value.encode())
+
+    def encrypt_bytes(self, value: bytes) -> bytes:
+        """An envelope of raw bytes (e.g. a dead letter's payload) under a fresh data key."""
+        return _Batch(self).seal(value)
+
+    def encrypt_many(self, values: Iterable[str | None]) -> list[bytes | None]:
+        """Envelopes of a batch sharing one data key, a fresh nonce each; None stays None."""
+        out: list[bytes | None] = []
+        batch = _Batch(self)
+        for value in values:
+            if value is None:
+                out.append(None)
+                continue
+            if batch.count >= MAX_VALUES_PER_DATA_KEY:
+                batch = _Batch(self)
+            out.append(batch.seal(value.encode()))
+        return out
+
+    def decrypt(self, envelope: bytes) -> str:
+        """The text sealed in `envelope`; DecryptionFailed when it is not authentic."""
+        return self.decrypt_bytes(envelope).decode()
+
+    def decrypt_bytes(self, envelope: bytes) -> bytes:
+        """The bytes sealed in `envelope`; DecryptionFailed when it is not authentic."""
+        envelope = bytes(envelope)
+        header, kid, wrapped, rest = _split(envelope)
+        cipher = self._data_cipher(header, kid, wrapped)
+        try:
+            return cipher.decrypt(rest[:NONCE_BYTES], rest[NONCE_BYTES:], header)
+        except InvalidTag as exc:
+            raise DecryptionFailed("envelope is not authentic (tampered or wrong key)") from exc
+
+    def key_id_of(self, envelope: bytes) -> str:
+        """The id of the master key that wrapped this envelope's data key."""
+        return _split(bytes(envelope))[1].decode()
+
+    def needs_rotation(self, envelope: bytes) -> bool:
+        """Whether the envelope was sealed under a key other than the current (first) one."""
+        return _split(bytes(envelope))[1] != self._primary_kid
+
+    def reencrypt(self, envelope: bytes) -> bytes:
+        """The same plaintext sealed under the current key (rotation)."""
+        return self.encrypt_bytes(self.decrypt_bytes(envelope))
+
+    # Keyed hashes -----------------------------------------------------------------------------------------
+
+    def blind_index(self, value: str) -> bytes:
+        """HMAC-SHA256 of the normalized value (stripped, upper-cased): equal ID numbers, equal index."""
+        return hmac.digest(self._blind_index_key, normalize(value).encode(), "sha256")
+
+    def digest(self, *parts: str) -> bytes:
+        """A keyed fingerprint of several values, to detect a change without decrypting."""
+        message = _DIGEST_DOMAIN + "\x1f".join(parts).encode()
+        return hmac.digest(self._blind_index_key, message, "sha256")
+
+    # Internals --------------------------------------------------------------------------------------------
+
+    def _data_cipher(self, header: bytes, kid: bytes, wrapped: bytes) -> AESGCM:
+        cache_key = kid + wrapped
+        cipher = self._unwrapped.get(cache_key)
+        if cipher is not None:
+            return cipher
+        wrapper = self._wrappers.get(kid)
+        if wrapper is None:
+            raise DecryptionFailed(f"envelope names unknown data key {kid.decode(errors='replace')!r}")
+        try:
+            data_key = wrapper.decrypt(wrapped[:NONCE_BYTES], wrapped[NONCE_BYTES:], header)
+        except InvalidTag as exc:
+            raise DecryptionFailed("envelope is not authentic (tampered or wrong key)") from exc
+        cipher = AESGCM(data_key)
+        self._unwrapped[cache_key] = cipher
+        if len(self._unwrapped) > 64:
+            self._unwrapped.popitem(last=False)
+        return cipher
+
+
+class _Batch:
+    """One data key, wrapped once, sealing values with a fresh nonce each."""
+
+    __slots__ = ("_cipher", "_prefix", "count")
+
+    def __init__(self, vault: Vault) -> None:
+        data_key = AESGCM.generate_key(bit_length=KEY_BYTES * 8)
+        wrap_nonce = os.urandom(NONCE_BYTES)
+        header = vault._header
+        wrapped = vault._wrappers[vault._primary_kid].encrypt(wrap_nonce, data_key, header)
+        self._cipher = AESGCM(data_key)
+        self._prefix = header + wrap_nonce + wrapped
+        self.count = 0
+
+    def seal(self, value: bytes) -> bytes:
+        self.count += 1
+        nonce = os.urandom(NONCE_BYTES)
+        # The header is the first bytes of the prefix; authenticate it with the value.
+        header_len = 2 + self._prefix[1]
+        return self._prefix + nonce + self._cipher.encrypt(nonce, value, self._prefix[:header_len])
+
+
+def _split(envelope: bytes) -> tuple[bytes, bytes, bytes, bytes]:
+    """(header, key id, wrap nonce + wrapped key, data nonce + ciphertext) of an envelope."""
+    if len(envelope) < 2 or envelope[0] != ENVELOPE_VERSION:
+        raise DecryptionFailed("not an envelope of a known version")
+    header_len = 2 + envelope[1]
+    body = header_len + NONCE_BYTES + WRAPPED_KEY_BYTES
+    if len(envelope) < body + NONCE_BYTES + TAG_BYTES:
+        raise DecryptionFailed("envelope is truncated")
+    return (
+        envelope[:header_len],
+        envelope[2:header_len],
+        envelope[header_len:body],
+        envelope[body:],
+    )
+
+
+def normalize(value: str) -> str:
+    """The form a value is blind-indexed in: surrounding whitespace removed, upper case (ID number 'x')."""
+    return value.strip().upper()
+
+
+def parse_data_keys(text: str) -> list[tuple[str, bytes]]:
+    """Parse "kid:base64[,kid:base64...]" (the first key encrypts)."""
+    keys: list[tuple[str, bytes]] = []
+    for item in text.split(","):
+        kid, sep, encoded = item.strip().partition(":")
+        if not sep:
+            raise ConfigurationError("ISSUANCE_DATA_KEYS must look like 'kid:base64key[,kid:base64key...]'")
+        keys.append((kid.strip(), _b64(f"ISSUANCE_DATA_KEYS ({kid.strip()})", encoded.strip())))
+    return keys
+
+
+def generate_key_text(key_id: str = "k1") -> tuple[str, str]:
+    """Fresh ("kid:base64", "base64") values for ISSUANCE_DATA_KEYS and ISSUANCE_BLIND_INDEX_KEY."""
+    data = base64.b64encode(os.urandom(KEY_BYTES)).decode()
+    blind = base64.b64encode(os.urandom(KEY_BYTES)).decode()
+    return f"{key_id}:{data}", blind
+
+
+def _b64(what: str, text: str) -> bytes:
+    try:
+        return base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise ConfigurationError(f"{what} is not valid base64") from exc
+
+
+def _development_keys(state_dir: Path) -> tuple[str, str]:
+    """Development keys, generated once into state_dir/keys.json (mode 0600)."""
+    path = state_dir / KEYS_FILE
+    if not path.exists():
+        state_dir.mkdir(parents=True, exist_ok=True)
+        data_keys, blind = generate_key_text("dev1")
+        tmp = state_dir / f".{KEYS_FILE}.{os.getpid()}.tmp"
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            json.dump({"data_keys": data_keys, "blind_index_key": blind}, handle)
+        try:
+            os.link(tmp, path)  # atomic and never overwrites: a concurrent first run keeps one key set
+            log.warning("generated development encryption keys in %s (not for production data)", path)
+        except FileExistsError:
+            pass
+        finally:
+            tmp.unlink()
+    if path.stat().st_mode & 0o077:
+        log.warning("%s is readable by other users; it should have mode 0600", path)
+    try:
+        stored = json.loads(path.read_text())
+        return str(stored["data_keys"]), str(stored["blind_index_key"])
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise ConfigurationError(f"{path} is not a valid keys file") from exc
