@@ -35,6 +35,7 @@ CREATE TABLE persons (
     id_number_enc  bytea NOT NULL,
     name_enc       bytea NOT NULL,
     insured        boolean NOT NULL,
+    fingerprint    bytea,                   -- keyed HMAC of (id number, name): detects a change without decrypting
     updated_at     timestamptz NOT NULL DEFAULT now()
 );
 

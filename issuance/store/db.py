@@ -1,0 +1,63 @@
+"""Connections to the system of record: one place that sets timeouts and translates connection failures."""
+
+from __future__ import annotations
+
+import psycopg
+from psycopg import sql
+from psycopg.conninfo import conninfo_to_dict
+from psycopg.rows import TupleRow
+
+from issuance.errors import IssuanceError
+
+CONNECT_TIMEOUT_S = 10
+# A session may wait this long for a row or table lock before failing instead of hanging a night.
+LOCK_TIMEOUT = "60s"
+# A transaction left open by a crashed client is ended by the server.
+IDLE_IN_TRANSACTION_TIMEOUT = "10min"
+
+
+class DatabaseUnavailable(IssuanceError):
+    """PostgreSQL could not be reached or refused the connection."""
+
+
+def describe(conninfo: str) -> str:
+    """Where a connection string points, without its password: 'host:port/dbname'."""
+    try:
+        params = conninfo_to_dict(conninfo)
+    except psycopg.ProgrammingError:
+        return "(unparseable connection string)"
+    host = str(params.get("host") or "localhost")
+    port = str(params.get("port") or "5432")
+    return f"{host}:{port}/{params.get('dbname') or params.get('user') or ''}"
+
+
+def connect(
+    conninfo: str,
+    *,
+    autocommit: bool = False,
+    application_name: str = "issuance",
+    statement_timeout: str | None = None,
+    lock_timeout: str = LOCK_TIMEOUT,
+) -> psycopg.Connection[TupleRow]:
+    """A new connection (autocommit off unless asked) with the project's timeouts set."""
+    try:
+        conn = psycopg.connect(
+            conninfo,
+            autocommit=autocommit,
+            connect_timeout=CONNECT_TIMEOUT_S,
+            application_name=application_name,
+        )
+    except psycopg.OperationalError as exc:
+        raise DatabaseUnavailable(f"cannot connect to PostgreSQL at {describe(conninfo)}: {exc}") from exc
+    settings = {
+        "lock_timeout": lock_timeout,
+        "idle_in_transaction_session_timeout": IDLE_IN_TRANSACTION_TIMEOUT,
+        "statement_timeout": statement_timeout or "0",
+    }
+    query = sql.SQL("SELECT {}").format(
+        sql.SQL(", ").join(sql.SQL("set_config({}, {}, false)").format(k, v) for k, v in settings.items())
+    )
+    conn.execute(query)
+    if not autocommit:
+        conn.commit()
+    return conn
