@@ -1,0 +1,81 @@
+"""Reads of reference data for the nightly pipeline: the catalog whole, persons and cards in bulk by key."""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+
+import psycopg
+from psycopg.rows import TupleRow
+
+from issuance.crypto import Vault
+from issuance.domain.model import (
+    Bank,
+    Branch,
+    CardStatus,
+    ExistingCard,
+    FinancialStatus,
+    IssuingArea,
+    Person,
+    ReferenceData,
+)
+
+
+def load_catalog(conn: psycopg.Connection[TupleRow]) -> ReferenceData:
+    """Issuing areas, banks and branches (persons left empty: look them up with lookup_persons)."""
+    areas = {
+        str(code): IssuingArea(str(code), str(name), bool(approved), approval_ref)
+        for code, name, approved, approval_ref in conn.execute(
+            "SELECT area_code, name, approved, approval_ref FROM issuing_areas"
+        )
+    }
+    banks = {
+        str(code): Bank(str(code), str(name), str(bin_), str(terms), frozenset(area_codes))
+        for code, name, bin_, terms, area_codes in conn.execute(
+            "SELECT bank_code, name, bin, terms_version, area_codes FROM banks"
+        )
+    }
+    branches = {
+        str(code): Branch(str(code), str(bank), str(area), str(name))
+        for code, bank, area, name in conn.execute(
+            "SELECT branch_code, bank_code, area_code, name FROM branches"
+        )
+    }
+    return ReferenceData(areas, banks, branches, {})
+
+
+def lookup_persons(
+    conn: psycopg.Connection[TupleRow], vault: Vault, person_keys: Collection[bytes]
+) -> dict[bytes, Person]:
+    """The registry persons (decrypted, with their cards) among `person_keys`, by person key."""
+    if not person_keys:
+        return {}
+    keys = list(person_keys)
+    cards: dict[bytes, list[ExistingCard]] = {}
+    for card_number, key, bank_code, status, financial in conn.execute(
+        "SELECT card_number, person_key, bank_code, status, financial_status FROM person_cards"
+        " WHERE person_key = ANY(%s) ORDER BY card_number",
+        (keys,),
+    ):
+        cards.setdefault(bytes(key), []).append(
+            ExistingCard(str(card_number), str(bank_code), CardStatus(status), FinancialStatus(financial))
+        )
+    persons: dict[bytes, Person] = {}
+    for key, id_enc, name_enc, insured in conn.execute(
+        "SELECT person_key, id_number_enc, name_enc, insured FROM persons WHERE person_key = ANY(%s)",
+        (keys,),
+    ):
+        key = bytes(key)
+        persons[key] = Person(
+            vault.decrypt(id_enc), vault.decrypt(name_enc), bool(insured), tuple(cards.get(key, ()))
+        )
+    return persons
+
+
+def lookup_cards(conn: psycopg.Connection[TupleRow], card_numbers: Collection[str]) -> dict[str, bytes]:
+    """The registry cards among `card_numbers`: card number -> the holder's person key."""
+    if not card_numbers:
+        return {}
+    rows = conn.execute(
+        "SELECT card_number, person_key FROM person_cards WHERE card_number = ANY(%s)", (list(card_numbers),)
+    )
+    return {str(number): bytes(key) for number, key in rows}
