@@ -1,0 +1,373 @@
+"""The events this system publishes, as frozen dataclasses named after their Avro records.
+
+Every event has a deterministic event_id derived from its business key, so re-running any part of a night
+produces the same ids and consumers (with their inbox) apply each event at most once.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+from typing import Any, ClassVar, Self
+
+from issuance.codec.avro import decode, encode
+from issuance.domain.model import ApplicationType, DeadLetterReason, Reason, State
+from issuance.errors import SchemaViolation
+
+# Fixed forever: changing it changes every event id.
+EVENT_NAMESPACE = uuid.UUID("6f1d3c52-8a4e-5b7f-9c2d-0e4a1b3c5d7e")
+
+
+class ActivationFailureReason(StrEnum):
+    KYC_FAILED = "KYC_FAILED"
+    ACCOUNT_LIMIT = "ACCOUNT_LIMIT"
+    BANK_SYSTEM_ERROR = "BANK_SYSTEM_ERROR"
+    DUPLICATE_REQUEST = "DUPLICATE_REQUEST"
+
+
+def event_id(kind: str, *key: object) -> str:
+    """A deterministic event id: uuid5 over "kind:key1:key2..." (None as the empty string)."""
+    name = ":".join([kind, *("" if part is None else str(part) for part in key)])
+    return str(uuid.uuid5(EVENT_NAMESPACE, name))
+
+
+def decision_event_id(application_id: str, state: State, run_id: int | None) -> str:
+    """One decision per application, state and run."""
+    return event_id("decision-issued", application_id, state.value, run_id)
+
+
+def activation_request_event_id(application_id: str, attempt: int) -> str:
+    """One activation request per application and attempt."""
+    return event_id("activation-requested", application_id, attempt)
+
+
+def activation_answer_event_id(request_event_id: str) -> str:
+    """A bank answers a request once, completed or failed: both answers share the id, so only one applies."""
+    return event_id("activation-answered", request_event_id)
+
+
+def dead_letter_event_id(source_topic: str, partition: int, offset: int) -> str:
+    """One dead letter per source message."""
+    return event_id("message-dead-lettered", source_topic, partition, offset)
+
+
+def _timestamp(value: datetime) -> str:
+    if value.tzinfo is None:
+        raise SchemaViolation("timestamps must carry an offset", [("$timestamp", "naive datetime")])
+    return value.isoformat()
+
+
+def _parse_timestamp(record: Mapping[str, Any], name: str) -> datetime:
+    try:
+        value = datetime.fromisoformat(record[name])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise SchemaViolation(problems=[(name, "must be an ISO-8601 date-time with an offset")]) from exc
+    if value.tzinfo is None:
+        raise SchemaViolation(problems=[(name, "must be an ISO-8601 date-time with an offset")])
+    return value
+
+
+class _Codec:
+    """to_bytes / from_bytes shared by every message class."""
+
+    __slots__ = ()
+    RECORD: ClassVar[str]
+
+    def to_record(self) -> dict[str, Any]:
+        raise NotImplementedError
+
+    @classmethod
+    def from_record(cls, record: Mapping[str, Any]) -> Self:
+        raise NotImplementedError
+
+    def to_bytes(self) -> bytes:
+        """The Avro single-object encoding of this event."""
+        return encode(self.RECORD, self.to_record())
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> Self:
+        """Decode a message of this record (raises the codec's typed errors)."""
+        return cls.from_record(decode(data, cls.RECORD).record)
+
+
+def _convert(record_name: str, build: Callable[[], Any]) -> Any:
+    """Build a message from a record, translating a missing field or an unknown symbol."""
+    try:
+        return build()
+    except (KeyError, TypeError, ValueError) as exc:
+        raise SchemaViolation(problems=[("$record", f"not a valid {record_name} record")]) from exc
+
+
+@dataclass(frozen=True, slots=True)
+class DecisionIssued(_Codec):
+    """The bureau decided on an application; for the branch. Never carries personal data."""
+
+    RECORD: ClassVar[str] = "DecisionIssued"
+
+    event_id: str
+    application_id: str
+    branch_code: str
+    state: State
+    reasons: tuple[Reason, ...]
+    decided_at: datetime
+    run_id: int | None = None
+
+    def to_record(self) -> dict[str, Any]:
+        return {
+            "event_id": self.event_id,
+            "application_id": self.application_id,
+            "branch_code": self.branch_code,
+            "state": self.state.value,
+            "reasons": [reason.value for reason in self.reasons],
+            "decided_at": _timestamp(self.decided_at),
+            "run_id": self.run_id,
+        }
+
+    @classmethod
+    def from_record(cls, record: Mapping[str, Any]) -> Self:
+        decided_at = _parse_timestamp(record, "decided_at")
+        result: Self = _convert(
+            cls.RECORD,
+            lambda: cls(
+                event_id=record["event_id"],
+                application_id=record["application_id"],
+                branch_code=record["branch_code"],
+                state=State(record["state"]),
+                reasons=tuple(Reason(reason) for reason in record["reasons"]),
+                decided_at=decided_at,
+                run_id=record.get("run_id"),
+            ),
+        )
+        return result
+
+
+@dataclass(frozen=True, slots=True, repr=False)
+class ActivationRequested(_Codec):
+    """Asks a bank to open a card's account; carries personal data, so only on the bank's own topic."""
+
+    RECORD: ClassVar[str] = "ActivationRequested"
+
+    event_id: str
+    application_id: str
+    bank_code: str
+    application_type: ApplicationType
+    attempt: int
+    card_number: str
+    account_number: str
+    holder_id_number: str
+    holder_name: str
+    requested_at: datetime
+    card_identification_code: str | None = None
+    run_id: int | None = None
+
+    def __repr__(self) -> str:
+        # Never print the personal fields (logs, tracebacks).
+        return (
+            f"ActivationRequested(event_id={self.event_id!r}, application_id={self.application_id!r}, "
+            f"bank_code={self.bank_code!r}, attempt={self.attempt})"
+        )
+
+    def to_record(self) -> dict[str, Any]:
+        return {
+            "event_id": self.event_id,
+            "application_id": self.application_id,
+            "bank_code": self.bank_code,
+            "application_type": self.application_type.value,
+            "attempt": self.attempt,
+            "card_number": self.card_number,
+            "card_identification_code": self.card_identification_code,
+            "account_number": self.account_number,
+            "holder_id_number": self.holder_id_number,
+            "holder_name": self.holder_name,
+            "requested_at": _timestamp(self.requested_at),
+            "run_id": self.run_id,
+        }
+
+    @classmethod
+    def from_record(cls, record: Mapping[str, Any]) -> Self:
+        requested_at = _parse_timestamp(record, "requested_at")
+        result: Self = _convert(
+            cls.RECORD,
+            lambda: cls(
+                event_id=record["event_id"],
+                application_id=record["application_id"],
+                bank_code=record["bank_code"],
+                application_type=ApplicationType(record["application_type"]),
+                attempt=record["attempt"],
+                card_number=record["card_number"],
+                account_number=record["account_number"],
+                holder_id_number=record["holder_id_number"],
+                holder_name=record["holder_name"],
+                requested_at=requested_at,
+                card_identification_code=record.get("card_identification_code"),
+                run_id=record.get("run_id"),
+            ),
+        )
+        return result
+
+
+@dataclass(frozen=True, slots=True)
+class ActivationCompleted(_Codec):
+    """A bank opened the account; account_reference is masked."""
+
+    RECORD: ClassVar[str] = "ActivationCompleted"
+
+    event_id: str
+    request_event_id: str
+    application_id: str
+    bank_code: str
+    account_reference: str
+    completed_at: datetime
+
+    def to_record(self) -> dict[str, Any]:
+        return {
+            "event_id": self.event_id,
+            "request_event_id": self.request_event_id,
+            "application_id": self.application_id,
+            "bank_code": self.bank_code,
+            "account_reference": self.account_reference,
+            "completed_at": _timestamp(self.completed_at),
+        }
+
+    @classmethod
+    def from_record(cls, record: Mapping[str, Any]) -> Self:
+        completed_at = _parse_timestamp(record, "completed_at")
+        result: Self = _convert(
+            cls.RECORD,
+            lambda: cls(
+                event_id=record["event_id"],
+                request_event_id=record["request_event_id"],
+                application_id=record["application_id"],
+                bank_code=record["bank_code"],
+                account_reference=record["account_reference"],
+                completed_at=completed_at,
+            ),
+        )
+        return result
+
+
+@dataclass(frozen=True, slots=True)
+class ActivationFailed(_Codec):
+    """A bank could not open the account."""
+
+    RECORD: ClassVar[str] = "ActivationFailed"
+
+    event_id: str
+    request_event_id: str
+    application_id: str
+    bank_code: str
+    failure_reason: ActivationFailureReason
+    failed_at: datetime
+    detail: str | None = None
+
+    def to_record(self) -> dict[str, Any]:
+        return {
+            "event_id": self.event_id,
+            "request_event_id": self.request_event_id,
+            "application_id": self.application_id,
+            "bank_code": self.bank_code,
+            "failure_reason": self.failure_reason.value,
+            "detail": self.detail,
+            "failed_at": _timestamp(self.failed_at),
+        }
+
+    @classmethod
+    def from_record(cls, record: Mapping[str, Any]) -> Self:
+        failed_at = _parse_timestamp(record, "failed_at")
+        result: Self = _convert(
+            cls.RECORD,
+            lambda: cls(
+                event_id=record["event_id"],
+                request_event_id=record["request_event_id"],
+                application_id=record["application_id"],
+                bank_code=record["bank_code"],
+                failure_reason=ActivationFailureReason(record["failure_reason"]),
+                failed_at=failed_at,
+                detail=record.get("detail"),
+            ),
+        )
+        return result
+
+
+@dataclass(frozen=True, slots=True, repr=False)
+class MessageDeadLettered(_Codec):
+    """A message that could not be read, with its original bytes (which may hold personal data)."""
+
+    RECORD: ClassVar[str] = "MessageDeadLettered"
+
+    event_id: str
+    source_topic: str
+    partition: int
+    offset: int
+    stage: str
+    reason: DeadLetterReason
+    detail: str
+    payload: bytes
+    dead_lettered_at: datetime
+    run_id: int | None = None
+
+    def __repr__(self) -> str:
+        return (
+            f"MessageDeadLettered(source_topic={self.source_topic!r}, partition={self.partition}, "
+            f"offset={self.offset}, stage={self.stage!r}, reason={self.reason.value}, "
+            f"detail={self.detail!r}, payload=<{len(self.payload)} bytes>)"
+        )
+
+    def to_record(self) -> dict[str, Any]:
+        return {
+            "event_id": self.event_id,
+            "source_topic": self.source_topic,
+            "partition": self.partition,
+            "offset": self.offset,
+            "stage": self.stage,
+            "reason": self.reason.value,
+            "detail": self.detail,
+            "payload": self.payload,
+            "dead_lettered_at": _timestamp(self.dead_lettered_at),
+            "run_id": self.run_id,
+        }
+
+    @classmethod
+    def from_record(cls, record: Mapping[str, Any]) -> Self:
+        dead_lettered_at = _parse_timestamp(record, "dead_lettered_at")
+        result: Self = _convert(
+            cls.RECORD,
+            lambda: cls(
+                event_id=record["event_id"],
+                source_topic=record["source_topic"],
+                partition=record["partition"],
+                offset=record["offset"],
+                stage=record["stage"],
+                reason=DeadLetterReason(record["reason"]),
+                detail=record["detail"],
+                payload=bytes(record["payload"]),
+                dead_lettered_at=dead_lettered_at,
+                run_id=record.get("run_id"),
+            ),
+        )
+        return result
+
+
+Event = DecisionIssued | ActivationRequested | ActivationCompleted | ActivationFailed | MessageDeadLettered
+EVENT_TYPES: dict[str, type[Event]] = {
+    cls.RECORD: cls
+    for cls in (
+        DecisionIssued,
+        ActivationRequested,
+        ActivationCompleted,
+        ActivationFailed,
+        MessageDeadLettered,
+    )
+}
+
+
+def decode_event(data: bytes) -> Event:
+    """Decode any published event into its dataclass (raises the codec's typed errors)."""
+    decoded = decode(data)
+    kind = EVENT_TYPES.get(decoded.record_name)
+    if kind is None:
+        raise SchemaViolation(f"{decoded.record_name} is not an event", [("$record", "not an event")])
+    return kind.from_record(decoded.record)
