@@ -9,6 +9,7 @@ import stat
 from pathlib import Path
 
 import pytest
+from pydantic import SecretStr
 
 from issuance.crypto import DecryptionFailed, Vault, parse_data_keys
 from issuance.errors import ConfigurationError
@@ -101,7 +102,9 @@ def test_vault_survives_pickling() -> None:
 
 def test_keys_from_settings() -> None:
     data = f"new:{base64.b64encode(NEW_KEY).decode()}, old:{base64.b64encode(OLD_KEY).decode()}"
-    settings = Settings(data_keys=data, blind_index_key=base64.b64encode(BLIND_KEY).decode())
+    settings = Settings(
+        data_keys=SecretStr(data), blind_index_key=SecretStr(base64.b64encode(BLIND_KEY).decode())
+    )
     v = Vault.from_settings(settings)
     assert v.primary_key_id == "new"
     assert v.decrypt(vault(("old", OLD_KEY)).encrypt(ID)) == ID
@@ -119,9 +122,8 @@ def test_malformed_data_keys_are_refused_without_echoing_them(text: str) -> None
 
 def test_only_one_of_the_two_keys_configured_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ConfigurationError, match="both"):
-        Vault.from_settings(
-            Settings(blind_index_key=base64.b64encode(BLIND_KEY).decode(), state_dir=tmp_path)
-        )
+        blind = SecretStr(base64.b64encode(BLIND_KEY).decode())
+        Vault.from_settings(Settings(blind_index_key=blind, state_dir=tmp_path))
 
 
 def test_development_keys_are_generated_once_with_mode_0600(
