@@ -1,0 +1,126 @@
+"""`issuance dev up|down|status`: the embedded broker and PostgreSQL for development, demos and tests."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Annotated
+
+import psycopg
+import typer
+
+from issuance.cli.common import EXIT_FAILURE, command, load_settings, print_json
+from issuance.errors import BrokerUnavailable
+from issuance.services import embedded
+from issuance.services.broker import probe_kafka
+from issuance.services.embedded import ServiceChange
+from issuance.services.endpoints import mask_url
+from issuance.services.postgres import probe_database
+from issuance.settings import Settings
+
+StateDirOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--state-dir", help="Where the services keep data, logs and services.json [default: .issuance]."
+    ),
+]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print a JSON document.")]
+
+dev_app = typer.Typer(
+    help="Start, stop and inspect the embedded broker and PostgreSQL.", no_args_is_help=True
+)
+
+
+@dataclass(frozen=True)
+class ServiceHealth:
+    """One service as `dev status` reports it."""
+
+    name: str
+    source: str
+    address: str | None
+    healthy: bool
+    detail: str
+
+
+def _settings(ctx: typer.Context, state_dir: Path | None) -> Settings:
+    """The settings, with --state-dir taking precedence over ISSUANCE_STATE_DIR."""
+    settings = load_settings(ctx)
+    return settings if state_dir is None else settings.model_copy(update={"state_dir": state_dir})
+
+
+def _report(changes: list[ServiceChange], as_json: bool) -> None:
+    """Print what up/down did."""
+    if as_json:
+        print_json(
+            {change.name: {"outcome": change.outcome, "address": change.address} for change in changes}
+        )
+        return
+    for change in changes:
+        where = f" at {mask_url(change.address)}" if change.address else ""
+        typer.echo(f"{change.name}: {change.outcome}{where}")
+
+
+@dev_app.command("up")
+@command
+def up(ctx: typer.Context, state_dir: StateDirOption = None, as_json: JsonOption = False) -> None:
+    """Start the embedded broker and PostgreSQL in the background (already running ones are kept)."""
+    settings = _settings(ctx, state_dir)
+    _report(embedded.up(settings.state_dir), as_json)
+
+
+@dev_app.command("down")
+@command
+def down(ctx: typer.Context, state_dir: StateDirOption = None, as_json: JsonOption = False) -> None:
+    """Stop the embedded services and wait until none of their processes is left; data stays."""
+    settings = _settings(ctx, state_dir)
+    _report(embedded.down(settings.state_dir), as_json)
+
+
+def _kafka_health(settings: Settings, running: embedded.Embedded) -> ServiceHealth:
+    """Probe Kafka with a metadata request."""
+    source = "configured" if settings.kafka_bootstrap else "embedded"
+    address = settings.kafka_bootstrap or running.kafka_bootstrap
+    if address is None:
+        return ServiceHealth("kafka", source, None, False, "not running: run `issuance dev up`")
+    try:
+        topics = probe_kafka(address, timeout_ms=5000)
+    except BrokerUnavailable as exc:
+        return ServiceHealth("kafka", source, address, False, str(exc))
+    return ServiceHealth("kafka", source, address, True, f"metadata ok, {len(topics)} topics")
+
+
+def _postgres_health(settings: Settings, running: embedded.Embedded) -> ServiceHealth:
+    """Probe PostgreSQL with SELECT 1."""
+    configured = settings.database_url.get_secret_value() if settings.database_url is not None else None
+    source = "configured" if configured else "embedded"
+    url = configured or running.database_url
+    if url is None:
+        return ServiceHealth("postgres", source, None, False, "not running: run `issuance dev up`")
+    try:
+        probe_database(url)
+    except psycopg.Error as exc:
+        # libpq messages can echo the conninfo; mask before showing.
+        return ServiceHealth("postgres", source, mask_url(url), False, mask_url(str(exc).strip()))
+    return ServiceHealth("postgres", source, mask_url(url), True, "SELECT 1 ok")
+
+
+@dev_app.command("status")
+@command
+def status(ctx: typer.Context, state_dir: StateDirOption = None, as_json: JsonOption = False) -> None:
+    """Show each service's address and probe it (Kafka metadata, SELECT 1); exit 1 unless all are healthy."""
+    settings = _settings(ctx, state_dir)
+    running = embedded.running(settings.state_dir)
+    services = [_kafka_health(settings, running), _postgres_health(settings, running)]
+    if as_json:
+        print_json({s.name: {k: v for k, v in asdict(s).items() if k != "name"} for s in services})
+    else:
+        for s in services:
+            mark = "healthy" if s.healthy else "UNHEALTHY"
+            typer.echo(f"{s.name} ({s.source}): {s.address or '-'}  {mark}  {s.detail}")
+    if not all(s.healthy for s in services):
+        raise typer.Exit(EXIT_FAILURE)
+
+
+def register(app: typer.Typer) -> None:
+    """Add the `dev` command group."""
+    app.add_typer(dev_app, name="dev")

@@ -1,0 +1,93 @@
+"""Topic names in one place, and their idempotent creation with the partition counts from the settings."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from kafka import KafkaAdminClient
+from kafka.admin import NewTopic
+from kafka.errors import KafkaError, TopicAlreadyExistsError
+
+from issuance.errors import BrokerUnavailable
+from issuance.settings import Settings
+
+
+class Topics:
+    """Every topic name of the system, with the configured prefix."""
+
+    __slots__ = ("prefix",)
+
+    def __init__(self, settings: Settings) -> None:
+        self.prefix = settings.topic_prefix
+
+    @property
+    def applications(self) -> str:
+        """Branch applications (input of the nightly run)."""
+        return f"{self.prefix}branch.applications"
+
+    @property
+    def agreements(self) -> str:
+        """Branch agreements (input of the nightly run)."""
+        return f"{self.prefix}branch.agreements"
+
+    @property
+    def decisions(self) -> str:
+        """Decisions sent back to the branches."""
+        return f"{self.prefix}branch.decisions"
+
+    @property
+    def activation_results(self) -> str:
+        """The banks' answers to activation requests."""
+        return f"{self.prefix}bank.activation-results"
+
+    @property
+    def dead_letters(self) -> str:
+        """Messages that could not be decoded or broke the contract."""
+        return f"{self.prefix}issuance.dead-letters"
+
+    def activation_requests(self, bank_code: str) -> str:
+        """Activation requests for one bank."""
+        return f"{self.prefix}bank.{bank_code}.activation-requests"
+
+
+def planned_topics(settings: Settings, bank_codes: Iterable[str]) -> dict[str, int]:
+    """Every topic to create, with its partition count."""
+    topics = Topics(settings)
+    # Decisions and dead letters follow the application partitioning; bank traffic the bank partitioning.
+    planned = {
+        topics.applications: settings.application_partitions,
+        topics.agreements: settings.agreement_partitions,
+        topics.decisions: settings.application_partitions,
+        topics.dead_letters: settings.application_partitions,
+        topics.activation_results: settings.bank_partitions,
+    }
+    for code in sorted(set(bank_codes)):
+        planned[topics.activation_requests(code)] = settings.bank_partitions
+    return planned
+
+
+def ensure_topics(bootstrap: str, settings: Settings, bank_codes: Iterable[str]) -> list[str]:
+    """Create the missing topics; return the names created now (existing ones are left as they are)."""
+    planned = planned_topics(settings, bank_codes)
+    try:
+        admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="issuance-setup")
+    except KafkaError as exc:
+        raise BrokerUnavailable(f"Kafka at {bootstrap} did not answer: {exc}") from exc
+    try:
+        existing = set(admin.list_topics())
+        missing = [name for name in planned if name not in existing]
+        created: list[str] = []
+        for name in missing:
+            # One request per topic: a batch fails as a whole when one topic appeared meanwhile.
+            try:
+                admin.create_topics(
+                    [NewTopic(name, planned[name], settings.replication_factor)], timeout_ms=30_000
+                )
+                created.append(name)
+            except TopicAlreadyExistsError:
+                continue
+        return created
+    except KafkaError as exc:
+        raise BrokerUnavailable(f"creating topics on {bootstrap} failed: {exc}") from exc
+    finally:
+        admin.close()
