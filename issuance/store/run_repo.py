@@ -1,0 +1,175 @@
+"""The nightly runs' own tables: runs and their plans, checkpoints, and the run-scoped staging tables."""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+from psycopg import Connection, sql
+from psycopg.rows import TupleRow
+from psycopg.types.json import Jsonb
+
+Conn = Connection[TupleRow]
+
+STAGED_APPLICATION_COLUMNS = (
+    "run_id", "source_topic", "source_partition", "source_offset", "application_id", "application_type",
+    "branch_code", "bank_code", "channel", "person_key", "id_number_enc", "name_enc", "phone_enc",
+    "guardian_id_enc", "card_number", "materials", "submitted_at", "submitted_utc_offset", "area_code", "reasons",
+)
+STAGED_AGREEMENT_COLUMNS = (
+    "run_id", "source_topic", "source_partition", "source_offset", "agreement_id", "application_id", "bank_code",
+    "terms_version", "document_sha256", "signed_at", "channel",
+)
+STAGED_DEAD_LETTER_COLUMNS = (
+    "run_id", "source_topic", "source_partition", "source_offset", "stage", "reason", "detail", "payload_enc",
+    "branch_code",
+)
+STAGING_TABLES = {
+    "staged_applications": STAGED_APPLICATION_COLUMNS,
+    "staged_agreements": STAGED_AGREEMENT_COLUMNS,
+    "staged_dead_letters": STAGED_DEAD_LETTER_COLUMNS,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Run:
+    """A nightly run as stored: its business date, its plan and how far it got."""
+
+    run_id: int
+    business_date: date
+    status: str
+    plan: list[dict[str, Any]]
+    staged: bool
+    counters: dict[str, Any] | None
+
+
+def _run(row: Sequence[Any]) -> Run:
+    return Run(int(row[0]), row[1], str(row[2]), list(row[3]), row[4] is not None, row[5])
+
+
+_RUN_COLUMNS = "run_id, business_date, status, plan, staged_at, counters"
+
+
+def open_run(conn: Conn) -> Run | None:
+    """The run in flight (PLANNED or RUNNING), locked for this transaction, if a crashed one is left."""
+    row = conn.execute(
+        f"SELECT {_RUN_COLUMNS} FROM runs WHERE status IN ('PLANNED', 'RUNNING') FOR UPDATE"
+    ).fetchone()
+    return _run(row) if row else None
+
+
+def get_run(conn: Conn, run_id: int) -> Run:
+    row = conn.execute(f"SELECT {_RUN_COLUMNS} FROM runs WHERE run_id = %s", (run_id,)).fetchone()
+    if row is None:
+        raise LookupError(f"no run {run_id}")
+    return _run(row)
+
+
+def create_run(conn: Conn, business_date: date, plan: list[dict[str, Any]]) -> Run:
+    """A new PLANNED run with its plan (the unique index allows one run in flight)."""
+    row = conn.execute(
+        f"INSERT INTO runs (business_date, status, plan) VALUES (%s, 'PLANNED', %s) RETURNING {_RUN_COLUMNS}",
+        (business_date, Jsonb(plan)),
+    ).fetchone()
+    assert row is not None
+    return _run(row)
+
+
+def mark_running(conn: Conn, run_id: int) -> None:
+    conn.execute("UPDATE runs SET status = 'RUNNING' WHERE run_id = %s", (run_id,))
+
+
+def mark_staged(conn: Conn, run_id: int, records_read: int, counters: dict[str, Any]) -> None:
+    conn.execute(
+        "UPDATE runs SET staged_at = now(), records_read = %s, counters = %s WHERE run_id = %s",
+        (records_read, Jsonb(counters), run_id),
+    )
+
+
+def finish_run(
+    conn: Conn, run_id: int, *, status: str, balanced: bool, reconciliation: dict[str, Any], error: str | None
+) -> None:
+    conn.execute(
+        "UPDATE runs SET status = %s, finished_at = now(), balanced = %s, reconciliation = %s, error = %s"
+        " WHERE run_id = %s",
+        (status, balanced, Jsonb(reconciliation), error, run_id),
+    )
+
+
+def checkpoints(conn: Conn, topics: Collection[str]) -> dict[tuple[str, int], int]:
+    """Where the next run starts reading, per (topic, partition)."""
+    rows = conn.execute(
+        "SELECT topic, partition, next_offset FROM checkpoints WHERE topic = ANY(%s)", (list(topics),)
+    )
+    return {(str(t), int(p)): int(o) for t, p, o in rows}
+
+
+def advance_checkpoints(conn: Conn, run_id: int, plan: Iterable[dict[str, Any]]) -> None:
+    """Move every planned partition's checkpoint to the plan's end (inside the run's final transaction)."""
+    with conn.cursor() as cur:
+        cur.executemany(
+            "INSERT INTO checkpoints (topic, partition, next_offset, run_id) VALUES (%s, %s, %s, %s)"
+            " ON CONFLICT (topic, partition) DO UPDATE SET next_offset = excluded.next_offset,"
+            " run_id = excluded.run_id, updated_at = now()",
+            [(p["topic"], p["partition"], p["end"], run_id) for p in plan],
+        )
+
+
+def clear_staging(conn: Conn, run_id: int) -> None:
+    """Forget what a crashed attempt of this run staged: it is staged again from Kafka."""
+    for table in STAGING_TABLES:
+        conn.execute(sql.SQL("DELETE FROM {} WHERE run_id = %s").format(sql.Identifier(table)), (run_id,))
+
+
+def replace_chunk(
+    conn: Conn,
+    run_id: int,
+    topic: str,
+    partition: int,
+    start: int,
+    end: int,
+    rows: dict[str, Sequence[Sequence[Any]]],
+) -> None:
+    """Replace one chunk's staged rows in one transaction: a retried bundle never adds rows twice."""
+    with conn.transaction(), conn.cursor() as cur:
+        for table, columns in STAGING_TABLES.items():
+            cur.execute(
+                sql.SQL(
+                    "DELETE FROM {} WHERE run_id = %s AND source_topic = %s AND source_partition = %s"
+                    " AND source_offset >= %s AND source_offset < %s"
+                ).format(sql.Identifier(table)),
+                (run_id, topic, partition, start, end),
+            )
+            table_rows = rows.get(table, ())
+            if not table_rows:
+                continue
+            copy_sql = sql.SQL("COPY {} ({}) FROM STDIN").format(
+                sql.Identifier(table), sql.SQL(", ").join(map(sql.Identifier, columns))
+            )
+            with cur.copy(copy_sql) as copy:
+                for row in table_rows:
+                    copy.write_row(row)
+
+
+def staged_counts(conn: Conn, run_id: int) -> dict[str, int]:
+    """How many rows each staging table holds for the run (progress while the pipeline runs)."""
+    counts = {}
+    for table in STAGING_TABLES:
+        row = conn.execute(
+            sql.SQL("SELECT count(*) FROM {} WHERE run_id = %s").format(sql.Identifier(table)), (run_id,)
+        ).fetchone()
+        counts[table] = int(row[0]) if row else 0
+    return counts
+
+
+def issued_card_holders(conn: Conn, person_keys: Collection[bytes]) -> set[bytes]:
+    """The persons among `person_keys` holding a card this system issued that is not cancelled."""
+    if not person_keys:
+        return set()
+    rows = conn.execute(
+        "SELECT DISTINCT person_key FROM cards WHERE person_key = ANY(%s) AND status <> 'CANCELLED'",
+        (list(person_keys),),
+    )
+    return {bytes(r[0]) for r in rows}

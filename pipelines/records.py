@@ -1,0 +1,78 @@
+"""The values that flow between the nightly stages: planned ranges, chunks of raw records, staged rows.
+
+Elements are batches (one chunk of records processed as a list in one DoFn call): per-element overhead on the
+DirectRunner is far higher than the work of one record, so a chunk is the unit of parallelism and of retry.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True, slots=True)
+class PartitionRange:
+    """The offsets [start, end) of one partition that one run reads."""
+
+    topic: str
+    partition: int
+    start: int
+    end: int
+
+    def to_json(self) -> dict[str, Any]:
+        return {"topic": self.topic, "partition": self.partition, "start": self.start, "end": self.end}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> PartitionRange:
+        return cls(str(data["topic"]), int(data["partition"]), int(data["start"]), int(data["end"]))
+
+    @property
+    def size(self) -> int:
+        return self.end - self.start
+
+
+@dataclass(frozen=True, slots=True)
+class Chunk:
+    """A slice [start, end) of a planned range: the unit read, staged and retried together."""
+
+    run_id: int
+    kind: str  # "application" | "agreement": which contract the topic carries
+    topic: str
+    partition: int
+    start: int
+    end: int
+
+
+@dataclass(frozen=True, slots=True)
+class RawRecord:
+    """One Kafka record as read: where it came from and its bytes."""
+
+    offset: int
+    key: bytes | None
+    value: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class RecordBatch:
+    """The records of one chunk, in offset order."""
+
+    chunk: Chunk
+    records: list[RawRecord]
+
+
+@dataclass(slots=True)
+class StagedBatch:
+    """One chunk's rows ready to COPY into the staging tables (tuples in the tables' column order)."""
+
+    chunk: Chunk
+    applications: list[tuple[Any, ...]] = field(default_factory=list)
+    agreements: list[tuple[Any, ...]] = field(default_factory=list)
+    dead_letters: list[tuple[Any, ...]] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class ChunkSummary:
+    """What staging one chunk produced, counted by stage and outcome (e.g. ("verify", "NAME_MISMATCH"))."""
+
+    chunk: Chunk
+    counts: tuple[tuple[str, str, int], ...]
