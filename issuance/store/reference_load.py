@@ -43,7 +43,7 @@ class LoadReport:
     person_cards: TableCounts
 
     def as_dict(self) -> dict[str, dict[str, int]]:
-        return {name: asdict(counts) for name, counts in asdict(self).items()}
+        return asdict(self)
 
 
 @dataclass(frozen=True, slots=True)
