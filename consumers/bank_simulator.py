@@ -1,0 +1,180 @@
+"""A cooperating bank's side of activation, simulated: the reference for what a real bank integration must do.
+
+For each ActivationRequested on its own topic the bank opens the savings account in its own ledger at most once,
+answers with ActivationCompleted or ActivationFailed, and only then commits its offsets. A re-delivered request
+gets the answer it got the first time (kept in the bank's inbox), so replaying the topic opens no second account.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from kafka import KafkaProducer
+from kafka.consumer.fetcher import ConsumerRecord
+
+from consumers.loop import send_all
+from issuance.crypto import Vault
+from issuance.domain.masking import mask_account
+from issuance.errors import DecodeError
+from issuance.messages import (
+    ActivationCompleted,
+    ActivationFailed,
+    ActivationFailureReason,
+    ActivationRequested,
+    activation_answer_event_id,
+)
+from issuance.store import bank_ledger
+from issuance.store.bank_ledger import Conn, OpenedAccount, StoredAnswer
+
+log = logging.getLogger(__name__)
+
+# The failures a bank may answer with (the ActivationFailureReason enum), as the simulator injects them.
+INJECTED_FAILURES: tuple[tuple[ActivationFailureReason, str], ...] = (
+    (ActivationFailureReason.KYC_FAILED, "identity check at the bank did not pass"),
+    (ActivationFailureReason.ACCOUNT_LIMIT, "the holder reached the number of accounts allowed"),
+    (ActivationFailureReason.BANK_SYSTEM_ERROR, "core banking system rejected the opening"),
+)
+
+
+@dataclass(frozen=True, slots=True)
+class FailurePolicy:
+    """Which requests fail: a pure function of the seed and the request id, so a re-delivery answers the same."""
+
+    fail_rate: float = 0.0
+    seed: int = 0
+
+    def failure(self, request_event_id: str) -> tuple[ActivationFailureReason, str] | None:
+        """The injected (reason, detail) for this request, or None when the bank opens the account."""
+        if self.fail_rate <= 0:
+            return None
+        digest = hashlib.sha256(f"{self.seed}|{request_event_id}".encode()).digest()
+        draw = int.from_bytes(digest[:8], "big") / 2**64
+        if draw >= self.fail_rate:
+            return None
+        return INJECTED_FAILURES[digest[8] % len(INJECTED_FAILURES)]
+
+
+
+
+@dataclass(slots=True)
+class BankStats:
+    """What one bank did in this process."""
+
+    requests: int = 0
+    opened: int = 0
+    failed: int = 0
+    repeated: int = 0
+    unreadable: int = 0
+
+
+class BankSimulator:
+    """One bank: reads its requests, keeps its ledger and inbox, sends its answers."""
+
+    def __init__(
+        self,
+        bank_code: str,
+        conn: Conn,
+        producer: KafkaProducer,
+        vault: Vault,
+        results_topic: str,
+        policy: FailurePolicy,
+    ) -> None:
+        self.bank_code = bank_code
+        self._conn = conn
+        self._producer = producer
+        self._vault = vault
+        self._results_topic = results_topic
+        self._policy = policy
+        self.stats = BankStats()
+
+    def handle(self, records: Sequence[ConsumerRecord]) -> None:
+        """Apply a batch of requests at most once, then send every answer and wait for the broker's acks."""
+        by_id: dict[str, ActivationRequested] = {}
+        for request in self._readable(records):
+            by_id.setdefault(request.event_id, request)
+        order = list(by_id)
+        with self._conn.transaction():
+            known = bank_ledger.answered(self._conn, self.bank_code, order)
+            fresh = [by_id[i] for i in order if i not in known]
+            holding = bank_ledger.accounts_open(self._conn, self.bank_code, [r.application_id for r in fresh])
+            accounts, answers = self._answer(fresh, holding)
+            bank_ledger.open_accounts(self._conn, accounts)
+            bank_ledger.record_answers(self._conn, self.bank_code, answers)
+        self.stats.repeated += len(order) - len(fresh)
+        every = {**known, **{a.request_event_id: a for a in answers}}
+        send_all(
+            self._producer,
+            [(self._results_topic, every[i].application_id.encode(), every[i].payload) for i in order],
+        )
+
+    def _readable(self, records: Sequence[ConsumerRecord]) -> list[ActivationRequested]:
+        out = []
+        for record in records:
+            self.stats.requests += 1
+            try:
+                request = ActivationRequested.from_bytes(record.value)
+            except DecodeError as exc:
+                # A real bank reports this to the bureau's operators; it cannot answer what it cannot read.
+                self.stats.unreadable += 1
+                log.warning("unreadable request at %s/%s@%s: %s", record.topic, record.partition, record.offset,
+                            exc.reason)
+                continue
+            if request.bank_code != self.bank_code:
+                self.stats.unreadable += 1
+                log.warning("request for another bank at %s/%s@%s", record.topic, record.partition, record.offset)
+                continue
+            out.append(request)
+        return out
+
+    def _answer(
+        self, requests: Sequence[ActivationRequested], holding: set[str]
+    ) -> tuple[list[OpenedAccount], list[StoredAnswer]]:
+        accounts: list[OpenedAccount] = []
+        answers: list[StoredAnswer] = []
+        now = datetime.now(UTC)
+        for request in requests:
+            answer_id = activation_answer_event_id(request.event_id)
+            # An account already open for this application is never opened again: the answer is "completed".
+            failure = None if request.application_id in holding else self._policy.failure(request.event_id)
+            answer: ActivationCompleted | ActivationFailed
+            if failure is None:
+                if request.application_id not in holding:
+                    accounts.append(
+                        OpenedAccount(
+                            bank_code=self.bank_code,
+                            application_id=request.application_id,
+                            account_index=self._vault.blind_index(request.account_number),
+                            account_number_enc=self._vault.encrypt(request.account_number),
+                            card_number=request.card_number,
+                            request_event_id=request.event_id,
+                        )
+                    )
+                    holding.add(request.application_id)
+                answer = ActivationCompleted(
+                    event_id=answer_id,
+                    request_event_id=request.event_id,
+                    application_id=request.application_id,
+                    bank_code=self.bank_code,
+                    account_reference=mask_account(request.account_number),
+                    completed_at=now,
+                )
+                self.stats.opened += 1
+            else:
+                answer = ActivationFailed(
+                    event_id=answer_id,
+                    request_event_id=request.event_id,
+                    application_id=request.application_id,
+                    bank_code=self.bank_code,
+                    failure_reason=failure[0],
+                    detail=failure[1],
+                    failed_at=now,
+                )
+                self.stats.failed += 1
+            answers.append(
+                StoredAnswer(request.event_id, request.application_id, answer_id, answer.RECORD, answer.to_bytes())
+            )
+        return accounts, answers

@@ -1,0 +1,147 @@
+"""The consumer loop every long-running consumer shares: group membership, batches, commit after the work, stop."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from kafka import KafkaConsumer, KafkaProducer
+from kafka.consumer.fetcher import ConsumerRecord
+from kafka.errors import KafkaError
+
+from issuance.errors import BrokerUnavailable
+
+log = logging.getLogger(__name__)
+
+# tansu completes a group join after about half the session timeout (broker-notes quirk 2); Apache Kafka does not
+# care. max_poll_interval_ms must never be below session_timeout_ms.
+SESSION_TIMEOUT_MS = 6_000
+HEARTBEAT_INTERVAL_MS = 2_000
+MAX_POLL_INTERVAL_MS = 300_000
+
+BatchHandler = Callable[[Sequence[ConsumerRecord]], None]
+
+
+@dataclass(frozen=True, slots=True)
+class LoopOptions:
+    """Where one consumer reads and when it stops."""
+
+    bootstrap: str
+    topics: tuple[str, ...]
+    group_id: str
+    until_idle: float | None = None
+    max_records: int = 1_000
+    poll_timeout_ms: int = 500
+    # With --until-idle, give up when the group never assigns partitions within this many seconds.
+    join_timeout: float = 60.0
+
+
+@dataclass(slots=True)
+class LoopStats:
+    """What one loop did, for progress lines and tests."""
+
+    batches: int = 0
+    records: int = 0
+
+
+def make_producer(bootstrap: str) -> KafkaProducer:
+    """A producer whose sends are durable once flushed: acks from every in-sync replica, idempotent."""
+    try:
+        return KafkaProducer(
+            bootstrap_servers=bootstrap,
+            acks="all",
+            enable_idempotence=True,
+            linger_ms=5,
+            batch_size=256 * 1024,
+            retries=10,
+            request_timeout_ms=30_000,
+        )
+    except KafkaError as exc:
+        raise BrokerUnavailable(f"cannot reach the Kafka broker at {bootstrap}: {exc}") from exc
+
+
+def send_all(producer: KafkaProducer, messages: Sequence[tuple[str, bytes | None, bytes]]) -> None:
+    """Send (topic, key, value) messages and return only when every one is acknowledged."""
+    futures = [producer.send(topic, key=key, value=value) for topic, key, value in messages]
+    producer.flush()
+    for future in futures:
+        try:
+            future.get(timeout=30)
+        except KafkaError as exc:
+            raise BrokerUnavailable(f"the broker did not acknowledge a message: {exc}") from exc
+
+
+def _consumer(options: LoopOptions) -> KafkaConsumer:
+    try:
+        return KafkaConsumer(
+            *options.topics,
+            bootstrap_servers=options.bootstrap,
+            group_id=options.group_id,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            session_timeout_ms=SESSION_TIMEOUT_MS,
+            heartbeat_interval_ms=HEARTBEAT_INTERVAL_MS,
+            max_poll_interval_ms=MAX_POLL_INTERVAL_MS,
+            max_poll_records=options.max_records,
+        )
+    except KafkaError as exc:
+        raise BrokerUnavailable(f"cannot reach the Kafka broker at {options.bootstrap}: {exc}") from exc
+
+
+def run_loop(options: LoopOptions, handle: BatchHandler, stop: threading.Event) -> LoopStats:
+    """Poll batches and hand each to `handle`; commit offsets only after `handle` returned."""
+    stats = LoopStats()
+    consumer = _consumer(options)
+    started = time.monotonic()
+    last_activity: float | None = None
+    try:
+        while not stop.is_set():
+            polled: dict[Any, list[ConsumerRecord]] = consumer.poll(
+                timeout_ms=options.poll_timeout_ms, max_records=options.max_records
+            )
+            records = [record for tp in sorted(polled, key=str) for record in polled[tp]]
+            now = time.monotonic()
+            if records:
+                handle(records)
+                consumer.commit()
+                stats.batches += 1
+                stats.records += len(records)
+                last_activity = now
+                continue
+            if options.until_idle is None:
+                continue
+            if last_activity is None and consumer.assignment():
+                last_activity = now  # the idle clock starts once the group has given us partitions
+            if last_activity is not None and now - last_activity >= options.until_idle:
+                break
+            if last_activity is None and now - started >= options.join_timeout:
+                log.warning("group %s was never assigned a partition; stopping", options.group_id)
+                break
+    finally:
+        consumer.close(autocommit=False)
+    return stats
+
+
+@contextmanager
+def stop_on_sigterm() -> Iterator[threading.Event]:
+    """An event set by SIGTERM or SIGINT, so the loops finish their current batch and exit cleanly."""
+    stop = threading.Event()
+    if threading.current_thread() is not threading.main_thread():
+        yield stop
+        return
+
+    def _handler(signum: int, frame: object) -> None:
+        stop.set()
+
+    previous = {sig: signal.signal(sig, _handler) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield stop
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)

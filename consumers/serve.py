@@ -1,0 +1,115 @@
+"""Run the long-running consumers: the simulated banks (one thread and group each) and the bureau's consumer."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import asdict
+from typing import Any
+
+from consumers.activation_results import ActivationResults
+from consumers.bank_simulator import BankSimulator, FailurePolicy
+from consumers.loop import LoopOptions, make_producer, run_loop
+from consumers.publish import publish_outbox
+from issuance.crypto import Vault
+from issuance.errors import InputError
+from issuance.kafka.topics import Topics, ensure_topics
+from issuance.services.endpoints import Endpoints
+from issuance.settings import Settings
+from issuance.store.db import connect
+
+
+def known_banks(database_url: str) -> list[str]:
+    """Every bank code in the reference data."""
+    with connect(database_url, autocommit=True, application_name="issuance-bank") as conn:
+        return [str(code) for (code,) in conn.execute("SELECT bank_code FROM banks ORDER BY bank_code")]
+
+
+def bank_group(settings: Settings, bank_code: str) -> str:
+    """The consumer group of one simulated bank."""
+    return f"{settings.topic_prefix}bank-simulator.{bank_code}"
+
+
+def serve_banks(
+    settings: Settings,
+    endpoints: Endpoints,
+    bank_codes: Sequence[str] | None,
+    policy: FailurePolicy,
+    until_idle: float | None,
+    stop: threading.Event,
+) -> dict[str, dict[str, int]]:
+    """Serve the given banks (None: every known bank) until idle or stopped; stats per bank."""
+    known = known_banks(endpoints.database_url)
+    codes = list(known if bank_codes is None else bank_codes)
+    unknown = sorted(set(codes) - set(known))
+    if unknown:
+        raise InputError(f"unknown bank code(s) {', '.join(unknown)}; known: {', '.join(known) or 'none'}")
+    if not codes:
+        raise InputError("no banks in the reference data: run `issuance reference load FILE` first")
+    ensure_topics(endpoints.kafka_bootstrap, settings, codes)
+    topics = Topics(settings)
+    vault = Vault.from_settings(settings)
+    stats: dict[str, dict[str, int]] = {}
+
+    def one(code: str) -> None:
+        producer = make_producer(endpoints.kafka_bootstrap)
+        try:
+            with connect(endpoints.database_url, autocommit=True, application_name=f"bank-sim-{code}") as conn:
+                bank = BankSimulator(code, conn, producer, vault, topics.activation_results, policy)
+                options = LoopOptions(endpoints.kafka_bootstrap, (topics.activation_requests(code),),
+                                      bank_group(settings, code), until_idle)
+                run_loop(options, bank.handle, stop)
+                stats[code] = asdict(bank.stats)
+        finally:
+            producer.close()
+
+    _run_threads({code: (lambda c=code: one(c)) for code in codes}, stop)
+    return stats
+
+
+def consume_results(
+    settings: Settings, endpoints: Endpoints, until_idle: float | None, stop: threading.Event
+) -> dict[str, int]:
+    """Apply the banks' answers until idle or stopped, publishing the decisions they cause."""
+    ensure_topics(endpoints.kafka_bootstrap, settings, [])
+    topics = Topics(settings)
+    vault = Vault.from_settings(settings)
+    producer = make_producer(endpoints.kafka_bootstrap)
+    try:
+        with connect(endpoints.database_url, autocommit=True, application_name="issuance-consume") as conn:
+            consumer = ActivationResults(conn, vault, topics, settings.max_activation_attempts)
+            published = 0
+
+            def handle(records: Sequence[Any]) -> None:
+                nonlocal published
+                consumer.handle(records)
+                published += publish_outbox(conn, producer, endpoints.kafka_bootstrap)
+
+            options = LoopOptions(endpoints.kafka_bootstrap, (topics.activation_results,),
+                                  f"{settings.topic_prefix}bureau.activation-results", until_idle)
+            run_loop(options, handle, stop)
+            published += publish_outbox(conn, producer, endpoints.kafka_bootstrap)
+            return {**asdict(consumer.stats), "published": published}
+    finally:
+        producer.close()
+
+
+def _run_threads(bodies: dict[str, Callable[[], None]], stop: threading.Event) -> None:
+    """Run each body in its own thread; the first failure stops the others and is raised."""
+    errors: list[BaseException] = []
+
+    def guarded(body: Callable[[], None]) -> None:
+        try:
+            body()
+        except BaseException as exc:  # re-raised in the calling thread below
+            errors.append(exc)
+            stop.set()
+
+    threads = [threading.Thread(target=guarded, args=(body,), name=name, daemon=True) for name, body in bodies.items()]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        while thread.is_alive():
+            thread.join(timeout=0.5)
+    if errors:
+        raise errors[0]

@@ -1,0 +1,71 @@
+"""The simulated bank against the real broker and PostgreSQL: each request once in effect, answers repeatable."""
+
+from __future__ import annotations
+
+import threading
+
+from kafka import KafkaConsumer
+
+from consumers.bank_simulator import FailurePolicy
+from consumers.serve import serve_banks
+from issuance.messages import ActivationCompleted, ActivationFailed, decode_event
+from issuance.services.endpoints import resolve
+from issuance.settings import Settings
+from tests.factories import BANK
+from tests.fixtures_activation import produce, request_for, scalar, seed_waiting
+
+IDLE = 1.5
+
+
+def answers(settings: Settings) -> list[ActivationCompleted | ActivationFailed]:
+    """Every message on the activation-results topic."""
+    from issuance.kafka.topics import Topics
+
+    consumer = KafkaConsumer(
+        Topics(settings).activation_results, bootstrap_servers=settings.kafka_bootstrap,
+        auto_offset_reset="earliest", enable_auto_commit=False, consumer_timeout_ms=2000,
+    )
+    try:
+        out = [decode_event(record.value) for record in consumer]
+    finally:
+        consumer.close()
+    assert all(isinstance(e, ActivationCompleted | ActivationFailed) for e in out)
+    return out  # type: ignore[return-value]
+
+
+def serve(settings: Settings, policy: FailurePolicy = FailurePolicy()) -> dict[str, dict[str, int]]:
+    return serve_banks(settings, resolve(settings), [BANK], policy, IDLE, threading.Event())
+
+
+def test_replaying_the_request_topic_opens_no_second_account(settings: Settings) -> None:
+    from issuance.kafka.topics import Topics
+
+    waiting = seed_waiting(settings, 6)
+    topic = Topics(settings).activation_requests(BANK)
+    produce(settings.kafka_bootstrap or "", topic, [request_for(w).to_bytes() for w in waiting])
+    first = serve(settings)
+    assert first[BANK]["opened"] == 6
+    # The topic is replayed from the start (the same requests published again, and a new consumer group).
+    produce(settings.kafka_bootstrap or "", topic, [request_for(w).to_bytes() for w in waiting])
+    second = serve(settings)
+    assert second[BANK]["repeated"] == 6
+    assert scalar(settings, "SELECT count(*) FROM bank_sim.accounts") == 6
+    sent = answers(settings)
+    assert len(sent) == 12
+    assert len({a.event_id for a in sent}) == 6  # the same answer every time
+
+
+def test_injected_failures_follow_the_seed_and_the_request(settings: Settings) -> None:
+    from issuance.kafka.topics import Topics
+
+    waiting = seed_waiting(settings, 40)
+    policy = FailurePolicy(fail_rate=0.3, seed=7)
+    requests = [request_for(w) for w in waiting]
+    produce(settings.kafka_bootstrap or "", Topics(settings).activation_requests(BANK), [r.to_bytes() for r in requests])
+    serve(settings, policy)
+    failed = {a.request_event_id for a in answers(settings) if isinstance(a, ActivationFailed)}
+    assert failed == {r.event_id for r in requests if policy.failure(r.event_id) is not None}
+    assert 0 < len(failed) < 40
+    assert scalar(settings, "SELECT count(*) FROM bank_sim.accounts") == 40 - len(failed)
+    # Account numbers are encrypted at rest in the bank's ledger too.
+    assert scalar(settings, "SELECT count(*) FROM bank_sim.accounts WHERE position('622202'::bytea in account_number_enc) > 0") == 0
