@@ -30,6 +30,8 @@ MAX_PROBLEMS = 20
 _AREA_CODE = re.compile(r"[0-9]{6}")
 _BIN = re.compile(r"[0-9]{6,8}")
 _ID_NUMBER = re.compile(r"[0-9]{17}[0-9X]")
+_CARD_STATUS: dict[Any, CardStatus] = {s.value: s for s in CardStatus}
+_FINANCIAL_STATUS: dict[Any, FinancialStatus] = {s.value: s for s in FinancialStatus}
 _E = TypeVar("_E", bound=StrEnum)
 _T = TypeVar("_T")
 
@@ -235,37 +237,81 @@ def _branch(
 
 
 def _persons(p: _Parser, root: dict[str, Any]) -> dict[str, Person]:
-    """The registry, in one lean pass (it can hold a million persons)."""
+    """The registry, in one pass: a fast check of the usual well-formed entry, the detailed one otherwise."""
     persons: dict[str, Person] = {}
     cards_seen: set[str] = set()
     for i, raw in enumerate(p.items(root, "persons", "", required=False)):
-        path = f"persons[{i}]"
-        d = p.obj(raw, path)
-        if d is None:
-            continue
-        id_number = p.text(d, "id_number", path, _ID_NUMBER, "17 digits followed by a digit or X")
-        cards: list[ExistingCard] = []
-        for j, raw_card in enumerate(p.items(d, "cards", path, required=False)):
-            card_path = f"{path}.cards[{j}]"
-            c = p.obj(raw_card, card_path)
-            if c is None:
+        person = _well_formed_person(raw)
+        if person is None:
+            person = _person(p, raw, f"persons[{i}]")
+            if person is None:
                 continue
-            number = p.text(c, "card_number", card_path)
-            bank_code = p.text(c, "bank_code", card_path)
-            status = p.choice(c, "status", card_path, CardStatus)
-            financial = p.choice(c, "financial_status", card_path, FinancialStatus)
-            if number in cards_seen:
-                p.problem(f"{card_path}.card_number", f"duplicate {number!r}")
-            elif number:
-                cards_seen.add(number)
-            if status is not None and financial is not None:
-                cards.append(ExistingCard(number, bank_code, status, financial))
-        person = Person(id_number, p.text(d, "name", path), p.flag(d, "insured", path), tuple(cards))
-        if id_number in persons:
-            p.problem(f"{path}.id_number", f"duplicate {id_number!r}")
-        elif id_number:
-            persons[id_number] = person
+        for j, card in enumerate(person.cards):
+            if card.card_number in cards_seen:
+                p.problem(f"persons[{i}].cards[{j}].card_number", f"duplicate {card.card_number!r}")
+            elif card.card_number:
+                cards_seen.add(card.card_number)
+        if person.id_number in persons:
+            p.problem(f"persons[{i}].id_number", f"duplicate {person.id_number!r}")
+        elif person.id_number:
+            persons[person.id_number] = person
     return persons
+
+
+def _well_formed_person(raw: Any) -> Person | None:
+    """The person when every field is right (no paths built), else None for `_person` to explain."""
+    if type(raw) is not dict:
+        return None
+    id_number, name, insured = raw.get("id_number"), raw.get("name"), raw.get("insured")
+    if not (
+        type(id_number) is str
+        and _ID_NUMBER.fullmatch(id_number)
+        and type(name) is str
+        and name
+        and type(insured) is bool
+    ):
+        return None
+    raw_cards = raw.get("cards", ())
+    if not raw_cards:
+        return Person(id_number, name, insured)
+    if type(raw_cards) is not list:
+        return None
+    cards = []
+    for c in raw_cards:
+        if type(c) is not dict:
+            return None
+        number, bank_code = c.get("card_number"), c.get("bank_code")
+        status, financial = (
+            _CARD_STATUS.get(c.get("status")),
+            _FINANCIAL_STATUS.get(c.get("financial_status")),
+        )
+        if not (
+            type(number) is str and number and type(bank_code) is str and bank_code and status and financial
+        ):
+            return None
+        cards.append(ExistingCard(number, bank_code, status, financial))
+    return Person(id_number, name, insured, tuple(cards))
+
+
+def _person(p: _Parser, raw: Any, path: str) -> Person | None:
+    """The person with a problem recorded for every bad field (None when not even an object)."""
+    d = p.obj(raw, path)
+    if d is None:
+        return None
+    id_number = p.text(d, "id_number", path, _ID_NUMBER, "17 digits followed by a digit or X")
+    cards: list[ExistingCard] = []
+    for j, raw_card in enumerate(p.items(d, "cards", path, required=False)):
+        card_path = f"{path}.cards[{j}]"
+        c = p.obj(raw_card, card_path)
+        if c is None:
+            continue
+        number = p.text(c, "card_number", card_path)
+        bank_code = p.text(c, "bank_code", card_path)
+        status = p.choice(c, "status", card_path, CardStatus)
+        financial = p.choice(c, "financial_status", card_path, FinancialStatus)
+        if status is not None and financial is not None:
+            cards.append(ExistingCard(number, bank_code, status, financial))
+    return Person(id_number, p.text(d, "name", path), p.flag(d, "insured", path), tuple(cards))
 
 
 def reference_to_doc(reference: ReferenceData) -> dict[str, Any]:
