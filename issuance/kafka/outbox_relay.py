@@ -1,0 +1,80 @@
+"""Publishes the outbox: events written with their state change, sent to Kafka, then stamped published_at.
+
+At-least-once by construction and harmless to repeat: a crash between sending and stamping sends the same
+events again with the same event ids, and every consumer keeps an inbox of processed ids. Sealed payloads
+(events carrying personal data) are opened only here, just before they are sent.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from kafka import KafkaProducer
+from kafka.errors import KafkaError
+
+from issuance.crypto import Vault
+from issuance.errors import BrokerUnavailable
+from issuance.store.run_repo import Conn
+
+BATCH = 5_000
+SEND_TIMEOUT_S = 60
+
+
+def _producer(bootstrap: str) -> KafkaProducer:
+    return KafkaProducer(
+        bootstrap_servers=bootstrap,
+        acks="all",
+        linger_ms=20,
+        batch_size=256 * 1024,
+        max_request_size=8 * 1024 * 1024,
+        client_id="issuance-outbox-relay",
+    )
+
+
+def publish_outbox(
+    conn: Conn,
+    bootstrap: str,
+    vault: Vault,
+    *,
+    run_id: int | None = None,
+    after_batch: Callable[[int], None] | None = None,
+) -> int:
+    """Send every unpublished event (of one run, or all) in batches; returns how many were sent."""
+    producer = _producer(bootstrap)
+    sent = 0
+    try:
+        while True:
+            with conn.transaction():
+                rows = conn.execute(
+                    "SELECT event_id, topic, message_key, payload, payload_encrypted FROM outbox"
+                    " WHERE published_at IS NULL AND (%(run)s::bigint IS NULL OR run_id = %(run)s)"
+                    " ORDER BY created_at, event_id LIMIT %(n)s FOR UPDATE SKIP LOCKED",
+                    {"run": run_id, "n": BATCH},
+                ).fetchall()
+                if not rows:
+                    break
+                futures: list[Any] = []
+                for _event_id, topic, key, payload, sealed in rows:
+                    value = vault.decrypt_bytes(payload) if sealed else bytes(payload)
+                    futures.append(producer.send(topic, key=bytes(key) if key is not None else None, value=value))
+                producer.flush(timeout=SEND_TIMEOUT_S)
+                try:
+                    for future in futures:
+                        future.get(timeout=SEND_TIMEOUT_S)
+                except KafkaError as exc:
+                    raise BrokerUnavailable(f"publishing the outbox failed: {exc}") from exc
+                conn.execute(
+                    "UPDATE outbox SET published_at = now() WHERE event_id = ANY(%s)", ([r[0] for r in rows],)
+                )
+            sent += len(rows)
+            if after_batch is not None:
+                after_batch(sent)
+    finally:
+        producer.close(timeout=SEND_TIMEOUT_S)
+    return sent
+
+
+def unpublished(conn: Conn) -> int:
+    row = conn.execute("SELECT count(*) FROM outbox WHERE published_at IS NULL").fetchone()
+    return int(row[0]) if row else 0

@@ -1,0 +1,298 @@
+"""SQL of the nightly run's final transaction: set-based moves from the staging tables to the system of record.
+
+Every statement here runs inside the one transaction that commits a run, so nothing is visible (and nothing is
+allocated) until the whole night is applied; a crashed run leaves no trace here and is simply run again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from datetime import date, datetime
+from typing import Any
+
+from psycopg import Connection, sql
+from psycopg.rows import TupleRow
+
+Conn = Connection[TupleRow]
+OPEN_STATES = ("AWAITING_AGREEMENT", "PERSONALIZED", "ACTIVATION_REQUESTED")
+DECISION_COLUMNS = ("application_id", "is_new", "from_state", "state", "reasons", "stage", "agreement_id")
+FETCH_SIZE = 10_000
+
+
+def create_work_tables(conn: Conn) -> None:
+    """The transaction's scratch table of decisions (dropped at commit or rollback)."""
+    conn.execute(
+        "CREATE TEMP TABLE run_decisions ("
+        " application_id text PRIMARY KEY, is_new boolean NOT NULL, from_state text, state text NOT NULL,"
+        " reasons text[] NOT NULL, stage text NOT NULL, agreement_id text) ON COMMIT DROP"
+    )
+
+
+def copy_rows(conn: Conn, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+    """COPY rows into a table (text format; psycopg adapts bytes, lists and dates)."""
+    if not rows:
+        return
+    statement = sql.SQL("COPY {} ({}) FROM STDIN").format(
+        sql.Identifier(table), sql.SQL(", ").join(map(sql.Identifier, columns))
+    )
+    with conn.cursor() as cur, cur.copy(statement) as copy:
+        for row in rows:
+            copy.write_row(row)
+
+
+def stream(conn: Conn, query: str, params: Sequence[Any] | dict[str, Any]) -> Iterator[list[tuple[Any, ...]]]:
+    """A large result in pages from a server-side cursor (the caller may write between pages)."""
+    with conn.cursor(name="nightly_stream") as cur:
+        cur.itersize = FETCH_SIZE
+        cur.execute(query, params)
+        while rows := cur.fetchmany(FETCH_SIZE):
+            yield rows
+
+
+# Repeated application ids -------------------------------------------------------------------------------------
+
+
+def repeated_applications(conn: Conn, run_id: int) -> list[tuple[str, int, int, str, str]]:
+    """Staged records whose application_id was already submitted (earlier run, or earlier in this run)."""
+    rows = conn.execute(
+        "WITH ranked AS ("
+        " SELECT source_topic, source_partition, source_offset, application_id, branch_code,"
+        "  row_number() OVER (PARTITION BY application_id"
+        "   ORDER BY source_topic, source_partition, source_offset) AS n"
+        " FROM staged_applications WHERE run_id = %s)"
+        " SELECT source_topic, source_partition, source_offset, application_id, branch_code FROM ranked r"
+        " WHERE n > 1 OR EXISTS (SELECT 1 FROM applications a WHERE a.application_id = r.application_id)",
+        (run_id,),
+    ).fetchall()
+    return [(str(t), int(p), int(o), str(a), str(b)) for t, p, o, a, b in rows]
+
+
+def drop_staged_application(conn: Conn, run_id: int, topic: str, partition: int, offset: int) -> None:
+    conn.execute(
+        "DELETE FROM staged_applications WHERE run_id = %s AND source_topic = %s AND source_partition = %s"
+        " AND source_offset = %s",
+        (run_id, topic, partition, offset),
+    )
+
+
+# Agreements ---------------------------------------------------------------------------------------------------
+
+
+def insert_agreements(conn: Conn, run_id: int) -> int:
+    """Keep the run's agreements as PENDING (a re-sent agreement id is kept once); returns how many are new."""
+    cur = conn.execute(
+        "INSERT INTO agreements (agreement_id, application_id, bank_code, terms_version, document_sha256,"
+        " signed_at, channel, status, received_run_id, source_topic, source_partition, source_offset)"
+        " SELECT DISTINCT ON (agreement_id) agreement_id, application_id, bank_code, terms_version,"
+        "  document_sha256, signed_at, channel, 'PENDING', run_id, source_topic, source_partition, source_offset"
+        " FROM staged_agreements WHERE run_id = %s"
+        " ORDER BY agreement_id, source_topic, source_partition, source_offset"
+        " ON CONFLICT (agreement_id) DO NOTHING",
+        (run_id,),
+    )
+    return cur.rowcount
+
+
+def settle_agreements(conn: Conn, business_date: date, window_days: int) -> None:
+    """After the decisions: chosen and examined agreements leave PENDING; unknown-application ones may expire."""
+    conn.execute(
+        "UPDATE agreements g SET status = CASE"
+        "  WHEN g.agreement_id = d.agreement_id THEN 'MATCHED'"
+        "  WHEN d.stage = 'agreement' AND d.state = 'REJECTED' THEN 'INVALID'"
+        "  ELSE 'MATCHED' END"
+        " FROM run_decisions d WHERE g.application_id = d.application_id AND g.status = 'PENDING'"
+    )
+    # The application is known (and decided earlier): nothing waits for this agreement any more.
+    conn.execute(
+        "UPDATE agreements g SET status = 'MATCHED' WHERE g.status = 'PENDING'"
+        " AND EXISTS (SELECT 1 FROM applications a WHERE a.application_id = g.application_id)"
+    )
+    conn.execute(
+        "UPDATE agreements SET status = 'EXPIRED' WHERE status = 'PENDING'"
+        " AND (signed_at AT TIME ZONE 'UTC')::date + %s <= %s",
+        (window_days, business_date),
+    )
+
+
+# Decisions ----------------------------------------------------------------------------------------------------
+
+
+def decide_verification_rejects(conn: Conn, run_id: int) -> None:
+    conn.execute(
+        "INSERT INTO run_decisions (application_id, is_new, from_state, state, reasons, stage)"
+        " SELECT application_id, true, 'SUBMITTED', 'REJECTED', reasons, 'verify'"
+        " FROM staged_applications WHERE run_id = %s AND reasons <> '{}'",
+        (run_id,),
+    )
+
+
+CONTESTED_QUERY = """
+WITH passed AS (
+    SELECT application_id, person_key, submitted_at, submitted_utc_offset
+    FROM staged_applications WHERE run_id = %(run)s AND reasons = '{}'
+), contested AS (
+    SELECT person_key FROM passed GROUP BY person_key HAVING count(*) > 1
+    UNION
+    SELECT p.person_key FROM passed p JOIN applications a ON a.person_key = p.person_key AND a.is_open
+)
+SELECT p.person_key, p.application_id, p.submitted_at, p.submitted_utc_offset,
+       EXISTS (SELECT 1 FROM applications a WHERE a.person_key = p.person_key AND a.is_open)
+FROM passed p JOIN contested c USING (person_key)
+ORDER BY p.person_key, p.application_id
+"""
+
+CANDIDATES_QUERY = """
+WITH candidates AS (
+    SELECT s.application_id, true AS is_new, s.application_type, s.bank_code, s.submitted_at,
+           s.submitted_utc_offset
+    FROM staged_applications s
+    WHERE s.run_id = %(run)s AND s.reasons = '{}'
+      AND NOT EXISTS (SELECT 1 FROM run_decisions d WHERE d.application_id = s.application_id)
+    UNION ALL
+    SELECT a.application_id, false, a.application_type, a.bank_code, a.submitted_at,
+           coalesce(a.submitted_utc_offset, 0)
+    FROM applications a WHERE a.state = 'AWAITING_AGREEMENT'
+)
+SELECT c.application_id, c.is_new, c.application_type, c.bank_code, c.submitted_at, c.submitted_utc_offset,
+       g.agreement_id, g.bank_code, g.terms_version, g.document_sha256, g.signed_at, g.channel
+FROM candidates c
+LEFT JOIN agreements g ON g.application_id = c.application_id AND g.status = 'PENDING'
+ORDER BY c.application_id, g.agreement_id
+"""
+
+
+def apply_decisions(conn: Conn, run_id: int) -> None:
+    """New applications inserted with their decided state; re-examined ones updated; history of each step."""
+    conn.execute(
+        "INSERT INTO applications (application_id, application_type, branch_code, bank_code, channel,"
+        " person_key, id_number_enc, name_enc, phone_enc, guardian_id_enc, card_number, materials,"
+        " submitted_at, submitted_utc_offset, area_code, state, reasons, is_open, agreement_id,"
+        " first_run_id, last_run_id, source_topic, source_partition, source_offset)"
+        " SELECT s.application_id, s.application_type, s.branch_code, s.bank_code, s.channel, s.person_key,"
+        "  s.id_number_enc, s.name_enc, s.phone_enc, s.guardian_id_enc, s.card_number, s.materials,"
+        "  s.submitted_at, s.submitted_utc_offset, s.area_code, d.state, d.reasons,"
+        "  d.state = ANY(%(open)s), d.agreement_id, %(run)s, %(run)s, s.source_topic, s.source_partition,"
+        "  s.source_offset"
+        " FROM staged_applications s JOIN run_decisions d ON d.application_id = s.application_id AND d.is_new"
+        " WHERE s.run_id = %(run)s",
+        {"run": run_id, "open": list(OPEN_STATES)},
+    )
+    conn.execute(
+        "UPDATE applications a SET state = d.state, reasons = d.reasons, is_open = d.state = ANY(%(open)s),"
+        " agreement_id = d.agreement_id, last_run_id = %(run)s, version = a.version + 1, updated_at = now()"
+        " FROM run_decisions d WHERE NOT d.is_new AND a.application_id = d.application_id",
+        {"run": run_id, "open": list(OPEN_STATES)},
+    )
+    # NEW_CARD goes PERSONALIZED then ACTIVATION_REQUESTED in the same run; FINANCIAL_ACTIVATION skips the first.
+    conn.execute(
+        "INSERT INTO application_history (application_id, from_state, to_state, stage, reasons, run_id)"
+        " SELECT d.application_id, NULL, 'SUBMITTED', 'read', '{}', %(run)s FROM run_decisions d WHERE d.is_new"
+        " UNION ALL"
+        " SELECT d.application_id, d.from_state, d.state, d.stage, d.reasons, %(run)s FROM run_decisions d"
+        "  WHERE d.state <> 'ACTIVATION_REQUESTED'"
+        " UNION ALL"
+        " SELECT d.application_id, d.from_state, 'PERSONALIZED', 'personalize', '{}', %(run)s"
+        "  FROM run_decisions d JOIN applications a USING (application_id)"
+        "  WHERE d.state = 'ACTIVATION_REQUESTED' AND a.application_type = 'NEW_CARD'"
+        " UNION ALL"
+        " SELECT d.application_id,"
+        "  CASE WHEN a.application_type = 'NEW_CARD' THEN 'PERSONALIZED' ELSE d.from_state END,"
+        "  'ACTIVATION_REQUESTED', 'activation', '{}', %(run)s"
+        "  FROM run_decisions d JOIN applications a USING (application_id)"
+        "  WHERE d.state = 'ACTIVATION_REQUESTED'"
+        " ON CONFLICT DO NOTHING",
+        {"run": run_id},
+    )
+
+
+# Allocation ---------------------------------------------------------------------------------------------------
+
+ACCEPTED_QUERY = """
+SELECT a.application_id, a.application_type, a.bank_code, a.branch_code, a.area_code, a.person_key,
+       a.card_number, a.id_number_enc, a.name_enc, a.activation_attempts
+FROM run_decisions d JOIN applications a USING (application_id)
+WHERE d.state = 'ACTIVATION_REQUESTED'
+ORDER BY a.application_id
+"""
+
+RETRY_QUERY = """
+SELECT a.application_id, a.application_type, a.bank_code, a.activation_attempts, a.id_number_enc, a.name_enc,
+       coalesce(c.card_number, a.card_number), c.card_identification_code, b.account_number_enc
+FROM applications a
+JOIN bank_accounts b USING (application_id)
+LEFT JOIN cards c USING (application_id)
+WHERE a.state = 'ACTIVATION_FAILED' AND a.activation_attempts < %s
+ORDER BY a.application_id
+FOR UPDATE OF a
+"""
+
+
+def counters(conn: Conn) -> dict[str, int]:
+    """Allocation counters, locked until the run commits (next value to hand out)."""
+    rows = conn.execute("SELECT name, next_value FROM allocation_counters ORDER BY name FOR UPDATE")
+    return {str(name): int(value) for name, value in rows}
+
+
+def save_counters(conn: Conn, values: dict[str, int]) -> None:
+    with conn.cursor() as cur:
+        cur.executemany(
+            "INSERT INTO allocation_counters (name, next_value) VALUES (%s, %s)"
+            " ON CONFLICT (name) DO UPDATE SET next_value = excluded.next_value",
+            sorted(values.items()),
+        )
+
+
+def mark_requested_again(conn: Conn, run_id: int, application_ids: Sequence[str], event_ids: Sequence[str]) -> None:
+    """Failed activations with attempts left go back to ACTIVATION_REQUESTED."""
+    if not application_ids:
+        return
+    conn.execute(
+        "UPDATE applications SET state = 'ACTIVATION_REQUESTED', is_open = true, last_run_id = %s,"
+        " version = version + 1, updated_at = now() WHERE application_id = ANY(%s)",
+        (run_id, list(application_ids)),
+    )
+    conn.execute(
+        "UPDATE bank_accounts SET status = 'REQUESTED' WHERE application_id = ANY(%s)", (list(application_ids),)
+    )
+    conn.execute(
+        "INSERT INTO application_history (application_id, from_state, to_state, stage, run_id, event_id, detail)"
+        " SELECT app, 'ACTIVATION_FAILED', 'ACTIVATION_REQUESTED', 'activation', %s, ev, 'requested again'"
+        " FROM unnest(%s::text[], %s::text[]) AS t(app, ev) ON CONFLICT DO NOTHING",
+        (run_id, list(application_ids), list(event_ids)),
+    )
+
+
+# Events and dead letters --------------------------------------------------------------------------------------
+
+DECISIONS_QUERY = """
+SELECT d.application_id, a.branch_code, d.state, d.reasons
+FROM run_decisions d JOIN applications a USING (application_id)
+ORDER BY d.application_id
+"""
+
+
+def insert_dead_letters(conn: Conn, run_id: int) -> list[tuple[Any, ...]]:
+    """The run's dead letters into the table (once per source position); returns the new ones."""
+    rows = conn.execute(
+        "INSERT INTO dead_letters (source_topic, source_partition, source_offset, stage, reason, detail,"
+        " payload_enc, branch_code, run_id)"
+        " SELECT source_topic, source_partition, source_offset, stage, reason, detail, payload_enc, branch_code,"
+        "  run_id FROM staged_dead_letters WHERE run_id = %s"
+        " ON CONFLICT (source_topic, source_partition, source_offset) DO NOTHING"
+        " RETURNING source_topic, source_partition, source_offset, stage, reason, detail, payload_enc",
+        (run_id,),
+    ).fetchall()
+    return list(rows)
+
+
+OUTBOX_COLUMNS = ("event_id", "topic", "message_key", "payload", "event_type", "run_id", "payload_encrypted")
+
+
+def clear_run_staging(conn: Conn, run_id: int) -> None:
+    for table in ("staged_applications", "staged_agreements", "staged_dead_letters"):
+        conn.execute(sql.SQL("DELETE FROM {} WHERE run_id = %s").format(sql.Identifier(table)), (run_id,))
+
+
+def as_datetime(value: Any) -> datetime:
+    assert isinstance(value, datetime)
+    return value

@@ -1,0 +1,356 @@
+"""The run's final step: one PostgreSQL transaction that applies the whole night.
+
+What needs more than one record (duplicates per person, the agreement join across nights, number allocation) is
+done here, set-based over the staging tables, calling the pure domain functions for the rules. Everything the
+night changes commits together: application states and history, agreements, cards, bank accounts, outbox events,
+dead letters, the reconciliation, the checkpoint and the run's status. A crash before COMMIT leaves nothing
+behind; the run is resumed over the same plan and allocates the same numbers (application id order, counters as
+committed by the previous run).
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta, timezone
+from typing import Any
+
+from issuance.crypto import Vault
+from issuance.domain.agreement import AgreementStatus, check_agreements
+from issuance.domain.duplicates import resolve_duplicates
+from issuance.domain.model import (
+    Agreement,
+    Applicant,
+    Application,
+    ApplicationType,
+    Bank,
+    Channel,
+    Reason,
+    ReferenceData,
+    State,
+)
+from issuance.domain.numbers import bank_account_number, card_identification_code, card_number
+from issuance.kafka.topics import Topics
+from issuance.messages import (
+    ActivationRequested,
+    DecisionIssued,
+    MessageDeadLettered,
+    activation_request_event_id,
+    dead_letter_event_id,
+    decision_event_id,
+)
+from issuance.domain.model import DeadLetterReason
+from issuance.store import decisions_repo as repo
+from issuance.store.run_repo import Conn, Run
+from pipelines.faults import crash_point
+
+SPEC_VERSION = "3.00"
+VALIDITY_YEARS = 10
+CARD_COUNTER = "card"
+FIRST_SEQUENCE = 1
+_NO_APPLICANT = Applicant("", "", "")  # the rules after verification never read personal data
+
+
+@dataclass(frozen=True, slots=True)
+class NightContext:
+    """What the final transaction needs besides the connection."""
+
+    run: Run
+    catalog: ReferenceData
+    vault: Vault
+    topics: Topics
+    window_days: int
+    max_activation_attempts: int
+
+
+@dataclass(slots=True)
+class CommitStats:
+    """What the final transaction did, for the reconciliation report."""
+
+    repeated_ids: int = 0
+    agreements_new: int = 0
+    cards: int = 0
+    accounts: int = 0
+    activation_requests: int = 0
+    requested_again: int = 0
+    decisions: int = 0
+    dead_letters: int = 0
+    reexamined: dict[str, int] = field(default_factory=dict)
+
+
+def account_counter(bank_code: str) -> str:
+    return f"account:{bank_code}"
+
+
+def valid_until(issued: date) -> date:
+    """Ten years of validity: the day before the tenth anniversary (29 February falls back to the 28th)."""
+    try:
+        anniversary = issued.replace(year=issued.year + VALIDITY_YEARS)
+    except ValueError:
+        anniversary = issued.replace(year=issued.year + VALIDITY_YEARS, day=28)
+    return anniversary - timedelta(days=1)
+
+
+def _shell(
+    application_id: str, application_type: str, bank_code: str, submitted_at: datetime, utc_offset: int
+) -> Application:
+    """An application as the post-verification rules see it: keys, bank and submission time in its own offset."""
+    local = submitted_at.astimezone(timezone(timedelta(seconds=utc_offset)))
+    return Application(
+        application_id, ApplicationType(application_type), "", bank_code, Channel.COUNTER, _NO_APPLICANT, (),
+        local,
+    )
+
+
+def apply_night(conn: Conn, night: NightContext) -> CommitStats:
+    """Every write of the night, in the caller's transaction."""
+    run_id = night.run.run_id
+    stats = CommitStats()
+    repo.create_work_tables(conn)
+    stats.repeated_ids = _dead_letter_repeated_ids(conn, night)
+    stats.agreements_new = repo.insert_agreements(conn, run_id)
+    repo.decide_verification_rejects(conn, run_id)
+    _decide_duplicates(conn, run_id)
+    stats.reexamined = _decide_agreements(conn, night)
+    repo.apply_decisions(conn, run_id)
+    repo.settle_agreements(conn, night.run.business_date, night.window_days)
+    _allocate_and_request(conn, night, stats)
+    crash_point("allocated")
+    _request_failed_again(conn, night, stats)
+    stats.decisions = _decision_events(conn, night)
+    stats.dead_letters = _dead_letter_events(conn, night)
+    return stats
+
+
+def _dead_letter_repeated_ids(conn: Conn, night: NightContext) -> int:
+    """A record whose application_id was already submitted breaks the contract (ids are unique)."""
+    run_id = night.run.run_id
+    rows = []
+    for topic, partition, offset, application_id, branch_code in repo.repeated_applications(conn, run_id):
+        repo.drop_staged_application(conn, run_id, topic, partition, offset)
+        rows.append(
+            (
+                run_id, topic, partition, offset, "dedupe", DeadLetterReason.SCHEMA_VIOLATION.value,
+                "application_id: already submitted (the record was decoded; its bytes are not kept)",
+                night.vault.encrypt_bytes(application_id.encode()), branch_code,
+            )
+        )
+    repo.copy_rows(
+        conn, "staged_dead_letters",
+        ("run_id", "source_topic", "source_partition", "source_offset", "stage", "reason", "detail", "payload_enc",
+         "branch_code"),
+        rows,
+    )
+    return len(rows)
+
+
+def _decide_duplicates(conn: Conn, run_id: int) -> None:
+    decisions = []
+    rows = conn.execute(repo.CONTESTED_QUERY, {"run": run_id}).fetchall()
+    for _key, group in itertools.groupby(rows, key=lambda r: bytes(r[0])):
+        members = list(group)
+        shells = [_shell(str(r[1]), "NEW_CARD", "", r[2], int(r[3])) for r in members]
+        resolution = resolve_duplicates(shells, open_elsewhere=bool(members[0][4]))
+        for duplicate in resolution.duplicates:
+            decisions.append(
+                (duplicate.application_id, True, State.SUBMITTED.value, State.REJECTED.value,
+                 [Reason.DUPLICATE_APPLICATION.value], "duplicates", None)
+            )
+    repo.copy_rows(conn, "run_decisions", repo.DECISION_COLUMNS, decisions)
+
+
+def _candidates(conn: Conn, run_id: int) -> Iterator[list[tuple[Any, ...]]]:
+    """Pages of (application row, its pending agreements) grouped by application (a group never spans pages)."""
+    carry: list[tuple[Any, ...]] = []
+    for page in repo.stream(conn, repo.CANDIDATES_QUERY, {"run": run_id}):
+        rows = carry + page
+        last_id = rows[-1][0]
+        cut = len(rows)
+        while cut > 0 and rows[cut - 1][0] == last_id:
+            cut -= 1
+        yield rows[:cut]
+        carry = rows[cut:]
+    if carry:
+        yield carry
+
+
+def _decide_agreements(conn: Conn, night: NightContext) -> dict[str, int]:
+    """The agreement join, for this run's survivors and every application still awaiting from earlier runs."""
+    business_date = night.run.business_date
+    reexamined: dict[str, int] = {}
+    pages = list(_decide_pages(conn, night, business_date, reexamined))
+    for decisions in pages:
+        repo.copy_rows(conn, "run_decisions", repo.DECISION_COLUMNS, decisions)
+    return reexamined
+
+
+def _decide_pages(
+    conn: Conn, night: NightContext, business_date: date, reexamined: dict[str, int]
+) -> Iterator[list[tuple[Any, ...]]]:
+    for page in _candidates(conn, night.run.run_id):
+        decisions: list[tuple[Any, ...]] = []
+        for application_id, group in itertools.groupby(page, key=lambda r: str(r[0])):
+            rows = list(group)
+            first = rows[0]
+            is_new = bool(first[1])
+            application = _shell(application_id, str(first[2]), str(first[3]), first[4], int(first[5]))
+            agreements = [
+                Agreement(str(r[6]), application_id, str(r[7]), str(r[8]), str(r[9]), r[10], Channel(r[11]))
+                for r in rows
+                if r[6] is not None
+            ]
+            bank = night.catalog.banks.get(application.bank_code) or Bank(application.bank_code, "", "", "")
+            outcome = check_agreements(application, agreements, bank, business_date, night.window_days)
+            from_state = State.SUBMITTED if is_new else State.AWAITING_AGREEMENT
+            if outcome.status == AgreementStatus.ACCEPTED:
+                assert outcome.agreement is not None
+                state, reasons, agreement_id = State.ACTIVATION_REQUESTED, [], outcome.agreement.agreement_id
+            elif outcome.status == AgreementStatus.AWAITING:
+                if not is_new:
+                    continue  # still waiting: nothing changes
+                state, reasons, agreement_id = State.AWAITING_AGREEMENT, [], None
+            else:
+                state, reasons, agreement_id = State.REJECTED, [r.value for r in outcome.reasons], None
+            if not is_new:
+                reexamined[state.value] = reexamined.get(state.value, 0) + 1
+            decisions.append(
+                (application_id, is_new, from_state.value, state.value, reasons, "agreement", agreement_id)
+            )
+        yield decisions
+
+
+def _allocate_and_request(conn: Conn, night: NightContext, stats: CommitStats) -> None:
+    """Card and account numbers in application-id order from the committed counters; activation requests."""
+    run = night.run
+    vault = night.vault
+    next_values = repo.counters(conn)
+    issued = run.business_date
+    until = valid_until(issued)
+    now = datetime.now(UTC)
+    accepted = conn.execute(repo.ACCEPTED_QUERY).fetchall()
+    cards: list[tuple[Any, ...]] = []
+    accounts: list[tuple[Any, ...]] = []
+    events: list[tuple[Any, ...]] = []
+    account_numbers = []
+    for row in accepted:
+        (application_id, application_type, bank_code, _branch, area_code, person_key, existing_card, _id_enc,
+         _name_enc, attempts) = row
+        bank = night.catalog.banks[bank_code]
+        card_identification: str | None = None
+        if application_type == ApplicationType.NEW_CARD.value:
+            sequence = next_values.get(CARD_COUNTER, FIRST_SEQUENCE)
+            next_values[CARD_COUNTER] = sequence + 1
+            number = card_number(sequence)
+            card_identification = card_identification_code(area_code, sequence)
+            cards.append(
+                (number, application_id, person_key, card_identification, area_code, bank_code, sequence, issued,
+                 until, SPEC_VERSION, "IN_PRODUCTION", run.run_id)
+            )
+        else:
+            number = existing_card
+        counter = account_counter(bank_code)
+        account_sequence = next_values.get(counter, FIRST_SEQUENCE)
+        next_values[counter] = account_sequence + 1
+        account = bank_account_number(bank.bin, account_sequence)
+        account_numbers.append(account)
+        accounts.append([application_id, bank_code, account_sequence, vault.blind_index(account), None, number,
+                         "REQUESTED", run.run_id])
+        events.append((application_id, bank_code, application_type, int(attempts) + 1, number, card_identification))
+    for account_row, sealed in zip(accounts, vault.encrypt_many(account_numbers), strict=True):
+        account_row[4] = sealed
+    repo.copy_rows(
+        conn, "cards",
+        ("card_number", "application_id", "person_key", "card_identification_code", "area_code", "bank_code",
+         "sequence", "issue_date", "valid_until", "spec_version", "status", "run_id"),
+        cards,
+    )
+    repo.copy_rows(
+        conn, "bank_accounts",
+        ("application_id", "bank_code", "sequence", "account_index", "account_number_enc", "card_number", "status",
+         "run_id"),
+        accounts,
+    )
+    repo.save_counters(conn, next_values)
+    outbox = []
+    for (application_id, bank_code, application_type, attempt, number, cic), row, account in zip(
+        events, accepted, account_numbers, strict=True
+    ):
+        outbox.append(
+            _activation_event(night, application_id, bank_code, application_type, attempt, number, cic, account,
+                              vault.decrypt(row[7]), vault.decrypt(row[8]), now)
+        )
+    repo.copy_rows(conn, "outbox", repo.OUTBOX_COLUMNS, outbox)
+    stats.cards += len(cards)
+    stats.accounts += len(accounts)
+    stats.activation_requests += len(outbox)
+
+
+def _activation_event(
+    night: NightContext, application_id: str, bank_code: str, application_type: str, attempt: int, number: str,
+    cic: str | None, account: str, holder_id: str, holder_name: str, now: datetime,
+) -> tuple[Any, ...]:
+    event_id = activation_request_event_id(application_id, attempt)
+    message = ActivationRequested(
+        event_id=event_id, application_id=application_id, bank_code=bank_code,
+        application_type=ApplicationType(application_type), attempt=attempt, card_number=number,
+        account_number=account, holder_id_number=holder_id, holder_name=holder_name, requested_at=now,
+        card_identification_code=cic, run_id=night.run.run_id,
+    )
+    # The request carries personal data: the outbox keeps it sealed until the relay publishes it.
+    return (event_id, night.topics.activation_requests(bank_code), application_id.encode(),
+            night.vault.encrypt_bytes(message.to_bytes()), "ActivationRequested", night.run.run_id, True)
+
+
+def _request_failed_again(conn: Conn, night: NightContext, stats: CommitStats) -> None:
+    """Failed activations with attempts left are requested again (attempt = failures so far + 1)."""
+    vault = night.vault
+    now = datetime.now(UTC)
+    rows = conn.execute(repo.RETRY_QUERY, (night.max_activation_attempts,)).fetchall()
+    outbox = []
+    for application_id, application_type, bank_code, attempts, id_enc, name_enc, number, cic, account_enc in rows:
+        outbox.append(
+            _activation_event(night, application_id, bank_code, application_type, int(attempts) + 1, number, cic,
+                              vault.decrypt(account_enc), vault.decrypt(id_enc), vault.decrypt(name_enc), now)
+        )
+    repo.mark_requested_again(conn, night.run.run_id, [r[0] for r in rows], [e[0] for e in outbox])
+    repo.copy_rows(conn, "outbox", repo.OUTBOX_COLUMNS, outbox)
+    stats.requested_again = len(outbox)
+
+
+def _decision_events(conn: Conn, night: NightContext) -> int:
+    """One DecisionIssued per decision of the run, for the branch."""
+    run_id = night.run.run_id
+    now = datetime.now(UTC)
+    topic = night.topics.decisions
+    total = 0
+    for page in _pages(conn.execute(repo.DECISIONS_QUERY).fetchall()):
+        outbox = []
+        for application_id, branch_code, state, reasons in page:
+            event_id = decision_event_id(application_id, State(state), run_id)
+            message = DecisionIssued(event_id, application_id, branch_code, State(state),
+                                     tuple(Reason(r) for r in reasons), now, run_id)
+            outbox.append((event_id, topic, application_id.encode(), message.to_bytes(), "DecisionIssued",
+                           run_id, False))
+        repo.copy_rows(conn, "outbox", repo.OUTBOX_COLUMNS, outbox)
+        total += len(outbox)
+    return total
+
+
+def _pages(rows: list[Any], size: int = 50_000) -> Iterable[list[Any]]:
+    for start in range(0, len(rows), size):
+        yield rows[start : start + size]
+
+
+def _dead_letter_events(conn: Conn, night: NightContext) -> int:
+    run_id = night.run.run_id
+    now = datetime.now(UTC)
+    outbox = []
+    for topic, partition, offset, stage, reason, detail, payload_enc in repo.insert_dead_letters(conn, run_id):
+        event_id = dead_letter_event_id(topic, partition, offset)
+        message = MessageDeadLettered(event_id, topic, partition, offset, stage, DeadLetterReason(reason), detail,
+                                      night.vault.decrypt_bytes(payload_enc), now, run_id)
+        outbox.append((event_id, night.topics.dead_letters, None, night.vault.encrypt_bytes(message.to_bytes()),
+                       "MessageDeadLettered", run_id, True))
+    repo.copy_rows(conn, "outbox", repo.OUTBOX_COLUMNS, outbox)
+    return len(outbox)

@@ -1,0 +1,273 @@
+"""The nightly run: plan, stage with Beam, commit in one transaction, write the vendor files, publish the outbox.
+
+    run(argv=None) -> NightlyResult     argv: [--business-date YYYY-MM-DD] [Beam pipeline options...]
+
+Stream shapes are commented at each step of `build_pipeline`. The Beam part only stages (idempotently, per
+chunk); everything that becomes visible commits in `pipelines.commit.apply_night`'s single transaction.
+"""
+
+from __future__ import annotations
+
+import argparse
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+
+import apache_beam as beam
+from apache_beam.options.pipeline_options import PipelineOptions
+
+from issuance.crypto import Vault
+from issuance.errors import InputError, ReconciliationFailed
+from issuance.kafka.outbox_relay import publish_outbox
+from issuance.kafka.topics import Topics, ensure_topics
+from issuance.services.endpoints import resolve
+from issuance.settings import Settings
+from issuance.store import run_repo
+from issuance.store.db import connect
+from issuance.store.migrate import ensure_current
+from issuance.store.reference_repo import load_catalog
+from pipelines.commit import NightContext, apply_night
+from pipelines.faults import crash_point
+from pipelines.kafka_read import ReadChunk
+from pipelines.personalization_files import write_files
+from pipelines.plan import plan_ranges, split_chunks
+from pipelines.reconcile import reconcile
+from pipelines.records import Chunk, PartitionRange
+from pipelines.transforms.decode import DecodeRecords
+from pipelines.transforms.stage import StageChunks
+from pipelines.transforms.verify import VerifyApplications
+
+Progress = Callable[[str, dict[str, int]], None]
+
+
+def _quiet(_stage: str, _counts: dict[str, int]) -> None:
+    pass
+
+
+@dataclass(slots=True)
+class NightlyResult:
+    """What one invocation did; `reconciliation` is stored with the run as well."""
+
+    run_id: int
+    business_date: date
+    resumed: bool
+    records_planned: int
+    reconciliation: dict[str, Any]
+    counters: dict[str, int]
+    files: list[dict[str, Any]] = field(default_factory=list)
+    published: int = 0
+    timings: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def balanced(self) -> bool:
+        return bool(self.reconciliation.get("balanced"))
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "run_id": self.run_id, "business_date": self.business_date.isoformat(), "resumed": self.resumed,
+            "records_planned": self.records_planned, "balanced": self.balanced,
+            "reconciliation": self.reconciliation, "counters": self.counters, "files": self.files,
+            "published": self.published, "timings": self.timings,
+        }
+
+
+def parse_args(argv: Sequence[str] | None) -> tuple[date | None, list[str]]:
+    parser = argparse.ArgumentParser(prog="nightly", add_help=False)
+    parser.add_argument("--business-date", type=date.fromisoformat, default=None)
+    try:
+        known, beam_args = parser.parse_known_args(list(argv or []))
+    except SystemExit as exc:  # argparse exits on a bad date
+        raise InputError("--business-date must be YYYY-MM-DD") from exc
+    return known.business_date, beam_args
+
+
+def build_pipeline(
+    pipeline: beam.Pipeline, chunks: list[Chunk], catalog: Any, bootstrap: str, database_url: str, vault: Vault
+) -> beam.PCollection:
+    """The staging pipeline; its only effect is the run's rows in the staging tables."""
+    catalog_view = beam.pvalue.AsSingleton(pipeline | "LoadCatalog" >> beam.Create([catalog]))  # ReferenceData
+    return (
+        pipeline
+        | "ListChunks" >> beam.Create(chunks)  # Chunk
+        | "SpreadChunks" >> beam.Reshuffle()  # Chunk, one worker each
+        | "ReadChunk" >> beam.ParDo(ReadChunk(bootstrap))  # RecordBatch
+        | "DecodeRecords" >> DecodeRecords(vault)  # DecodedBatch (+ dead-letter rows)
+        | "VerifyApplications" >> VerifyApplications(database_url, vault, catalog_view)  # StagedBatch
+        | "StageChunks" >> StageChunks(database_url)  # ChunkSummary
+    )
+
+
+def _counters(result: Any) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for counter in result.metrics().query()["counters"]:
+        name = f"{counter.key.metric.namespace}.{counter.key.metric.name}"
+        value = counter.committed if counter.committed is not None else counter.attempted
+        counts[name] = counts.get(name, 0) + int(value or 0)
+    return dict(sorted(counts.items()))
+
+
+class _StagingWatcher:
+    """Reports staged row counts while the pipeline runs (works whatever the runner and its workers)."""
+
+    def __init__(self, database_url: str, run_id: int, progress: Progress) -> None:
+        self._database_url, self._run_id, self._progress = database_url, run_id, progress
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="staging-watcher", daemon=True)
+
+    def __enter__(self) -> _StagingWatcher:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+    def _loop(self) -> None:
+        with connect(self._database_url, autocommit=True, application_name="issuance-progress") as conn:
+            while not self._stop.wait(0.5):
+                counts = run_repo.staged_counts(conn, self._run_id)
+                self._progress("stage", {k.removeprefix("staged_"): v for k, v in counts.items()})
+
+
+def run(
+    argv: Sequence[str] | None = None, *, settings: Settings | None = None, progress: Progress = _quiet
+) -> NightlyResult:
+    """One night. A crashed earlier run is resumed over its stored plan (and its business date)."""
+    business_date_arg, beam_args = parse_args(argv)
+    settings = settings or Settings()
+    endpoints = resolve(settings)
+    vault = Vault.from_settings(settings)
+    topics = Topics(settings)
+    kinds = {topics.applications: "application", topics.agreements: "agreement"}
+    timings: dict[str, float] = {}
+    started = time.monotonic()
+    with connect(endpoints.database_url, application_name="issuance-nightly") as conn:
+        ensure_current(conn)
+        conn.commit()
+        _finish_earlier_runs(conn, settings, endpoints.kafka_bootstrap, vault, progress)
+
+        # 1. Plan (or resume the run in flight).
+        run_ = run_repo.open_run(conn)
+        resumed = run_ is not None
+        if run_ is None:
+            checkpoints = run_repo.checkpoints(conn, list(kinds))
+            plan = plan_ranges(endpoints.kafka_bootstrap, list(kinds), checkpoints)
+            business_date = business_date_arg or datetime.now(UTC).date()
+            run_ = run_repo.create_run(conn, business_date, [p.to_json() for p in plan])
+        conn.commit()
+        plan = [PartitionRange.from_json(p) for p in run_.plan]
+        planned = sum(p.size for p in plan)
+        progress("plan", {"run_id": run_.run_id, "records": planned, "resumed": int(resumed)})
+        timings["plan_s"] = time.monotonic() - started
+        crash_point("planned")
+
+        # 2. Stage with Beam (skipped when a resumed run had already staged everything).
+        catalog = load_catalog(conn)
+        conn.commit()
+        counters: dict[str, int] = dict(run_.counters or {})
+        if not run_.staged:
+            t0 = time.monotonic()
+            run_repo.clear_staging(conn, run_.run_id)
+            run_repo.mark_running(conn, run_.run_id)
+            conn.commit()
+            chunks = split_chunks(run_.run_id, plan, kinds, settings.chunk_size)
+            options = PipelineOptions(beam_args)
+            with _StagingWatcher(endpoints.database_url, run_.run_id, progress):
+                pipeline = beam.Pipeline(options=options)
+                build_pipeline(pipeline, chunks, catalog, endpoints.kafka_bootstrap, endpoints.database_url, vault)
+                result = pipeline.run()
+                result.wait_until_finish()
+            counters = _counters(result)
+            run_repo.mark_staged(conn, run_.run_id, planned, counters)
+            conn.commit()
+            timings["stage_s"] = time.monotonic() - t0
+        crash_point("staged")
+
+        # 3. Commit the night in one transaction.
+        t0 = time.monotonic()
+        progress("commit", {})
+        night = NightContext(run_, catalog, vault, topics, settings.agreement_window_days,
+                             settings.max_activation_attempts)
+        report = _commit(conn, night, topics)
+        timings["commit_s"] = time.monotonic() - t0
+        crash_point("committed")
+
+        # 4. Vendor files and events out (both repeatable).
+        t0 = time.monotonic()
+        files = write_files(conn, settings.personalization_dir, run_.run_id, run_.business_date.isoformat())
+        conn.commit()
+        crash_point("files_written")
+        progress("files", {"files": len(files)})
+        timings["files_s"] = time.monotonic() - t0
+        t0 = time.monotonic()
+        published = _publish(conn, settings, endpoints.kafka_bootstrap, vault, catalog.banks, progress)
+        timings["publish_s"] = time.monotonic() - t0
+    timings["total_s"] = time.monotonic() - started
+    return NightlyResult(run_.run_id, run_.business_date, resumed, planned, report, counters, files, published,
+                         timings)
+
+
+def _commit(conn: Any, night: NightContext, topics: Topics) -> dict[str, Any]:
+    run_id = night.run.run_id
+    try:
+        with conn.transaction():
+            stats = apply_night(conn, night)
+            report = reconcile(conn, run_id, topics.applications, topics.agreements)
+            report["run"] = {
+                "cards": stats.cards, "bank_accounts": stats.accounts,
+                "activation_requests": stats.activation_requests, "requested_again": stats.requested_again,
+                "decisions": stats.decisions, "dead_letters": stats.dead_letters,
+                "repeated_application_ids": stats.repeated_ids, "reexamined": stats.reexamined,
+            }
+            if not report["balanced"]:
+                raise ReconciliationFailed(f"run {run_id} does not balance: {report['total']}")
+            run_repo.advance_checkpoints(conn, run_id, night.run.plan)
+            from issuance.store.decisions_repo import clear_run_staging
+
+            clear_run_staging(conn, run_id)
+            run_repo.finish_run(conn, run_id, status="SUCCEEDED", balanced=True, reconciliation=report, error=None)
+    except ReconciliationFailed as exc:
+        conn.rollback()
+        run_repo.finish_run(conn, run_id, status="FAILED", balanced=False, reconciliation={}, error=str(exc))
+        conn.commit()
+        raise
+    conn.commit()
+    return report
+
+
+def _publish(
+    conn: Any, settings: Settings, bootstrap: str, vault: Vault, banks: Any, progress: Progress
+) -> int:
+    ensure_topics(bootstrap, settings, list(banks))
+
+    def after_batch(sent: int) -> None:
+        progress("publish", {"events": sent})
+        crash_point("published_some")
+
+    return publish_outbox(conn, bootstrap, vault, after_batch=after_batch)
+
+
+def _finish_earlier_runs(conn: Any, settings: Settings, bootstrap: str, vault: Vault, progress: Progress) -> None:
+    """What a crash after an earlier run's commit left undone: its vendor files and its unpublished events."""
+    row = conn.execute(
+        "SELECT run_id, business_date FROM runs WHERE status = 'SUCCEEDED' ORDER BY run_id DESC LIMIT 1"
+    ).fetchone()
+    conn.commit()
+    if row is None:
+        return
+    run_id, business_date = int(row[0]), row[1]
+    from pipelines.personalization_files import run_dir
+
+    if not run_dir(Path(settings.personalization_dir), run_id).exists():
+        write_files(conn, settings.personalization_dir, run_id, business_date.isoformat())
+        conn.commit()
+    pending = conn.execute("SELECT count(*) FROM outbox WHERE published_at IS NULL").fetchone()
+    conn.commit()
+    if pending and pending[0]:
+        catalog = load_catalog(conn)
+        conn.commit()
+        _publish(conn, settings, bootstrap, vault, catalog.banks, progress)

@@ -1,0 +1,75 @@
+"""One personalization file per bank per run for the card vendor, with a manifest (record count, SHA-256).
+
+Written from the system of record after the run committed, so a re-run (or the next run after a crash between
+commit and writing) produces byte-identical files. Personal data stays as the AES-GCM envelopes stored in
+PostgreSQL (base64): the vendor's system opens them with the key it is given, never this file's reader.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from issuance.store.run_repo import Conn
+
+FORMAT = "ssc-personalization/1"
+
+_QUERY = """
+SELECT c.bank_code, c.card_number, c.card_identification_code, c.area_code, c.issue_date, c.valid_until,
+       c.spec_version, a.application_id, a.branch_code, a.id_number_enc, a.name_enc, b.account_number_enc
+FROM cards c
+JOIN applications a USING (application_id)
+JOIN bank_accounts b USING (application_id)
+WHERE c.run_id = %s
+ORDER BY c.bank_code, c.card_number
+"""
+
+
+def _b64(value: Any) -> str:
+    return base64.b64encode(bytes(value)).decode()
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    with open(tmp, "wb") as handle:
+        handle.write(data)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(tmp, path)
+
+
+def run_dir(root: Path, run_id: int) -> Path:
+    return root / f"run-{run_id:06d}"
+
+
+def write_files(conn: Conn, root: Path, run_id: int, business_date: str) -> list[dict[str, Any]]:
+    """Write (or rewrite identically) the run's files; returns the manifests."""
+    by_bank: dict[str, list[bytes]] = {}
+    for row in conn.execute(_QUERY, (run_id,)):
+        (bank, number, cic, area, issued, until, spec, application_id, branch, id_enc, name_enc, account_enc) = row
+        record = {
+            "card_number": number, "card_identification_code": cic, "area_code": area,
+            "issue_date": issued.isoformat(), "valid_until": until.isoformat(), "spec_version": spec,
+            "application_id": application_id, "branch_code": branch, "bank_code": bank,
+            "holder_id_number_enc": _b64(id_enc), "holder_name_enc": _b64(name_enc),
+            "account_number_enc": _b64(account_enc),
+        }
+        by_bank.setdefault(str(bank), []).append(json.dumps(record, sort_keys=True).encode() + b"\n")
+    directory = run_dir(root, run_id)
+    directory.mkdir(parents=True, exist_ok=True)
+    manifests = []
+    for bank, lines in sorted(by_bank.items()):
+        data = b"".join(lines)
+        name = f"{bank}.jsonl"
+        _atomic_write(directory / name, data)
+        manifest = {
+            "format": FORMAT, "bank_code": bank, "run_id": run_id, "business_date": business_date, "file": name,
+            "record_count": len(lines), "sha256": hashlib.sha256(data).hexdigest(),
+        }
+        _atomic_write(directory / f"{bank}.manifest.json", json.dumps(manifest, indent=2, sort_keys=True).encode())
+        manifests.append(manifest)
+    return manifests

@@ -1,0 +1,102 @@
+"""Reconciliation of one run, per run and per branch: every application read is accounted for exactly once.
+
+    read = personalized or activation-requested + rejected + waiting for agreement + dead-lettered
+
+`read` is counted from what the pipeline staged (the records of the application topic inside the plan); the
+outcomes are counted from the system of record after the run's writes, inside the same transaction.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from issuance.store.run_repo import Conn
+
+OUTCOMES = ("activation_requested", "rejected", "awaiting_agreement", "dead_lettered")
+UNKNOWN_BRANCH = "(unknown)"
+
+_OUTCOME_OF_STATE = {
+    "PERSONALIZED": "activation_requested",
+    "ACTIVATION_REQUESTED": "activation_requested",
+    "ACTIVE": "activation_requested",
+    "ACTIVATION_FAILED": "activation_requested",
+    "REJECTED": "rejected",
+    "AWAITING_AGREEMENT": "awaiting_agreement",
+}
+
+
+def balance(read: dict[str, int], outcomes: dict[str, dict[str, int]]) -> dict[str, Any]:
+    """Per-branch and total lines `read` vs the sum of outcomes; `balanced` only when every line is."""
+    branches = sorted(set(read) | set(outcomes))
+    lines = {}
+    for branch in branches:
+        counts = {name: outcomes.get(branch, {}).get(name, 0) for name in OUTCOMES}
+        lines[branch] = {"read": read.get(branch, 0), **counts,
+                         "balanced": read.get(branch, 0) == sum(counts.values())}
+    total = {name: sum(line[name] for line in lines.values()) for name in ("read", *OUTCOMES)}
+    total["balanced"] = all(line["balanced"] for line in lines.values()) and total["read"] == sum(
+        total[name] for name in OUTCOMES
+    )
+    return {"total": total, "branches": lines, "balanced": bool(total["balanced"])}
+
+
+def reconcile(conn: Conn, run_id: int, applications_topic: str, agreements_topic: str) -> dict[str, Any]:
+    """The run's reconciliation (to call inside the run's final transaction, before staging is cleared)."""
+    read: dict[str, int] = {}
+    for branch, n in conn.execute(
+        "SELECT coalesce(branch_code, %s), count(*) FROM ("
+        " SELECT branch_code FROM staged_applications WHERE run_id = %s"
+        " UNION ALL SELECT branch_code FROM staged_dead_letters WHERE run_id = %s AND source_topic = %s) t"
+        " GROUP BY 1",
+        (UNKNOWN_BRANCH, run_id, run_id, applications_topic),
+    ):
+        read[str(branch)] = int(n)
+    # Repeated application ids were moved from staged_applications to staged_dead_letters: counted once.
+    outcomes: dict[str, dict[str, int]] = {}
+    for branch, state, n in conn.execute(
+        "SELECT branch_code, state, count(*) FROM applications WHERE first_run_id = %s GROUP BY 1, 2", (run_id,)
+    ):
+        line = outcomes.setdefault(str(branch), {})
+        key = _OUTCOME_OF_STATE[str(state)]
+        line[key] = line.get(key, 0) + int(n)
+    for branch, n in conn.execute(
+        "SELECT coalesce(branch_code, %s), count(*) FROM dead_letters WHERE run_id = %s AND source_topic = %s"
+        " GROUP BY 1",
+        (UNKNOWN_BRANCH, run_id, applications_topic),
+    ):
+        line = outcomes.setdefault(str(branch), {})
+        line["dead_lettered"] = line.get("dead_lettered", 0) + int(n)
+    report = balance(read, outcomes)
+    report["reasons"] = {
+        str(reason): int(n)
+        for reason, n in conn.execute(
+            "SELECT r, count(*) FROM applications, unnest(reasons) AS r WHERE first_run_id = %s"
+            " GROUP BY r ORDER BY r",
+            (run_id,),
+        )
+    }
+    report["dead_letters"] = {
+        f"{topic_kind}.{reason}": int(n)
+        for topic_kind, reason, n in conn.execute(
+            "SELECT CASE WHEN source_topic = %s THEN 'applications' WHEN source_topic = %s THEN 'agreements'"
+            " ELSE source_topic END, reason, count(*) FROM dead_letters WHERE run_id = %s GROUP BY 1, 2 ORDER BY 1, 2",
+            (applications_topic, agreements_topic, run_id),
+        )
+    }
+    report["agreements"] = _agreements(conn, run_id, agreements_topic)
+    return report
+
+
+def _agreements(conn: Conn, run_id: int, agreements_topic: str) -> dict[str, int]:
+    row = conn.execute(
+        "SELECT (SELECT count(*) FROM staged_agreements WHERE run_id = %(run)s),"
+        " (SELECT count(*) FROM staged_dead_letters WHERE run_id = %(run)s AND source_topic = %(topic)s),"
+        " (SELECT count(*) FROM agreements WHERE status = 'PENDING'),"
+        " (SELECT count(*) FROM agreements WHERE status = 'EXPIRED'),"
+        " (SELECT count(*) FROM agreements WHERE received_run_id = %(run)s AND status = 'MATCHED'),"
+        " (SELECT count(*) FROM agreements WHERE received_run_id = %(run)s AND status = 'INVALID')",
+        {"run": run_id, "topic": agreements_topic},
+    ).fetchone()
+    assert row is not None
+    names = ("read", "dead_lettered", "pending_unknown_application", "expired_total", "matched", "invalid")
+    return {name: int(value) for name, value in zip(names, row, strict=True)}
