@@ -145,6 +145,17 @@ def _records(
     return out
 
 
+def _index(p: _Parser, records: list[tuple[str, _T]], key: str) -> dict[str, _T]:
+    """Records by their `key` field, the first one winning; a problem for every repeated key."""
+    index: dict[str, _T] = {}
+    first: dict[str, str] = {}
+    for path, record in records:
+        value: str = getattr(record, key)
+        p.unique(first, value, f"{path}.{key}")
+        index.setdefault(value, record)
+    return index
+
+
 def parse_reference(doc: Any) -> ReferenceData:
     """Validate and index the reference-data document; raise ReferenceDataInvalid naming every bad path."""
     p = _Parser()
@@ -163,27 +174,13 @@ def parse_reference(doc: Any) -> ReferenceData:
             approval_ref=p.optional_text(d, "approval_ref", path),
         ),
     )
-    area_index: dict[str, IssuingArea] = {}
-    first: dict[str, str] = {}
-    for path, area in areas:
-        p.unique(first, area.area_code, f"{path}.area_code")
-        area_index.setdefault(area.area_code, area)
-
+    area_index = _index(p, areas, "area_code")
     banks = _records(p, root, "banks", lambda d, path: _bank(p, d, path, area_index))
-    bank_index: dict[str, Bank] = {}
-    first, first_bin = {}, dict[str, str]()
-    for path, bank in banks:
-        p.unique(first, bank.bank_code, f"{path}.bank_code")
-        p.unique(first_bin, bank.bin, f"{path}.bin")
-        bank_index.setdefault(bank.bank_code, bank)
+    bank_index = _index(p, banks, "bank_code")
+    _index(p, banks, "bin")
     _check_bin_prefixes(p, banks)
-
     branches = _records(p, root, "branches", lambda d, path: _branch(p, d, path, area_index, bank_index))
-    branch_index: dict[str, Branch] = {}
-    first = {}
-    for path, branch in branches:
-        p.unique(first, branch.branch_code, f"{path}.branch_code")
-        branch_index.setdefault(branch.branch_code, branch)
+    branch_index = _index(p, branches, "branch_code")
 
     person_index = _persons(p, root)
     if p.total:
