@@ -78,7 +78,12 @@ def _start_on(port: int, log: Path, timeout: float) -> BrokerProcess | str:
     log.parent.mkdir(parents=True, exist_ok=True)
     with log.open("ab") as out:
         popen = subprocess.Popen(
-            argv, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+            argv,
+            cwd=log.parent,  # the state dir: a leftover broker can be traced to it
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
     broker = BrokerProcess(ref=ProcessRef.of(popen.pid), port=port, log=log)
     try:

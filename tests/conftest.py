@@ -1,0 +1,3 @@
+"""Shared fixtures: real services (tests/fixtures_services.py) for integration and end-to-end tests."""
+
+pytest_plugins = ["tests.fixtures_services"]
