@@ -1,0 +1,337 @@
+"""The Starlette application: login, pages, JSON API and /metrics, every read scoped to the logged-in user."""
+
+from __future__ import annotations
+
+import json
+import secrets
+import threading
+import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs
+
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.middleware import Middleware
+from starlette.middleware.sessions import SessionMiddleware
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, RedirectResponse, Response
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+from starlette.templating import Jinja2Templates
+from starlette.types import ASGIApp, Message, Receive, Send
+from starlette.types import Scope as AsgiScope
+
+from dashboard import labels, reads
+from dashboard.db import Database
+from dashboard.metrics import metrics_text
+from dashboard.security import CSRF_FIELD, LoginThrottle, csrf_token, csrf_valid
+from dashboard.users import User, authenticate
+from issuance.crypto import Vault
+from issuance.store.report_queries import Filters, Scope, compact
+
+HERE = Path(__file__).parent
+SESSION_COOKIE = "issuance_dashboard"
+SESSION_MAX_AGE_S = 8 * 3600
+COMPACT_EVERY_S = 60.0
+
+
+@dataclass
+class DashboardConfig:
+    """Everything the app needs, built by the `issuance dashboard` command or a test."""
+
+    database_url: str
+    users: dict[str, User]
+    vault: Vault
+    secret_key: str = field(default_factory=lambda: secrets.token_urlsafe(32))
+    https: bool = False
+    metrics_token: str | None = None
+
+
+class BadFilter(Exception):
+    """A query parameter that cannot be read."""
+
+
+class OutOfScope(Exception):
+    """A filter names a branch or bank the user may not see."""
+
+
+def filters_of(request: Request) -> Filters:
+    """The filter bar's choices from the query string (empty values mean 'all')."""
+    p = request.query_params
+    raw_date = p.get("date") or None
+    try:
+        business_date = date.fromisoformat(raw_date) if raw_date else None
+    except ValueError as exc:
+        raise BadFilter(f"date must be YYYY-MM-DD, not {raw_date!r}") from exc
+    return Filters(p.get("area") or None, p.get("branch") or None, p.get("bank") or None, business_date)
+
+
+def dumps(payload: Any) -> str:
+    """JSON for the API (dates as ISO text)."""
+    return json.dumps(payload, default=str, ensure_ascii=False)
+
+
+def script_json(payload: Any) -> str:
+    """JSON safe to place inside a <script type="application/json"> element."""
+    return dumps(payload).replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+
+
+class SecurityHeaders:
+    """Headers on every response: no framing, no sniffing, scripts only from this server, no caching of data."""
+
+    HEADERS = {
+        b"content-security-policy": b"default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:;"
+        b" frame-ancestors 'none'; form-action 'self'; base-uri 'none'",
+        b"x-frame-options": b"DENY",
+        b"x-content-type-options": b"nosniff",
+        b"referrer-policy": b"no-referrer",
+    }
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: AsgiScope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        static = scope["path"].startswith("/static/")
+
+        async def with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", []))
+                headers.extend(self.HEADERS.items())
+                if not static:
+                    headers.append((b"cache-control", b"no-store"))
+                message["headers"] = headers
+            await send(message)
+
+        await self.app(scope, receive, with_headers)
+
+
+def create_app(config: DashboardConfig) -> Starlette:
+    """The dashboard as an ASGI app."""
+    db = Database(config.database_url)
+    throttle = LoginThrottle()
+    templates = Jinja2Templates(directory=str(HERE / "templates"))
+    templates.env.globals.update(labels=labels)
+    templates.env.filters["pct"] = lambda v: "" if v is None else f"{v * 100:.1f}%"
+    templates.env.filters["num"] = lambda v: "" if v is None else f"{v:,}"
+    templates.env.filters["reason_label"] = labels.reason
+    last_compact = [0.0]
+    compact_lock = threading.Lock()
+
+    def user_of(request: Request) -> User | None:
+        name = request.session.get("user")
+        return config.users.get(name) if isinstance(name, str) else None
+
+    def maybe_compact() -> None:
+        # Folding the summary rows keeps the counting queries short; one request in a minute pays for it.
+        now = time.monotonic()
+        if now - last_compact[0] < COMPACT_EVERY_S or not compact_lock.acquire(blocking=False):
+            return
+        try:
+            last_compact[0] = now
+            with db.connection() as conn:
+                compact(conn)
+        finally:
+            compact_lock.release()
+
+    def render(request: Request, template: str, status: int = 200, **context: Any) -> HTMLResponse:
+        context.setdefault("user", user_of(request))
+        context["csrf_token"] = csrf_token(request.session)
+        context["csrf_field"] = CSRF_FIELD
+        return templates.TemplateResponse(request, template, context, status_code=status)
+
+    def page(
+        template: str, read: Callable[[Any, Scope, Filters], dict[str, Any]]
+    ) -> Callable[[Request], Response]:
+        def endpoint(request: Request) -> Response:
+            user = user_of(request)
+            if user is None:
+                return RedirectResponse(f"/login?next={request.url.path}", status_code=303)
+            try:
+                filters = filters_of(request)
+                if not user.scope.permits(filters):
+                    raise OutOfScope
+            except BadFilter as exc:
+                return render(request, "error.html", 400, message=str(exc))
+            except OutOfScope:
+                return render(
+                    request, "error.html", 403, message="That branch or bank is outside your access."
+                )
+            maybe_compact()
+            with db.connection() as conn:
+                data = read(conn, user.scope, filters)
+                options = reads.choices(conn, user.scope)
+            return render(
+                request,
+                template,
+                data=data,
+                filters=filters,
+                choices=options,
+                query=request.url.query,
+                data_json=script_json(data),
+            )
+
+        return endpoint
+
+    def api(read: Callable[[Any, Scope, Filters], dict[str, Any]]) -> Callable[[Request], Response]:
+        def endpoint(request: Request) -> Response:
+            user = user_of(request)
+            if user is None:
+                return Response(dumps({"error": "login required"}), 401, media_type="application/json")
+            try:
+                filters = filters_of(request)
+            except BadFilter as exc:
+                return Response(dumps({"error": str(exc)}), 400, media_type="application/json")
+            if not user.scope.permits(filters):
+                return Response(dumps({"error": "outside your access"}), 403, media_type="application/json")
+            with db.connection() as conn:
+                return Response(dumps(read(conn, user.scope, filters)), media_type="application/json")
+
+        return endpoint
+
+    def lookup(request: Request) -> Response:
+        user = user_of(request)
+        if user is None:
+            return RedirectResponse(f"/login?next={request.url.path}", status_code=303)
+        application_id = (
+            request.path_params.get("application_id") or request.query_params.get("id") or ""
+        ).strip()
+        found = None
+        if application_id:
+            with db.connection() as conn:
+                found = reads.application(conn, user.scope, config.vault, application_id)
+        status = 404 if application_id and found is None else 200
+        return render(request, "application.html", status, application_id=application_id, app=found)
+
+    def api_application(request: Request) -> Response:
+        user = user_of(request)
+        if user is None:
+            return Response(dumps({"error": "login required"}), 401, media_type="application/json")
+        with db.connection() as conn:
+            found = reads.application(conn, user.scope, config.vault, request.path_params["application_id"])
+        if found is None:
+            # The same answer whether the application does not exist or belongs to someone else.
+            return Response(dumps({"error": "not found"}), 404, media_type="application/json")
+        return Response(dumps(found), media_type="application/json")
+
+    def api_me(request: Request) -> Response:
+        user = user_of(request)
+        if user is None:
+            return Response(dumps({"error": "login required"}), 401, media_type="application/json")
+        s = user.scope
+        return Response(
+            dumps(
+                {
+                    "username": user.username,
+                    "role": s.role.value,
+                    "branch_code": s.branch_code,
+                    "bank_code": s.bank_code,
+                }
+            ),
+            media_type="application/json",
+        )
+
+    def login_form(request: Request) -> Response:
+        if user_of(request) is not None:
+            return RedirectResponse("/", status_code=303)
+        return render(request, "login.html", next=_safe_next(request.query_params.get("next")))
+
+    async def login(request: Request) -> Response:
+        form = {k: v[0] for k, v in parse_qs((await request.body()).decode("utf-8", "replace")).items()}
+        next_url = _safe_next(form.get("next"))
+        if not csrf_valid(request.session, form.get(CSRF_FIELD)):
+            return render(
+                request, "login.html", 403, next=next_url, error="The form expired; please try again."
+            )
+        username, password = form.get("username", "").strip(), form.get("password", "")
+        address = request.client.host if request.client else "?"
+        wait = throttle.retry_after(username, address)
+        if wait > 0:
+            return render(
+                request,
+                "login.html",
+                429,
+                next=next_url,
+                error=f"Too many failed logins. Try again in {int(wait // 60) + 1} minutes.",
+            )
+        user = await run_in_threadpool(authenticate, config.users, username, password)
+        if user is None:
+            throttle.failed(username, address)
+            return render(request, "login.html", 401, next=next_url, error="Wrong username or password.")
+        throttle.succeeded(username)
+        request.session.clear()  # a new session (and CSRF token) after login: no fixation
+        request.session["user"] = user.username
+        return RedirectResponse(next_url, status_code=303)
+
+    async def logout(request: Request) -> Response:
+        form = {k: v[0] for k, v in parse_qs((await request.body()).decode("utf-8", "replace")).items()}
+        if not csrf_valid(request.session, form.get(CSRF_FIELD)):
+            return Response("CSRF token missing or wrong", 403)
+        request.session.clear()
+        return RedirectResponse("/login", status_code=303)
+
+    def metrics(request: Request) -> Response:
+        bearer = request.headers.get("authorization", "")
+        token_ok = config.metrics_token is not None and secrets.compare_digest(
+            bearer.encode(), f"Bearer {config.metrics_token}".encode()
+        )
+        user = user_of(request)
+        if not token_ok and (user is None or user.scope.role.value != "bureau"):
+            return Response("login or metrics token required\n", 401, media_type="text/plain")
+        with db.connection() as conn:
+            body = metrics_text(conn)
+        return Response(body, media_type="text/plain; version=0.0.4; charset=utf-8")
+
+    routes = [
+        Route("/", page("overview.html", reads.overview)),
+        Route("/reasons", page("reasons.html", reads.reasons)),
+        Route("/backlog", page("backlog.html", reads.backlog)),
+        Route("/runs", page("runs.html", reads.runs)),
+        Route("/dead-letters", page("dead_letters.html", reads.dead_letters)),
+        Route("/applications", lookup),
+        Route("/applications/{application_id}", lookup),
+        Route("/login", login_form, methods=["GET"]),
+        Route("/login", login, methods=["POST"]),
+        Route("/logout", logout, methods=["POST"]),
+        Route("/api/me", api_me),
+        Route("/api/funnel", api(reads.overview)),
+        Route("/api/reasons", api(reads.reasons)),
+        Route("/api/backlog", api(reads.backlog)),
+        Route("/api/runs", api(reads.runs)),
+        Route("/api/dead-letters", api(reads.dead_letters)),
+        Route("/api/applications/{application_id}", api_application),
+        Route("/metrics", metrics),
+        Mount("/static", StaticFiles(directory=str(HERE / "static")), name="static"),
+    ]
+    middleware = [
+        Middleware(SecurityHeaders),
+        Middleware(
+            SessionMiddleware,
+            secret_key=config.secret_key,
+            session_cookie=SESSION_COOKIE,
+            max_age=SESSION_MAX_AGE_S,
+            same_site="strict",
+            https_only=config.https,
+        ),
+    ]
+
+    @asynccontextmanager
+    async def lifespan(_: Starlette) -> AsyncIterator[None]:
+        yield
+        db.close()
+
+    return Starlette(routes=routes, middleware=middleware, lifespan=lifespan)
+
+
+def _safe_next(value: str | None) -> str:
+    """Only a path on this site may follow a login (no open redirect)."""
+    if value and value.startswith("/") and not value.startswith("//") and "\\" not in value:
+        return value
+    return "/"

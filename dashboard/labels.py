@@ -1,0 +1,55 @@
+"""Plain-language labels so a bureau official can read the pages without knowing the codes."""
+
+from __future__ import annotations
+
+REASONS: dict[str, str] = {
+    "ID_NUMBER_INVALID": "ID number invalid (check digit, birth date or area code)",
+    "PERSON_NOT_FOUND": "Person not in the registry",
+    "NAME_MISMATCH": "Name differs from the registry",
+    "NOT_INSURED": "Person not insured",
+    "MATERIALS_MISSING": "Required documents missing",
+    "GUARDIAN_REQUIRED": "Under 16 without a valid guardian",
+    "BRANCH_UNKNOWN": "Unknown branch",
+    "BANK_NOT_COOPERATING": "Bank does not issue in this area",
+    "AREA_NOT_APPROVED": "Issuing area not approved",
+    "DUPLICATE_APPLICATION": "Person already has an open application",
+    "ALREADY_HAS_CARD": "Person already holds a valid card",
+    "CARD_NOT_FOUND": "Card to activate not found",
+    "CARD_NOT_ELIGIBLE": "Card cannot be activated (other holder or bank, not valid, already active)",
+    "AGREEMENT_MISMATCH": "Agreement names another bank or was signed before the application",
+    "AGREEMENT_TERMS_OUTDATED": "Agreement signed on outdated bank terms",
+    "AGREEMENT_EXPIRED": "No valid agreement within 30 days",
+}
+
+DEAD_LETTER_REASONS: dict[str, str] = {
+    "MALFORMED_MESSAGE": "Unreadable message",
+    "UNKNOWN_SCHEMA": "Message in an unknown format version",
+    "SCHEMA_VIOLATION": "Readable, but breaks the contract (missing or wrong field)",
+}
+
+STATES: dict[str, str] = {
+    "SUBMITTED": "Submitted, not yet processed",
+    "REJECTED": "Rejected",
+    "AWAITING_AGREEMENT": "Waiting for the signed agreement",
+    "PERSONALIZED": "Card personalized",
+    "ACTIVATION_REQUESTED": "Waiting for the bank to activate",
+    "ACTIVE": "Active",
+    "ACTIVATION_FAILED": "Bank activation failed",
+}
+
+STAGES: dict[str, str] = {
+    "verify": "Verification",
+    "agreement": "Agreement",
+    "personalize": "Personalization",
+    "activation": "Bank activation",
+}
+
+
+def reason(code: str) -> str:
+    """A rejection reason in words (the code itself when unknown)."""
+    return REASONS.get(code, code)
+
+
+def state(code: str) -> str:
+    """A state in words."""
+    return STATES.get(code, code)
