@@ -138,6 +138,11 @@ class Vault:
         """Whether the envelope was sealed under a key other than the current (first) one."""
         return _split(bytes(envelope))[1] != self._primary_kid
 
+    @property
+    def current_prefix(self) -> bytes:
+        """The first bytes of every envelope sealed now (version and current key id), for queries."""
+        return self._header
+
     def reencrypt(self, envelope: bytes) -> bytes:
         """The same plaintext sealed under the current key (rotation)."""
         return self.encrypt_bytes(self.decrypt_bytes(envelope))
