@@ -53,6 +53,7 @@ class ResultStats:
     duplicates: int = 0
     stale: int = 0
     dead_lettered: int = 0
+    queued: int = 0  # events written to the outbox
 
 
 class ActivationResults:
@@ -124,6 +125,7 @@ class ActivationResults:
         repo.apply_transitions(self._conn, transitions, STAGE)
         repo.add_audit(self._conn, audits)
         repo.add_outbox(self._conn, events)
+        self.stats.queued += len(events)
 
     def _is_current(self, target: ActivationTarget, result: Result) -> bool:
         """Whether the result answers the application's outstanding request (the attempt not yet answered)."""
@@ -200,5 +202,6 @@ class ActivationResults:
             reason=DeadLetterReason(exc.reason), detail=str(exc), payload=bytes(record.value),
             dead_lettered_at=datetime.now(UTC),
         )
+        self.stats.queued += 1
         repo.add_outbox(self._conn, [OutboxEvent(message.event_id, self._topics.dead_letters, None,
                                                  message.to_bytes(), message.RECORD)])

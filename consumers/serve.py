@@ -74,24 +74,22 @@ def consume_results(
     ensure_topics(endpoints.kafka_bootstrap, settings, [])
     topics = Topics(settings)
     vault = Vault.from_settings(settings)
-    producer = make_producer(endpoints.kafka_bootstrap)
-    try:
-        with connect(endpoints.database_url, autocommit=True, application_name="issuance-consume") as conn:
-            consumer = ActivationResults(conn, vault, topics, settings.max_activation_attempts)
-            published = 0
+    with connect(endpoints.database_url, autocommit=True, application_name="issuance-consume") as conn:
+        consumer = ActivationResults(conn, vault, topics, settings.max_activation_attempts)
+        published = 0
 
-            def handle(records: Sequence[Any]) -> None:
-                nonlocal published
-                consumer.handle(records)
-                published += publish_outbox(conn, producer, endpoints.kafka_bootstrap)
+        def handle(records: Sequence[Any]) -> None:
+            nonlocal published
+            queued = consumer.stats.queued
+            consumer.handle(records)
+            if consumer.stats.queued > queued:  # decisions or dead letters to publish
+                published += publish_outbox(conn, endpoints.kafka_bootstrap, vault)
 
-            options = LoopOptions(endpoints.kafka_bootstrap, (topics.activation_results,),
-                                  f"{settings.topic_prefix}bureau.activation-results", until_idle)
-            run_loop(options, handle, stop)
-            published += publish_outbox(conn, producer, endpoints.kafka_bootstrap)
-            return {**asdict(consumer.stats), "published": published}
-    finally:
-        producer.close()
+        options = LoopOptions(endpoints.kafka_bootstrap, (topics.activation_results,),
+                              f"{settings.topic_prefix}bureau.activation-results", until_idle)
+        run_loop(options, handle, stop)
+        published += publish_outbox(conn, endpoints.kafka_bootstrap, vault)
+        return {**asdict(consumer.stats), "published": published}
 
 
 def _run_threads(bodies: dict[str, Callable[[], None]], stop: threading.Event) -> None:
