@@ -1,0 +1,139 @@
+"""`issuance batch run`: one nightly run, its progress on the terminal and its reconciliation."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Annotated, Any
+
+import typer
+from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from issuance.cli.common import command, console, load_settings, print_json
+
+STAGE_LABELS = {
+    "plan": "Planning the read",
+    "stage": "Reading, decoding, verifying, staging",
+    "commit": "Committing the night (one transaction)",
+    "files": "Writing personalization files",
+    "publish": "Publishing the outbox",
+}
+
+
+class _Display:
+    """Stage and counts on a terminal (rich); plain stage lines otherwise."""
+
+    def __init__(self, progress: Progress | None) -> None:
+        self._progress = progress
+        self._task: Any = None
+        self._stage = ""
+        self._planned = 0
+
+    def __call__(self, stage: str, counts: dict[str, int]) -> None:
+        if stage == "plan":
+            self._planned = counts.get("records", 0)
+        text = STAGE_LABELS.get(stage, stage)
+        if stage == "stage":
+            done = counts.get("applications", 0) + counts.get("agreements", 0) + counts.get("dead_letters", 0)
+            text += f": {done:,} of {self._planned:,} records"
+        elif counts:
+            text += ": " + ", ".join(f"{k} {v:,}" for k, v in counts.items())
+        if self._progress is None:
+            if stage != self._stage:
+                console.print(text)
+        elif self._task is None:
+            self._task = self._progress.add_task(text, total=None)
+        else:
+            self._progress.update(self._task, description=text)
+        self._stage = stage
+
+
+def _print_report(result: Any) -> None:
+    report = result.reconciliation
+    state = "[green]balanced[/green]" if result.balanced else "[red]NOT balanced[/red]"
+    typer.echo(
+        f"run {result.run_id} business date {result.business_date} "
+        f"{'(resumed) ' if result.resumed else ''}read {result.records_planned:,} records"
+    )
+    table = Table(title="Reconciliation: read = activation requested + rejected + awaiting + dead-lettered")
+    for column in ("branch", "read", "activation requested", "rejected", "awaiting agreement", "dead-lettered", "ok"):
+        table.add_column(column, justify="left" if column == "branch" else "right")
+
+    def add(name: str, line: dict[str, Any]) -> None:
+        table.add_row(name, *(f"{line[k]:,}" for k in ("read", "activation_requested", "rejected",
+                                                         "awaiting_agreement", "dead_lettered")),
+                      "yes" if line["balanced"] else "NO")
+
+    for branch, line in report.get("branches", {}).items():
+        add(branch, line)
+    add("TOTAL", report["total"])
+    out = console.__class__(stderr=False)
+    out.print(table)
+    extra = report.get("run", {})
+    out.print(
+        f"cards {extra.get('cards', 0):,}, bank accounts {extra.get('bank_accounts', 0):,}, activation requests "
+        f"{extra.get('activation_requests', 0):,} (requested again {extra.get('requested_again', 0):,}), "
+        f"decisions {extra.get('decisions', 0):,}, re-examined {extra.get('reexamined', {})}"
+    )
+    out.print(f"agreements: {report.get('agreements', {})}")
+    if report.get("reasons"):
+        out.print("rejection reasons: " + ", ".join(f"{k} {v:,}" for k, v in report["reasons"].items()))
+    if report.get("dead_letters"):
+        out.print("dead letters: " + ", ".join(f"{k} {v:,}" for k, v in report["dead_letters"].items()))
+    counters = Table(title="Beam counters (stage.name)")
+    counters.add_column("counter")
+    counters.add_column("value", justify="right")
+    for name, value in result.counters.items():
+        counters.add_row(name, f"{value:,}")
+    out.print(counters)
+    for manifest in result.files:
+        out.print(f"file {manifest['bank_code']}: {manifest['record_count']:,} records sha256 {manifest['sha256']}")
+    out.print(f"published {result.published:,} events; {state}")
+
+
+@command
+def run(
+    ctx: typer.Context,
+    business_date: Annotated[
+        str | None, typer.Option("--business-date", help="The night's business date, YYYY-MM-DD (default today).")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the result as one JSON document.")] = False,
+) -> None:
+    """Run one night: read the planned offsets, verify, join agreements, personalize, publish, reconcile.
+
+    Beam pipeline options go after `--`, e.g. `-- --direct_running_mode=multi_processing --direct_num_workers=2`.
+    A crashed run is resumed over its stored plan. Exits 1 when the run does not balance.
+    """
+    from issuance.errors import InputError
+    from pipelines import nightly
+
+    settings = load_settings(ctx)
+    argv: list[str] = []
+    if business_date is not None:
+        try:
+            date.fromisoformat(business_date)
+        except ValueError as exc:
+            raise InputError(f"--business-date {business_date!r} is not a date (YYYY-MM-DD)") from exc
+        argv += ["--business-date", business_date]
+    argv += list(ctx.args)
+    if console.is_terminal and not as_json:
+        with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
+                      console=console, transient=False) as bar:
+            result = nightly.run(argv, settings=settings, progress=_Display(bar))
+    else:
+        result = nightly.run(argv, settings=settings, progress=_Display(None) if not as_json else nightly._quiet)
+    if as_json:
+        print_json(result.as_dict())
+    else:
+        _print_report(result)
+    if not result.balanced:
+        raise typer.Exit(1)
+
+
+def register(app: typer.Typer) -> None:
+    """Add the `batch` command group."""
+    batch = typer.Typer(help="The nightly batch.", no_args_is_help=True)
+    batch.command(
+        "run", context_settings={"allow_extra_args": True, "ignore_unknown_options": True}
+    )(run)
+    app.add_typer(batch, name="batch")
