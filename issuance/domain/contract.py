@@ -32,8 +32,22 @@ _E = TypeVar("_E", bound=StrEnum)
 Problems = list[tuple[str, str]]
 
 
+_MEMBERS: dict[type[StrEnum], dict[str, StrEnum]] = {}
+
+
+def _members(kind: type[_E]) -> dict[str, _E]:
+    """Value -> member, faster than calling the enum (this runs for every record of a night)."""
+    members = _MEMBERS.get(kind)
+    if members is None:
+        members = _MEMBERS[kind] = {member.value: member for member in kind}
+    return members  # type: ignore[return-value]
+
+
 class _Reader:
-    """Reads fields of one record, collecting (field, problem) pairs instead of raising at the first one."""
+    """Reads fields of one record, collecting (field, problem) pairs instead of raising at the first one.
+
+    Each reader returns early on a valid value; the problem is worked out only when it is not.
+    """
 
     __slots__ = ("prefix", "problems", "record")
 
@@ -45,67 +59,70 @@ class _Reader:
     def _fail(self, name: str, problem: str) -> None:
         self.problems.append((self.prefix + name, problem))
 
-    def _present(self, name: str, optional: bool) -> Any:
-        value = self.record.get(name)
-        if value is None and not optional:
-            self._fail(name, "required")
-        return value
-
     def text(self, name: str, max_length: int = 64, pattern: re.Pattern[str] | None = None) -> str:
-        return self._text(name, max_length, pattern, optional=False) or ""
+        value = self.record.get(name)
+        if type(value) is str and _text_ok(value, max_length, pattern):
+            return value
+        self._text_problem(name, value, max_length, pattern, optional=False)
+        return ""
 
     def optional_text(
         self, name: str, max_length: int = 64, pattern: re.Pattern[str] | None = None
     ) -> str | None:
-        return self._text(name, max_length, pattern, optional=True)
+        value = self.record.get(name)
+        if value is None or (type(value) is str and _text_ok(value, max_length, pattern)):
+            return value
+        self._text_problem(name, value, max_length, pattern, optional=True)
+        return None
 
-    def _text(
-        self, name: str, max_length: int, pattern: re.Pattern[str] | None, optional: bool
-    ) -> str | None:
-        value = self._present(name, optional)
+    def _text_problem(
+        self, name: str, value: Any, max_length: int, pattern: re.Pattern[str] | None, optional: bool
+    ) -> None:
         if value is None:
-            return None
-        if not isinstance(value, str):
+            if not optional:
+                self._fail(name, "required")
+        elif not isinstance(value, str):
             self._fail(name, "must be a string")
-            return None
-        if pattern is not None:
-            if pattern.fullmatch(value) is None:
-                self._fail(name, f"does not match ^{pattern.pattern}$")
-                return None
-        elif not value.strip() or len(value) > max_length:
+        elif pattern is not None:
+            self._fail(name, f"does not match ^{pattern.pattern}$")
+        else:
             self._fail(name, f"must be 1..{max_length} characters, not blank")
-            return None
-        return value
 
     def enum(self, name: str, kind: type[_E]) -> _E | None:
-        value = self._present(name, optional=False)
+        value = self.record.get(name)
         if value is None:
+            self._fail(name, "required")
             return None
         return self._member(name, kind, value)
 
     def _member(self, name: str, kind: type[_E], value: Any) -> _E | None:
-        if not isinstance(value, str):
-            self._fail(name, "must be a string")
-            return None
-        try:
-            return kind(value)
-        except ValueError:
+        if type(value) is str:
+            member = _members(kind).get(value)
+            if member is not None:
+                return member
             self._fail(name, f"must be one of {', '.join(kind)}")
-            return None
+        else:
+            self._fail(name, "must be a string")
+        return None
 
     def enum_list(self, name: str, kind: type[_E]) -> tuple[_E, ...]:
-        value = self._present(name, optional=False)
+        value = self.record.get(name)
         if value is None:
+            self._fail(name, "required")
             return ()
         if not isinstance(value, list | tuple):
             self._fail(name, "must be a list")
             return ()
-        members = [self._member(f"{name}[{index}]", kind, item) for index, item in enumerate(value)]
-        return tuple(member for member in members if member is not None)
+        members = _members(kind)
+        if all(type(item) is str and item in members for item in value):
+            return tuple(members[item] for item in value)
+        found = [self._member(f"{name}[{index}]", kind, item) for index, item in enumerate(value)]
+        return tuple(member for member in found if member is not None)
 
     def timestamp(self, name: str) -> datetime | None:
-        value = self._present(name, optional=False)
+        value = self.record.get(name)
         if value is None:
+            self._fail(name, "required")
             return None
         if not isinstance(value, str):
             self._fail(name, "must be a string")
@@ -114,19 +131,27 @@ class _Reader:
             parsed = datetime.fromisoformat(value)
         except ValueError:
             parsed = None
-        if parsed is None or parsed.tzinfo is None or "T" not in value.upper():
+        # fromisoformat also takes a space between date and time; ISO-8601 wants the T.
+        if parsed is None or parsed.tzinfo is None or ("T" not in value and "t" not in value):
             self._fail(name, "must be an ISO-8601 date-time with an explicit offset")
             return None
         return parsed
 
     def nested(self, name: str) -> _Reader | None:
-        value = self._present(name, optional=False)
+        value = self.record.get(name)
         if value is None:
+            self._fail(name, "required")
             return None
         if not isinstance(value, Mapping):
             self._fail(name, "must be an object")
             return None
         return _Reader(value, self.problems, f"{self.prefix}{name}.")
+
+
+def _text_ok(value: str, max_length: int, pattern: re.Pattern[str] | None) -> bool:
+    if pattern is not None:
+        return pattern.fullmatch(value) is not None
+    return 0 < len(value) <= max_length and not value.isspace()
 
 
 def _parse(record: object, record_name: str, build: Callable[[_Reader], Any]) -> Any:
