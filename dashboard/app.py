@@ -308,6 +308,7 @@ def create_app(config: DashboardConfig) -> Starlette:
         Route("/api/dead-letters", api(reads.dead_letters)),
         Route("/api/applications/{application_id}", api_application),
         Route("/metrics", metrics),
+        Route("/favicon.ico", lambda _: Response(status_code=204)),
         Mount("/static", StaticFiles(directory=str(HERE / "static")), name="static"),
     ]
     middleware = [

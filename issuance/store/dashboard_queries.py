@@ -199,7 +199,7 @@ class RunRow:
         return self.records_read / d if d else None
 
 
-def runs(conn: psycopg.Connection, scope: Scope, filters: Filters, limit: int = 30) -> list[RunRow]:
+def runs(conn: psycopg.Connection, scope: Scope, filters: Filters, limit: int = 14) -> list[RunRow]:
     """The latest runs; outside the bureau, counters and reconciliation are replaced by in-scope counts."""
     date_filter = (
         sql.SQL("WHERE business_date = {}").format(sql.Literal(filters.business_date))
