@@ -111,3 +111,59 @@ def mismatches(actual: dict[str, tuple[str, list[str]]], wanted: dict[str, tuple
         if actual.get(app_id) != wanted.get(app_id):
             lines.append(f"{app_id}: {actual.get(app_id)} != expected {wanted.get(app_id)}")
     return lines[:20]
+
+
+def end_state(database_url: str) -> dict[str, Any]:
+    """What a night leaves behind that must not depend on crashes or re-runs (timestamps excluded)."""
+    queries = {
+        "applications": "SELECT application_id, state, reasons, is_open, agreement_id, activation_attempts,"
+        " first_run_id FROM applications ORDER BY application_id",
+        "history": "SELECT application_id, from_state, to_state, stage, reasons, run_id FROM application_history"
+        " ORDER BY application_id, id",
+        "cards": "SELECT application_id, card_number, card_identification_code, sequence, issue_date, valid_until,"
+        " bank_code FROM cards ORDER BY application_id",
+        "accounts": "SELECT application_id, bank_code, sequence, account_index, card_number FROM bank_accounts"
+        " ORDER BY application_id",
+        "counters": "SELECT name, next_value FROM allocation_counters ORDER BY name",
+        "agreements": "SELECT agreement_id, status FROM agreements ORDER BY agreement_id",
+        "dead_letters": "SELECT source_partition, source_offset, reason FROM dead_letters"
+        " ORDER BY source_partition, source_offset",
+        "events": "SELECT event_type, count(*) FROM outbox GROUP BY 1 ORDER BY 1",
+        "decision_and_request_ids": "SELECT event_id FROM outbox WHERE event_type <> 'MessageDeadLettered'"
+        " ORDER BY event_id",
+        "unpublished": "SELECT count(*) FROM outbox WHERE published_at IS NULL",
+        "runs": "SELECT run_id, status, business_date, balanced FROM runs ORDER BY run_id",
+    }
+    with connect(database_url) as conn:
+        return {name: [tuple(row) for row in conn.execute(query).fetchall()] for name, query in queries.items()}
+
+
+def topic_event_ids(settings: Settings, topics: list[str]) -> list[str]:
+    """Every event id published on `topics` (duplicates kept: at-least-once delivery is allowed)."""
+    from kafka import KafkaConsumer, TopicPartition
+
+    from issuance.messages import decode_event
+
+    consumer = KafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, group_id=None, enable_auto_commit=False)
+    try:
+        partitions = [
+            TopicPartition(t, p) for t in topics for p in sorted(consumer.partitions_for_topic(t) or ())
+        ]
+        consumer.assign(partitions)
+        consumer.seek_to_beginning()
+        ends = consumer.end_offsets(partitions)
+        ids: list[str] = []
+        idle = 0
+        while idle < 6:
+            batch = consumer.poll(timeout_ms=500)
+            if not batch:
+                idle += 1
+                if all(consumer.position(tp) >= ends[tp] for tp in partitions):
+                    idle += 2
+                continue
+            idle = 0
+            for records in batch.values():
+                ids.extend(decode_event(r.value).event_id for r in records)
+        return ids
+    finally:
+        consumer.close()
