@@ -37,6 +37,7 @@ def serve_banks(
     policy: FailurePolicy,
     until_idle: float | None,
     stop: threading.Event,
+    batch_size: int = 1_000,
 ) -> dict[str, dict[str, int]]:
     """Serve the given banks (None: every known bank) until idle or stopped; stats per bank."""
     known = known_banks(endpoints.database_url)
@@ -57,7 +58,7 @@ def serve_banks(
             with connect(endpoints.database_url, autocommit=True, application_name=f"bank-sim-{code}") as conn:
                 bank = BankSimulator(code, conn, producer, vault, topics.activation_results, policy)
                 options = LoopOptions(endpoints.kafka_bootstrap, (topics.activation_requests(code),),
-                                      bank_group(settings, code), until_idle)
+                                      bank_group(settings, code), until_idle, batch_size)
                 run_loop(options, bank.handle, stop)
                 stats[code] = asdict(bank.stats)
         finally:
@@ -68,7 +69,11 @@ def serve_banks(
 
 
 def consume_results(
-    settings: Settings, endpoints: Endpoints, until_idle: float | None, stop: threading.Event
+    settings: Settings,
+    endpoints: Endpoints,
+    until_idle: float | None,
+    stop: threading.Event,
+    batch_size: int = 1_000,
 ) -> dict[str, int]:
     """Apply the banks' answers until idle or stopped, publishing the decisions they cause."""
     ensure_topics(endpoints.kafka_bootstrap, settings, [])
@@ -86,7 +91,7 @@ def consume_results(
                 published += publish_outbox(conn, endpoints.kafka_bootstrap, vault)
 
         options = LoopOptions(endpoints.kafka_bootstrap, (topics.activation_results,),
-                              f"{settings.topic_prefix}bureau.activation-results", until_idle)
+                              f"{settings.topic_prefix}bureau.activation-results", until_idle, batch_size)
         run_loop(options, handle, stop)
         published += publish_outbox(conn, endpoints.kafka_bootstrap, vault)
         return {**asdict(consumer.stats), "published": published}

@@ -29,6 +29,7 @@ def serve(
         float, typer.Option("--fail-rate", help="Share of requests answered with a failure (0..1).", min=0, max=1)
     ] = 0.0,
     seed: Annotated[int, typer.Option("--seed", help="Seed of the injected failures.")] = 0,
+    batch_size: Annotated[int, typer.Option("--batch-size", help="Most records per batch (one commit each).", min=1)] = 1_000,
     as_json: Annotated[bool, typer.Option("--json", help="Print a JSON document.")] = False,
 ) -> None:
     """Answer activation requests until idle or SIGTERM: open accounts, reply completed or failed."""
@@ -41,7 +42,7 @@ def serve(
             console.print(f"serving {'every bank' if all_banks else ', '.join(bank or [])}"
                           + (f" until idle for {until_idle:g}s" if until_idle is not None else " (Ctrl-C stops)"))
         stats = serve_banks(settings, endpoints, None if all_banks else bank, FailurePolicy(fail_rate, seed),
-                            until_idle, stop)
+                            until_idle, stop, batch_size)
     if as_json:
         print_json(stats)
         return

@@ -18,6 +18,7 @@ def consume(
     until_idle: Annotated[
         float | None, typer.Option("--until-idle", help="Stop after this many seconds without a result.", min=0)
     ] = None,
+    batch_size: Annotated[int, typer.Option("--batch-size", help="Most records per batch (one commit each).", min=1)] = 1_000,
     as_json: Annotated[bool, typer.Option("--json", help="Print a JSON document.")] = False,
 ) -> None:
     """Apply activation results to applications and cards until idle or SIGTERM; publish branch decisions."""
@@ -27,7 +28,7 @@ def consume(
         if not as_json:
             console.print("applying activation results"
                           + (f" until idle for {until_idle:g}s" if until_idle is not None else " (Ctrl-C stops)"))
-        stats = consume_results(settings, endpoints, until_idle, stop)
+        stats = consume_results(settings, endpoints, until_idle, stop, batch_size)
     if as_json:
         print_json(stats)
         return

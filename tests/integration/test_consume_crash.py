@@ -1,0 +1,44 @@
+"""The bureau consumer killed mid-stream (SIGKILL) and started again: every result applied exactly once in effect."""
+
+from __future__ import annotations
+
+import threading
+
+from consumers.bank_simulator import FailurePolicy
+from consumers.serve import serve_banks
+from issuance.kafka.topics import Topics
+from issuance.services.endpoints import resolve
+from issuance.settings import Settings
+from tests.factories import BANK
+from tests.fixtures_activation import produce, request_for, scalar, seed_waiting, states
+from tests.fixtures_processes import kill_when, run, start
+
+N = 800
+CONSUME = ["consume", "--batch-size", "10"]
+
+
+def applied(settings: Settings) -> int:
+    return scalar(settings, "SELECT count(*) FROM inbox WHERE consumer = 'activation-results'")
+
+
+def test_killed_consumer_applies_every_result_once(settings: Settings, cli_env: dict[str, str]) -> None:
+    waiting = seed_waiting(settings, N)
+    requests = [request_for(w) for w in waiting]
+    produce(settings.kafka_bootstrap or "", Topics(settings).activation_requests(BANK), [r.to_bytes() for r in requests])
+    policy = FailurePolicy(0.1, 9)
+    serve_banks(settings, resolve(settings), [BANK], policy, 2.0, threading.Event())
+    for threshold in (100, 400):
+        proc = start(CONSUME, cli_env)
+        kill_when(proc, lambda t=threshold: applied(settings) >= t)
+        assert applied(settings) < N  # it really died mid-stream
+    done = run([*CONSUME, "--until-idle", "2"], cli_env)
+    assert done.returncode == 0, done.stderr
+    failing = {r.application_id for r in requests if policy.failure(r.event_id)}
+    for app_id, (state, attempts, _open) in states(settings).items():
+        assert (state, attempts) == (("ACTIVATION_FAILED", 1) if app_id in failing else ("ACTIVE", 0))
+    # Exactly once in effect: one history row, one audit row, one version step per application.
+    assert scalar(settings, "SELECT count(*) FROM application_history WHERE stage = 'activation'") == N
+    assert scalar(settings, "SELECT count(*) FROM audit_log WHERE action LIKE 'activation.%'") == N
+    assert scalar(settings, "SELECT count(*) FROM applications WHERE version <> 2") == 0
+    assert scalar(settings, "SELECT count(*) FROM outbox WHERE event_type = 'DecisionIssued'") == N - len(failing)
+    assert scalar(settings, "SELECT count(*) FROM outbox WHERE published_at IS NULL") == 0
