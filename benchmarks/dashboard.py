@@ -102,7 +102,11 @@ def _state_for(rng: random.Random, night: int, application_type: str) -> str:
     if rng.random() < (0.12 if age < 3 else 0.04 if age < 15 else 0.01):
         return "AWAITING_AGREEMENT"
     if rng.random() < (0.5 if age < 2 else 0.1 if age < 7 else 0.01):
-        return "PERSONALIZED" if application_type == "NEW_CARD" and rng.random() < 0.05 else "ACTIVATION_REQUESTED"
+        return (
+            "PERSONALIZED"
+            if application_type == "NEW_CARD" and rng.random() < 0.05
+            else "ACTIVATION_REQUESTED"
+        )
     return "ACTIVATION_FAILED" if rng.random() < 0.015 else "ACTIVE"
 
 
@@ -117,11 +121,12 @@ def fill(
         for code, name, approved in AREAS:
             cur.execute(
                 "INSERT INTO issuing_areas (area_code, name, approved, approval_ref) VALUES (%s, %s, %s, %s)",
-                (code, name, approved, f"人社部函〔2024〕{code[-3:]}号" if approved else None),
+                (code, name, approved, f"人社部函[2024]{code[-3:]}号" if approved else None),
             )
         for code, name, bin_ in BANKS:
             cur.execute(
-                "INSERT INTO banks (bank_code, name, bin, terms_version, area_codes) VALUES (%s, %s, %s, %s, %s)",
+                "INSERT INTO banks (bank_code, name, bin, terms_version, area_codes)"
+                " VALUES (%s, %s, %s, %s, %s)",
                 (code, name, bin_, "2026.1", [a for a, _, _ in AREAS]),
             )
         for area, area_name, _ in AREAS:
@@ -150,8 +155,9 @@ def fill(
                 "dead_lettered": per_night // 200,
             }
             row = cur.execute(
-                "INSERT INTO runs (business_date, status, plan, started_at, finished_at, records_read, balanced,"
-                " reconciliation, counters) VALUES (%s, 'SUCCEEDED', '[]', %s, %s, %s, %s, %s, %s) RETURNING run_id",
+                "INSERT INTO runs (business_date, status, plan, started_at, finished_at, records_read,"
+                " balanced, reconciliation, counters)"
+                " VALUES (%s, 'SUCCEEDED', '[]', %s, %s, %s, %s, %s, %s) RETURNING run_id",
                 (
                     d,
                     started,
@@ -314,8 +320,8 @@ def _dead_letters_and_outbox(
     with (
         conn.cursor() as cur,
         cur.copy(
-            "COPY dead_letters (source_topic, source_partition, source_offset, stage, reason, detail, payload_enc,"
-            " branch_code, run_id) FROM STDIN"
+            "COPY dead_letters (source_topic, source_partition, source_offset, stage, reason, detail,"
+            " payload_enc, branch_code, run_id) FROM STDIN"
         ) as copy,
     ):
         for i in range(max(10, applications // 200)):
@@ -408,7 +414,7 @@ def time_pages(
             client.get(path).raise_for_status()
             samples.append((time.perf_counter() - t0) * 1000)
         samples.sort()
-        p95 = samples[min(len(samples) - 1, int(round(0.95 * len(samples))) - 1)]
+        p95 = samples[min(len(samples) - 1, round(0.95 * len(samples)) - 1)]
         results.append((path, statistics.median(samples), p95, samples[-1]))
     return results
 

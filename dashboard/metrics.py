@@ -38,7 +38,8 @@ def metrics_text(conn: psycopg.Connection) -> bytes:
 
     last = conn.execute(
         "SELECT run_id, extract(epoch FROM finished_at - started_at), records_read, balanced,"
-        " extract(epoch FROM finished_at) FROM runs WHERE finished_at IS NOT NULL ORDER BY run_id DESC LIMIT 1"
+        " extract(epoch FROM finished_at) FROM runs WHERE finished_at IS NOT NULL"
+        " ORDER BY run_id DESC LIMIT 1"
     ).fetchone()
     duration = Gauge(
         "issuance_last_run_duration_seconds", "Duration of the last finished run", registry=registry

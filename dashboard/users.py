@@ -91,7 +91,9 @@ def ensure_demo_users(state_dir: Path, branch_code: str | None, bank_code: str |
     logins: list[DemoLogin] = []
     if logins_path.exists():
         logins = [DemoLogin(**e) for e in json.loads(logins_path.read_text(encoding="utf-8"))]
-    wanted = [("bureau", Role.BUREAU, None, None, "everything")]
+    wanted: list[tuple[str, Role, str | None, str | None, str]] = [
+        ("bureau", Role.BUREAU, None, None, "everything")
+    ]
     if branch_code:
         wanted.append((f"branch-{branch_code}", Role.BRANCH, branch_code, None, f"branch {branch_code} only"))
     if bank_code:

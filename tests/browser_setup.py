@@ -1,7 +1,7 @@
-"""Install what the browser tests need where we can: Debian's Chromium (and a CJK font) when we are root.
+"""Install what the browser tests need where we can: Debian's Chromium and a CJK font, when we are root.
 
-Run before pytest (`make test`). In CI (CI=true) a browser that cannot be installed is a failure; elsewhere the
-browser tests are skipped with the reason printed here.
+Run before pytest (`make test`). In CI (CI=true) a browser that cannot be installed is a failure; elsewhere
+the browser tests are skipped with the reason printed here.
 """
 
 from __future__ import annotations
@@ -52,7 +52,9 @@ def main() -> int:
     except ImportError:
         print("browser_setup: the playwright package is missing (pip install -e '.[test]')", file=sys.stderr)
         return 1 if ci else 0
-    version = subprocess.run([CHROMIUM, "--version"], capture_output=True, text=True, check=False).stdout.strip()
+    version = subprocess.run(
+        [CHROMIUM, "--version"], capture_output=True, text=True, check=False
+    ).stdout.strip()
     print(f"browser_setup: {version or CHROMIUM} ready")
     return 0
 

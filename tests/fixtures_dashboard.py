@@ -59,7 +59,7 @@ class DashboardData:
         return {state: int(n) for state, n in rows}
 
 
-def test_vault() -> Vault:
+def fixed_vault() -> Vault:
     """The vault of the fixed test keys (the same as the `settings` fixture's)."""
     return Vault(parse_data_keys(TEST_DATA_KEYS), base64.b64decode(TEST_BLIND_INDEX_KEY))
 
@@ -67,7 +67,7 @@ def test_vault() -> Vault:
 @pytest.fixture
 def dashboard_data(database_url: str, tmp_path: Path) -> DashboardData:
     """A database with a month of nights and a users file with a bureau, a branch and a bank user."""
-    vault = test_vault()
+    vault = fixed_vault()
     with psycopg.connect(database_url) as conn:
         filled = fill(conn, vault, APPLICATIONS)
     branch, bank, area = filled.branches[0]
@@ -111,4 +111,3 @@ def report_counts(cli_env: dict[str, str]) -> dict[str, int] | None:
     document = json.loads(done.stdout)
     by_state = document.get("by_state", document.get("states", {}))
     return {str(k): int(v) for k, v in by_state.items()}
-

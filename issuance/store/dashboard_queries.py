@@ -151,7 +151,8 @@ def backlog(conn: psycopg.Connection, scope: Scope, filters: Filters, *, waiting
     ]
     query = sql.SQL(
         "SELECT {cases}, count(*), max(age) FROM ("
-        " SELECT extract(epoch FROM now() - {since}) / 86400 AS age FROM applications {where} AND state = {state}"
+        " SELECT extract(epoch FROM now() - {since}) / 86400 AS age"
+        " FROM applications {where} AND state = {state}"
         ") AS waiting"
     ).format(
         cases=sql.SQL(", ").join(cases),
@@ -270,7 +271,8 @@ def dead_letters(
     for reason in counts:
         rows = conn.execute(
             sql.SQL(
-                "SELECT id, created_at, reason, stage, source_topic || '/' || source_partition || '@' || source_offset,"
+                "SELECT id, created_at, reason, stage,"
+                " source_topic || '/' || source_partition || '@' || source_offset,"
                 " branch_code, detail FROM dead_letters {} AND reason = {} ORDER BY id DESC LIMIT {}"
             ).format(clause, sql.Literal(reason), sql.Literal(samples_per_reason))
         ).fetchall()

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.fixtures_dashboard import dashboard_data, dashboard_url  # noqa: F401  (fixtures)
+
 CHROMIUM = os.environ.get("ISSUANCE_CHROMIUM", "/usr/bin/chromium")
 # The flags this machine needs: no sandbox as root, no GPU, and no background calls to a closed network.
 CHROMIUM_ARGS = [

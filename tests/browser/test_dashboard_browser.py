@@ -5,13 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from tests.fixtures_dashboard import (  # noqa: F401
-    PASSWORD,
-    DashboardData,
-    dashboard_data,
-    dashboard_url,
-    report_counts,
-)
+from tests.fixtures_dashboard import PASSWORD, DashboardData, report_counts
 
 PAGES = {
     "overview": "/",
@@ -40,7 +34,11 @@ def number(text: str) -> int:
 
 
 def test_bureau_sees_the_funnel_of_issuance_report(
-    browser: Any, dashboard_url: str, dashboard_data: DashboardData, cli_env: dict[str, str], screenshots: Path
+    browser: Any,
+    dashboard_url: str,
+    dashboard_data: DashboardData,
+    cli_env: dict[str, str],
+    screenshots: Path,
 ) -> None:
     page = log_in(browser, dashboard_url, "bureau")
     shown = {
@@ -97,7 +95,7 @@ def test_branch_user_cannot_reach_another_branch(
         assert page.request.get(path).status == 403
     assert page.request.get(f"/api/applications/{other_app}").status == 404
     assert page.request.get("/metrics").status == 401
-    for name, path in PAGES.items():
+    for path in PAGES.values():
         response = page.goto(path)
         assert response is not None and response.status == 200
         assert data.other_branch not in page.content()
@@ -105,8 +103,9 @@ def test_branch_user_cannot_reach_another_branch(
     page.context.close()
 
 
-def test_no_data_without_login(browser: Any, dashboard_url: str, dashboard_data: DashboardData,
-                               screenshots: Path) -> None:
+def test_no_data_without_login(
+    browser: Any, dashboard_url: str, dashboard_data: DashboardData, screenshots: Path
+) -> None:
     context = browser.new_context(base_url=dashboard_url)
     page = context.new_page()
     app_id = dashboard_data.application_of(dashboard_data.branch)

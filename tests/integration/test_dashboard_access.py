@@ -1,5 +1,7 @@
 """Access control of the dashboard: login, sessions, CSRF, throttling and per-role scope on every read."""
 
+# ruff: noqa: F811  (pytest fixtures imported from tests.fixtures_dashboard)
+
 from __future__ import annotations
 
 import asyncio
@@ -65,7 +67,9 @@ def test_session_cookie_is_strict_and_http_only_and_secure_over_tls(dashboard_da
 
 def test_forms_need_the_csrf_token(dashboard_data: DashboardData, client: httpx.Client) -> None:
     client.get("/login")
-    response = client.post("/login", data={"username": "bureau", "password": PASSWORD}, follow_redirects=False)
+    response = client.post(
+        "/login", data={"username": "bureau", "password": PASSWORD}, follow_redirects=False
+    )
     assert response.status_code == 403
     assert client.get("/api/me").status_code == 401
     assert login(client, "bureau") == 303
@@ -84,7 +88,9 @@ def test_failed_logins_are_throttled_per_user(dashboard_data: DashboardData, cli
     assert client.get("/api/me").status_code == 401
 
 
-def test_unknown_user_and_wrong_password_look_the_same(dashboard_data: DashboardData, client: httpx.Client) -> None:
+def test_unknown_user_and_wrong_password_look_the_same(
+    dashboard_data: DashboardData, client: httpx.Client
+) -> None:
     assert login(client, "nobody", "x") == 401
     assert login(client, "bureau", "x") == 401
 
@@ -97,7 +103,9 @@ def test_bureau_counts_equal_sql(dashboard_data: DashboardData, client: httpx.Cl
     assert funnel["total"] == sum(expected.values()) == 1500
     branch = dashboard_data.branch
     filtered = client.get(f"/api/funnel?branch={branch}").json()["by_state"]
-    assert {k: v for k, v in filtered.items() if v} == dashboard_data.sql_counts("branch_code = %s", (branch,))
+    assert {k: v for k, v in filtered.items() if v} == dashboard_data.sql_counts(
+        "branch_code = %s", (branch,)
+    )
 
 
 def test_branch_user_sees_only_its_branch(dashboard_data: DashboardData, client: httpx.Client) -> None:
@@ -106,9 +114,13 @@ def test_branch_user_sees_only_its_branch(dashboard_data: DashboardData, client:
     own = client.get("/api/funnel").json()["by_state"]
     assert {k: v for k, v in own.items() if v} == data.sql_counts("branch_code = %s", (data.branch,))
     # Editing parameters and URLs does not reach another branch.
-    for path in [f"/api/funnel?branch={data.other_branch}", f"/api/reasons?branch={data.other_branch}",
-                 f"/api/backlog?branch={data.other_branch}", f"/api/runs?branch={data.other_branch}",
-                 f"/api/dead-letters?branch={data.other_branch}"]:
+    for path in [
+        f"/api/funnel?branch={data.other_branch}",
+        f"/api/reasons?branch={data.other_branch}",
+        f"/api/backlog?branch={data.other_branch}",
+        f"/api/runs?branch={data.other_branch}",
+        f"/api/dead-letters?branch={data.other_branch}",
+    ]:
         assert client.get(path).status_code == 403, path
     assert client.get(f"/?branch={data.other_branch}").status_code == 403
     other_app = data.application_of(data.other_branch)
@@ -135,10 +147,14 @@ def test_bank_user_sees_only_its_bank(dashboard_data: DashboardData, client: htt
     assert client.get(f"/api/funnel?bank={other_bank}").status_code == 403
     # A branch of another bank is only a narrower filter: the bank scope still applies.
     total = client.get(f"/api/funnel?branch={data.other_branch}").json()["total"]
-    assert total == sum(data.sql_counts("bank_code = %s AND branch_code = %s", (data.bank, data.other_branch)).values())
+    assert total == sum(
+        data.sql_counts("bank_code = %s AND branch_code = %s", (data.bank, data.other_branch)).values()
+    )
 
 
-def test_application_shows_masked_personal_data_only(dashboard_data: DashboardData, client: httpx.Client) -> None:
+def test_application_shows_masked_personal_data_only(
+    dashboard_data: DashboardData, client: httpx.Client
+) -> None:
     import psycopg
 
     data = dashboard_data
@@ -171,7 +187,10 @@ def test_metrics_need_a_token_or_a_bureau_login(dashboard_data: DashboardData, c
     assert response.status_code == 200
     active = dashboard_data.sql_counts()["ACTIVE"]
     assert f'issuance_applications{{state="ACTIVE"}} {float(active)}' in response.text
-    assert "issuance_outbox_unpublished" in response.text and "issuance_last_run_duration_seconds" in response.text
+    assert (
+        "issuance_outbox_unpublished" in response.text
+        and "issuance_last_run_duration_seconds" in response.text
+    )
     login(client, "branch")
     assert client.get("/metrics").status_code == 401
 

@@ -1,0 +1,109 @@
+"""The trigger-maintained summaries always equal counting `applications` directly."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import psycopg
+
+from benchmarks.dashboard import fill
+from issuance.settings import Settings
+from issuance.store.report_queries import (
+    Filters,
+    Scope,
+    compact,
+    counts_by,
+    counts_by_reason,
+    counts_by_state,
+)
+from pipelines import nightly
+from tests.fixtures_dashboard import fixed_vault
+from tests.fixtures_nightly import load_reference_file, make_generated, publish_night
+
+
+def direct(conn: psycopg.Connection) -> tuple[dict[str, int], dict[str, int], dict[str, dict[str, int]]]:
+    """Counts per state, per reason and per branch, straight from `applications`."""
+    states = {s: int(n) for s, n in conn.execute("SELECT state, count(*) FROM applications GROUP BY 1")}
+    reasons = {
+        r: int(n)
+        for r, n in conn.execute(
+            "SELECT r, count(*) FROM applications, unnest(reasons) r WHERE state = 'REJECTED' GROUP BY 1"
+        )
+    }
+    branches: dict[str, dict[str, int]] = {}
+    for b, s, n in conn.execute("SELECT branch_code, state, count(*) FROM applications GROUP BY 1, 2"):
+        branches.setdefault(b, {})[s] = int(n)
+    return states, reasons, branches
+
+
+def assert_summaries_exact(conn: psycopg.Connection) -> None:
+    states, reasons, branches = direct(conn)
+    everything = Scope.everything()
+    assert {k: v for k, v in counts_by_state(conn, everything).items() if v} == states
+    assert counts_by_reason(conn, everything) == reasons
+    assert counts_by(conn, "branch_code", everything) == branches
+
+
+def test_counts_follow_every_kind_of_write(database_url: str) -> None:
+    with psycopg.connect(database_url) as conn:
+        fill(conn, fixed_vault(), 800)
+        assert_summaries_exact(conn)
+        conn.execute(
+            "UPDATE applications SET state = 'ACTIVE', is_open = false WHERE state = 'ACTIVATION_REQUESTED'"
+        )
+        conn.execute(
+            "UPDATE applications SET state = 'REJECTED', reasons = '{AGREEMENT_EXPIRED}', is_open = false"
+            " WHERE state = 'AWAITING_AGREEMENT'"
+        )
+        conn.execute("UPDATE applications SET version = version + 1")  # nothing counted changes
+        conn.execute(
+            "INSERT INTO applications (application_id, application_type, branch_code, bank_code, channel,"
+            " person_key, id_number_enc, name_enc, materials, submitted_at, state, is_open)"
+            " SELECT application_id, application_type, branch_code, bank_code, channel, person_key,"
+            " id_number_enc, name_enc, materials, submitted_at, state, false FROM applications"
+            " WHERE application_id < 'APP-00000100'"
+            " ON CONFLICT (application_id) DO UPDATE SET state = 'ACTIVATION_FAILED'"
+        )
+        conn.execute("DELETE FROM application_history WHERE application_id LIKE 'APP-0000079%'")
+        conn.execute("DELETE FROM applications WHERE application_id LIKE 'APP-0000079%'")
+        conn.commit()
+        assert_summaries_exact(conn)
+        compact(conn)
+        conn.commit()
+        assert_summaries_exact(conn)
+        rows = conn.execute("SELECT count(*) FROM dashboard_state_counts WHERE n = 0").fetchone()
+        assert rows == (0,)
+        # Rolled-back writes leave no trace in the summaries either.
+        conn.execute("UPDATE applications SET state = 'SUBMITTED'")
+        conn.rollback()
+        assert_summaries_exact(conn)
+
+
+def test_filters_narrow_the_counts(database_url: str) -> None:
+    with psycopg.connect(database_url) as conn:
+        filled = fill(conn, fixed_vault(), 600)
+        _, bank, area = filled.branches[3]
+        day = filled.business_dates[-2]
+        expected = {
+            s: int(n)
+            for s, n in conn.execute(
+                "SELECT state, count(*) FROM applications a JOIN runs r ON r.run_id = a.first_run_id"
+                " WHERE a.bank_code = %s AND a.area_code = %s AND r.business_date = %s GROUP BY 1",
+                (bank, area, day),
+            )
+        }
+        picked = Filters(area_code=area, bank_code=bank, business_date=day)
+        got = counts_by_state(conn, Scope.everything(), picked)
+        assert {k: v for k, v in got.items() if v} == expected
+        assert expected, "the filter should match something"
+
+
+def test_counts_after_real_nights(settings: Settings, database_url: str, tmp_path: Path) -> None:
+    generated = make_generated(tmp_path / "data", 200)
+    load_reference_file(settings, database_url, generated)
+    for night in (1, 2):
+        publish_night(settings, generated, night)
+        nightly.run(["--business-date", generated.business_date(night)], settings=settings)
+    with psycopg.connect(database_url) as conn:
+        assert_summaries_exact(conn)
+        assert sum(counts_by_state(conn, Scope.everything()).values()) > 0
