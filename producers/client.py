@@ -1,0 +1,206 @@
+"""The Python client of branch systems for applications and agreements (`issuance submit` uses it too).
+
+Every record is checked against the contract before anything is sent, so a branch hears about a bad record at
+once and the topic only ever holds valid records. Sending is asynchronous: each submit returns a Submission
+that resolves once the broker acknowledged the record with acks=all on an idempotent producer, or fails once
+the delivery timeout has passed with the broker still unreachable. Transient errors are retried meanwhile.
+Applications are keyed by the blind index of the applicant's ID number (one person, one partition, in order);
+agreements by application id. Nothing here logs record content.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any
+
+from kafka import KafkaProducer
+from kafka.errors import KafkaError
+
+from issuance.codec.avro import encode
+from issuance.crypto import Vault
+from issuance.domain.contract import (
+    AGREEMENT_RECORD,
+    APPLICATION_RECORD,
+    agreement_to_record,
+    application_to_record,
+    parse_agreement,
+    parse_application,
+)
+from issuance.errors import BrokerUnavailable
+from issuance.kafka.topics import Topics
+from issuance.services.endpoints import resolve
+from issuance.settings import Settings
+
+DEFAULT_DELIVERY_TIMEOUT_S = 60.0
+DEFAULT_LINGER_MS = 5
+DEFAULT_BATCH_BYTES = 256 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class Acknowledged:
+    """Where the broker stored a record."""
+
+    topic: str
+    partition: int
+    offset: int
+
+
+@dataclass(frozen=True, slots=True)
+class Prepared:
+    """A validated record, encoded and keyed, ready to send."""
+
+    topic: str
+    key: bytes | None
+    value: bytes
+    record_id: str
+
+
+Outcome = Acknowledged | BrokerUnavailable
+OnDone = Callable[[Outcome], None]
+
+
+class Submission:
+    """One record on its way to the broker: resolves to Acknowledged, or fails with BrokerUnavailable."""
+
+    __slots__ = ("_future", "record_id")
+
+    def __init__(self, record_id: str, future: Any) -> None:
+        self.record_id = record_id
+        self._future = future
+
+    def done(self) -> bool:
+        """Whether the broker answered or the delivery timeout passed."""
+        return bool(self._future.is_done)
+
+    def result(self, timeout: float | None = None) -> Acknowledged:
+        """The acknowledgement; BrokerUnavailable if it failed or did not come within `timeout` seconds."""
+        try:
+            metadata = self._future.get(timeout=timeout)
+        except KafkaError as exc:
+            raise BrokerUnavailable(
+                f"record {self.record_id} not acknowledged ({type(exc).__name__})"
+            ) from exc
+        return Acknowledged(metadata.topic, metadata.partition, metadata.offset)
+
+
+class BranchClient:
+    """Validates, encodes and publishes branch records; use as a context manager or call close()."""
+
+    def __init__(
+        self,
+        bootstrap: str,
+        topics: Topics,
+        vault: Vault,
+        *,
+        delivery_timeout_s: float = DEFAULT_DELIVERY_TIMEOUT_S,
+        linger_ms: int = DEFAULT_LINGER_MS,
+        batch_bytes: int = DEFAULT_BATCH_BYTES,
+        client_id: str = "issuance-branch",
+    ) -> None:
+        self.topics = topics
+        self._vault = vault
+        self._delivery_timeout_s = delivery_timeout_s
+        delivery_ms = int(delivery_timeout_s * 1000)
+        try:
+            self._producer = KafkaProducer(
+                bootstrap_servers=bootstrap,
+                client_id=client_id,
+                acks="all",
+                enable_idempotence=True,
+                retries=2**31 - 1,  # bounded by the delivery timeout
+                max_in_flight_requests_per_connection=5,
+                linger_ms=linger_ms,
+                batch_size=batch_bytes,
+                delivery_timeout_ms=delivery_ms,
+                request_timeout_ms=min(30_000, max(1_000, delivery_ms - linger_ms - 500)),
+                max_block_ms=delivery_ms,  # a full buffer or unknown metadata blocks send() this long at most
+                allow_auto_create_topics=False,  # topics come from `issuance setup`
+                bootstrap_timeout_ms=delivery_ms,
+            )
+        except KafkaError as exc:
+            raise BrokerUnavailable(f"Kafka at {bootstrap} did not answer: {type(exc).__name__}") from exc
+
+    @classmethod
+    def from_settings(cls, settings: Settings, **options: Any) -> BranchClient:
+        """A client for the configured (or embedded) broker, keyed with the configured blind-index key."""
+        bootstrap = settings.kafka_bootstrap or resolve(settings).kafka_bootstrap  # no database needed
+        return cls(bootstrap, Topics(settings), Vault.from_settings(settings), **options)
+
+    # Preparing: validation and encoding, no I/O -----------------------------------------------------------
+
+    def prepare_application(self, record: Mapping[str, Any]) -> Prepared:
+        """Check the contract (SchemaViolation names the fields) and encode; keyed by the ID's blind index."""
+        application = parse_application(record)
+        value = encode(APPLICATION_RECORD, application_to_record(application))
+        key = self._vault.blind_index(application.applicant.id_number)
+        return Prepared(self.topics.applications, key, value, application.application_id)
+
+    def prepare_agreement(self, record: Mapping[str, Any]) -> Prepared:
+        """Check the contract and encode; keyed by application id."""
+        agreement = parse_agreement(record)
+        value = encode(AGREEMENT_RECORD, agreement_to_record(agreement))
+        return Prepared(
+            self.topics.agreements, agreement.application_id.encode(), value, agreement.agreement_id
+        )
+
+    # Sending ------------------------------------------------------------------------------------------------
+
+    def send(self, prepared: Prepared, on_done: OnDone | None = None) -> Submission:
+        """Publish a prepared record; BrokerUnavailable if the broker cannot even take it (buffer, metadata).
+
+        `on_done` is called from the producer's thread with the Acknowledged or the BrokerUnavailable.
+        """
+        try:
+            future = self._producer.send(prepared.topic, key=prepared.key, value=prepared.value)
+        except KafkaError as exc:
+            raise BrokerUnavailable(
+                f"{prepared.topic}: the broker did not take the record within {self._delivery_timeout_s:g}s "
+                f"({type(exc).__name__}); does the topic exist (`issuance setup`)?"
+            ) from exc
+        if on_done is not None:
+            future.add_callback(lambda md: on_done(Acknowledged(md.topic, md.partition, md.offset)))
+            future.add_errback(
+                lambda exc: on_done(BrokerUnavailable(f"not acknowledged ({type(exc).__name__})"))
+            )
+        return Submission(prepared.record_id, future)
+
+    def submit_application(self, record: Mapping[str, Any]) -> Submission:
+        """Validate and publish one application (SchemaViolation: nothing was sent)."""
+        return self.send(self.prepare_application(record))
+
+    def submit_applications(self, records: Iterable[Mapping[str, Any]]) -> list[Submission]:
+        """Validate every application first, then publish them all (one invalid record: nothing is sent)."""
+        return [self.send(prepared) for prepared in [self.prepare_application(r) for r in records]]
+
+    def submit_agreement(self, record: Mapping[str, Any]) -> Submission:
+        """Validate and publish one agreement (SchemaViolation: nothing was sent)."""
+        return self.send(self.prepare_agreement(record))
+
+    def submit_agreements(self, records: Iterable[Mapping[str, Any]]) -> list[Submission]:
+        """Validate every agreement first, then publish them all (one invalid record: nothing is sent)."""
+        return [self.send(prepared) for prepared in [self.prepare_agreement(r) for r in records]]
+
+    def submit_raw(self, topic: str, key: bytes | None, value: bytes, record_id: str) -> Submission:
+        """Publish bytes verbatim (replay and test data for the dead letters): no validation."""
+        return self.send(Prepared(topic, key, value, record_id))
+
+    def flush(self, timeout: float | None = None) -> None:
+        """Send everything buffered and wait for the answers (at most the delivery timeout by default)."""
+        try:
+            self._producer.flush(timeout=self._delivery_timeout_s + 5 if timeout is None else timeout)
+        except KafkaError as exc:
+            raise BrokerUnavailable(f"records still unacknowledged ({type(exc).__name__})") from exc
+
+    def close(self, timeout: float = 5.0) -> None:
+        """Release the connection; records not acknowledged by then stay unacknowledged."""
+        self._producer.close(timeout=timeout)
+
+    def __enter__(self) -> BranchClient:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
