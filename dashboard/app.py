@@ -50,6 +50,7 @@ class DashboardConfig:
     secret_key: str = field(default_factory=lambda: secrets.token_urlsafe(32))
     https: bool = False
     metrics_token: str | None = None
+    timezone: str = "Asia/Shanghai"
 
 
 class BadFilter(Exception):
@@ -115,10 +116,10 @@ class SecurityHeaders:
 
 def create_app(config: DashboardConfig) -> Starlette:
     """The dashboard as an ASGI app."""
-    db = Database(config.database_url)
+    db = Database(config.database_url, timezone=config.timezone)
     throttle = LoginThrottle()
     templates = Jinja2Templates(directory=str(HERE / "templates"))
-    templates.env.globals.update(labels=labels)
+    templates.env.globals.update(labels=labels, timezone=config.timezone)
     templates.env.filters["pct"] = lambda v: "" if v is None else f"{v * 100:.1f}%"
     templates.env.filters["num"] = lambda v: "" if v is None else f"{v:,}"
     templates.env.filters["reason_label"] = labels.reason

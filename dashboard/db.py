@@ -17,8 +17,9 @@ STATEMENT_TIMEOUT = "10s"
 class Database:
     """Lends connections (autocommit, with a statement timeout) and keeps up to `size` idle ones."""
 
-    def __init__(self, conninfo: str, size: int = 8) -> None:
+    def __init__(self, conninfo: str, size: int = 8, timezone: str = "Asia/Shanghai") -> None:
         self.conninfo = conninfo
+        self.timezone = timezone
         self._idle: queue.LifoQueue[psycopg.Connection[TupleRow]] = queue.LifoQueue(maxsize=size)
 
     @contextmanager
@@ -33,6 +34,8 @@ class Database:
                 application_name="issuance-dashboard",
                 statement_timeout=STATEMENT_TIMEOUT,
             )
+            # Times on the pages are read in the bureau's time zone.
+            conn.execute("SELECT set_config('TimeZone', %s, false)", (self.timezone,))
         try:
             yield conn
         except BaseException:

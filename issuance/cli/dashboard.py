@@ -94,6 +94,7 @@ def dashboard(
         secret_key=session_secret(settings),
         https=tls,
         metrics_token=os.environ.get("ISSUANCE_DASHBOARD_METRICS_TOKEN"),
+        timezone=os.environ.get("ISSUANCE_DASHBOARD_TIMEZONE", "Asia/Shanghai"),
     )
     scheme = "https" if tls else "http"
     typer.echo(f"dashboard: {scheme}://{host}:{port}/")

@@ -98,11 +98,11 @@ def test_branch_user_cannot_reach_another_branch(
         assert page.request.get(path).status == 403
     assert page.request.get(f"/api/applications/{other_app}").status == 404
     assert page.request.get("/metrics").status == 401
-    for path in PAGES.values():
+    for name, path in PAGES.items():
         response = page.goto(path)
         assert response is not None and response.status == 200
         assert data.other_branch not in page.content()
-    page.screenshot(path=str(screenshots / "branch-runs.png"), full_page=True)
+        page.screenshot(path=str(screenshots / f"branch-{name}.png"), full_page=True)
     page.context.close()
 
 
