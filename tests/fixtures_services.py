@@ -8,6 +8,7 @@ a fresh database cloned from a migrated template and its own topic prefix: tests
 from __future__ import annotations
 
 import base64
+import json
 import os
 import shutil
 import tempfile
@@ -21,18 +22,39 @@ from pydantic import SecretStr
 
 from issuance.services import embedded
 from issuance.services.postgres import PostgresProcess, drop_database, ensure_database, running_postgres
+from issuance.services.processes import ProcessRef
 from issuance.services.state import StateDir
 from issuance.settings import Settings
 
 TEMPLATE_DATABASE = "issuance_template"
+PREFIX = "issuance-test-"
+SESSION_PREFIX = f"{PREFIX}services-"
 # Fixed, test-only key material (never used outside tests).
 TEST_DATA_KEYS = "test1:" + base64.b64encode(bytes(range(32))).decode()
 TEST_BLIND_INDEX_KEY = base64.b64encode(bytes(range(32, 64))).decode()
 
 
+OWNER_FILE = "owner.json"
+
+
 def private_dir(prefix: str) -> Path:
-    """A new directory under the system temp dir with a short path (unix sockets live in it)."""
-    return Path(tempfile.mkdtemp(prefix=prefix))
+    """A new directory under the system temp dir with a short path (unix sockets live in it), owned by us."""
+    root = Path(tempfile.mkdtemp(prefix=prefix))
+    me = psutil.Process()
+    (root / OWNER_FILE).write_text(json.dumps({"pid": me.pid, "create_time": me.create_time()}))
+    return root
+
+
+def reap_orphans(prefix: str) -> None:
+    """Stop the services of test directories whose owner died without cleaning up (a killed session)."""
+    for root in Path(tempfile.gettempdir()).glob(f"{prefix}*"):
+        try:
+            owner = json.loads((root / OWNER_FILE).read_text())
+        except (OSError, ValueError):
+            continue
+        if ProcessRef(pid=int(owner["pid"]), create_time=float(owner["create_time"])).process("") is None:
+            stop_services(root)
+            shutil.rmtree(root, ignore_errors=True)
 
 
 def leftover_processes(root: Path) -> list[psutil.Process]:
@@ -70,10 +92,16 @@ def settings_env(settings: Settings) -> dict[str, str]:
     return env
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _reap_orphaned_services() -> None:
+    """Services left by an earlier session that was killed are stopped before this one starts."""
+    reap_orphans(PREFIX)
+
+
 @pytest.fixture(scope="session")
 def services_root() -> Iterator[Path]:
     """State directory of the session's broker and PostgreSQL (started here, stopped at the end)."""
-    root = private_dir("issuance-test-services-")
+    root = private_dir(SESSION_PREFIX)
     try:
         embedded.up(root)
         yield root

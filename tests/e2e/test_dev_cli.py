@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.fixtures_services import leftover_processes, private_dir, stop_services
+from tests.fixtures_services import PREFIX, leftover_processes, private_dir, stop_services
 
 # The console script installed next to this interpreter, as a user runs it.
 ISSUANCE = [str(Path(sys.executable).with_name("issuance"))]
@@ -28,7 +28,7 @@ def run(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str
 @pytest.fixture
 def dev_env() -> Iterator[tuple[Path, dict[str, str]]]:
     """A private state directory and an environment with no configured servers."""
-    root = private_dir("issuance-test-cli-")
+    root = private_dir(f"{PREFIX}cli-")
     env = {k: v for k, v in os.environ.items() if not k.startswith("ISSUANCE_")}
     env["ISSUANCE_STATE_DIR"] = str(root)
     yield root, env

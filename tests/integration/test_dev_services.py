@@ -16,13 +16,13 @@ from issuance.services import embedded
 from issuance.services.broker import probe_kafka
 from issuance.services.postgres import probe_database, running_postgres
 from issuance.services.state import StateDir
-from tests.fixtures_services import leftover_processes, private_dir, stop_services
+from tests.fixtures_services import PREFIX, leftover_processes, private_dir, reap_orphans, stop_services
 
 
 @pytest.fixture
 def root() -> Iterator[Path]:
     """A private state directory whose services are always stopped afterwards."""
-    path = private_dir("issuance-test-dev-")
+    path = private_dir(f"{PREFIX}dev-")
     yield path
     stop_services(path)
     assert leftover_processes(path) == []
@@ -99,3 +99,41 @@ def test_a_live_pid_of_another_program_is_not_taken_for_the_broker(
     assert embedded.running(root).kafka_bootstrap is None
     embedded.down(root)
     assert stranger.is_running()
+
+
+def test_a_dead_pid_is_not_running(root: Path) -> None:
+    popen = subprocess.Popen([sys.executable, "-c", "pass"])
+    popen.wait()
+    record = {"kafka": {"pid": popen.pid, "create_time": 0.0, "port": 1, "log": "x"}}
+    StateDir(root).state_file.write_text(json.dumps(record))
+    assert embedded.running(root) == embedded.Embedded(None, None)
+    assert [c.outcome for c in embedded.down(root)] == ["not running", "not running"]
+
+
+def test_services_of_a_killed_session_are_reaped() -> None:
+    script = (
+        "import sys\n"
+        "from issuance.services import embedded\n"
+        "from tests.fixtures_services import PREFIX, private_dir\n"
+        "root = private_dir(f'{PREFIX}killed-')\n"
+        "embedded.up(root)\n"
+        "print(root, flush=True)\n"
+        "sys.stdin.read()\n"
+    )
+    session = subprocess.Popen(
+        [sys.executable, "-c", script], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
+    assert session.stdout is not None
+    root = Path(session.stdout.readline().strip())
+    try:
+        assert len(leftover_processes(root)) >= 2
+        session.kill()
+        session.wait()
+        reap_orphans(PREFIX)
+        assert leftover_processes(root) == []
+        assert not root.exists()
+    finally:
+        session.kill()
+        session.wait()
+        stop_services(root)
+        shutil.rmtree(root, ignore_errors=True)
