@@ -167,7 +167,11 @@ def _person_rows(
 
 
 def _upsert(conn: psycopg.Connection[TupleRow], table: _Table, rows: Iterable[Sequence[Any]]) -> TableCounts:
-    """COPY rows into a temporary table, then merge them, writing only rows that are new or changed."""
+    """COPY rows into a temporary table, then merge them, writing only rows that are new or changed.
+
+    Unchanged rows are filtered out before the INSERT: ON CONFLICT DO UPDATE would lock (and so rewrite)
+    every conflicting row even when its WHERE clause is false.
+    """
     target = sql.Identifier(table.name)
     temp = sql.Identifier(f"load_{table.name}")
     columns = sql.SQL(", ").join(map(sql.Identifier, table.columns))
@@ -182,12 +186,15 @@ def _upsert(conn: psycopg.Connection[TupleRow], table: _Table, rows: Iterable[Se
             for row in rows:
                 copy.write_row(row)
                 total += 1
+    # Temporary tables are never auto-analyzed: without statistics the merge would not use a hash join.
+    conn.execute(sql.SQL("ANALYZE {}").format(temp))
     updates = [c for c in table.columns if c not in table.keys]
     merge = sql.SQL(
         """
         WITH merged AS (
             INSERT INTO {target} AS t ({columns})
-            SELECT {columns} FROM {temp}
+            SELECT {new_columns} FROM {temp} AS n LEFT JOIN {target} AS o ON {join}
+            WHERE o.{first_key} IS NULL OR ({old_values}) IS DISTINCT FROM ({new_values})
             ON CONFLICT ({keys}) DO UPDATE SET {sets}, updated_at = now()
             WHERE ({old}) IS DISTINCT FROM ({new})
             RETURNING (t.xmax = 0) AS inserted
@@ -202,6 +209,11 @@ def _upsert(conn: psycopg.Connection[TupleRow], table: _Table, rows: Iterable[Se
         sets=sql.SQL(", ").join(
             sql.SQL("{} = EXCLUDED.{}").format(sql.Identifier(c), sql.Identifier(c)) for c in updates
         ),
+        new_columns=sql.SQL(", ").join(sql.SQL("n.{}").format(sql.Identifier(c)) for c in table.columns),
+        join=sql.SQL(" AND ").join(sql.SQL("o.{k} = n.{k}").format(k=sql.Identifier(k)) for k in table.keys),
+        first_key=sql.Identifier(table.keys[0]),
+        old_values=sql.SQL(", ").join(sql.SQL("o.{}").format(sql.Identifier(c)) for c in table.compare),
+        new_values=sql.SQL(", ").join(sql.SQL("n.{}").format(sql.Identifier(c)) for c in table.compare),
         old=sql.SQL(", ").join(sql.SQL("t.{}").format(sql.Identifier(c)) for c in table.compare),
         new=sql.SQL(", ").join(sql.SQL("EXCLUDED.{}").format(sql.Identifier(c)) for c in table.compare),
     )
