@@ -91,8 +91,8 @@ class ActivationResults:
                 continue
             results.append(event)
         with self._conn.transaction():
-            for record, exc in letters:
-                self._dead_letter(record, exc)
+            for bad, error in letters:
+                self._dead_letter(bad, error)
             self._apply(results)
 
     def _apply(self, results: Sequence[Result]) -> None:
@@ -131,28 +131,44 @@ class ActivationResults:
         """Whether the result answers the application's outstanding request (the attempt not yet answered)."""
         if target.state != State.ACTIVATION_REQUESTED:
             return False
-        return result.request_event_id == self._request_id_of(target.application_id, target.activation_attempts + 1)
+        return result.request_event_id == self._request_id_of(
+            target.application_id, target.activation_attempts + 1
+        )
 
     def _transition(self, result: Result, target: ActivationTarget) -> Transition:
         if isinstance(result, ActivationCompleted):
             self.stats.active += 1
             return Transition(
-                application_id=target.application_id, from_state=target.state, to_state=State.ACTIVE,
-                is_open=False, activation_attempts=target.activation_attempts, event_id=result.event_id,
+                application_id=target.application_id,
+                from_state=target.state,
+                to_state=State.ACTIVE,
+                is_open=False,
+                activation_attempts=target.activation_attempts,
+                event_id=result.event_id,
                 detail=f"bank {target.bank_code} opened account {result.account_reference}",
-                account_status="OPEN", card_active=True, application_type=target.application_type,
+                account_status="OPEN",
+                card_active=True,
+                application_type=target.application_type,
                 card_number=target.card_number,
             )
         attempts = target.activation_attempts + 1
         final = attempts >= self._max_attempts
         self.stats.failed += 1
         self.stats.final_failures += int(final)
-        detail = f"bank {target.bank_code}: {result.failure_reason.value} (attempt {attempts} of {self._max_attempts}"
+        reason = result.failure_reason.value
+        detail = f"bank {target.bank_code}: {reason} (attempt {attempts} of {self._max_attempts}"
         detail += ", final)" if final else ", requested again by the next run)"
         return Transition(
-            application_id=target.application_id, from_state=target.state, to_state=State.ACTIVATION_FAILED,
-            is_open=not final, activation_attempts=attempts, event_id=result.event_id, detail=detail,
-            account_status="FAILED", card_active=False, application_type=target.application_type,
+            application_id=target.application_id,
+            from_state=target.state,
+            to_state=State.ACTIVATION_FAILED,
+            is_open=not final,
+            activation_attempts=attempts,
+            event_id=result.event_id,
+            detail=detail,
+            account_status="FAILED",
+            card_active=False,
+            application_type=target.application_type,
             card_number=target.card_number,
         )
 
@@ -171,9 +187,17 @@ class ActivationResults:
 
     def _ignored(self, result: Result, target: ActivationTarget | None) -> Audit:
         why = "unknown application" if target is None else f"stale: application is {target.state}"
-        return Audit(ACTOR, "activation.result_ignored", result.application_id,
-                     {"event_id": result.event_id, "record": result.RECORD, "why": why,
-                      "request_event_id": result.request_event_id})
+        return Audit(
+            ACTOR,
+            "activation.result_ignored",
+            result.application_id,
+            {
+                "event_id": result.event_id,
+                "record": result.RECORD,
+                "why": why,
+                "request_event_id": result.request_event_id,
+            },
+        )
 
     def _decision(self, target: ActivationTarget, state: State) -> OutboxEvent:
         decision = DecisionIssued(
@@ -184,13 +208,22 @@ class ActivationResults:
             reasons=(),
             decided_at=datetime.now(UTC),
         )
-        return OutboxEvent(decision.event_id, self._topics.decisions, target.application_id.encode(),
-                           decision.to_bytes(), decision.RECORD)
+        return OutboxEvent(
+            decision.event_id,
+            self._topics.decisions,
+            target.application_id.encode(),
+            decision.to_bytes(),
+            decision.RECORD,
+        )
 
     def _dead_letter(self, record: ConsumerRecord, exc: DecodeError) -> None:
         letter = DeadLetter(
-            source_topic=record.topic, source_partition=record.partition, source_offset=record.offset,
-            stage=CONSUMER, reason=exc.reason, detail=str(exc),
+            source_topic=record.topic,
+            source_partition=record.partition,
+            source_offset=record.offset,
+            stage=CONSUMER,
+            reason=exc.reason,
+            detail=str(exc),
             payload_enc=self._vault.encrypt_bytes(bytes(record.value)),
         )
         if not repo.add_dead_letter(self._conn, letter):
@@ -198,10 +231,21 @@ class ActivationResults:
         self.stats.dead_lettered += 1
         message = MessageDeadLettered(
             event_id=dead_letter_event_id(record.topic, record.partition, record.offset),
-            source_topic=record.topic, partition=record.partition, offset=record.offset, stage=CONSUMER,
-            reason=DeadLetterReason(exc.reason), detail=str(exc), payload=bytes(record.value),
+            source_topic=record.topic,
+            partition=record.partition,
+            offset=record.offset,
+            stage=CONSUMER,
+            reason=DeadLetterReason(exc.reason),
+            detail=str(exc),
+            payload=bytes(record.value),
             dead_lettered_at=datetime.now(UTC),
         )
         self.stats.queued += 1
-        repo.add_outbox(self._conn, [OutboxEvent(message.event_id, self._topics.dead_letters, None,
-                                                 message.to_bytes(), message.RECORD)])
+        repo.add_outbox(
+            self._conn,
+            [
+                OutboxEvent(
+                    message.event_id, self._topics.dead_letters, None, message.to_bytes(), message.RECORD
+                )
+            ],
+        )

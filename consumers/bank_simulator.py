@@ -1,8 +1,8 @@
 """A cooperating bank's side of activation, simulated: the reference for what a real bank integration must do.
 
-For each ActivationRequested on its own topic the bank opens the savings account in its own ledger at most once,
-answers with ActivationCompleted or ActivationFailed, and only then commits its offsets. A re-delivered request
-gets the answer it got the first time (kept in the bank's inbox), so replaying the topic opens no second account.
+For each ActivationRequested on its own topic the bank opens the savings account in its own ledger at most
+once, answers with ActivationCompleted or ActivationFailed, and only then commits its offsets. A re-delivered
+request gets the answer it got the first time (kept in the bank's inbox): a replay opens no second account.
 """
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ INJECTED_FAILURES: tuple[tuple[ActivationFailureReason, str], ...] = (
 
 @dataclass(frozen=True, slots=True)
 class FailurePolicy:
-    """Which requests fail: a pure function of the seed and the request id, so a re-delivery answers the same."""
+    """Which requests fail: a pure function of seed and request id, so a re-delivery answers the same."""
 
     fail_rate: float = 0.0
     seed: int = 0
@@ -56,8 +56,6 @@ class FailurePolicy:
         if draw >= self.fail_rate:
             return None
         return INJECTED_FAILURES[digest[8] % len(INJECTED_FAILURES)]
-
-
 
 
 @dataclass(slots=True)
@@ -120,12 +118,19 @@ class BankSimulator:
             except DecodeError as exc:
                 # A real bank reports this to the bureau's operators; it cannot answer what it cannot read.
                 self.stats.unreadable += 1
-                log.warning("unreadable request at %s/%s@%s: %s", record.topic, record.partition, record.offset,
-                            exc.reason)
+                log.warning(
+                    "unreadable request at %s/%s@%s: %s",
+                    record.topic,
+                    record.partition,
+                    record.offset,
+                    exc.reason,
+                )
                 continue
             if request.bank_code != self.bank_code:
                 self.stats.unreadable += 1
-                log.warning("request for another bank at %s/%s@%s", record.topic, record.partition, record.offset)
+                log.warning(
+                    "request for another bank at %s/%s@%s", record.topic, record.partition, record.offset
+                )
                 continue
             out.append(request)
         return out
@@ -175,6 +180,8 @@ class BankSimulator:
                 )
                 self.stats.failed += 1
             answers.append(
-                StoredAnswer(request.event_id, request.application_id, answer_id, answer.RECORD, answer.to_bytes())
+                StoredAnswer(
+                    request.event_id, request.application_id, answer_id, answer.RECORD, answer.to_bytes()
+                )
             )
         return accounts, answers

@@ -1,4 +1,4 @@
-"""The consumer loop every long-running consumer shares: group membership, batches, commit after the work, stop."""
+"""The loop every long-running consumer shares: group membership, batches, commit after the work, stop."""
 
 from __future__ import annotations
 
@@ -19,8 +19,8 @@ from issuance.errors import BrokerUnavailable
 
 log = logging.getLogger(__name__)
 
-# tansu completes a group join after about half the session timeout (broker-notes quirk 2); Apache Kafka does not
-# care. max_poll_interval_ms must never be below session_timeout_ms.
+# tansu completes a group join after about half the session timeout (broker-notes quirk 2); Apache Kafka
+# does not care. max_poll_interval_ms must never be below session_timeout_ms.
 SESSION_TIMEOUT_MS = 6_000
 HEARTBEAT_INTERVAL_MS = 2_000
 MAX_POLL_INTERVAL_MS = 300_000

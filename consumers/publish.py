@@ -1,4 +1,4 @@
-"""Publish what the consumers queued in the outbox, with the nightly batch's relay (one relay for every event)."""
+"""Publish what the consumers queued in the outbox with the nightly batch's relay (one relay for all)."""
 
 from __future__ import annotations
 

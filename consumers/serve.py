@@ -1,7 +1,8 @@
-"""Run the long-running consumers: the simulated banks (one thread and group each) and the bureau's consumer."""
+"""Run the long-running consumers: the simulated banks (a thread and a group each) and the bureau's."""
 
 from __future__ import annotations
 
+import functools
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import asdict
@@ -55,16 +56,23 @@ def serve_banks(
     def one(code: str) -> None:
         producer = make_producer(endpoints.kafka_bootstrap)
         try:
-            with connect(endpoints.database_url, autocommit=True, application_name=f"bank-sim-{code}") as conn:
+            with connect(
+                endpoints.database_url, autocommit=True, application_name=f"bank-sim-{code}"
+            ) as conn:
                 bank = BankSimulator(code, conn, producer, vault, topics.activation_results, policy)
-                options = LoopOptions(endpoints.kafka_bootstrap, (topics.activation_requests(code),),
-                                      bank_group(settings, code), until_idle, batch_size)
+                options = LoopOptions(
+                    endpoints.kafka_bootstrap,
+                    (topics.activation_requests(code),),
+                    bank_group(settings, code),
+                    until_idle,
+                    batch_size,
+                )
                 run_loop(options, bank.handle, stop)
                 stats[code] = asdict(bank.stats)
         finally:
             producer.close()
 
-    _run_threads({code: (lambda c=code: one(c)) for code in codes}, stop)
+    _run_threads({code: functools.partial(one, code) for code in codes}, stop)
     return stats
 
 
@@ -90,8 +98,13 @@ def consume_results(
             if consumer.stats.queued > queued:  # decisions or dead letters to publish
                 published += publish_outbox(conn, endpoints.kafka_bootstrap, vault)
 
-        options = LoopOptions(endpoints.kafka_bootstrap, (topics.activation_results,),
-                              f"{settings.topic_prefix}bureau.activation-results", until_idle, batch_size)
+        options = LoopOptions(
+            endpoints.kafka_bootstrap,
+            (topics.activation_results,),
+            f"{settings.topic_prefix}bureau.activation-results",
+            until_idle,
+            batch_size,
+        )
         run_loop(options, handle, stop)
         published += publish_outbox(conn, endpoints.kafka_bootstrap, vault)
         return {**asdict(consumer.stats), "published": published}
@@ -108,7 +121,10 @@ def _run_threads(bodies: dict[str, Callable[[], None]], stop: threading.Event) -
             errors.append(exc)
             stop.set()
 
-    threads = [threading.Thread(target=guarded, args=(body,), name=name, daemon=True) for name, body in bodies.items()]
+    threads = [
+        threading.Thread(target=guarded, args=(body,), name=name, daemon=True)
+        for name, body in bodies.items()
+    ]
     for thread in threads:
         thread.start()
     for thread in threads:

@@ -1,4 +1,4 @@
-"""Activation-stage test data: applications waiting for a bank, and the requests the nightly run would publish."""
+"""Activation-stage test data: applications waiting for a bank, and the requests the night publishes."""
 
 from __future__ import annotations
 
@@ -35,7 +35,8 @@ class Waiting:
 def seed_bank(conn: Conn, bank_code: str = BANK, bin_: str = BIN) -> None:
     """A bank and a branch of it in the reference data."""
     conn.execute(
-        "INSERT INTO banks (bank_code, name, bin, terms_version, area_codes) VALUES (%s, %s, %s, '2026.1', %s)"
+        "INSERT INTO banks (bank_code, name, bin, terms_version, area_codes) VALUES (%s, %s,"
+        " %s, '2026.1', %s)"
         " ON CONFLICT DO NOTHING",
         (bank_code, f"bank {bank_code}", bin_, [AREA]),
     )
@@ -61,20 +62,38 @@ def seed_waiting(settings: Settings, count: int, bank_code: str = BANK, start: i
             conn.execute(
                 "INSERT INTO applications (application_id, application_type, branch_code, bank_code, channel,"
                 " person_key, id_number_enc, name_enc, materials, submitted_at, area_code, state, is_open)"
-                " VALUES (%s, 'NEW_CARD', %s, %s, 'COUNTER', %s, %s, %s, %s, %s, %s, 'ACTIVATION_REQUESTED', true)",
-                (app_id, BRANCH, bank_code, vault.blind_index(f"{ident}/{n}"), vault.encrypt(ident),
-                 vault.encrypt("张伟"), ["RESIDENT_ID_CARD", "HOUSEHOLD_REGISTER"], datetime(2026, 11, 1, tzinfo=UTC),
-                 AREA),
+                " VALUES (%s, 'NEW_CARD', %s, %s, 'COUNTER', %s, %s, %s, %s, %s, %s,"
+                " 'ACTIVATION_REQUESTED', true)",
+                (
+                    app_id,
+                    BRANCH,
+                    bank_code,
+                    vault.blind_index(f"{ident}/{n}"),
+                    vault.encrypt(ident),
+                    vault.encrypt("张伟"),
+                    ["RESIDENT_ID_CARD", "HOUSEHOLD_REGISTER"],
+                    datetime(2026, 11, 1, tzinfo=UTC),
+                    AREA,
+                ),
             )
             conn.execute(
-                "INSERT INTO cards (card_number, application_id, person_key, card_identification_code, area_code,"
+                "INSERT INTO cards (card_number, application_id, person_key,"
+                " card_identification_code, area_code,"
                 " bank_code, sequence, issue_date, valid_until, status)"
                 " VALUES (%s, %s, %s, %s, %s, %s, %s, '2026-11-02', '2036-11-02', 'ISSUED_NOT_ACTIVATED')",
-                (card, app_id, vault.blind_index(ident), numbers.card_identification_code(AREA, n), AREA,
-                 bank_code, n),
+                (
+                    card,
+                    app_id,
+                    vault.blind_index(ident),
+                    numbers.card_identification_code(AREA, n),
+                    AREA,
+                    bank_code,
+                    n,
+                ),
             )
             conn.execute(
-                "INSERT INTO bank_accounts (application_id, bank_code, sequence, account_index, account_number_enc,"
+                "INSERT INTO bank_accounts (application_id, bank_code, sequence, account_index,"
+                " account_number_enc,"
                 " card_number) VALUES (%s, %s, %s, %s, %s, %s)",
                 (app_id, bank_code, n, vault.blind_index(account), vault.encrypt(account), card),
             )
@@ -113,7 +132,9 @@ def states(settings: Settings) -> dict[str, tuple[str, int, bool]]:
     """(state, activation_attempts, is_open) per application."""
     assert settings.database_url is not None
     with connect(settings.database_url.get_secret_value(), autocommit=True) as conn:
-        rows = conn.execute("SELECT application_id, state, activation_attempts, is_open FROM applications").fetchall()
+        rows = conn.execute(
+            "SELECT application_id, state, activation_attempts, is_open FROM applications"
+        ).fetchall()
     return {str(r[0]): (str(r[1]), int(r[2]), bool(r[3])) for r in rows}
 
 

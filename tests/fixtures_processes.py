@@ -18,11 +18,14 @@ def start(args: list[str], env: dict[str, str]) -> subprocess.Popen[str]:
 
 def run(args: list[str], env: dict[str, str], timeout: float = 180) -> subprocess.CompletedProcess[str]:
     """Run `issuance ARGS` to the end."""
-    return subprocess.run([*CLI, *args], env=env, capture_output=True, text=True, timeout=timeout, check=False)
+    return subprocess.run(
+        [*CLI, *args], env=env, capture_output=True, text=True, timeout=timeout, check=False
+    )
 
 
-def kill_when(proc: subprocess.Popen[str], ready: Callable[[], bool], sig: int = signal.SIGKILL,
-              timeout: float = 120) -> None:
+def kill_when(
+    proc: subprocess.Popen[str], ready: Callable[[], bool], sig: int = signal.SIGKILL, timeout: float = 120
+) -> None:
     """Send `sig` to the process as soon as `ready()` holds (it must still be running then)."""
     deadline = time.monotonic() + timeout
     while not ready():

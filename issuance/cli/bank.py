@@ -13,7 +13,9 @@ from issuance.cli.common import command, console, load_settings, print_json
 from issuance.errors import InputError
 from issuance.services.endpoints import resolve
 
-bank_app = typer.Typer(help="The bank-side simulator (reference for real bank integrations).", no_args_is_help=True)
+bank_app = typer.Typer(
+    help="The bank-side simulator (reference for real bank integrations).", no_args_is_help=True
+)
 
 
 @bank_app.command("serve")
@@ -23,13 +25,17 @@ def serve(
     bank: Annotated[list[str] | None, typer.Option("--bank", help="Serve this bank (repeatable).")] = None,
     all_banks: Annotated[bool, typer.Option("--all", help="Serve every bank of the reference data.")] = False,
     until_idle: Annotated[
-        float | None, typer.Option("--until-idle", help="Stop after this many seconds without a request.", min=0)
+        float | None,
+        typer.Option("--until-idle", help="Stop after this many seconds without a request.", min=0),
     ] = None,
     fail_rate: Annotated[
-        float, typer.Option("--fail-rate", help="Share of requests answered with a failure (0..1).", min=0, max=1)
+        float,
+        typer.Option("--fail-rate", help="Share of requests answered with a failure (0..1).", min=0, max=1),
     ] = 0.0,
     seed: Annotated[int, typer.Option("--seed", help="Seed of the injected failures.")] = 0,
-    batch_size: Annotated[int, typer.Option("--batch-size", help="Most records per batch (one commit each).", min=1)] = 1_000,
+    batch_size: Annotated[
+        int, typer.Option("--batch-size", help="Most records per batch (one commit each).", min=1)
+    ] = 1_000,
     as_json: Annotated[bool, typer.Option("--json", help="Print a JSON document.")] = False,
 ) -> None:
     """Answer activation requests until idle or SIGTERM: open accounts, reply completed or failed."""
@@ -39,16 +45,27 @@ def serve(
     endpoints = resolve(settings)
     with stop_on_sigterm() as stop:
         if not as_json:
-            console.print(f"serving {'every bank' if all_banks else ', '.join(bank or [])}"
-                          + (f" until idle for {until_idle:g}s" if until_idle is not None else " (Ctrl-C stops)"))
-        stats = serve_banks(settings, endpoints, None if all_banks else bank, FailurePolicy(fail_rate, seed),
-                            until_idle, stop, batch_size)
+            console.print(
+                f"serving {'every bank' if all_banks else ', '.join(bank or [])}"
+                + (f" until idle for {until_idle:g}s" if until_idle is not None else " (Ctrl-C stops)")
+            )
+        stats = serve_banks(
+            settings,
+            endpoints,
+            None if all_banks else bank,
+            FailurePolicy(fail_rate, seed),
+            until_idle,
+            stop,
+            batch_size,
+        )
     if as_json:
         print_json(stats)
         return
     for code, s in sorted(stats.items()):
-        typer.echo(f"bank {code}: {s['requests']} requests, {s['opened']} completed, {s['failed']} failed, "
-                   f"{s['repeated']} repeated, {s['unreadable']} unreadable")
+        typer.echo(
+            f"bank {code}: {s['requests']} requests, {s['opened']} completed, {s['failed']} failed, "
+            f"{s['repeated']} repeated, {s['unreadable']} unreadable"
+        )
 
 
 def register(app: typer.Typer) -> None:

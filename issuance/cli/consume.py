@@ -16,9 +16,12 @@ from issuance.services.endpoints import resolve
 def consume(
     ctx: typer.Context,
     until_idle: Annotated[
-        float | None, typer.Option("--until-idle", help="Stop after this many seconds without a result.", min=0)
+        float | None,
+        typer.Option("--until-idle", help="Stop after this many seconds without a result.", min=0),
     ] = None,
-    batch_size: Annotated[int, typer.Option("--batch-size", help="Most records per batch (one commit each).", min=1)] = 1_000,
+    batch_size: Annotated[
+        int, typer.Option("--batch-size", help="Most records per batch (one commit each).", min=1)
+    ] = 1_000,
     as_json: Annotated[bool, typer.Option("--json", help="Print a JSON document.")] = False,
 ) -> None:
     """Apply activation results to applications and cards until idle or SIGTERM; publish branch decisions."""
@@ -26,8 +29,10 @@ def consume(
     endpoints = resolve(settings)
     with stop_on_sigterm() as stop:
         if not as_json:
-            console.print("applying activation results"
-                          + (f" until idle for {until_idle:g}s" if until_idle is not None else " (Ctrl-C stops)"))
+            console.print(
+                "applying activation results"
+                + (f" until idle for {until_idle:g}s" if until_idle is not None else " (Ctrl-C stops)")
+            )
         stats = consume_results(settings, endpoints, until_idle, stop, batch_size)
     if as_json:
         print_json(stats)

@@ -64,7 +64,9 @@ def _services(settings: Settings, reset: bool) -> None:
     """Start the embedded services unless servers are configured; --reset starts from empty ones."""
     if settings.kafka_bootstrap and settings.database_url:
         if reset:
-            raise InputError("--reset only applies to the embedded services (ISSUANCE_* servers are configured)")
+            raise InputError(
+                "--reset only applies to the embedded services (ISSUANCE_* servers are configured)"
+            )
         return
     root = Path(settings.state_dir)
     if reset:
@@ -85,14 +87,26 @@ def _empty(database_url: str) -> bool:
     return row is not None and int(row[0]) == 0
 
 
+def _bank_failures(database_url: str) -> dict[str, int]:
+    """Bank failures injected, and how many of those applications became active on a later try."""
+    with connect(database_url, autocommit=True, application_name="issuance-demo") as conn:
+        row = conn.execute(
+            "SELECT (SELECT count(*) FROM audit_log WHERE action = 'activation.activation_failed'),"
+            " (SELECT count(*) FROM applications WHERE state = 'ACTIVE' AND activation_attempts > 0)"
+        ).fetchone()
+    return {"injected": int(row[0]), "active_after_retry": int(row[1])} if row else {}
+
+
 def _outcomes(database_url: str) -> dict[str, Outcome]:
     with connect(database_url, autocommit=True, application_name="issuance-demo") as conn:
-        rows = conn.execute("SELECT application_id, state, reasons, activation_attempts FROM applications").fetchall()
+        rows = conn.execute(
+            "SELECT application_id, state, reasons, activation_attempts FROM applications"
+        ).fetchall()
     return {str(r[0]): Outcome(str(r[1]), tuple(sorted(r[2])), int(r[3])) for r in rows}
 
 
 def compare(expected_file: Path, outcomes: dict[str, Outcome], policy: FailurePolicy) -> dict[str, Any]:
-    """Each application against expected.jsonl; an expected ACTIVE may instead have failed by the bank's injection."""
+    """Each application against expected.jsonl; an expected ACTIVE may have failed by injection instead."""
     matched, injected, mismatched = 0, 0, []
     for line in expected_file.read_text(encoding="utf-8").splitlines():
         entry = json.loads(line)
@@ -103,8 +117,13 @@ def compare(expected_file: Path, outcomes: dict[str, Outcome], policy: FailurePo
         want = (entry["final_state"], tuple(sorted(entry["final_reasons"])))
         if got is not None and (got.state, got.reasons) == want:
             matched += 1
-        elif got is not None and want[0] == "ACTIVE" and got.state == "ACTIVATION_FAILED" and all(
-            policy.failure(activation_request_event_id(app_id, n)) for n in range(1, got.attempts + 1)
+        elif (
+            got is not None
+            and want[0] == "ACTIVE"
+            and got.state == "ACTIVATION_FAILED"
+            and all(
+                policy.failure(activation_request_event_id(app_id, n)) for n in range(1, got.attempts + 1)
+            )
         ):
             injected += 1
         else:
@@ -115,8 +134,12 @@ def compare(expected_file: Path, outcomes: dict[str, Outcome], policy: FailurePo
 @command
 def demo(
     ctx: typer.Context,
-    applications: Annotated[int, typer.Option("--applications", "-n", help="How many applications.", min=1)] = 10_000,
-    seed: Annotated[int, typer.Option("--seed", help="Seed of the generated data and the bank failures.")] = 1,
+    applications: Annotated[
+        int, typer.Option("--applications", "-n", help="How many applications.", min=1)
+    ] = 10_000,
+    seed: Annotated[
+        int, typer.Option("--seed", help="Seed of the generated data and the bank failures.")
+    ] = 1,
     fail_rate: Annotated[
         float, typer.Option("--fail-rate", help="Share of activation requests the banks fail.", min=0, max=1)
     ] = 0.02,
@@ -129,20 +152,38 @@ def demo(
     _services(settings, reset)
     endpoints = resolve(settings)
     if not _empty(endpoints.database_url):
-        console.print("[red]error:[/red] the database already holds applications; run `issuance demo --reset` "
-                      "to start from empty embedded services")
+        console.print(
+            "[red]error:[/red] the database already holds applications; run `issuance demo --reset` "
+            "to start from empty embedded services"
+        )
         raise typer.Exit(EXIT_BAD_INPUT)
     env = dict(os.environ)
     out = Path(settings.state_dir) / "demo"
     shutil.rmtree(out, ignore_errors=True)
     _step("setup: database schema and topics", ["setup"], env)
-    _step(f"generate {applications:,} applications", ["generate", "-n", str(applications), "--seed", str(seed),
-                                                     "-o", str(out)], env)
+    _step(
+        f"generate {applications:,} applications",
+        ["generate", "-n", str(applications), "--seed", str(seed), "-o", str(out)],
+        env,
+    )
     manifest = json.loads((out / "manifest.json").read_text(encoding="utf-8"))
-    _step("load reference data", ["reference", "load", str(out / manifest.get("reference", "reference.json"))], env)
+    _step(
+        "load reference data",
+        ["reference", "load", str(out / manifest.get("reference", "reference.json"))],
+        env,
+    )
     _step("create the banks' topics", ["setup"], env)
-    serve = ["bank", "serve", "--all", "--until-idle", str(IDLE_SECONDS), "--fail-rate", str(fail_rate),
-             "--seed", str(seed)]
+    serve = [
+        "bank",
+        "serve",
+        "--all",
+        "--until-idle",
+        str(IDLE_SECONDS),
+        "--fail-rate",
+        str(fail_rate),
+        "--seed",
+        str(seed),
+    ]
     for night in manifest["nights"]:
         label = f"night {night['night']} ({night['business_date']})"
         for kind in ("applications", "agreements", "raw_messages"):
@@ -154,6 +195,7 @@ def demo(
         _step(f"{label}: apply the answers", ["consume", "--until-idle", str(IDLE_SECONDS)], env)
     outcomes = _outcomes(endpoints.database_url)
     summary = _summary(outcomes, compare(out / "expected.jsonl", outcomes, FailurePolicy(fail_rate, seed)))
+    summary["bank_failures"] = _bank_failures(endpoints.database_url)
     summary["seconds"] = round(time.monotonic() - started, 1)
     if as_json:
         print_json(summary)
@@ -166,7 +208,10 @@ def demo(
 def _summary(outcomes: dict[str, Outcome], comparison: dict[str, Any]) -> dict[str, Any]:
     states = Counter(o.state for o in outcomes.values())
     reasons = Counter(r for o in outcomes.values() if o.state == "REJECTED" for r in o.reasons)
-    first = {s: next((k for k, o in sorted(outcomes.items()) if o.state == s), None) for s in ("ACTIVE", "REJECTED")}
+    first = {
+        s: next((k for k, o in sorted(outcomes.items()) if o.state == s), None)
+        for s in ("ACTIVE", "REJECTED")
+    }
     return {
         "applications": len(outcomes),
         "by_state": dict(sorted(states.items())),
@@ -185,10 +230,15 @@ def _print_summary(summary: dict[str, Any], settings: Settings) -> None:
         console.print(f"    {reason:<26}{n:>6,}")
     console.print(f"  waiting for agreement {states.get('AWAITING_AGREEMENT', 0):>8,}")
     console.print(f"  waiting for the bank  {states.get('ACTIVATION_REQUESTED', 0):>8,}")
-    console.print(f"  activation failed     {states.get('ACTIVATION_FAILED', 0):>8,}  (injected bank failures)")
+    console.print(
+        f"  activation failed     {states.get('ACTIVATION_FAILED', 0):>8,}  (injected bank failures)"
+    )
     c = summary["comparison"]
-    verdict = "[green]every application as expected[/green]" if not c["mismatched"] else (
-        f"[red]{len(c['mismatched'])} differ from expected.jsonl[/red]")
+    verdict = (
+        "[green]every application as expected[/green]"
+        if not c["mismatched"]
+        else (f"[red]{len(c['mismatched'])} differ from expected.jsonl[/red]")
+    )
     console.print(f"  {verdict}: {c['matched']:,} exactly, {c['injected_failures']:,} failed by the bank")
     console.print("\nWhat to look at next:")
     examples = summary["examples"]

@@ -13,6 +13,7 @@ from issuance.store import status_queries as q
 from issuance.store.db import connect
 
 SHOWN_STATES = ("ACTIVE", "ACTIVATION_REQUESTED", "ACTIVATION_FAILED", "AWAITING_AGREEMENT", "REJECTED")
+COLUMN_LABELS = ("active", "at bank", "failed", "no agreement", "rejected")
 
 
 def gather(conn: q.Conn) -> dict[str, Any]:
@@ -28,9 +29,14 @@ def gather(conn: q.Conn) -> dict[str, Any]:
         "activation_failures": q.activation_failures(conn),
         "dead_letters": {str(r[0]): int(r[1]) for r in dead},
         "runs": [
-            {"run_id": r.run_id, "business_date": r.business_date.isoformat(), "status": r.status,
-             "records_read": r.records_read, "balanced": r.balanced,
-             "first_seen_by_state": by_run.get(str(r.run_id), {})}
+            {
+                "run_id": r.run_id,
+                "business_date": r.business_date.isoformat(),
+                "status": r.status,
+                "records_read": r.records_read,
+                "balanced": r.balanced,
+                "first_seen_by_state": by_run.get(str(r.run_id), {}),
+            }
             for r in q.runs(conn)
         ],
     }
@@ -55,7 +61,7 @@ def _print(report: dict[str, Any]) -> None:
         typer.echo("activation failed by bank reason")
         for reason, n in report["activation_failures"].items():
             typer.echo(f"  {reason:<26}{n:>10,}")
-    header = "".join(f"{s[:11]:>12}" for s in SHOWN_STATES)
+    header = "".join(f"{label:>12}" for label in COLUMN_LABELS)
     for title, key in (("by branch", "by_branch"), ("by bank", "by_bank")):
         typer.echo(f"{title:<24}{header}{'total':>10}")
         for name, counts in report[key].items():
@@ -65,8 +71,10 @@ def _print(report: dict[str, Any]) -> None:
     typer.echo("runs")
     for run in report["runs"]:
         balanced = {True: "balanced", False: "NOT BALANCED", None: "not reconciled"}[run["balanced"]]
-        typer.echo(f"  run {run['run_id']:<4} {run['business_date']}  {run['status']:<10}"
-                   f" {run['records_read']:>10,} read  {balanced}")
+        typer.echo(
+            f"  run {run['run_id']:<4} {run['business_date']}  {run['status']:<10}"
+            f" {run['records_read']:>10,} read  {balanced}"
+        )
 
 
 @command

@@ -19,7 +19,9 @@ def describe(conn: q.Conn, vault: Vault, application_id: str) -> dict[str, Any]:
     """Everything `status` shows about one application; InputError when it is unknown."""
     app = q.application(conn, application_id)
     if app is None:
-        raise InputError(f"no application {application_id!r}: check the id (issuance report lists the counts)")
+        raise InputError(
+            f"no application {application_id!r}: check the id (issuance report lists the counts)"
+        )
     card = q.card(conn, application_id)
     account = q.account(conn, application_id)
     return {
@@ -42,18 +44,34 @@ def describe(conn: q.Conn, vault: Vault, application_id: str) -> dict[str, Any]:
             "phone": mask_phone(vault.decrypt(app.phone_enc)) if app.phone_enc else None,
         },
         "card": (
-            {"card_number": card.card_number, "status": card.status, "issue_date": card.issue_date.isoformat(),
-             "valid_until": card.valid_until.isoformat()}
-            if card else ({"card_number": app.card_number, "status": "EXISTING"} if app.card_number else None)
+            {
+                "card_number": card.card_number,
+                "status": card.status,
+                "issue_date": card.issue_date.isoformat(),
+                "valid_until": card.valid_until.isoformat(),
+            }
+            if card
+            else ({"card_number": app.card_number, "status": "EXISTING"} if app.card_number else None)
         ),
         "account": (
-            {"bank_code": account.bank_code, "status": account.status,
-             "account_number": mask_account(vault.decrypt(account.account_number_enc))}
-            if account else None
+            {
+                "bank_code": account.bank_code,
+                "status": account.status,
+                "account_number": mask_account(vault.decrypt(account.account_number_enc)),
+            }
+            if account
+            else None
         ),
         "history": [
-            {"at": h.at.isoformat(), "from": h.from_state, "to": h.to_state, "stage": h.stage,
-             "reasons": h.reasons, "run_id": h.run_id, "detail": h.detail}
+            {
+                "at": h.at.isoformat(),
+                "from": h.from_state,
+                "to": h.to_state,
+                "stage": h.stage,
+                "reasons": h.reasons,
+                "run_id": h.run_id,
+                "detail": h.detail,
+            }
             for h in q.history(conn, application_id)
         ],
     }
@@ -61,15 +79,23 @@ def describe(conn: q.Conn, vault: Vault, application_id: str) -> dict[str, Any]:
 
 def _print(view: dict[str, Any]) -> None:
     reasons = f" ({', '.join(view['reasons'])})" if view["reasons"] else ""
-    typer.echo(f"{view['application_id']}  {view['application_type']}  {view['state']}{reasons}"
-               + ("  [open]" if view["open"] else ""))
+    typer.echo(
+        f"{view['application_id']}  {view['application_type']}  {view['state']}{reasons}"
+        + ("  [open]" if view["open"] else "")
+    )
     applicant = view["applicant"]
-    typer.echo(f"  applicant  {applicant['name']}  {applicant['id_number']}  {applicant['phone'] or ''}".rstrip())
-    typer.echo(f"  branch     {view['branch_code']}  bank {view['bank_code']}  area {view['area_code'] or '-'}")
+    typer.echo(
+        f"  applicant  {applicant['name']}  {applicant['id_number']}  {applicant['phone'] or ''}".rstrip()
+    )
+    typer.echo(
+        f"  branch     {view['branch_code']}  bank {view['bank_code']}  area {view['area_code'] or '-'}"
+    )
     if view["card"]:
         card = view["card"]
-        typer.echo(f"  card       {card['card_number']}  {card['status']}"
-                   + (f"  valid {card['issue_date']}..{card['valid_until']}" if "issue_date" in card else ""))
+        typer.echo(
+            f"  card       {card['card_number']}  {card['status']}"
+            + (f"  valid {card['issue_date']}..{card['valid_until']}" if "issue_date" in card else "")
+        )
     if view["account"]:
         account = view["account"]
         typer.echo(f"  account    {account['account_number']}  {account['status']}")

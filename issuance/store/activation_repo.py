@@ -79,7 +79,8 @@ def claim_events(conn: Conn, consumer: str, event_ids: Sequence[str]) -> set[str
 def lock_targets(conn: Conn, application_ids: Sequence[str]) -> dict[str, ActivationTarget]:
     """The applications these results are about, locked until the transaction ends (in a stable order)."""
     rows = conn.execute(
-        "SELECT application_id, application_type, branch_code, bank_code, state, version, activation_attempts,"
+        "SELECT application_id, application_type, branch_code, bank_code, state, version,"
+        " activation_attempts,"
         " card_number FROM applications WHERE application_id = ANY(%s) ORDER BY application_id FOR UPDATE",
         (sorted(set(application_ids)),),
     ).fetchall()
@@ -89,7 +90,8 @@ def lock_targets(conn: Conn, application_ids: Sequence[str]) -> dict[str, Activa
 def card_numbers(conn: Conn, application_ids: Sequence[str]) -> dict[str, str]:
     """Cards this system personalized for these applications."""
     rows = conn.execute(
-        "SELECT application_id, card_number FROM cards WHERE application_id = ANY(%s)", (list(application_ids),)
+        "SELECT application_id, card_number FROM cards WHERE application_id = ANY(%s)",
+        (list(application_ids),),
     ).fetchall()
     return {str(r[0]): str(r[1]) for r in rows}
 
@@ -100,7 +102,8 @@ def apply_transitions(conn: Conn, transitions: Sequence[Transition], stage: str 
         return
     with conn.cursor() as cur:
         cur.executemany(
-            "UPDATE applications SET state = %s, is_open = %s, activation_attempts = %s, version = version + 1,"
+            "UPDATE applications SET state = %s, is_open = %s, activation_attempts = %s,"
+            " version = version + 1,"
             " updated_at = now() WHERE application_id = %s",
             [(t.to_state, t.is_open, t.activation_attempts, t.application_id) for t in transitions],
         )
@@ -115,7 +118,8 @@ def apply_transitions(conn: Conn, transitions: Sequence[Transition], stage: str 
         )
         active = [t for t in transitions if t.card_active]
         cur.executemany(
-            "UPDATE cards SET status = 'ACTIVE' WHERE application_id = %s", [(t.application_id,) for t in active]
+            "UPDATE cards SET status = 'ACTIVE' WHERE application_id = %s",
+            [(t.application_id,) for t in active],
         )
         # An existing card (financial activation) now carries an active financial function.
         existing = [t for t in active if t.application_type == "FINANCIAL_ACTIVATION" and t.card_number]
@@ -131,7 +135,8 @@ def add_outbox(conn: Conn, events: Sequence[OutboxEvent]) -> None:
         return
     with conn.cursor() as cur:
         cur.executemany(
-            "INSERT INTO outbox (event_id, topic, message_key, payload, event_type) VALUES (%s, %s, %s, %s, %s)"
+            "INSERT INTO outbox (event_id, topic, message_key, payload, event_type) VALUES (%s,"
+            " %s, %s, %s, %s)"
             " ON CONFLICT (event_id) DO NOTHING",
             [(e.event_id, e.topic, e.key, e.payload, e.event_type) for e in events],
         )
@@ -143,7 +148,8 @@ def add_audit(conn: Conn, entries: Sequence[Audit]) -> None:
         return
     with conn.cursor() as cur:
         cur.executemany(
-            "INSERT INTO audit_log (actor, action, entity, entity_id, detail) VALUES (%s, %s, 'application', %s, %s)",
+            "INSERT INTO audit_log (actor, action, entity, entity_id, detail) VALUES (%s, %s,"
+            " 'application', %s, %s)",
             [(a.actor, a.action, a.entity_id, Jsonb(a.detail)) for a in entries],
         )
 

@@ -41,10 +41,7 @@ def answered(conn: Conn, bank_code: str, request_ids: Sequence[str]) -> dict[str
         " FROM bank_sim.inbox WHERE bank_code = %s AND request_event_id = ANY(%s)",
         (bank_code, list(request_ids)),
     ).fetchall()
-    return {
-        str(r[0]): StoredAnswer(str(r[0]), str(r[1]), str(r[2]), str(r[3]), bytes(r[4]))
-        for r in rows
-    }
+    return {str(r[0]): StoredAnswer(str(r[0]), str(r[1]), str(r[2]), str(r[3]), bytes(r[4])) for r in rows}
 
 
 def accounts_open(conn: Conn, bank_code: str, application_ids: Sequence[str]) -> set[str]:
@@ -66,8 +63,14 @@ def open_accounts(conn: Conn, accounts: Sequence[OpenedAccount]) -> None:
             " card_number, request_event_id) VALUES (%s, %s, %s, %s, %s, %s)"
             " ON CONFLICT (bank_code, application_id) DO NOTHING",
             [
-                (a.bank_code, a.application_id, a.account_index, a.account_number_enc, a.card_number,
-                 a.request_event_id)
+                (
+                    a.bank_code,
+                    a.application_id,
+                    a.account_index,
+                    a.account_number_enc,
+                    a.card_number,
+                    a.request_event_id,
+                )
                 for a in accounts
             ],
         )
@@ -94,5 +97,7 @@ def count_accounts(conn: Conn, bank_code: str | None = None) -> int:
     if bank_code is None:
         row = conn.execute("SELECT count(*) FROM bank_sim.accounts").fetchone()
     else:
-        row = conn.execute("SELECT count(*) FROM bank_sim.accounts WHERE bank_code = %s", (bank_code,)).fetchone()
+        row = conn.execute(
+            "SELECT count(*) FROM bank_sim.accounts WHERE bank_code = %s", (bank_code,)
+        ).fetchone()
     return int(row[0]) if row else 0

@@ -86,7 +86,8 @@ def application(conn: Conn, application_id: str) -> ApplicationRow | None:
     """One application, or None."""
     with conn.cursor(row_factory=class_row(ApplicationRow)) as cur:
         return cur.execute(
-            "SELECT application_id, application_type, branch_code, bank_code, channel, state, reasons, is_open,"
+            "SELECT application_id, application_type, branch_code, bank_code, channel, state,"
+            " reasons, is_open,"
             " version, activation_attempts, submitted_at, updated_at, area_code, agreement_id, card_number,"
             " id_number_enc, name_enc, phone_enc FROM applications WHERE application_id = %s",
             (application_id,),
@@ -132,10 +133,11 @@ def runs(conn: Conn) -> list[RunRow]:
 
 
 def activation_failures(conn: Conn) -> dict[str, int]:
-    """Applications in ACTIVATION_FAILED per bank failure reason (from the bank's answer, in the audit log)."""
+    """Applications in ACTIVATION_FAILED per bank failure reason (the bank's answer, from the audit log)."""
     rows: list[Any] = conn.execute(
         "SELECT l.detail->>'failure_reason', count(DISTINCT a.application_id) FROM applications a"
-        " JOIN LATERAL (SELECT detail FROM audit_log WHERE entity = 'application' AND entity_id = a.application_id"
+        " JOIN LATERAL (SELECT detail FROM audit_log WHERE entity = 'application' AND entity_id"
+        " = a.application_id"
         " AND action = 'activation.activation_failed' ORDER BY id DESC LIMIT 1) l ON true"
         " WHERE a.state = 'ACTIVATION_FAILED' GROUP BY 1 ORDER BY 2 DESC, 1"
     ).fetchall()

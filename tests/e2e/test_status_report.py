@@ -26,7 +26,11 @@ def test_status_shows_masked_history_and_report_counts(settings: Settings, cli_e
     waiting = seed_waiting(settings, 12)
     policy = FailurePolicy(fail_rate=0.3, seed=5)
     requests = [request_for(w) for w in waiting]
-    produce(settings.kafka_bootstrap or "", Topics(settings).activation_requests(BANK), [r.to_bytes() for r in requests])
+    produce(
+        settings.kafka_bootstrap or "",
+        Topics(settings).activation_requests(BANK),
+        [r.to_bytes() for r in requests],
+    )
     endpoints = resolve(settings)
     serve_banks(settings, endpoints, None, policy, 1.5, threading.Event())
     consume_results(settings, endpoints, 1.5, threading.Event())

@@ -1,4 +1,4 @@
-"""The bank simulator killed mid-stream (SIGKILL) or stopped (SIGTERM): every request answered once in effect."""
+"""The bank simulator killed (SIGKILL) or stopped (SIGTERM): each request answered once in effect."""
 
 from __future__ import annotations
 
@@ -19,8 +19,13 @@ SERVE = ["bank", "serve", "--bank", BANK, "--batch-size", "10", "--fail-rate", "
 
 
 def answer_ids(settings: Settings) -> list[str]:
-    consumer = KafkaConsumer(Topics(settings).activation_results, bootstrap_servers=settings.kafka_bootstrap,
-                             auto_offset_reset="earliest", enable_auto_commit=False, consumer_timeout_ms=3000)
+    consumer = KafkaConsumer(
+        Topics(settings).activation_results,
+        bootstrap_servers=settings.kafka_bootstrap,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        consumer_timeout_ms=3000,
+    )
     try:
         return [decode_event(r.value).event_id for r in consumer]  # type: ignore[union-attr]
     finally:
@@ -31,10 +36,16 @@ def answered(settings: Settings) -> int:
     return scalar(settings, "SELECT count(*) FROM bank_sim.inbox")
 
 
-def test_killed_bank_answers_every_request_once_in_effect(settings: Settings, cli_env: dict[str, str]) -> None:
+def test_killed_bank_answers_every_request_once_in_effect(
+    settings: Settings, cli_env: dict[str, str]
+) -> None:
     waiting = seed_waiting(settings, N)
     requests = [request_for(w) for w in waiting]
-    produce(settings.kafka_bootstrap or "", Topics(settings).activation_requests(BANK), [r.to_bytes() for r in requests])
+    produce(
+        settings.kafka_bootstrap or "",
+        Topics(settings).activation_requests(BANK),
+        [r.to_bytes() for r in requests],
+    )
     for threshold in (100, 400):
         proc = start(SERVE, cli_env)
         kill_when(proc, lambda t=threshold: answered(settings) >= t)
@@ -51,8 +62,11 @@ def test_killed_bank_answers_every_request_once_in_effect(settings: Settings, cl
 
 def test_sigterm_finishes_the_batch_and_exits_cleanly(settings: Settings, cli_env: dict[str, str]) -> None:
     waiting = seed_waiting(settings, 400)
-    produce(settings.kafka_bootstrap or "", Topics(settings).activation_requests(BANK),
-            [request_for(w).to_bytes() for w in waiting])
+    produce(
+        settings.kafka_bootstrap or "",
+        Topics(settings).activation_requests(BANK),
+        [request_for(w).to_bytes() for w in waiting],
+    )
     proc = start(["bank", "serve", "--bank", BANK, "--batch-size", "10"], cli_env)
     kill_when(proc, lambda: answered(settings) >= 50, sig=signal.SIGTERM)
     assert proc.returncode == 0

@@ -1,4 +1,4 @@
-"""The simulated bank against the real broker and PostgreSQL: each request once in effect, answers repeatable."""
+"""The simulated bank on the real broker and PostgreSQL: each request once in effect, answers repeatable."""
 
 from __future__ import annotations
 
@@ -22,8 +22,11 @@ def answers(settings: Settings) -> list[ActivationCompleted | ActivationFailed]:
     from issuance.kafka.topics import Topics
 
     consumer = KafkaConsumer(
-        Topics(settings).activation_results, bootstrap_servers=settings.kafka_bootstrap,
-        auto_offset_reset="earliest", enable_auto_commit=False, consumer_timeout_ms=2000,
+        Topics(settings).activation_results,
+        bootstrap_servers=settings.kafka_bootstrap,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        consumer_timeout_ms=2000,
     )
     try:
         out = [decode_event(record.value) for record in consumer]
@@ -33,7 +36,10 @@ def answers(settings: Settings) -> list[ActivationCompleted | ActivationFailed]:
     return out  # type: ignore[return-value]
 
 
-def serve(settings: Settings, policy: FailurePolicy = FailurePolicy()) -> dict[str, dict[str, int]]:
+NO_FAILURES = FailurePolicy()
+
+
+def serve(settings: Settings, policy: FailurePolicy = NO_FAILURES) -> dict[str, dict[str, int]]:
     return serve_banks(settings, resolve(settings), [BANK], policy, IDLE, threading.Event())
 
 
@@ -61,11 +67,22 @@ def test_injected_failures_follow_the_seed_and_the_request(settings: Settings) -
     waiting = seed_waiting(settings, 40)
     policy = FailurePolicy(fail_rate=0.3, seed=7)
     requests = [request_for(w) for w in waiting]
-    produce(settings.kafka_bootstrap or "", Topics(settings).activation_requests(BANK), [r.to_bytes() for r in requests])
+    produce(
+        settings.kafka_bootstrap or "",
+        Topics(settings).activation_requests(BANK),
+        [r.to_bytes() for r in requests],
+    )
     serve(settings, policy)
     failed = {a.request_event_id for a in answers(settings) if isinstance(a, ActivationFailed)}
     assert failed == {r.event_id for r in requests if policy.failure(r.event_id) is not None}
     assert 0 < len(failed) < 40
     assert scalar(settings, "SELECT count(*) FROM bank_sim.accounts") == 40 - len(failed)
     # Account numbers are encrypted at rest in the bank's ledger too.
-    assert scalar(settings, "SELECT count(*) FROM bank_sim.accounts WHERE position('622202'::bytea in account_number_enc) > 0") == 0
+    assert (
+        scalar(
+            settings,
+            "SELECT count(*) FROM bank_sim.accounts WHERE position('622202'::bytea in"
+            " account_number_enc) > 0",
+        )
+        == 0
+    )

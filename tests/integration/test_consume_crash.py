@@ -1,4 +1,4 @@
-"""The bureau consumer killed mid-stream (SIGKILL) and started again: every result applied exactly once in effect."""
+"""The bureau consumer killed mid-stream (SIGKILL) and started again: each result applied once in effect."""
 
 from __future__ import annotations
 
@@ -24,7 +24,11 @@ def applied(settings: Settings) -> int:
 def test_killed_consumer_applies_every_result_once(settings: Settings, cli_env: dict[str, str]) -> None:
     waiting = seed_waiting(settings, N)
     requests = [request_for(w) for w in waiting]
-    produce(settings.kafka_bootstrap or "", Topics(settings).activation_requests(BANK), [r.to_bytes() for r in requests])
+    produce(
+        settings.kafka_bootstrap or "",
+        Topics(settings).activation_requests(BANK),
+        [r.to_bytes() for r in requests],
+    )
     policy = FailurePolicy(0.1, 9)
     serve_banks(settings, resolve(settings), [BANK], policy, 2.0, threading.Event())
     for threshold in (100, 400):
@@ -40,5 +44,7 @@ def test_killed_consumer_applies_every_result_once(settings: Settings, cli_env: 
     assert scalar(settings, "SELECT count(*) FROM application_history WHERE stage = 'activation'") == N
     assert scalar(settings, "SELECT count(*) FROM audit_log WHERE action LIKE 'activation.%'") == N
     assert scalar(settings, "SELECT count(*) FROM applications WHERE version <> 2") == 0
-    assert scalar(settings, "SELECT count(*) FROM outbox WHERE event_type = 'DecisionIssued'") == N - len(failing)
+    assert scalar(settings, "SELECT count(*) FROM outbox WHERE event_type = 'DecisionIssued'") == N - len(
+        failing
+    )
     assert scalar(settings, "SELECT count(*) FROM outbox WHERE published_at IS NULL") == 0
