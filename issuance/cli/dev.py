@@ -65,7 +65,11 @@ def _report(changes: list[ServiceChange], as_json: bool) -> None:
 def up(ctx: typer.Context, state_dir: StateDirOption = None, as_json: JsonOption = False) -> None:
     """Start the embedded broker and PostgreSQL in the background (already running ones are kept)."""
     settings = _settings(ctx, state_dir)
-    _report(embedded.up(settings.state_dir), as_json)
+    changes = embedded.up(settings.state_dir)
+    _report(changes, as_json)
+    if not as_json and any(c.name == "kafka" and c.outcome == embedded.STARTED for c in changes):
+        # The embedded broker keeps topics in memory only: a fresh broker has none.
+        typer.echo(f"logs in {settings.state_dir}; now run `issuance setup` to create the topics")
 
 
 @dev_app.command("down")

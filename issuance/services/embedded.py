@@ -54,7 +54,7 @@ def _locked(state: StateDir) -> Iterator[None]:
 
 def up(root: Path) -> list[ServiceChange]:
     """Start whatever is not running (a stale or reused pid counts as not running) and record it."""
-    state = StateDir(root)
+    state = StateDir(root.resolve())
     with _locked(state):
         record = read_state(state)
         changes: list[ServiceChange] = []
@@ -77,7 +77,7 @@ def up(root: Path) -> list[ServiceChange]:
 
 def down(root: Path) -> list[ServiceChange]:
     """Stop both services and wait until no process of theirs is left; the database files stay."""
-    state = StateDir(root)
+    state = StateDir(root.resolve())
     with _locked(state):
         record = read_state(state)
         changes: list[ServiceChange] = []
@@ -93,7 +93,7 @@ def down(root: Path) -> list[ServiceChange]:
 
 def running(root: Path) -> Embedded:
     """The embedded services recorded under root that are still alive (cheap: no network)."""
-    state = StateDir(root)
+    state = StateDir(root.resolve())
     record = read_state(state)
     bootstrap = record.broker.bootstrap if record.broker is not None and record.broker.alive() else None
     server = running_postgres(state.pgdata) if state.pgdata.exists() else None
