@@ -7,6 +7,7 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
+import psutil
 from kafka import KafkaAdminClient
 from kafka.errors import KafkaError
 
@@ -90,16 +91,27 @@ def _start_on(port: int, log: Path, timeout: float) -> BrokerProcess | str:
         wait_until(
             f"broker on port {port}", lambda: popen.poll() is not None or port_open(HOST, port), timeout
         )
-        if popen.poll() is None:
+        # Another program may have taken the port first: only our own listening socket counts.
+        if popen.poll() is None and _listens(popen.pid, port):
             probe_kafka(broker.bootstrap, timeout_ms=int(timeout * 1000))
             return broker
-        return f"exited with code {popen.returncode} on port {port}"
+        stop_broker(broker)
+        return f"did not listen on port {port} (exit code {popen.poll()})"
     except (ServiceStartFailed, BrokerUnavailable) as exc:
         stop_broker(broker)
         return str(exc)
     finally:
         if popen.poll() is not None:
             popen.wait()
+
+
+def _listens(pid: int, port: int) -> bool:
+    """Whether process pid has a listening TCP socket on port."""
+    try:
+        connections = psutil.Process(pid).net_connections(kind="tcp")
+    except psutil.Error:
+        return False
+    return any(c.status == psutil.CONN_LISTEN and c.laddr and c.laddr.port == port for c in connections)
 
 
 def stop_broker(broker: BrokerProcess) -> None:
