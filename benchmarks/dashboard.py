@@ -88,9 +88,10 @@ class Filled:
     sample_ids: list[str]
 
 
-def _id_number(rng: random.Random, area: str, n: int) -> str:
-    birth = date(1950, 1, 1) + timedelta(days=rng.randrange(0, 365 * 55))
-    body = f"{area}{birth:%Y%m%d}{n % 1000:03d}"
+def _id_number(area: str, n: int) -> str:
+    """A valid ID number, unique per n (birth day and sequence number both derive from it)."""
+    birth = date(1950, 1, 1) + timedelta(days=n % 20_000)
+    body = f"{area}{birth:%Y%m%d}{(n // 20_000) % 1000:03d}"
     return body + ric.calc_check_digit(body + "0")
 
 
@@ -185,7 +186,7 @@ def fill(
         people = []
         for k in range(n):
             branch, bank, area = branches[rng.randrange(len(branches))]
-            people.append((branch, bank, area, _id_number(rng, area, start + k)))
+            people.append((branch, bank, area, _id_number(area, start + k)))
         id_encs = vault.encrypt_many(p[3] for p in people)
         names = vault.encrypt_many(
             SURNAMES[rng.randrange(len(SURNAMES))]
