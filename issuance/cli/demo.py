@@ -230,8 +230,11 @@ def _print_summary(summary: dict[str, Any], settings: Settings) -> None:
         console.print(f"    {reason:<26}{n:>6,}")
     console.print(f"  waiting for agreement {states.get('AWAITING_AGREEMENT', 0):>8,}")
     console.print(f"  waiting for the bank  {states.get('ACTIVATION_REQUESTED', 0):>8,}")
+    console.print(f"  activation failed     {states.get('ACTIVATION_FAILED', 0):>8,}")
+    failures = summary["bank_failures"]
     console.print(
-        f"  activation failed     {states.get('ACTIVATION_FAILED', 0):>8,}  (injected bank failures)"
+        f"  bank failures injected: {failures['injected']:,}; {failures['active_after_retry']:,} of those"
+        " applications became active when the next night asked again"
     )
     c = summary["comparison"]
     verdict = (
@@ -247,8 +250,24 @@ def _print_summary(summary: dict[str, Any], settings: Settings) -> None:
     if examples.get("REJECTED"):
         console.print(f"  issuance status {examples['REJECTED']}      # a rejected application")
     console.print("  issuance report")
-    console.print("  issuance dashboard      # prints its demo logins (bureau, one branch, one bank)")
+    console.print("  issuance dashboard      # then open http://127.0.0.1:8080/")
+    for login in _demo_logins(settings):
+        console.print(f"    demo login ({login[2]}): {login[0]} / {login[1]}")
     console.print(f"  data and expected outcomes: {Path(settings.state_dir) / 'demo'}")
+
+
+def _demo_logins(settings: Settings) -> list[tuple[str, str, str]]:
+    """The dashboard's demo logins (the same ones `issuance dashboard` creates and prints)."""
+    from dashboard.users import ensure_demo_users  # the dashboard package is needed by the demo only
+
+    with connect(resolve(settings).database_url, autocommit=True, application_name="issuance-demo") as conn:
+        first = conn.execute(
+            "SELECT branch_code, bank_code FROM branches ORDER BY branch_code LIMIT 1"
+        ).fetchone()
+    logins = ensure_demo_users(
+        Path(settings.state_dir), first[0] if first else None, first[1] if first else None
+    )
+    return [(login.username, login.password, login.sees) for login in logins]
 
 
 def register(app: typer.Typer) -> None:
