@@ -24,9 +24,10 @@
   }
 
   if (data.funnel) {
-    var steps = data.funnel.filter(function (r) { return r.reached !== null; });
+    // The funnel proper: every application passes these steps (financial activations skip personalization).
+    var steps = data.funnel.filter(function (r) { return r.reached !== null && r.key !== "personalized"; });
     bars("funnel-chart", steps.map(function (r) { return r.label; }),
-      steps.map(function (r) { return r.reached; }), [blue, blue, blue, blue, green], true);
+      steps.map(function (r) { return r.reached; }), [blue, blue, blue, green], true);
   }
   if (data.reasons) {
     bars("reasons-chart", data.reasons.map(function (r) { return r.label; }),

@@ -34,7 +34,8 @@ class FunnelRow:
     label: str
     now: int | None
     reached: int | None
-    conversion: float | None  # reached / reached of the previous stage of the funnel
+    conversion: float | None
+    conversion_of: str = ""  # what the conversion is a share of
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,7 +70,7 @@ def build_funnel(counts: list[StateCount]) -> Funnel:
 
     rows = [
         FunnelRow("submitted", "Submitted", by_state[State.SUBMITTED], total, None),
-        FunnelRow("verified", "Verified", None, verified, ratio(verified, total)),
+        FunnelRow("verified", "Verified", None, verified, ratio(verified, total), "of received"),
         FunnelRow(
             "awaiting_agreement", "Waiting for agreement", by_state[State.AWAITING_AGREEMENT], None, None
         ),
@@ -86,6 +87,7 @@ def build_funnel(counts: list[StateCount]) -> Funnel:
             by_state[State.ACTIVATION_REQUESTED],
             requested,
             ratio(requested, verified),
+            "of verified",
         ),
         FunnelRow(
             "active",
@@ -93,9 +95,15 @@ def build_funnel(counts: list[StateCount]) -> Funnel:
             by_state[State.ACTIVE],
             by_state[State.ACTIVE],
             ratio(by_state[State.ACTIVE], requested),
+            "of activation requests",
         ),
         FunnelRow(
-            "rejected", "Rejected", by_state[State.REJECTED], None, ratio(by_state[State.REJECTED], total)
+            "rejected",
+            "Rejected",
+            by_state[State.REJECTED],
+            None,
+            ratio(by_state[State.REJECTED], total),
+            "of received",
         ),
         FunnelRow(
             "failed",
@@ -103,6 +111,7 @@ def build_funnel(counts: list[StateCount]) -> Funnel:
             by_state[State.ACTIVATION_FAILED],
             None,
             ratio(by_state[State.ACTIVATION_FAILED], requested),
+            "of activation requests",
         ),
     ]
     return Funnel(total, rows, by_state, rejected["VERIFICATION"], rejected["AGREEMENT"])

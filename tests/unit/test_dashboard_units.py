@@ -1,0 +1,107 @@
+"""Pure parts of the dashboard: the funnel, the scope clause, throttling, masking, redirects."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import pytest
+from psycopg import sql
+
+from dashboard.app import _safe_next, script_json
+from dashboard.security import LoginThrottle, csrf_token, csrf_valid
+from issuance.domain.model import State
+from issuance.store.dashboard_queries import build_funnel, mask_detail
+from issuance.store.report_queries import Filters, Role, Scope, StateCount, where
+
+
+def rendered(clause: sql.Composed) -> str:
+    return clause.as_string(None)
+
+
+def test_funnel_counts_and_shares() -> None:
+    counts = [
+        StateCount(State.SUBMITTED, "NEW_CARD", "", 5),
+        StateCount(State.REJECTED, "NEW_CARD", "VERIFICATION", 10),
+        StateCount(State.REJECTED, "NEW_CARD", "AGREEMENT", 5),
+        StateCount(State.AWAITING_AGREEMENT, "NEW_CARD", "", 10),
+        StateCount(State.ACTIVATION_REQUESTED, "FINANCIAL_ACTIVATION", "", 20),
+        StateCount(State.ACTIVE, "NEW_CARD", "", 45),
+        StateCount(State.ACTIVATION_FAILED, "NEW_CARD", "", 5),
+    ]
+    funnel = build_funnel(counts)
+    rows = {r.key: r for r in funnel.rows}
+    assert funnel.total == 100
+    assert rows["verified"].reached == 85  # all but unprocessed and rejected in verification
+    assert rows["activation_requested"].reached == 70
+    assert rows["personalized"].reached == 50  # new cards only
+    assert rows["active"].conversion == pytest.approx(45 / 70)
+    assert funnel.by_state[State.REJECTED] == 15
+    assert sum(funnel.by_state.values()) == 100
+
+
+def test_empty_funnel_has_no_shares() -> None:
+    funnel = build_funnel([])
+    assert funnel.total == 0 and all(r.conversion is None for r in funnel.rows)
+
+
+def test_scope_is_always_in_the_where_clause() -> None:
+    branch = Scope(Role.BRANCH, branch_code="BR-1")
+    clause = rendered(where(branch, Filters(branch_code="BR-2", business_date=date(2026, 11, 1))))
+    assert "branch_code = 'BR-1'" in clause and "branch_code = 'BR-2'" in clause
+    assert "bank_code = 'ICBC'" in rendered(where(Scope(Role.BANK, bank_code="ICBC")))
+    assert rendered(where(Scope.everything())) == "WHERE TRUE"
+    # Quoting is psycopg's: a hostile value stays a literal.
+    assert "'x'' OR ''1''=''1'" in rendered(where(Scope.everything(), Filters(area_code="x' OR '1'='1")))
+
+
+def test_scope_permits_only_its_own_branch_or_bank() -> None:
+    branch = Scope(Role.BRANCH, branch_code="BR-1")
+    assert branch.permits(Filters()) and branch.permits(Filters(branch_code="BR-1"))
+    assert not branch.permits(Filters(branch_code="BR-2"))
+    bank = Scope(Role.BANK, bank_code="ICBC")
+    assert bank.permits(Filters(branch_code="BR-2")) and not bank.permits(Filters(bank_code="CCB"))
+    with pytest.raises(ValueError):
+        Scope(Role.BRANCH)
+
+
+def test_throttle_locks_user_and_address_after_five_failures() -> None:
+    now = [0.0]
+    throttle = LoginThrottle(clock=lambda: now[0])
+    for _ in range(5):
+        assert throttle.retry_after("li", "10.0.0.1") == 0
+        throttle.failed("li", "10.0.0.1")
+    assert throttle.retry_after("li", "10.0.0.9") > 0  # the user, from anywhere
+    assert throttle.retry_after("wang", "10.0.0.1") > 0  # the address, for anyone
+    assert throttle.retry_after("wang", "10.0.0.2") == 0
+    now[0] += 15 * 60 + 1
+    assert throttle.retry_after("li", "10.0.0.1") == 0
+
+
+def test_csrf_tokens() -> None:
+    session: dict[str, object] = {}
+    token = csrf_token(session)
+    assert csrf_token(session) == token and csrf_valid(session, token)
+    assert not csrf_valid(session, None) and not csrf_valid(session, token + "x")
+    assert not csrf_valid({}, token)
+
+
+def test_details_hide_long_digit_runs() -> None:
+    assert mask_detail("id 110105198001011238 bad") == "id 11" + "*" * 16 + " bad"
+    assert mask_detail("field 17 of 2026") == "field 17 of 2026"
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("/runs?date=2026-11-01", "/runs?date=2026-11-01"),
+        ("//evil.example", "/"),
+        ("https://x", "/"),
+        (None, "/"),
+    ],
+)
+def test_only_local_redirects_after_login(value: str | None, expected: str) -> None:
+    assert _safe_next(value) == expected
+
+
+def test_json_in_pages_cannot_close_the_script_element() -> None:
+    assert "</script>" not in script_json({"x": "</script><script>alert(1)</script>"})
