@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import secrets
 import threading
-import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -14,6 +13,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 from urllib.parse import parse_qs
 
+import psycopg
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.middleware import Middleware
@@ -32,6 +32,7 @@ from dashboard.metrics import metrics_text
 from dashboard.security import CSRF_FIELD, LoginThrottle, csrf_token, csrf_valid
 from dashboard.users import User, authenticate
 from issuance.crypto import Vault
+from issuance.store.db import DatabaseUnavailable
 from issuance.store.report_queries import Filters, Scope, compact
 
 HERE = Path(__file__).parent
@@ -123,24 +124,22 @@ def create_app(config: DashboardConfig) -> Starlette:
     templates.env.filters["pct"] = lambda v: "" if v is None else f"{v * 100:.1f}%"
     templates.env.filters["num"] = lambda v: "" if v is None else f"{v:,}"
     templates.env.filters["reason_label"] = labels.reason
-    last_compact = [0.0]
-    compact_lock = threading.Lock()
+    stop = threading.Event()
 
     def user_of(request: Request) -> User | None:
         name = request.session.get("user")
         return config.users.get(name) if isinstance(name, str) else None
 
-    def maybe_compact() -> None:
-        # Folding the summary rows keeps the counting queries short; one request in a minute pays for it.
-        now = time.monotonic()
-        if now - last_compact[0] < COMPACT_EVERY_S or not compact_lock.acquire(blocking=False):
-            return
-        try:
-            last_compact[0] = now
-            with db.connection() as conn:
-                compact(conn)
-        finally:
-            compact_lock.release()
+    def compact_now_and_then() -> None:
+        # Folding the summary rows keeps the counting queries short; done off the request path.
+        while True:
+            try:
+                with db.connection() as conn:
+                    compact(conn)
+            except (psycopg.Error, DatabaseUnavailable):
+                pass  # the next round tries again; pages stay exact either way
+            if stop.wait(COMPACT_EVERY_S):
+                return
 
     def render(request: Request, template: str, status: int = 200, **context: Any) -> HTMLResponse:
         context.setdefault("user", user_of(request))
@@ -165,7 +164,6 @@ def create_app(config: DashboardConfig) -> Starlette:
                 return render(
                     request, "error.html", 403, message="That branch or bank is outside your access."
                 )
-            maybe_compact()
             with db.connection() as conn:
                 data = read(conn, user.scope, filters)
                 options = reads.choices(conn, user.scope)
@@ -326,7 +324,11 @@ def create_app(config: DashboardConfig) -> Starlette:
 
     @asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
+        compactor = threading.Thread(target=compact_now_and_then, name="dashboard-compact", daemon=True)
+        compactor.start()
         yield
+        stop.set()
+        compactor.join(5)
         db.close()
 
     return Starlette(routes=routes, middleware=middleware, lifespan=lifespan)
