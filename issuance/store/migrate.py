@@ -86,7 +86,10 @@ def apply_migrations(conninfo: str) -> list[str]:
     newly: list[str] = []
     available = available_migrations()
     with connect(conninfo, autocommit=True, lock_timeout="5min", application_name="issuance-migrate") as conn:
-        conn.execute("SELECT pg_advisory_lock(%s)", (MIGRATION_LOCK_KEY,))
+        try:
+            conn.execute("SELECT pg_advisory_lock(%s)", (MIGRATION_LOCK_KEY,))
+        except psycopg.errors.LockNotAvailable as exc:
+            raise MigrationError("another `issuance setup` held the migration lock for 5 minutes") from exc
         try:
             conn.execute(_CREATE_TABLE)
             applied = applied_migrations(conn)
