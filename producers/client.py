@@ -195,7 +195,15 @@ class BranchClient:
 
     def close(self, timeout: float = 5.0) -> None:
         """Release the connection; records not acknowledged by then stay unacknowledged."""
-        self._producer.close(timeout=timeout)
+        try:
+            self._producer.close(timeout=timeout)
+        except KafkaError:
+            # kafka-python 3.0 flushes before its forced close and raises when that flush times out (a broker
+            # that stopped answering): force the close it meant to do, so no thread or retry is left behind.
+            sender = getattr(self._producer, "_sender", None)
+            if sender is not None:
+                sender.force_close()
+            self._producer._closed = True
 
     def __enter__(self) -> BranchClient:
         return self
