@@ -11,6 +11,8 @@ committed by the previous run).
 from __future__ import annotations
 
 import itertools
+import time
+from contextlib import contextmanager
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta, timezone
@@ -77,6 +79,7 @@ class CommitStats:
     decisions: int = 0
     dead_letters: int = 0
     reexamined: dict[str, int] = field(default_factory=dict)
+    timings: dict[str, float] = field(default_factory=dict)
 
 
 def account_counter(bank_code: str) -> str:
@@ -107,20 +110,50 @@ def apply_night(conn: Conn, night: NightContext) -> CommitStats:
     """Every write of the night, in the caller's transaction."""
     run_id = night.run.run_id
     stats = CommitStats()
+    timer = _Timer(stats.timings)
     repo.create_work_tables(conn)
-    stats.repeated_ids = _dead_letter_repeated_ids(conn, night)
-    stats.agreements_new = repo.insert_agreements(conn, run_id)
-    repo.decide_verification_rejects(conn, run_id)
-    _decide_duplicates(conn, run_id)
-    stats.reexamined = _decide_agreements(conn, night)
-    repo.apply_decisions(conn, run_id)
-    repo.settle_agreements(conn, night.run.business_date, night.window_days)
-    _allocate_and_request(conn, night, stats)
+    repo.analyze(conn, "staged_applications", "staged_agreements", "staged_dead_letters")
+    with timer("repeated_ids"):
+        stats.repeated_ids = _dead_letter_repeated_ids(conn, night)
+    with timer("agreements_in"):
+        stats.agreements_new = repo.insert_agreements(conn, run_id)
+    with timer("verification_rejects"):
+        repo.decide_verification_rejects(conn, run_id)
+    with timer("duplicates"):
+        _decide_duplicates(conn, run_id)
+    repo.analyze(conn, "run_decisions")
+    with timer("agreement_join"):
+        stats.reexamined = _decide_agreements(conn, night)
+    repo.analyze(conn, "run_decisions")
+    with timer("apply_decisions"):
+        repo.apply_decisions(conn, run_id)
+    with timer("settle_agreements"):
+        repo.settle_agreements(conn, night.run.business_date, night.window_days)
+    with timer("allocate"):
+        _allocate_and_request(conn, night, stats)
     crash_point("allocated")
-    _request_failed_again(conn, night, stats)
-    stats.decisions = _decision_events(conn, night)
-    stats.dead_letters = _dead_letter_events(conn, night)
+    with timer("request_again"):
+        _request_failed_again(conn, night, stats)
+    with timer("decision_events"):
+        stats.decisions = _decision_events(conn, night)
+    with timer("dead_letter_events"):
+        stats.dead_letters = _dead_letter_events(conn, night)
     return stats
+
+
+class _Timer:
+    """Seconds per step of the final transaction, for the run's report."""
+
+    def __init__(self, into: dict[str, float]) -> None:
+        self._into = into
+
+    @contextmanager
+    def __call__(self, name: str) -> Iterator[None]:
+        started = time.monotonic()
+        try:
+            yield
+        finally:
+            self._into[name] = round(time.monotonic() - started, 3)
 
 
 def _dead_letter_repeated_ids(conn: Conn, night: NightContext) -> int:

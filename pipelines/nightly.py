@@ -36,7 +36,8 @@ from pipelines.kafka_read import ReadChunk
 from pipelines.personalization_files import write_files
 from pipelines.plan import plan_ranges, split_chunks
 from pipelines.reconcile import reconcile
-from pipelines.records import Chunk, PartitionRange
+from pipelines.coders import register_batch_coders
+from pipelines.records import Chunk, PartitionRange, RecordBatch
 from pipelines.transforms.decode import DecodeRecords
 from pipelines.transforms.stage import StageChunks
 from pipelines.transforms.verify import VerifyApplications
@@ -89,14 +90,14 @@ def build_pipeline(
     pipeline: beam.Pipeline, chunks: list[Chunk], catalog: Any, bootstrap: str, database_url: str, vault: Vault
 ) -> beam.PCollection:
     """The staging pipeline; its only effect is the run's rows in the staging tables."""
-    catalog_view = beam.pvalue.AsSingleton(pipeline | "LoadCatalog" >> beam.Create([catalog]))  # ReferenceData
+    register_batch_coders()
     return (
         pipeline
         | "ListChunks" >> beam.Create(chunks)  # Chunk
         | "SpreadChunks" >> beam.Reshuffle()  # Chunk, one worker each
-        | "ReadChunk" >> beam.ParDo(ReadChunk(bootstrap))  # RecordBatch
+        | "ReadChunk" >> beam.ParDo(ReadChunk(bootstrap)).with_output_types(RecordBatch)  # RecordBatch
         | "DecodeRecords" >> DecodeRecords(vault)  # DecodedBatch (+ dead-letter rows)
-        | "VerifyApplications" >> VerifyApplications(database_url, vault, catalog_view)  # StagedBatch
+        | "VerifyApplications" >> VerifyApplications(database_url, vault, catalog)  # StagedBatch
         | "StageChunks" >> StageChunks(database_url)  # ChunkSummary
     )
 
@@ -222,6 +223,7 @@ def _commit(conn: Any, night: NightContext, topics: Topics) -> dict[str, Any]:
                 "activation_requests": stats.activation_requests, "requested_again": stats.requested_again,
                 "decisions": stats.decisions, "dead_letters": stats.dead_letters,
                 "repeated_application_ids": stats.repeated_ids, "reexamined": stats.reexamined,
+                "commit_timings_s": stats.timings,
             }
             if not report["balanced"]:
                 raise ReconciliationFailed(f"run {run_id} does not balance: {report['total']}")

@@ -25,8 +25,8 @@ def _producer(bootstrap: str) -> KafkaProducer:
     return KafkaProducer(
         bootstrap_servers=bootstrap,
         acks="all",
-        linger_ms=20,
-        batch_size=256 * 1024,
+        linger_ms=100,
+        batch_size=1024 * 1024,
         max_request_size=8 * 1024 * 1024,
         client_id="issuance-outbox-relay",
     )

@@ -19,6 +19,12 @@ DECISION_COLUMNS = ("application_id", "is_new", "from_state", "state", "reasons"
 FETCH_SIZE = 10_000
 
 
+def analyze(conn: Conn, *tables: str) -> None:
+    """Fresh planner statistics: staging and scratch tables are filled just before they are joined."""
+    for table in tables:
+        conn.execute(sql.SQL("ANALYZE {}").format(sql.Identifier(table)))
+
+
 def create_work_tables(conn: Conn) -> None:
     """The transaction's scratch table of decisions (dropped at commit or rollback)."""
     conn.execute(

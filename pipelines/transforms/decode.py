@@ -69,4 +69,4 @@ class DecodeRecords(beam.PTransform):  # type: ignore[misc]
         self._vault = vault
 
     def expand(self, batches: beam.PCollection) -> beam.PCollection:
-        return batches | "DecodeEachRecord" >> beam.ParDo(DecodeBatch(self._vault))  # DecodedBatch
+        return batches | "DecodeEachRecord" >> beam.ParDo(DecodeBatch(self._vault)).with_output_types(DecodedBatch)  # DecodedBatch

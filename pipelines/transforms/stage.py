@@ -62,4 +62,4 @@ class StageChunks(beam.PTransform):  # type: ignore[misc]
         self._database_url = database_url
 
     def expand(self, batches: beam.PCollection) -> beam.PCollection:
-        return batches | "CopyIntoStaging" >> beam.ParDo(StageBatch(self._database_url))  # ChunkSummary
+        return batches | "CopyIntoStaging" >> beam.ParDo(StageBatch(self._database_url)).with_output_types(ChunkSummary)  # ChunkSummary
