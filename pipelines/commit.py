@@ -87,11 +87,11 @@ def account_counter(bank_code: str) -> str:
 
 
 def valid_until(issued: date) -> date:
-    """Ten years of validity: the day before the tenth anniversary (29 February falls back to the 28th)."""
+    """Ten years of validity: the day before the tenth anniversary (issued 29 February: until 28 February)."""
     try:
         anniversary = issued.replace(year=issued.year + VALIDITY_YEARS)
     except ValueError:
-        anniversary = issued.replace(year=issued.year + VALIDITY_YEARS, day=28)
+        anniversary = issued.replace(year=issued.year + VALIDITY_YEARS, month=3, day=1)
     return anniversary - timedelta(days=1)
 
 
