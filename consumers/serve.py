@@ -4,16 +4,17 @@ from __future__ import annotations
 
 import functools
 import threading
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict
 from typing import Any
 
-from consumers.activation_results import ActivationResults
+from consumers.activation_results import CONSUMER, ActivationResults
 from consumers.bank_simulator import BankSimulator, FailurePolicy
 from consumers.loop import LoopOptions, make_producer, run_loop
 from consumers.publish import publish_outbox
 from issuance.crypto import Vault
-from issuance.errors import InputError
+from issuance.errors import BrokerUnavailable, InputError
 from issuance.kafka.topics import Topics, ensure_topics
 from issuance.services.endpoints import Endpoints
 from issuance.settings import Settings
@@ -132,3 +133,51 @@ def _run_threads(bodies: dict[str, Callable[[], None]], stop: threading.Event) -
             thread.join(timeout=0.5)
     if errors:
         raise errors[0]
+
+
+def round_trip(
+    settings: Settings, endpoints: Endpoints, policy: FailurePolicy, until_idle: float, timeout: float = 600
+) -> dict[str, Any]:
+    """Serve every bank until idle while the bureau applies the answers; return once all are applied."""
+    stop_consuming = threading.Event()
+    result: dict[str, Any] = {}
+
+    def consume() -> None:
+        result["consume"] = consume_results(settings, endpoints, None, stop_consuming)
+
+    consumer = threading.Thread(target=_capture(consume, result), name="consume", daemon=True)
+    consumer.start()
+    try:
+        result["banks"] = serve_banks(settings, endpoints, None, policy, until_idle, threading.Event())
+        deadline = time.monotonic() + timeout
+        while consumer.is_alive() and _unapplied(endpoints.database_url) > 0:
+            if time.monotonic() > deadline:
+                raise BrokerUnavailable(f"the bureau consumer did not apply every answer within {timeout:g}s")
+            time.sleep(0.2)
+    finally:
+        stop_consuming.set()
+        consumer.join()
+    if "error" in result:
+        raise result["error"]
+    return result
+
+
+def _capture(body: Callable[[], None], result: dict[str, Any]) -> Callable[[], None]:
+    def run() -> None:
+        try:
+            body()
+        except BaseException as exc:  # re-raised by the caller's thread
+            result["error"] = exc
+
+    return run
+
+
+def _unapplied(database_url: str) -> int:
+    """Answers the banks gave that the bureau has not applied yet (each answer has one event id)."""
+    with connect(database_url, autocommit=True, application_name="issuance-round-trip") as conn:
+        row = conn.execute(
+            "SELECT (SELECT count(*) FROM bank_sim.inbox WHERE answer_event_id NOT IN"
+            " (SELECT event_id FROM inbox WHERE consumer = %s))",
+            (CONSUMER,),
+        ).fetchone()
+    return int(row[0]) if row else 0

@@ -20,6 +20,7 @@ from typing import Annotated, Any
 import typer
 
 from consumers.bank_simulator import FailurePolicy
+from consumers.serve import round_trip
 from issuance.cli.common import EXIT_BAD_INPUT, command, console, load_settings, print_json
 from issuance.errors import InputError, IssuanceError
 from issuance.messages import activation_request_event_id
@@ -58,6 +59,19 @@ def _step(title: str, args: list[str], env: dict[str, str]) -> float:
         raise StepFailed(f"`issuance {' '.join(args)}` failed with exit code {done.returncode}")
     console.print(f"[green]✓[/green] {title} [dim]({elapsed:.1f}s)[/dim]")
     return elapsed
+
+
+def _round_trip(title: str, settings: Settings, policy: FailurePolicy) -> None:
+    """Every bank answers (in-process, one thread each) while the bureau's consumer applies the answers."""
+    started = time.monotonic()
+    with console.status(f"{title} ..."):
+        result = round_trip(settings, resolve(settings), policy, IDLE_SECONDS)
+    answered = sum(s["requests"] for s in result["banks"].values())
+    applied = result["consume"]
+    console.print(
+        f"[green]✓[/green] {title}: {answered:,} requests, {applied['active']:,} active,"
+        f" {applied['failed']:,} failed [dim]({time.monotonic() - started:.1f}s)[/dim]"
+    )
 
 
 def _services(settings: Settings, reset: bool) -> None:
@@ -173,17 +187,7 @@ def demo(
         env,
     )
     _step("create the banks' topics", ["setup"], env)
-    serve = [
-        "bank",
-        "serve",
-        "--all",
-        "--until-idle",
-        str(IDLE_SECONDS),
-        "--fail-rate",
-        str(fail_rate),
-        "--seed",
-        str(seed),
-    ]
+    policy = FailurePolicy(fail_rate, seed)
     for night in manifest["nights"]:
         label = f"night {night['night']} ({night['business_date']})"
         for kind in ("applications", "agreements", "raw_messages"):
@@ -191,10 +195,9 @@ def demo(
                 what = "raw" if kind == "raw_messages" else kind
                 _step(f"{label}: submit {what}", ["submit", what, str(out / night[kind])], env)
         _step(f"{label}: nightly batch", ["batch", "run", "--business-date", night["business_date"]], env)
-        _step(f"{label}: banks answer", serve, env)
-        _step(f"{label}: apply the answers", ["consume", "--until-idle", str(IDLE_SECONDS)], env)
+        _round_trip(f"{label}: banks answer, the bureau applies", settings, policy)
     outcomes = _outcomes(endpoints.database_url)
-    summary = _summary(outcomes, compare(out / "expected.jsonl", outcomes, FailurePolicy(fail_rate, seed)))
+    summary = _summary(outcomes, compare(out / "expected.jsonl", outcomes, policy))
     summary["bank_failures"] = _bank_failures(endpoints.database_url)
     summary["seconds"] = round(time.monotonic() - started, 1)
     if as_json:
@@ -233,8 +236,8 @@ def _print_summary(summary: dict[str, Any], settings: Settings) -> None:
     console.print(f"  activation failed     {states.get('ACTIVATION_FAILED', 0):>8,}")
     failures = summary["bank_failures"]
     console.print(
-        f"  bank failures injected: {failures['injected']:,}; {failures['active_after_retry']:,} of those"
-        " applications became active when the next night asked again"
+        f"  the banks failed {failures['injected']:,} requests (injected); {failures['active_after_retry']:,}"
+        " of those applications became active when a later night asked again"
     )
     c = summary["comparison"]
     verdict = (
