@@ -255,20 +255,27 @@ def _decide_pages(
 
 def _allocate_and_request(conn: Conn, night: NightContext, stats: CommitStats) -> None:
     """Card and account numbers in application-id order from the committed counters; activation requests."""
+    next_values = repo.counters(conn)
+    for page in repo.pages(conn, repo.ACCEPTED_QUERY, {}):
+        _allocate_page(conn, night, stats, page, next_values)
+    repo.save_counters(conn, next_values)
+
+
+def _allocate_page(
+    conn: Conn, night: NightContext, stats: CommitStats, page: list[tuple[Any, ...]], next_values: dict[str, int]
+) -> None:
     run = night.run
     vault = night.vault
-    next_values = repo.counters(conn)
     issued = run.business_date
     until = valid_until(issued)
     now = datetime.now(UTC)
-    accepted = conn.execute(repo.ACCEPTED_QUERY).fetchall()
     cards: list[tuple[Any, ...]] = []
-    accounts: list[tuple[Any, ...]] = []
-    events: list[tuple[Any, ...]] = []
-    account_numbers = []
-    for row in accepted:
-        (application_id, application_type, bank_code, _branch, area_code, person_key, existing_card, _id_enc,
-         _name_enc, attempts) = row
+    accounts: list[list[Any]] = []
+    account_numbers: list[str] = []
+    outbox: list[tuple[Any, ...]] = []
+    for row in page:
+        (application_id, application_type, bank_code, _branch, area_code, person_key, existing_card, id_enc,
+         name_enc, attempts) = row
         bank = night.catalog.banks[bank_code]
         card_identification: str | None = None
         if application_type == ApplicationType.NEW_CARD.value:
@@ -289,7 +296,10 @@ def _allocate_and_request(conn: Conn, night: NightContext, stats: CommitStats) -
         account_numbers.append(account)
         accounts.append([application_id, bank_code, account_sequence, vault.blind_index(account), None, number,
                          "REQUESTED", run.run_id])
-        events.append((application_id, bank_code, application_type, int(attempts) + 1, number, card_identification))
+        outbox.append(
+            _activation_event(night, application_id, bank_code, application_type, int(attempts) + 1, number,
+                              card_identification, account, vault.decrypt(id_enc), vault.decrypt(name_enc), now)
+        )
     for account_row, sealed in zip(accounts, vault.encrypt_many(account_numbers), strict=True):
         account_row[4] = sealed
     repo.copy_rows(
@@ -304,15 +314,6 @@ def _allocate_and_request(conn: Conn, night: NightContext, stats: CommitStats) -
          "run_id"),
         accounts,
     )
-    repo.save_counters(conn, next_values)
-    outbox = []
-    for (application_id, bank_code, application_type, attempt, number, cic), row, account in zip(
-        events, accepted, account_numbers, strict=True
-    ):
-        outbox.append(
-            _activation_event(night, application_id, bank_code, application_type, attempt, number, cic, account,
-                              vault.decrypt(row[7]), vault.decrypt(row[8]), now)
-        )
     repo.copy_rows(conn, "outbox", repo.OUTBOX_COLUMNS, outbox)
     stats.cards += len(cards)
     stats.accounts += len(accounts)
@@ -357,7 +358,7 @@ def _decision_events(conn: Conn, night: NightContext) -> int:
     now = datetime.now(UTC)
     topic = night.topics.decisions
     total = 0
-    for page in _pages(conn.execute(repo.DECISIONS_QUERY).fetchall()):
+    for page in repo.pages(conn, repo.DECISIONS_QUERY, {}):
         outbox = []
         for application_id, branch_code, state, reasons in page:
             event_id = decision_event_id(application_id, State(state), run_id)
@@ -368,11 +369,6 @@ def _decision_events(conn: Conn, night: NightContext) -> int:
         repo.copy_rows(conn, "outbox", repo.OUTBOX_COLUMNS, outbox)
         total += len(outbox)
     return total
-
-
-def _pages(rows: list[Any], size: int = 50_000) -> Iterable[list[Any]]:
-    for start in range(0, len(rows), size):
-        yield rows[start : start + size]
 
 
 def _dead_letter_events(conn: Conn, night: NightContext) -> int:

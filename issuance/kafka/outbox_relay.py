@@ -11,7 +11,6 @@ from collections.abc import Callable
 from typing import Any
 
 from kafka import KafkaProducer
-from kafka.errors import KafkaError
 
 from issuance.crypto import Vault
 from issuance.errors import BrokerUnavailable
@@ -43,27 +42,28 @@ def publish_outbox(
     """Send every unpublished event (of one run, or all) in batches; returns how many were sent."""
     producer = _producer(bootstrap)
     sent = 0
+    after = ""  # keyset over the primary key: no sort, and rows stamped earlier are not scanned again
     try:
         while True:
             with conn.transaction():
                 rows = conn.execute(
                     "SELECT event_id, topic, message_key, payload, payload_encrypted FROM outbox"
-                    " WHERE published_at IS NULL AND (%(run)s::bigint IS NULL OR run_id = %(run)s)"
-                    " ORDER BY created_at, event_id LIMIT %(n)s FOR UPDATE SKIP LOCKED",
-                    {"run": run_id, "n": BATCH},
+                    " WHERE published_at IS NULL AND event_id > %(after)s"
+                    " AND (%(run)s::bigint IS NULL OR run_id = %(run)s)"
+                    " ORDER BY event_id LIMIT %(n)s FOR UPDATE SKIP LOCKED",
+                    {"run": run_id, "n": BATCH, "after": after},
                 ).fetchall()
                 if not rows:
                     break
+                after = str(rows[-1][0])
                 futures: list[Any] = []
                 for _event_id, topic, key, payload, sealed in rows:
                     value = vault.decrypt_bytes(payload) if sealed else bytes(payload)
                     futures.append(producer.send(topic, key=bytes(key) if key is not None else None, value=value))
                 producer.flush(timeout=SEND_TIMEOUT_S)
-                try:
-                    for future in futures:
-                        future.get(timeout=SEND_TIMEOUT_S)
-                except KafkaError as exc:
-                    raise BrokerUnavailable(f"publishing the outbox failed: {exc}") from exc
+                failed = next((f.exception for f in futures if not f.succeeded()), None)
+                if failed is not None:
+                    raise BrokerUnavailable(f"publishing the outbox failed: {failed}")
                 conn.execute(
                     "UPDATE outbox SET published_at = now() WHERE event_id = ANY(%s)", ([r[0] for r in rows],)
                 )

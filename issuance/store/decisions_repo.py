@@ -217,8 +217,9 @@ ACCEPTED_QUERY = """
 SELECT a.application_id, a.application_type, a.bank_code, a.branch_code, a.area_code, a.person_key,
        a.card_number, a.id_number_enc, a.name_enc, a.activation_attempts
 FROM run_decisions d JOIN applications a USING (application_id)
-WHERE d.state = 'ACTIVATION_REQUESTED'
-ORDER BY a.application_id
+WHERE d.state = 'ACTIVATION_REQUESTED' AND d.application_id > %(after)s
+ORDER BY d.application_id
+LIMIT %(limit)s
 """
 
 RETRY_QUERY = """
@@ -273,8 +274,22 @@ def mark_requested_again(conn: Conn, run_id: int, application_ids: Sequence[str]
 DECISIONS_QUERY = """
 SELECT d.application_id, a.branch_code, d.state, d.reasons
 FROM run_decisions d JOIN applications a USING (application_id)
+WHERE d.application_id > %(after)s
 ORDER BY d.application_id
+LIMIT %(limit)s
 """
+
+
+def pages(conn: Conn, query: str, params: dict[str, Any], size: int = FETCH_SIZE) -> Iterator[list[tuple[Any, ...]]]:
+    """Keyset pages of a query ordered by its first column (`after`/`limit` parameters); the caller may write
+    between pages, which a server-side cursor would not allow with COPY."""
+    after = ""
+    while True:
+        rows = conn.execute(query, {**params, "after": after, "limit": size}).fetchall()
+        if not rows:
+            return
+        yield rows
+        after = str(rows[-1][0])
 
 
 def insert_dead_letters(conn: Conn, run_id: int) -> list[tuple[Any, ...]]:
