@@ -13,7 +13,7 @@ from typing import Any
 
 from kafka import KafkaConsumer, KafkaProducer
 from kafka.consumer.fetcher import ConsumerRecord
-from kafka.errors import KafkaError
+from kafka.errors import CommitFailedError, KafkaError
 
 from issuance.errors import BrokerUnavailable
 
@@ -109,7 +109,11 @@ def run_loop(options: LoopOptions, handle: BatchHandler, stop: threading.Event) 
             now = time.monotonic()
             if records:
                 handle(records)
-                consumer.commit()
+                try:
+                    consumer.commit()
+                except CommitFailedError:
+                    # The group rebalanced meanwhile: the records come again and the inbox skips them.
+                    log.warning("offset commit of group %s failed after a rebalance", options.group_id)
                 stats.batches += 1
                 stats.records += len(records)
                 last_activity = now
