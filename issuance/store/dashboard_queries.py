@@ -125,11 +125,11 @@ def funnel(conn: psycopg.Connection, scope: Scope, filters: Filters) -> Funnel:
 # Backlogs -------------------------------------------------------------------------------------------------
 
 AGE_BUCKETS: tuple[tuple[str, int, int | None], ...] = (
-    ("under 1 day", 0, 1),
-    ("1-7 days", 1, 7),
-    ("7-14 days", 7, 14),
-    ("14-30 days", 14, 30),
-    ("over 30 days", 30, None),
+    ("today", 0, 1),
+    ("1-6 days", 1, 7),
+    ("7-13 days", 7, 14),
+    ("14-29 days", 14, 30),
+    ("30 days or more", 30, None),
 )
 
 
@@ -140,40 +140,37 @@ class Backlog:
     name: str
     buckets: dict[str, int]
     total: int
-    oldest_days: float | None
+    oldest_days: int | None
 
 
 def backlog(conn: psycopg.Connection, scope: Scope, filters: Filters, *, waiting_for: str) -> Backlog:
-    """Applications waiting for an agreement (age since submission) or the bank (since the request)."""
+    """Applications waiting for an agreement (days since submission) or the bank (since the request)."""
     if waiting_for == "agreement":
-        state, since, name = State.AWAITING_AGREEMENT, "submitted_at", "Waiting for agreement"
+        state, name = State.AWAITING_AGREEMENT, "Waiting for agreement"
     elif waiting_for == "bank":
-        state, since, name = State.ACTIVATION_REQUESTED, "updated_at", "Waiting for the bank"
+        state, name = State.ACTIVATION_REQUESTED, "Waiting for the bank"
     else:
         raise ValueError(f"unknown backlog {waiting_for!r}")
     cases = [
-        sql.SQL("count(*) FILTER (WHERE age >= {lo}{hi})").format(
+        sql.SQL("coalesce(sum(n) FILTER (WHERE age >= {lo}{hi}), 0)").format(
             lo=sql.Literal(lo),
             hi=sql.SQL(" AND age < {}").format(sql.Literal(hi)) if hi is not None else sql.SQL(""),
         )
         for _, lo, hi in AGE_BUCKETS
     ]
+    # Ages in whole days (UTC), from the trigger-maintained summary of migration 0006_dashboard_waiting.
     query = sql.SQL(
-        "SELECT {cases}, count(*), max(age) FROM ("
-        " SELECT extract(epoch FROM now() - {since}) / 86400 AS age"
-        " FROM applications {where} AND state = {state}"
+        "SELECT {cases}, coalesce(sum(n), 0), max(age) FROM ("
+        " SELECT (now() AT TIME ZONE 'UTC')::date - since_day AS age, sum(n) AS n"
+        " FROM dashboard_waiting_counts {where} AND state = {state}"
+        " GROUP BY since_day HAVING sum(n) <> 0"
         ") AS waiting"
-    ).format(
-        cases=sql.SQL(", ").join(cases),
-        since=sql.Identifier(since),
-        where=where(scope, filters),
-        state=sql.Literal(state.value),
-    )
+    ).format(cases=sql.SQL(", ").join(cases), where=where(scope, filters), state=sql.Literal(state.value))
     row = conn.execute(query).fetchone()
     assert row is not None
     buckets = {label: int(n) for (label, _, _), n in zip(AGE_BUCKETS, row[: len(AGE_BUCKETS)], strict=True)}
     oldest = row[-1]
-    return Backlog(name, buckets, int(row[-2]), float(oldest) if oldest is not None else None)
+    return Backlog(name, buckets, int(row[-2]), int(oldest) if oldest is not None else None)
 
 
 # Runs -----------------------------------------------------------------------------------------------------

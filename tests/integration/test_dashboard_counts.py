@@ -8,6 +8,7 @@ import psycopg
 
 from benchmarks.dashboard import fill
 from issuance.settings import Settings
+from issuance.store.dashboard_queries import backlog
 from issuance.store.report_queries import (
     Filters,
     Scope,
@@ -42,6 +43,23 @@ def assert_summaries_exact(conn: psycopg.Connection) -> None:
     assert {k: v for k, v in counts_by_state(conn, everything).items() if v} == states
     assert counts_by_reason(conn, everything) == reasons
     assert counts_by(conn, "branch_code", everything) == branches
+    waiting = {
+        (s, d): int(n)
+        for s, d, n in conn.execute(
+            "SELECT state, dashboard_waiting_since(state, submitted_at, updated_at), count(*)"
+            " FROM applications WHERE state IN ('AWAITING_AGREEMENT', 'ACTIVATION_REQUESTED') GROUP BY 1, 2"
+        )
+    }
+    summary = {
+        (s, d): int(n)
+        for s, d, n in conn.execute(
+            "SELECT state, since_day, sum(n) FROM dashboard_waiting_counts GROUP BY 1, 2 HAVING sum(n) <> 0"
+        )
+    }
+    assert summary == waiting
+    for name, state in (("agreement", "AWAITING_AGREEMENT"), ("bank", "ACTIVATION_REQUESTED")):
+        total = backlog(conn, everything, Filters(), waiting_for=name).total
+        assert total == states.get(state, 0)
 
 
 def test_counts_follow_every_kind_of_write(database_url: str) -> None:
