@@ -85,6 +85,29 @@ class Submission:
         return Acknowledged(metadata.topic, metadata.partition, metadata.offset)
 
 
+class Preparer:
+    """Validation and encoding of branch records, without I/O: what is sent is decided here."""
+
+    def __init__(self, topics: Topics, vault: Vault) -> None:
+        self.topics = topics
+        self._vault = vault
+
+    def prepare_application(self, record: Mapping[str, Any]) -> Prepared:
+        """Check the contract (SchemaViolation names the fields) and encode; keyed by the ID's blind index."""
+        application = parse_application(record)
+        value = encode(APPLICATION_RECORD, application_to_record(application))
+        key = self._vault.blind_index(application.applicant.id_number)
+        return Prepared(self.topics.applications, key, value, application.application_id)
+
+    def prepare_agreement(self, record: Mapping[str, Any]) -> Prepared:
+        """Check the contract and encode; keyed by application id."""
+        agreement = parse_agreement(record)
+        value = encode(AGREEMENT_RECORD, agreement_to_record(agreement))
+        return Prepared(
+            self.topics.agreements, agreement.application_id.encode(), value, agreement.agreement_id
+        )
+
+
 class BranchClient:
     """Validates, encodes and publishes branch records; use as a context manager or call close()."""
 
@@ -99,8 +122,7 @@ class BranchClient:
         batch_bytes: int = DEFAULT_BATCH_BYTES,
         client_id: str = "issuance-branch",
     ) -> None:
-        self.topics = topics
-        self._vault = vault
+        self.preparer = Preparer(topics, vault)
         self._delivery_timeout_s = delivery_timeout_s
         delivery_ms = int(delivery_timeout_s * 1000)
         try:
@@ -128,22 +150,18 @@ class BranchClient:
         bootstrap = settings.kafka_bootstrap or resolve(settings).kafka_bootstrap  # no database needed
         return cls(bootstrap, Topics(settings), Vault.from_settings(settings), **options)
 
-    # Preparing: validation and encoding, no I/O -----------------------------------------------------------
+    @property
+    def topics(self) -> Topics:
+        """The topic names records go to."""
+        return self.preparer.topics
 
     def prepare_application(self, record: Mapping[str, Any]) -> Prepared:
-        """Check the contract (SchemaViolation names the fields) and encode; keyed by the ID's blind index."""
-        application = parse_application(record)
-        value = encode(APPLICATION_RECORD, application_to_record(application))
-        key = self._vault.blind_index(application.applicant.id_number)
-        return Prepared(self.topics.applications, key, value, application.application_id)
+        """See Preparer.prepare_application."""
+        return self.preparer.prepare_application(record)
 
     def prepare_agreement(self, record: Mapping[str, Any]) -> Prepared:
-        """Check the contract and encode; keyed by application id."""
-        agreement = parse_agreement(record)
-        value = encode(AGREEMENT_RECORD, agreement_to_record(agreement))
-        return Prepared(
-            self.topics.agreements, agreement.application_id.encode(), value, agreement.agreement_id
-        )
+        """See Preparer.prepare_agreement."""
+        return self.preparer.prepare_agreement(record)
 
     # Sending ------------------------------------------------------------------------------------------------
 

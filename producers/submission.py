@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from issuance.errors import BrokerUnavailable, InputError, SchemaViolation
-from producers.client import Acknowledged, BranchClient, Outcome, Prepared
+from producers.client import Acknowledged, BranchClient, Outcome, Prepared, Preparer
 
 MAX_REJECTIONS_SHOWN = 100
 MAX_RANGES_SHOWN = 50
@@ -190,12 +190,12 @@ def _parse_line(raw: bytes) -> Any:
         raise LineRejected([("$", f"not JSON: {exc.msg} at column {exc.colno}")]) from exc
 
 
-def _prepare_raw(client: BranchClient, record: Any) -> Prepared:
+def _prepare_raw(preparer: Preparer, record: Any) -> Prepared:
     """A prepared raw message: {"message_id", "topic": applications|agreements, "key", "value_b64"}."""
     if not isinstance(record, dict):
         raise LineRejected([("$", "must be an object")])
     problems: list[tuple[str, str]] = []
-    topics = {"applications": client.topics.applications, "agreements": client.topics.agreements}
+    topics = {"applications": preparer.topics.applications, "agreements": preparer.topics.agreements}
     topic = topics.get(record.get("topic"))  # type: ignore[arg-type]
     if topic is None:
         problems.append(("topic", "must be applications or agreements"))
@@ -215,17 +215,17 @@ def _prepare_raw(client: BranchClient, record: Any) -> Prepared:
     )
 
 
-def prepare_line(client: BranchClient, kind: Kind, raw: bytes) -> Prepared:
+def prepare_line(preparer: Preparer, kind: Kind, raw: bytes) -> Prepared:
     """Validate one line and encode it; LineRejected says which fields are wrong."""
     record = _parse_line(raw)
     if kind is Kind.RAW:
-        return _prepare_raw(client, record)
+        return _prepare_raw(preparer, record)
     if not isinstance(record, dict):
         raise LineRejected([("$", "must be a JSON object")])
     try:
         if kind is Kind.APPLICATIONS:
-            return client.prepare_application(record)
-        return client.prepare_agreement(record)
+            return preparer.prepare_application(record)
+        return preparer.prepare_agreement(record)
     except SchemaViolation as exc:
         raise LineRejected(list(exc.problems) or [("$", "contract violation")]) from exc
 
@@ -266,7 +266,7 @@ def submit_file(
                 continue
             index = ledger.add(number)
             try:
-                prepared = prepare_line(client, kind, raw)
+                prepared = prepare_line(client.preparer, kind, raw)
             except LineRejected as exc:
                 ledger.reject(index, exc.problems)
                 continue
@@ -298,25 +298,24 @@ def submit_file(
 def _summarize(ledger: Ledger, report: SubmissionReport) -> None:
     report.lines = len(ledger.status)
     ranges: list[list[int]] = []
+    in_range = False
     for index, status in enumerate(ledger.status):
         line = ledger.line_numbers[index]
-        if status == LineStatus.PUBLISHED:
-            report.published += 1
-        elif status == LineStatus.REJECTED:
-            report.rejected += 1
-            if len(report.rejections) < MAX_REJECTIONS_SHOWN:
-                report.rejections.append(Rejection(line, ledger.problems[index]))
-        else:
+        if status == LineStatus.UNCONFIRMED:
             report.unconfirmed += 1
-            if (
-                ranges
-                and ranges[-1][1] == ledger.line_numbers[index - 1]
-                and index > 0
-                and (ledger.status[index - 1] == LineStatus.UNCONFIRMED)
-            ):
+            if in_range:
                 ranges[-1][1] = line
             else:
                 ranges.append([line, line])
+            in_range = True
+            continue
+        in_range = False
+        if status == LineStatus.PUBLISHED:
+            report.published += 1
+        else:
+            report.rejected += 1
+            if len(report.rejections) < MAX_REJECTIONS_SHOWN:
+                report.rejections.append(Rejection(line, ledger.problems[index]))
     report.unconfirmed_ranges = [(a, b) for a, b in ranges[:MAX_RANGES_SHOWN]]
     if report.unconfirmed and report.error is None:
         report.error = "the broker did not acknowledge every record in time"
