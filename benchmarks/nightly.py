@@ -177,6 +177,8 @@ def main(argv: list[str] | None = None) -> int:
         records = sum(p.size for p in plan)
 
         floor_count, floor_s = raw_floor(bootstrap, database_url, plan)
+        print(f"raw floor measured: {floor_count:,} records in {floor_s:.1f} s", flush=True)
+        apply_migrations(database_url)  # a migration added to the tree since the start
         with PeakMemory() as memory:
             result = nightly.run(["--business-date", generated.business_date(1), *shlex.split(args.beam_args)],
                                  settings=settings)
