@@ -132,8 +132,12 @@ def postgres_server(services_root: Path) -> PostgresProcess:
 @pytest.fixture
 def database_url(postgres_server: PostgresProcess) -> Iterator[str]:
     """A fresh, fully migrated database for this test only (dropped afterwards)."""
+    from issuance.store.migrate import apply_migrations
+
     name = f"t_{uuid.uuid4().hex[:16]}"
     url = ensure_database(postgres_server, name, template=TEMPLATE_DATABASE)
+    # A no-op normally; keeps the clone current if a migration was added to the tree during a long session.
+    apply_migrations(url)
     yield url
     drop_database(postgres_server, name)
 
