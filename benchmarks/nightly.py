@@ -91,13 +91,20 @@ def raw_floor(bootstrap: str, database_url: str, plan: list[Any]) -> tuple[int, 
     from issuance.store.db import connect
 
     started = time.monotonic()
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False,
-                             max_partition_fetch_bytes=8 * 1024 * 1024, fetch_max_bytes=32 * 1024 * 1024)
+    consumer = KafkaConsumer(
+        bootstrap_servers=bootstrap,
+        group_id=None,
+        enable_auto_commit=False,
+        max_partition_fetch_bytes=8 * 1024 * 1024,
+        fetch_max_bytes=32 * 1024 * 1024,
+    )
     rows: list[tuple[Any, ...]] = []
     count = 0
     with connect(database_url) as conn:
-        conn.execute("CREATE UNLOGGED TABLE IF NOT EXISTS bench_floor (topic text, part int, off bigint,"
-                     " id text, branch text, bank text, at timestamptz, ok boolean)")
+        conn.execute(
+            "CREATE UNLOGGED TABLE IF NOT EXISTS bench_floor (topic text, part int, off bigint,"
+            " id text, branch text, bank text, at timestamptz, ok boolean)"
+        )
         conn.execute("TRUNCATE bench_floor")
 
         def flush() -> None:
@@ -122,14 +129,36 @@ def raw_floor(bootstrap: str, database_url: str, plan: list[Any]) -> tuple[int, 
                         decoded = decode(record.value)
                         if applications:
                             a = parse_application(decoded.record)
-                            rows.append((part.topic, part.partition, record.offset, a.application_id,
-                                         a.branch_code, a.bank_code, a.submitted_at, True))
+                            rows.append(
+                                (
+                                    part.topic,
+                                    part.partition,
+                                    record.offset,
+                                    a.application_id,
+                                    a.branch_code,
+                                    a.bank_code,
+                                    a.submitted_at,
+                                    True,
+                                )
+                            )
                         else:
                             g = parse_agreement(decoded.record)
-                            rows.append((part.topic, part.partition, record.offset, g.agreement_id, None,
-                                         g.bank_code, g.signed_at, True))
+                            rows.append(
+                                (
+                                    part.topic,
+                                    part.partition,
+                                    record.offset,
+                                    g.agreement_id,
+                                    None,
+                                    g.bank_code,
+                                    g.signed_at,
+                                    True,
+                                )
+                            )
                     except DecodeError:
-                        rows.append((part.topic, part.partition, record.offset, None, None, None, None, False))
+                        rows.append(
+                            (part.topic, part.partition, record.offset, None, None, None, None, False)
+                        )
                 if len(rows) >= 20_000:
                     flush()
         flush()
@@ -155,14 +184,19 @@ def main(argv: list[str] | None = None) -> int:
     from producers.generator import GenerateOptions, generate
     from tests.fixtures_nightly import Generated, load_reference_file
 
-    with tempfile.TemporaryDirectory(prefix="nightly-bench-") as tmp, services(Path(tmp) / "services") as (
-        bootstrap, database_url
+    with (
+        tempfile.TemporaryDirectory(prefix="nightly-bench-") as tmp,
+        services(Path(tmp) / "services") as (bootstrap, database_url),
     ):
         root = Path(tmp)
         apply_migrations(database_url)
-        settings = Settings(kafka_bootstrap=bootstrap, database_url=SecretStr(database_url),
-                            topic_prefix="bench.", state_dir=root / "state",
-                            personalization_dir=root / "personalization")
+        settings = Settings(
+            kafka_bootstrap=bootstrap,
+            database_url=SecretStr(database_url),
+            topic_prefix="bench.",
+            state_dir=root / "state",
+            personalization_dir=root / "personalization",
+        )
         Vault.from_settings(settings)  # development keys, once
         t0 = time.monotonic()
         manifest = generate(root / "data", GenerateOptions(applications=args.applications, seed=args.seed))
@@ -180,33 +214,46 @@ def main(argv: list[str] | None = None) -> int:
         print(f"raw floor measured: {floor_count:,} records in {floor_s:.1f} s", flush=True)
         apply_migrations(database_url)  # a migration added to the tree since the start
         with PeakMemory() as memory:
-            result = nightly.run(["--business-date", generated.business_date(1), *shlex.split(args.beam_args)],
-                                 settings=settings)
+            result = nightly.run(
+                ["--business-date", generated.business_date(1), *shlex.split(args.beam_args)],
+                settings=settings,
+            )
         nightly_s = result.timings["total_s"]
     floor_rate = floor_count / floor_s
     nightly_rate = result.records_planned / nightly_s
     figures = {
-        "applications": args.applications, "records": records, "published": sent,
-        "generate_s": round(generate_s, 1), "publish_s": round(publish_s, 1),
-        "floor_records_per_s": round(floor_rate), "floor_s": round(floor_s, 2),
-        "nightly_records_per_s": round(nightly_rate), "nightly_s": round(nightly_s, 2),
+        "applications": args.applications,
+        "records": records,
+        "published": sent,
+        "generate_s": round(generate_s, 1),
+        "publish_s": round(publish_s, 1),
+        "floor_records_per_s": round(floor_rate),
+        "floor_s": round(floor_s, 2),
+        "nightly_records_per_s": round(nightly_rate),
+        "nightly_s": round(nightly_s, 2),
         "ratio": round(nightly_rate / floor_rate, 3),
         "peak_memory_gib": round(memory.peak / GIB, 3),
         "nightly_timings_s": {k: round(v, 2) for k, v in result.timings.items()},
         "commit_timings_s": result.reconciliation["run"]["commit_timings_s"],
-        "balanced": result.balanced, "beam_args": args.beam_args,
+        "balanced": result.balanced,
+        "beam_args": args.beam_args,
     }
     if args.json:
         print(json.dumps(figures, indent=2))
     else:
         print(f"records {records:,} ({args.applications:,} applications, night 1 with agreements)")
         print(f"raw floor   {floor_rate:>10,.0f} records/s ({floor_s:.1f} s, single process)")
-        print(f"nightly     {nightly_rate:>10,.0f} records/s ({nightly_s:.1f} s end to end: "
-              + ", ".join(f"{k} {v:.1f}" for k, v in result.timings.items() if k != "total_s") + ")")
+        print(
+            f"nightly     {nightly_rate:>10,.0f} records/s ({nightly_s:.1f} s end to end: "
+            + ", ".join(f"{k} {v:.1f}" for k, v in result.timings.items() if k != "total_s")
+            + ")"
+        )
         print(f"ratio       {nightly_rate / floor_rate:>10.3f} (target 0.25, goal 0.5)")
         print(f"peak memory {memory.peak / GIB:>10.2f} GiB (this process and its children; limit 4 GiB)")
-        print(f"commit      " + ", ".join(f"{k} {v:.1f}" for k, v in
-                                         result.reconciliation["run"]["commit_timings_s"].items()))
+        print(
+            "commit      "
+            + ", ".join(f"{k} {v:.1f}" for k, v in result.reconciliation["run"]["commit_timings_s"].items())
+        )
         print(f"balanced    {result.balanced}")
     return 0 if result.balanced else 1
 

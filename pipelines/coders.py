@@ -20,8 +20,10 @@ def _record_count(value: Any) -> int:
     for name in ("records", "applications"):
         items = getattr(value, name, None)
         if items is not None:
-            return len(items) + len(getattr(value, "agreements", ()) or ()) + len(
-                getattr(value, "dead_letters", ()) or ()
+            return (
+                len(items)
+                + len(getattr(value, "agreements", ()) or ())
+                + len(getattr(value, "dead_letters", ()) or ())
             )
     return 1
 

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import itertools
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
-from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta, timezone
 from typing import Any
@@ -28,6 +28,7 @@ from issuance.domain.model import (
     ApplicationType,
     Bank,
     Channel,
+    DeadLetterReason,
     Reason,
     ReferenceData,
     State,
@@ -42,7 +43,6 @@ from issuance.messages import (
     dead_letter_event_id,
     decision_event_id,
 )
-from issuance.domain.model import DeadLetterReason
 from issuance.store import decisions_repo as repo
 from issuance.store.run_repo import Conn, Run
 from pipelines.faults import crash_point
@@ -101,7 +101,13 @@ def _shell(
     """An application as the post-verification rules see it: keys, bank and submission time in its own offset."""
     local = submitted_at.astimezone(timezone(timedelta(seconds=utc_offset)))
     return Application(
-        application_id, ApplicationType(application_type), "", bank_code, Channel.COUNTER, _NO_APPLICANT, (),
+        application_id,
+        ApplicationType(application_type),
+        "",
+        bank_code,
+        Channel.COUNTER,
+        _NO_APPLICANT,
+        (),
         local,
     )
 
@@ -164,15 +170,31 @@ def _dead_letter_repeated_ids(conn: Conn, night: NightContext) -> int:
         repo.drop_staged_application(conn, run_id, topic, partition, offset)
         rows.append(
             (
-                run_id, topic, partition, offset, "dedupe", DeadLetterReason.SCHEMA_VIOLATION.value,
+                run_id,
+                topic,
+                partition,
+                offset,
+                "dedupe",
+                DeadLetterReason.SCHEMA_VIOLATION.value,
                 "application_id: already submitted (the record was decoded; its bytes are not kept)",
-                night.vault.encrypt_bytes(application_id.encode()), branch_code,
+                night.vault.encrypt_bytes(application_id.encode()),
+                branch_code,
             )
         )
     repo.copy_rows(
-        conn, "staged_dead_letters",
-        ("run_id", "source_topic", "source_partition", "source_offset", "stage", "reason", "detail", "payload_enc",
-         "branch_code"),
+        conn,
+        "staged_dead_letters",
+        (
+            "run_id",
+            "source_topic",
+            "source_partition",
+            "source_offset",
+            "stage",
+            "reason",
+            "detail",
+            "payload_enc",
+            "branch_code",
+        ),
         rows,
     )
     return len(rows)
@@ -187,8 +209,15 @@ def _decide_duplicates(conn: Conn, run_id: int) -> None:
         resolution = resolve_duplicates(shells, open_elsewhere=bool(members[0][4]))
         for duplicate in resolution.duplicates:
             decisions.append(
-                (duplicate.application_id, True, State.SUBMITTED.value, State.REJECTED.value,
-                 [Reason.DUPLICATE_APPLICATION.value], "duplicates", None)
+                (
+                    duplicate.application_id,
+                    True,
+                    State.SUBMITTED.value,
+                    State.REJECTED.value,
+                    [Reason.DUPLICATE_APPLICATION.value],
+                    "duplicates",
+                    None,
+                )
             )
     repo.copy_rows(conn, "run_decisions", repo.DECISION_COLUMNS, decisions)
 
@@ -262,7 +291,11 @@ def _allocate_and_request(conn: Conn, night: NightContext, stats: CommitStats) -
 
 
 def _allocate_page(
-    conn: Conn, night: NightContext, stats: CommitStats, page: list[tuple[Any, ...]], next_values: dict[str, int]
+    conn: Conn,
+    night: NightContext,
+    stats: CommitStats,
+    page: list[tuple[Any, ...]],
+    next_values: dict[str, int],
 ) -> None:
     run = night.run
     vault = night.vault
@@ -274,8 +307,18 @@ def _allocate_page(
     account_numbers: list[str] = []
     outbox: list[tuple[Any, ...]] = []
     for row in page:
-        (application_id, application_type, bank_code, _branch, area_code, person_key, existing_card, id_enc,
-         name_enc, attempts) = row
+        (
+            application_id,
+            application_type,
+            bank_code,
+            _branch,
+            area_code,
+            person_key,
+            existing_card,
+            id_enc,
+            name_enc,
+            attempts,
+        ) = row
         bank = night.catalog.banks[bank_code]
         card_identification: str | None = None
         if application_type == ApplicationType.NEW_CARD.value:
@@ -284,8 +327,20 @@ def _allocate_page(
             number = card_number(sequence)
             card_identification = card_identification_code(area_code, sequence)
             cards.append(
-                (number, application_id, person_key, card_identification, area_code, bank_code, sequence, issued,
-                 until, SPEC_VERSION, "IN_PRODUCTION", run.run_id)
+                (
+                    number,
+                    application_id,
+                    person_key,
+                    card_identification,
+                    area_code,
+                    bank_code,
+                    sequence,
+                    issued,
+                    until,
+                    SPEC_VERSION,
+                    "IN_PRODUCTION",
+                    run.run_id,
+                )
             )
         else:
             number = existing_card
@@ -294,24 +349,67 @@ def _allocate_page(
         next_values[counter] = account_sequence + 1
         account = bank_account_number(bank.bin, account_sequence)
         account_numbers.append(account)
-        accounts.append([application_id, bank_code, account_sequence, vault.blind_index(account), None, number,
-                         "REQUESTED", run.run_id])
+        accounts.append(
+            [
+                application_id,
+                bank_code,
+                account_sequence,
+                vault.blind_index(account),
+                None,
+                number,
+                "REQUESTED",
+                run.run_id,
+            ]
+        )
         outbox.append(
-            _activation_event(night, application_id, bank_code, application_type, int(attempts) + 1, number,
-                              card_identification, account, vault.decrypt(id_enc), vault.decrypt(name_enc), now)
+            _activation_event(
+                night,
+                application_id,
+                bank_code,
+                application_type,
+                int(attempts) + 1,
+                number,
+                card_identification,
+                account,
+                vault.decrypt(id_enc),
+                vault.decrypt(name_enc),
+                now,
+            )
         )
     for account_row, sealed in zip(accounts, vault.encrypt_many(account_numbers), strict=True):
         account_row[4] = sealed
     repo.copy_rows(
-        conn, "cards",
-        ("card_number", "application_id", "person_key", "card_identification_code", "area_code", "bank_code",
-         "sequence", "issue_date", "valid_until", "spec_version", "status", "run_id"),
+        conn,
+        "cards",
+        (
+            "card_number",
+            "application_id",
+            "person_key",
+            "card_identification_code",
+            "area_code",
+            "bank_code",
+            "sequence",
+            "issue_date",
+            "valid_until",
+            "spec_version",
+            "status",
+            "run_id",
+        ),
         cards,
     )
     repo.copy_rows(
-        conn, "bank_accounts",
-        ("application_id", "bank_code", "sequence", "account_index", "account_number_enc", "card_number", "status",
-         "run_id"),
+        conn,
+        "bank_accounts",
+        (
+            "application_id",
+            "bank_code",
+            "sequence",
+            "account_index",
+            "account_number_enc",
+            "card_number",
+            "status",
+            "run_id",
+        ),
         accounts,
     )
     repo.copy_rows(conn, "outbox", repo.OUTBOX_COLUMNS, outbox)
@@ -321,19 +419,43 @@ def _allocate_page(
 
 
 def _activation_event(
-    night: NightContext, application_id: str, bank_code: str, application_type: str, attempt: int, number: str,
-    cic: str | None, account: str, holder_id: str, holder_name: str, now: datetime,
+    night: NightContext,
+    application_id: str,
+    bank_code: str,
+    application_type: str,
+    attempt: int,
+    number: str,
+    cic: str | None,
+    account: str,
+    holder_id: str,
+    holder_name: str,
+    now: datetime,
 ) -> tuple[Any, ...]:
     event_id = activation_request_event_id(application_id, attempt)
     message = ActivationRequested(
-        event_id=event_id, application_id=application_id, bank_code=bank_code,
-        application_type=ApplicationType(application_type), attempt=attempt, card_number=number,
-        account_number=account, holder_id_number=holder_id, holder_name=holder_name, requested_at=now,
-        card_identification_code=cic, run_id=night.run.run_id,
+        event_id=event_id,
+        application_id=application_id,
+        bank_code=bank_code,
+        application_type=ApplicationType(application_type),
+        attempt=attempt,
+        card_number=number,
+        account_number=account,
+        holder_id_number=holder_id,
+        holder_name=holder_name,
+        requested_at=now,
+        card_identification_code=cic,
+        run_id=night.run.run_id,
     )
     # The request carries personal data: the outbox keeps it sealed until the relay publishes it.
-    return (event_id, night.topics.activation_requests(bank_code), application_id.encode(),
-            night.vault.encrypt_bytes(message.to_bytes()), "ActivationRequested", night.run.run_id, True)
+    return (
+        event_id,
+        night.topics.activation_requests(bank_code),
+        application_id.encode(),
+        night.vault.encrypt_bytes(message.to_bytes()),
+        "ActivationRequested",
+        night.run.run_id,
+        True,
+    )
 
 
 def _request_failed_again(conn: Conn, night: NightContext, stats: CommitStats) -> None:
@@ -342,10 +464,31 @@ def _request_failed_again(conn: Conn, night: NightContext, stats: CommitStats) -
     now = datetime.now(UTC)
     rows = conn.execute(repo.RETRY_QUERY, (night.max_activation_attempts,)).fetchall()
     outbox = []
-    for application_id, application_type, bank_code, attempts, id_enc, name_enc, number, cic, account_enc in rows:
+    for (
+        application_id,
+        application_type,
+        bank_code,
+        attempts,
+        id_enc,
+        name_enc,
+        number,
+        cic,
+        account_enc,
+    ) in rows:
         outbox.append(
-            _activation_event(night, application_id, bank_code, application_type, int(attempts) + 1, number, cic,
-                              vault.decrypt(account_enc), vault.decrypt(id_enc), vault.decrypt(name_enc), now)
+            _activation_event(
+                night,
+                application_id,
+                bank_code,
+                application_type,
+                int(attempts) + 1,
+                number,
+                cic,
+                vault.decrypt(account_enc),
+                vault.decrypt(id_enc),
+                vault.decrypt(name_enc),
+                now,
+            )
         )
     repo.mark_requested_again(conn, night.run.run_id, [r[0] for r in rows], [e[0] for e in outbox])
     repo.copy_rows(conn, "outbox", repo.OUTBOX_COLUMNS, outbox)
@@ -362,10 +505,26 @@ def _decision_events(conn: Conn, night: NightContext) -> int:
         outbox = []
         for application_id, branch_code, state, reasons in page:
             event_id = decision_event_id(application_id, State(state), run_id)
-            message = DecisionIssued(event_id, application_id, branch_code, State(state),
-                                     tuple(Reason(r) for r in reasons), now, run_id)
-            outbox.append((event_id, topic, application_id.encode(), message.to_bytes(), "DecisionIssued",
-                           run_id, False))
+            message = DecisionIssued(
+                event_id,
+                application_id,
+                branch_code,
+                State(state),
+                tuple(Reason(r) for r in reasons),
+                now,
+                run_id,
+            )
+            outbox.append(
+                (
+                    event_id,
+                    topic,
+                    application_id.encode(),
+                    message.to_bytes(),
+                    "DecisionIssued",
+                    run_id,
+                    False,
+                )
+            )
         repo.copy_rows(conn, "outbox", repo.OUTBOX_COLUMNS, outbox)
         total += len(outbox)
     return total
@@ -375,11 +534,32 @@ def _dead_letter_events(conn: Conn, night: NightContext) -> int:
     run_id = night.run.run_id
     now = datetime.now(UTC)
     outbox = []
-    for topic, partition, offset, stage, reason, detail, payload_enc in repo.insert_dead_letters(conn, run_id):
+    for topic, partition, offset, stage, reason, detail, payload_enc in repo.insert_dead_letters(
+        conn, run_id
+    ):
         event_id = dead_letter_event_id(topic, partition, offset)
-        message = MessageDeadLettered(event_id, topic, partition, offset, stage, DeadLetterReason(reason), detail,
-                                      night.vault.decrypt_bytes(payload_enc), now, run_id)
-        outbox.append((event_id, night.topics.dead_letters, None, night.vault.encrypt_bytes(message.to_bytes()),
-                       "MessageDeadLettered", run_id, True))
+        message = MessageDeadLettered(
+            event_id,
+            topic,
+            partition,
+            offset,
+            stage,
+            DeadLetterReason(reason),
+            detail,
+            night.vault.decrypt_bytes(payload_enc),
+            now,
+            run_id,
+        )
+        outbox.append(
+            (
+                event_id,
+                night.topics.dead_letters,
+                None,
+                night.vault.encrypt_bytes(message.to_bytes()),
+                "MessageDeadLettered",
+                run_id,
+                True,
+            )
+        )
     repo.copy_rows(conn, "outbox", repo.OUTBOX_COLUMNS, outbox)
     return len(outbox)

@@ -51,7 +51,9 @@ class ReadChunk(beam.DoFn):  # type: ignore[misc]
                 position = new_position
                 last_progress = time.monotonic()
             elif time.monotonic() - last_progress > STALL_TIMEOUT_S:
-                raise BrokerUnavailable(f"no progress reading {tp} at offset {position} (planned to {chunk.end})")
+                raise BrokerUnavailable(
+                    f"no progress reading {tp} at offset {position} (planned to {chunk.end})"
+                )
         yield RecordBatch(chunk, records)
 
     def teardown(self) -> None:

@@ -30,13 +30,13 @@ from issuance.store import run_repo
 from issuance.store.db import connect
 from issuance.store.migrate import ensure_current
 from issuance.store.reference_repo import load_catalog
+from pipelines.coders import register_batch_coders
 from pipelines.commit import NightContext, apply_night
 from pipelines.faults import crash_point
 from pipelines.kafka_read import ReadChunk
 from pipelines.personalization_files import write_files
 from pipelines.plan import plan_ranges, split_chunks
 from pipelines.reconcile import reconcile
-from pipelines.coders import register_batch_coders
 from pipelines.records import Chunk, PartitionRange, RecordBatch
 from pipelines.transforms.decode import DecodeRecords
 from pipelines.transforms.stage import StageChunks
@@ -69,10 +69,16 @@ class NightlyResult:
 
     def as_dict(self) -> dict[str, Any]:
         return {
-            "run_id": self.run_id, "business_date": self.business_date.isoformat(), "resumed": self.resumed,
-            "records_planned": self.records_planned, "balanced": self.balanced,
-            "reconciliation": self.reconciliation, "counters": self.counters, "files": self.files,
-            "published": self.published, "timings": self.timings,
+            "run_id": self.run_id,
+            "business_date": self.business_date.isoformat(),
+            "resumed": self.resumed,
+            "records_planned": self.records_planned,
+            "balanced": self.balanced,
+            "reconciliation": self.reconciliation,
+            "counters": self.counters,
+            "files": self.files,
+            "published": self.published,
+            "timings": self.timings,
         }
 
 
@@ -87,7 +93,12 @@ def parse_args(argv: Sequence[str] | None) -> tuple[date | None, list[str]]:
 
 
 def build_pipeline(
-    pipeline: beam.Pipeline, chunks: list[Chunk], catalog: Any, bootstrap: str, database_url: str, vault: Vault
+    pipeline: beam.Pipeline,
+    chunks: list[Chunk],
+    catalog: Any,
+    bootstrap: str,
+    database_url: str,
+    vault: Vault,
 ) -> beam.PCollection:
     """The staging pipeline; its only effect is the run's rows in the staging tables."""
     register_batch_coders()
@@ -179,7 +190,9 @@ def run(
             options = PipelineOptions(beam_args)
             with _StagingWatcher(endpoints.database_url, run_.run_id, progress):
                 pipeline = beam.Pipeline(options=options)
-                build_pipeline(pipeline, chunks, catalog, endpoints.kafka_bootstrap, endpoints.database_url, vault)
+                build_pipeline(
+                    pipeline, chunks, catalog, endpoints.kafka_bootstrap, endpoints.database_url, vault
+                )
                 result = pipeline.run()
                 result.wait_until_finish()
             counters = _counters(result)
@@ -191,8 +204,9 @@ def run(
         # 3. Commit the night in one transaction.
         t0 = time.monotonic()
         progress("commit", {})
-        night = NightContext(run_, catalog, vault, topics, settings.agreement_window_days,
-                             settings.max_activation_attempts)
+        night = NightContext(
+            run_, catalog, vault, topics, settings.agreement_window_days, settings.max_activation_attempts
+        )
         report = _commit(conn, night, topics)
         timings["commit_s"] = time.monotonic() - t0
         crash_point("committed")
@@ -208,8 +222,9 @@ def run(
         published = _publish(conn, settings, endpoints.kafka_bootstrap, vault, catalog.banks, progress)
         timings["publish_s"] = time.monotonic() - t0
     timings["total_s"] = time.monotonic() - started
-    return NightlyResult(run_.run_id, run_.business_date, resumed, planned, report, counters, files, published,
-                         timings)
+    return NightlyResult(
+        run_.run_id, run_.business_date, resumed, planned, report, counters, files, published, timings
+    )
 
 
 def _commit(conn: Any, night: NightContext, topics: Topics) -> dict[str, Any]:
@@ -219,10 +234,14 @@ def _commit(conn: Any, night: NightContext, topics: Topics) -> dict[str, Any]:
             stats = apply_night(conn, night)
             report = reconcile(conn, run_id, topics.applications, topics.agreements)
             report["run"] = {
-                "cards": stats.cards, "bank_accounts": stats.accounts,
-                "activation_requests": stats.activation_requests, "requested_again": stats.requested_again,
-                "decisions": stats.decisions, "dead_letters": stats.dead_letters,
-                "repeated_application_ids": stats.repeated_ids, "reexamined": stats.reexamined,
+                "cards": stats.cards,
+                "bank_accounts": stats.accounts,
+                "activation_requests": stats.activation_requests,
+                "requested_again": stats.requested_again,
+                "decisions": stats.decisions,
+                "dead_letters": stats.dead_letters,
+                "repeated_application_ids": stats.repeated_ids,
+                "reexamined": stats.reexamined,
                 "commit_timings_s": stats.timings,
             }
             if not report["balanced"]:
@@ -231,7 +250,9 @@ def _commit(conn: Any, night: NightContext, topics: Topics) -> dict[str, Any]:
             from issuance.store.decisions_repo import clear_run_staging
 
             clear_run_staging(conn, run_id)
-            run_repo.finish_run(conn, run_id, status="SUCCEEDED", balanced=True, reconciliation=report, error=None)
+            run_repo.finish_run(
+                conn, run_id, status="SUCCEEDED", balanced=True, reconciliation=report, error=None
+            )
     except ReconciliationFailed as exc:
         conn.rollback()
         run_repo.finish_run(conn, run_id, status="FAILED", balanced=False, reconciliation={}, error=str(exc))
@@ -253,7 +274,9 @@ def _publish(
     return publish_outbox(conn, bootstrap, vault, after_batch=after_batch)
 
 
-def _finish_earlier_runs(conn: Any, settings: Settings, bootstrap: str, vault: Vault, progress: Progress) -> None:
+def _finish_earlier_runs(
+    conn: Any, settings: Settings, bootstrap: str, vault: Vault, progress: Progress
+) -> None:
     """What a crash after an earlier run's commit left undone: its vendor files and its unpublished events."""
     row = conn.execute(
         "SELECT run_id, business_date FROM runs WHERE status = 'SUCCEEDED' ORDER BY run_id DESC LIMIT 1"

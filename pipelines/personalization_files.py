@@ -50,12 +50,32 @@ def write_files(conn: Conn, root: Path, run_id: int, business_date: str) -> list
     """Write (or rewrite identically) the run's files; returns the manifests."""
     by_bank: dict[str, list[bytes]] = {}
     for row in conn.execute(_QUERY, (run_id,)):
-        (bank, number, cic, area, issued, until, spec, application_id, branch, id_enc, name_enc, account_enc) = row
+        (
+            bank,
+            number,
+            cic,
+            area,
+            issued,
+            until,
+            spec,
+            application_id,
+            branch,
+            id_enc,
+            name_enc,
+            account_enc,
+        ) = row
         record = {
-            "card_number": number, "card_identification_code": cic, "area_code": area,
-            "issue_date": issued.isoformat(), "valid_until": until.isoformat(), "spec_version": spec,
-            "application_id": application_id, "branch_code": branch, "bank_code": bank,
-            "holder_id_number_enc": _b64(id_enc), "holder_name_enc": _b64(name_enc),
+            "card_number": number,
+            "card_identification_code": cic,
+            "area_code": area,
+            "issue_date": issued.isoformat(),
+            "valid_until": until.isoformat(),
+            "spec_version": spec,
+            "application_id": application_id,
+            "branch_code": branch,
+            "bank_code": bank,
+            "holder_id_number_enc": _b64(id_enc),
+            "holder_name_enc": _b64(name_enc),
             "account_number_enc": _b64(account_enc),
         }
         by_bank.setdefault(str(bank), []).append(json.dumps(record, sort_keys=True).encode() + b"\n")
@@ -67,9 +87,16 @@ def write_files(conn: Conn, root: Path, run_id: int, business_date: str) -> list
         name = f"{bank}.jsonl"
         _atomic_write(directory / name, data)
         manifest = {
-            "format": FORMAT, "bank_code": bank, "run_id": run_id, "business_date": business_date, "file": name,
-            "record_count": len(lines), "sha256": hashlib.sha256(data).hexdigest(),
+            "format": FORMAT,
+            "bank_code": bank,
+            "run_id": run_id,
+            "business_date": business_date,
+            "file": name,
+            "record_count": len(lines),
+            "sha256": hashlib.sha256(data).hexdigest(),
         }
-        _atomic_write(directory / f"{bank}.manifest.json", json.dumps(manifest, indent=2, sort_keys=True).encode())
+        _atomic_write(
+            directory / f"{bank}.manifest.json", json.dumps(manifest, indent=2, sort_keys=True).encode()
+        )
         manifests.append(manifest)
     return manifests

@@ -73,7 +73,9 @@ def plan_ranges(
     return plan
 
 
-def split_chunks(run_id: int, plan: Iterable[PartitionRange], kinds: Mapping[str, str], size: int) -> list[Chunk]:
+def split_chunks(
+    run_id: int, plan: Iterable[PartitionRange], kinds: Mapping[str, str], size: int
+) -> list[Chunk]:
     """The plan cut into chunks of at most `size` offsets; `kinds` maps a topic to the contract it carries."""
     chunks = []
     for part in plan:

@@ -31,8 +31,11 @@ def balance(read: dict[str, int], outcomes: dict[str, dict[str, int]]) -> dict[s
     lines = {}
     for branch in branches:
         counts = {name: outcomes.get(branch, {}).get(name, 0) for name in OUTCOMES}
-        lines[branch] = {"read": read.get(branch, 0), **counts,
-                         "balanced": read.get(branch, 0) == sum(counts.values())}
+        lines[branch] = {
+            "read": read.get(branch, 0),
+            **counts,
+            "balanced": read.get(branch, 0) == sum(counts.values()),
+        }
     total = {name: sum(line[name] for line in lines.values()) for name in ("read", *OUTCOMES)}
     total["balanced"] = all(line["balanced"] for line in lines.values()) and total["read"] == sum(
         total[name] for name in OUTCOMES
@@ -54,7 +57,8 @@ def reconcile(conn: Conn, run_id: int, applications_topic: str, agreements_topic
     # Repeated application ids were moved from staged_applications to staged_dead_letters: counted once.
     outcomes: dict[str, dict[str, int]] = {}
     for branch, state, n in conn.execute(
-        "SELECT branch_code, state, count(*) FROM applications WHERE first_run_id = %s GROUP BY 1, 2", (run_id,)
+        "SELECT branch_code, state, count(*) FROM applications WHERE first_run_id = %s GROUP BY 1, 2",
+        (run_id,),
     ):
         line = outcomes.setdefault(str(branch), {})
         key = _OUTCOME_OF_STATE[str(state)]

@@ -40,7 +40,9 @@ def make_generated(directory: Path, applications: int, seed: int = 7) -> Generat
 
 
 def load_reference_file(settings: Settings, database_url: str, generated: Generated) -> None:
-    reference = parse_reference(json.loads((generated.directory / "reference.json").read_text(encoding="utf-8")))
+    reference = parse_reference(
+        json.loads((generated.directory / "reference.json").read_text(encoding="utf-8"))
+    )
     with connect(database_url) as conn:
         load_reference(conn, Vault.from_settings(settings), reference, actor="test", source="reference.json")
     ensure_topics(str(settings.kafka_bootstrap), settings, list(reference.banks))
@@ -57,7 +59,12 @@ def _lines(path: Path) -> Iterator[dict[str, Any]]:
 
 def publish_night(settings: Settings, generated: Generated, night: int, raw: bool = True) -> int:
     """Publish a night's applications and agreements (and, on night 1, the raw messages) as a branch would."""
-    from issuance.domain.contract import agreement_to_record, application_to_record, parse_agreement, parse_application
+    from issuance.domain.contract import (
+        agreement_to_record,
+        application_to_record,
+        parse_agreement,
+        parse_application,
+    )
 
     topics = Topics(settings)
     producer = KafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks="all", linger_ms=5)
@@ -78,7 +85,9 @@ def publish_night(settings: Settings, generated: Generated, night: int, raw: boo
         if raw and night == 1:
             for message in _lines(generated.directory / "raw_messages.jsonl"):
                 topic = topics.applications if message["topic"] == "applications" else topics.agreements
-                producer.send(topic, key=message["key"].encode(), value=base64.b64decode(message["value_b64"]))
+                producer.send(
+                    topic, key=message["key"].encode(), value=base64.b64decode(message["value_b64"])
+                )
                 sent += 1
         producer.flush()
     finally:
@@ -104,7 +113,9 @@ def expected_after(expected: list[dict[str, Any]], business_date: str) -> dict[s
     return out
 
 
-def mismatches(actual: dict[str, tuple[str, list[str]]], wanted: dict[str, tuple[str, list[str]]]) -> list[str]:
+def mismatches(
+    actual: dict[str, tuple[str, list[str]]], wanted: dict[str, tuple[str, list[str]]]
+) -> list[str]:
     """Human-readable differences (application id: actual != expected), at most 20."""
     lines = []
     for app_id in sorted(set(actual) | set(wanted)):
@@ -135,7 +146,9 @@ def end_state(database_url: str) -> dict[str, Any]:
         "runs": "SELECT run_id, status, business_date, balanced FROM runs ORDER BY run_id",
     }
     with connect(database_url) as conn:
-        return {name: [tuple(row) for row in conn.execute(query).fetchall()] for name, query in queries.items()}
+        return {
+            name: [tuple(row) for row in conn.execute(query).fetchall()] for name, query in queries.items()
+        }
 
 
 def topic_event_ids(settings: Settings, topics: list[str]) -> list[str]:
@@ -144,7 +157,9 @@ def topic_event_ids(settings: Settings, topics: list[str]) -> list[str]:
 
     from issuance.messages import decode_event
 
-    consumer = KafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, group_id=None, enable_auto_commit=False)
+    consumer = KafkaConsumer(
+        bootstrap_servers=settings.kafka_bootstrap, group_id=None, enable_auto_commit=False
+    )
     try:
         partitions = [
             TopicPartition(t, p) for t in topics for p in sorted(consumer.partitions_for_topic(t) or ())

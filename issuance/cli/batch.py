@@ -56,13 +56,26 @@ def _print_report(result: Any) -> None:
         f"{'(resumed) ' if result.resumed else ''}read {result.records_planned:,} records"
     )
     table = Table(title="Reconciliation: read = activation requested + rejected + awaiting + dead-lettered")
-    for column in ("branch", "read", "activation requested", "rejected", "awaiting agreement", "dead-lettered", "ok"):
+    for column in (
+        "branch",
+        "read",
+        "activation requested",
+        "rejected",
+        "awaiting agreement",
+        "dead-lettered",
+        "ok",
+    ):
         table.add_column(column, justify="left" if column == "branch" else "right")
 
     def add(name: str, line: dict[str, Any]) -> None:
-        table.add_row(name, *(f"{line[k]:,}" for k in ("read", "activation_requested", "rejected",
-                                                         "awaiting_agreement", "dead_lettered")),
-                      "yes" if line["balanced"] else "NO")
+        table.add_row(
+            name,
+            *(
+                f"{line[k]:,}"
+                for k in ("read", "activation_requested", "rejected", "awaiting_agreement", "dead_lettered")
+            ),
+            "yes" if line["balanced"] else "NO",
+        )
 
     for branch, line in report.get("branches", {}).items():
         add(branch, line)
@@ -87,7 +100,9 @@ def _print_report(result: Any) -> None:
         counters.add_row(name, f"{value:,}")
     out.print(counters)
     for manifest in result.files:
-        out.print(f"file {manifest['bank_code']}: {manifest['record_count']:,} records sha256 {manifest['sha256']}")
+        out.print(
+            f"file {manifest['bank_code']}: {manifest['record_count']:,} records sha256 {manifest['sha256']}"
+        )
     out.print(f"published {result.published:,} events; {state}")
 
 
@@ -95,7 +110,8 @@ def _print_report(result: Any) -> None:
 def run(
     ctx: typer.Context,
     business_date: Annotated[
-        str | None, typer.Option("--business-date", help="The night's business date, YYYY-MM-DD (default today).")
+        str | None,
+        typer.Option("--business-date", help="The night's business date, YYYY-MM-DD (default today)."),
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as one JSON document.")] = False,
 ) -> None:
@@ -117,11 +133,18 @@ def run(
         argv += ["--business-date", business_date]
     argv += list(ctx.args)
     if console.is_terminal and not as_json:
-        with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
-                      console=console, transient=False) as bar:
+        with Progress(
+            SpinnerColumn(),
+            TextColumn("{task.description}"),
+            TimeElapsedColumn(),
+            console=console,
+            transient=False,
+        ) as bar:
             result = nightly.run(argv, settings=settings, progress=_Display(bar))
     else:
-        result = nightly.run(argv, settings=settings, progress=_Display(None) if not as_json else nightly._quiet)
+        result = nightly.run(
+            argv, settings=settings, progress=_Display(None) if not as_json else nightly._quiet
+        )
     if as_json:
         print_json(result.as_dict())
     else:
@@ -133,7 +156,5 @@ def run(
 def register(app: typer.Typer) -> None:
     """Add the `batch` command group."""
     batch = typer.Typer(help="The nightly batch.", no_args_is_help=True)
-    batch.command(
-        "run", context_settings={"allow_extra_args": True, "ignore_unknown_options": True}
-    )(run)
+    batch.command("run", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})(run)
     app.add_typer(batch, name="batch")

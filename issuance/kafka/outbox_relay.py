@@ -59,7 +59,9 @@ def publish_outbox(
                 futures: list[Any] = []
                 for _event_id, topic, key, payload, sealed in rows:
                     value = vault.decrypt_bytes(payload) if sealed else bytes(payload)
-                    futures.append(producer.send(topic, key=bytes(key) if key is not None else None, value=value))
+                    futures.append(
+                        producer.send(topic, key=bytes(key) if key is not None else None, value=value)
+                    )
                 producer.flush(timeout=SEND_TIMEOUT_S)
                 failed = next((f.exception for f in futures if not f.succeeded()), None)
                 if failed is not None:

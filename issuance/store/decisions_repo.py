@@ -249,7 +249,9 @@ def save_counters(conn: Conn, values: dict[str, int]) -> None:
         )
 
 
-def mark_requested_again(conn: Conn, run_id: int, application_ids: Sequence[str], event_ids: Sequence[str]) -> None:
+def mark_requested_again(
+    conn: Conn, run_id: int, application_ids: Sequence[str], event_ids: Sequence[str]
+) -> None:
     """Failed activations with attempts left go back to ACTIVATION_REQUESTED."""
     if not application_ids:
         return
@@ -259,7 +261,8 @@ def mark_requested_again(conn: Conn, run_id: int, application_ids: Sequence[str]
         (run_id, list(application_ids)),
     )
     conn.execute(
-        "UPDATE bank_accounts SET status = 'REQUESTED' WHERE application_id = ANY(%s)", (list(application_ids),)
+        "UPDATE bank_accounts SET status = 'REQUESTED' WHERE application_id = ANY(%s)",
+        (list(application_ids),),
     )
     conn.execute(
         "INSERT INTO application_history (application_id, from_state, to_state, stage, run_id, event_id, detail)"
@@ -280,7 +283,9 @@ LIMIT %(limit)s
 """
 
 
-def pages(conn: Conn, query: str, params: dict[str, Any], size: int = FETCH_SIZE) -> Iterator[list[tuple[Any, ...]]]:
+def pages(
+    conn: Conn, query: str, params: dict[str, Any], size: int = FETCH_SIZE
+) -> Iterator[list[tuple[Any, ...]]]:
     """Keyset pages of a query ordered by its first column (`after`/`limit` parameters); the caller may write
     between pages, which a server-side cursor would not allow with COPY."""
     after = ""

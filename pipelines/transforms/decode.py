@@ -53,8 +53,15 @@ class DecodeBatch(beam.DoFn):  # type: ignore[misc]
                 Metrics.counter(STAGE, exc.reason).inc()
                 out.dead_letters.append(
                     (
-                        chunk.run_id, chunk.topic, chunk.partition, record.offset, STAGE, exc.reason,
-                        str(exc), self._vault.encrypt_bytes(record.value), branch_code,
+                        chunk.run_id,
+                        chunk.topic,
+                        chunk.partition,
+                        record.offset,
+                        STAGE,
+                        exc.reason,
+                        str(exc),
+                        self._vault.encrypt_bytes(record.value),
+                        branch_code,
                     )
                 )
         Metrics.counter(STAGE, f"{chunk.kind}s_read").inc(len(batch.records))
@@ -69,4 +76,6 @@ class DecodeRecords(beam.PTransform):  # type: ignore[misc]
         self._vault = vault
 
     def expand(self, batches: beam.PCollection) -> beam.PCollection:
-        return batches | "DecodeEachRecord" >> beam.ParDo(DecodeBatch(self._vault)).with_output_types(DecodedBatch)  # DecodedBatch
+        return batches | "DecodeEachRecord" >> beam.ParDo(DecodeBatch(self._vault)).with_output_types(
+            DecodedBatch
+        )  # DecodedBatch

@@ -31,7 +31,12 @@ class StageBatch(beam.DoFn):  # type: ignore[misc]
         assert self._conn is not None, "setup() opens the connection"
         chunk = batch.chunk
         replace_chunk(
-            self._conn, chunk.run_id, chunk.topic, chunk.partition, chunk.start, chunk.end,
+            self._conn,
+            chunk.run_id,
+            chunk.topic,
+            chunk.partition,
+            chunk.start,
+            chunk.end,
             {
                 "staged_applications": batch.applications,
                 "staged_agreements": batch.agreements,
@@ -62,4 +67,6 @@ class StageChunks(beam.PTransform):  # type: ignore[misc]
         self._database_url = database_url
 
     def expand(self, batches: beam.PCollection) -> beam.PCollection:
-        return batches | "CopyIntoStaging" >> beam.ParDo(StageBatch(self._database_url)).with_output_types(ChunkSummary)  # ChunkSummary
+        return batches | "CopyIntoStaging" >> beam.ParDo(StageBatch(self._database_url)).with_output_types(
+            ChunkSummary
+        )  # ChunkSummary

@@ -53,11 +53,19 @@ class VerifyBatch(beam.DoFn):  # type: ignore[misc]
         sealed = vault.encrypt_many(
             value
             for app in apps
-            for value in (app.applicant.id_number, app.applicant.name, app.applicant.phone, app.guardian_id_number)
+            for value in (
+                app.applicant.id_number,
+                app.applicant.name,
+                app.applicant.phone,
+                app.guardian_id_number,
+            )
         )
         for index, ((offset, app), key) in enumerate(zip(batch.applications, keys, strict=True)):
             reasons = verify(
-                app, persons.get(key), catalog, app.card_number in registered if app.card_number else False,
+                app,
+                persons.get(key),
+                catalog,
+                app.card_number in registered if app.card_number else False,
                 key in holders,
             )
             for reason in reasons:
@@ -68,11 +76,26 @@ class VerifyBatch(beam.DoFn):  # type: ignore[misc]
             id_enc, name_enc, phone_enc, guardian_enc = sealed[4 * index : 4 * index + 4]
             out.applications.append(
                 (
-                    chunk.run_id, chunk.topic, chunk.partition, offset, app.application_id,
-                    app.application_type.value, app.branch_code, app.bank_code, app.channel.value, key,
-                    id_enc, name_enc, phone_enc, guardian_enc, app.card_number,
-                    [m.value for m in app.materials], app.submitted_at, _utc_offset_seconds(app),
-                    branch.area_code if branch else None, [r.value for r in reasons],
+                    chunk.run_id,
+                    chunk.topic,
+                    chunk.partition,
+                    offset,
+                    app.application_id,
+                    app.application_type.value,
+                    app.branch_code,
+                    app.bank_code,
+                    app.channel.value,
+                    key,
+                    id_enc,
+                    name_enc,
+                    phone_enc,
+                    guardian_enc,
+                    app.card_number,
+                    [m.value for m in app.materials],
+                    app.submitted_at,
+                    _utc_offset_seconds(app),
+                    branch.area_code if branch else None,
+                    [r.value for r in reasons],
                 )
             )
         yield out
@@ -87,8 +110,17 @@ def _agreement_rows(batch: DecodedBatch) -> list[tuple[Any, ...]]:
     chunk = batch.chunk
     return [
         (
-            chunk.run_id, chunk.topic, chunk.partition, offset, a.agreement_id, a.application_id, a.bank_code,
-            a.terms_version, a.document_sha256, a.signed_at, a.channel.value,
+            chunk.run_id,
+            chunk.topic,
+            chunk.partition,
+            offset,
+            a.agreement_id,
+            a.application_id,
+            a.bank_code,
+            a.terms_version,
+            a.document_sha256,
+            a.signed_at,
+            a.channel.value,
         )
         for offset, a in batch.agreements
     ]

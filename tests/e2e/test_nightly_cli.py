@@ -33,13 +33,19 @@ from tests.fixtures_services import TEMPLATE_DATABASE, settings_env
 APPLICATIONS = 400
 
 
-def batch_run(env: dict[str, str], *args: str, crash_at: str | None = None) -> subprocess.CompletedProcess[str]:
+def batch_run(
+    env: dict[str, str], *args: str, crash_at: str | None = None
+) -> subprocess.CompletedProcess[str]:
     env = dict(env)
     if crash_at:
         env["ISSUANCE_CRASH_AT"] = crash_at
     return subprocess.run(
         [str(Path(sys.executable).parent / "issuance"), "batch", "run", *args],
-        env=env, capture_output=True, text=True, timeout=600, check=False,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
     )
 
 
@@ -49,16 +55,22 @@ def generated(tmp_path: Path) -> Generated:
 
 
 @pytest.fixture
-def twin_settings(postgres_server: PostgresProcess, kafka_bootstrap: str, tmp_path: Path) -> Iterator[Settings]:
+def twin_settings(
+    postgres_server: PostgresProcess, kafka_bootstrap: str, tmp_path: Path
+) -> Iterator[Settings]:
     """A second, independent world (database, topics, files) to run the same data uninterrupted."""
     name = f"t_{uuid.uuid4().hex[:16]}"
     url = ensure_database(postgres_server, name, template=TEMPLATE_DATABASE)
     from tests.fixtures_services import TEST_BLIND_INDEX_KEY, TEST_DATA_KEYS
 
     yield Settings(
-        kafka_bootstrap=kafka_bootstrap, database_url=SecretStr(url), topic_prefix=f"t{uuid.uuid4().hex[:12]}.",
-        state_dir=tmp_path / "twin-state", personalization_dir=tmp_path / "twin-personalization",
-        data_keys=SecretStr(TEST_DATA_KEYS), blind_index_key=SecretStr(TEST_BLIND_INDEX_KEY),
+        kafka_bootstrap=kafka_bootstrap,
+        database_url=SecretStr(url),
+        topic_prefix=f"t{uuid.uuid4().hex[:12]}.",
+        state_dir=tmp_path / "twin-state",
+        personalization_dir=tmp_path / "twin-personalization",
+        data_keys=SecretStr(TEST_DATA_KEYS),
+        blind_index_key=SecretStr(TEST_BLIND_INDEX_KEY),
     )
     drop_database(postgres_server, name)
 
@@ -154,7 +166,12 @@ def test_three_nights_with_multi_processing_workers_reach_the_expected_outcomes(
             publish_night(settings, generated, night)
         day = generated.business_date(night)
         done = batch_run(
-            env, "--business-date", day, "--", "--direct_running_mode=multi_processing", "--direct_num_workers=2"
+            env,
+            "--business-date",
+            day,
+            "--",
+            "--direct_running_mode=multi_processing",
+            "--direct_num_workers=2",
         )
         assert done.returncode == 0, done.stderr[-2000:]
         assert "balanced" in done.stdout

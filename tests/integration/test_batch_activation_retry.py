@@ -45,12 +45,18 @@ def test_failed_activation_is_requested_again_until_attempts_run_out(
     assert result.balanced
     assert result.reconciliation["run"]["requested_again"] == 1
     with connect(database_url) as conn:
-        rows = dict(conn.execute(
-            "SELECT application_id, state FROM applications WHERE application_id = ANY(%s)", ([retry, exhausted],)
-        ).fetchall())
-        events = {str(r[0]) for r in conn.execute(
-            "SELECT event_id FROM outbox WHERE event_type = 'ActivationRequested' AND published_at IS NOT NULL"
-        )}
+        rows = dict(
+            conn.execute(
+                "SELECT application_id, state FROM applications WHERE application_id = ANY(%s)",
+                ([retry, exhausted],),
+            ).fetchall()
+        )
+        events = {
+            str(r[0])
+            for r in conn.execute(
+                "SELECT event_id FROM outbox WHERE event_type = 'ActivationRequested' AND published_at IS NOT NULL"
+            )
+        }
     assert rows == {retry: "ACTIVATION_REQUESTED", exhausted: "ACTIVATION_FAILED"}
     assert activation_request_event_id(retry, 2) in events
     assert activation_request_event_id(exhausted, settings.max_activation_attempts + 1) not in events
