@@ -159,6 +159,7 @@ def run(
     started = time.monotonic()
     with connect(endpoints.database_url, application_name="issuance-nightly") as conn:
         ensure_current(conn)
+        run_repo.lock_nightly(conn)
         conn.commit()
         _finish_earlier_runs(conn, settings, endpoints.kafka_bootstrap, vault, progress)
 

@@ -11,6 +11,8 @@ from psycopg import Connection, sql
 from psycopg.rows import TupleRow
 from psycopg.types.json import Jsonb
 
+from issuance.errors import IssuanceError
+
 Conn = Connection[TupleRow]
 
 STAGED_APPLICATION_COLUMNS = (
@@ -83,6 +85,20 @@ def _run(row: Sequence[Any]) -> Run:
 
 
 _RUN_COLUMNS = "run_id, business_date, status, plan, staged_at, counters"
+
+
+NIGHTLY_LOCK = 0x155C_0001  # advisory lock key: one nightly process at a time
+
+
+class NightlyRunning(IssuanceError):
+    """Another `issuance batch run` holds the nightly lock."""
+
+
+def lock_nightly(conn: Conn) -> None:
+    """Hold the nightly lock for this session (released when the connection ends, also by a crash)."""
+    row = conn.execute("SELECT pg_try_advisory_lock(%s)", (NIGHTLY_LOCK,)).fetchone()
+    if not (row and row[0]):
+        raise NightlyRunning("another nightly run is in progress (it holds the nightly lock); wait for it")
 
 
 def open_run(conn: Conn) -> Run | None:
