@@ -61,7 +61,9 @@ def throughput(settings: Any, applications: Path) -> dict[str, Any]:
     }
 
 
-def paced_latency(settings: Any, applications: Path, rate: float, seconds: float) -> dict[str, Any]:
+def paced_latency(
+    settings: Any, applications: Path, rate: float, seconds: float, linger_ms: int | None = None
+) -> dict[str, Any]:
     """Send one application every 1/rate seconds; per-record latencies in milliseconds."""
     from producers.client import BranchClient, Outcome
 
@@ -87,7 +89,8 @@ def paced_latency(settings: Any, applications: Path, rate: float, seconds: float
 
         return done
 
-    with BranchClient.from_settings(settings) as client:
+    options = {} if linger_ms is None else {"linger_ms": linger_ms}
+    with BranchClient.from_settings(settings, **options) as client:
         client.submit_application(templates[0]).result(timeout=30)  # connections and metadata are warm
         begin = time.perf_counter()
         for i in range(total):
@@ -126,6 +129,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rate", type=float, default=1000.0, help="paced submissions per second")
     parser.add_argument("--seconds", type=float, default=30.0, help="duration of the paced run")
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument(
+        "--linger-ms", type=int, help="producer linger of the paced run (default: the client's)"
+    )
     parser.add_argument("--json", action="store_true")
     args, _unknown = parser.parse_known_args(argv)
 
@@ -143,7 +149,9 @@ def main(argv: list[str] | None = None) -> int:
             generate(root / "data", GenerateOptions(applications=args.applications, seed=args.seed))
             generated_s = time.perf_counter() - started
             bulk = throughput(settings, root / "data" / "applications.jsonl")
-            paced = paced_latency(settings, root / "data" / "applications.jsonl", args.rate, args.seconds)
+            paced = paced_latency(
+                settings, root / "data" / "applications.jsonl", args.rate, args.seconds, args.linger_ms
+            )
         finally:
             stop_broker(broker)
     met = paced["send_to_ack_ms"]["p99"] <= TARGET_P99_MS and paced["failures"] == 0
