@@ -265,6 +265,8 @@ def _decide_pages(
             bank = night.catalog.banks.get(application.bank_code) or Bank(application.bank_code, "", "", "")
             outcome = check_agreements(application, agreements, bank, business_date, night.window_days)
             from_state = State.SUBMITTED if is_new else State.AWAITING_AGREEMENT
+            reasons: list[str]
+            agreement_id: str | None
             if outcome.status == AgreementStatus.ACCEPTED:
                 assert outcome.agreement is not None
                 state, reasons, agreement_id = State.ACTIVATION_REQUESTED, [], outcome.agreement.agreement_id
