@@ -28,8 +28,9 @@ from issuance.domain.contract import (
     parse_agreement,
     parse_application,
 )
-from issuance.errors import BrokerUnavailable
+from issuance.errors import BrokerUnavailable, ConfigurationError
 from issuance.kafka.topics import Topics
+from issuance.services.broker import probe_kafka
 from issuance.services.endpoints import resolve
 from issuance.settings import Settings
 
@@ -123,6 +124,7 @@ class BranchClient:
         client_id: str = "issuance-branch",
     ) -> None:
         self.preparer = Preparer(topics, vault)
+        self._bootstrap = bootstrap
         self._delivery_timeout_s = delivery_timeout_s
         delivery_ms = int(delivery_timeout_s * 1000)
         try:
@@ -164,6 +166,14 @@ class BranchClient:
         return self.preparer.prepare_agreement(record)
 
     # Sending ------------------------------------------------------------------------------------------------
+
+    def require_topics(self, *names: str) -> None:
+        """ConfigurationError unless the topics exist (a broker may auto-create them, wrongly partitioned)."""
+        missing = sorted(set(names) - set(probe_kafka(self._bootstrap, timeout_ms=10_000)))
+        if missing:
+            raise ConfigurationError(
+                f"topic(s) {', '.join(missing)} do not exist: run `issuance setup` first"
+            )
 
     def send(self, prepared: Prepared, on_done: OnDone | None = None) -> Submission:
         """Publish a prepared record; BrokerUnavailable if the broker cannot even take it (buffer, metadata).

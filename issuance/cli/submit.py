@@ -63,6 +63,14 @@ def _run(
         ) as client,
         _progress(path, console.is_terminal and not as_json) as progress,
     ):
+        topics = client.topics
+        client.require_topics(
+            *{
+                Kind.APPLICATIONS: [topics.applications],
+                Kind.AGREEMENTS: [topics.agreements],
+                Kind.RAW: [topics.applications, topics.agreements],
+            }[kind]
+        )
         result = submit_file(client, path, kind, progress, report)
     if as_json:
         print_json(result.to_json())

@@ -80,3 +80,11 @@ def test_a_missing_file_is_bad_input(cli_env: dict[str, str], tmp_path: Path) ->
     done = issuance(cli_env, "submit", "agreements", str(tmp_path / "nope.jsonl"))
     assert done.returncode == 2
     assert "nope.jsonl" in done.stderr
+
+
+def test_submit_before_setup_says_to_run_setup(cli_env: dict[str, str], tmp_path: Path) -> None:
+    path = tmp_path / "one.jsonl"
+    path.write_text("{}\n", encoding="utf-8")
+    done = issuance(cli_env, "submit", "applications", str(path))
+    assert done.returncode == 1
+    assert "issuance setup" in " ".join(done.stderr.split())
