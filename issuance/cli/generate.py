@@ -1,4 +1,4 @@
-"""`issuance generate`: write synthetic reference data, applications, agreements and their expected outcomes."""
+"""`issuance generate`: synthetic reference data, applications, agreements and their expected outcomes."""
 
 from __future__ import annotations
 
@@ -22,9 +22,12 @@ def register(app: typer.Typer) -> None:
 def generate_command(
     applications: Annotated[int, typer.Option("--applications", "-n", help="How many applications.", min=1)],
     out: Annotated[Path, typer.Option("--out", "-o", help="Directory to write the files into.")],
-    seed: Annotated[int, typer.Option("--seed", help="Random seed: the same seed writes the same bytes.")] = 1,
+    seed: Annotated[
+        int, typer.Option("--seed", help="Random seed: the same seed writes the same bytes.")
+    ] = 1,
     invalid_ratio: Annotated[
-        float, typer.Option("--invalid-ratio", help="Share of cases with an injected defect.", min=0.0, max=1.0)
+        float,
+        typer.Option("--invalid-ratio", help="Share of cases with an injected defect.", min=0.0, max=1.0),
     ] = 0.2,
     start_date: Annotated[
         str, typer.Option("--start-date", help="Business date of night 1 (YYYY-MM-DD).")
