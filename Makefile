@@ -21,6 +21,7 @@ demo: $(STAMP)
 	$(BIN)/issuance demo --applications 10000
 
 test: $(STAMP)
+	$(BIN)/python tests/browser_setup.py
 	$(BIN)/python -m pytest
 
 bench: $(STAMP)
