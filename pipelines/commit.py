@@ -34,6 +34,7 @@ from issuance.domain.model import (
     State,
 )
 from issuance.domain.numbers import bank_account_number, card_identification_code, card_number
+from issuance.kafka.outbox_relay import seal_payloads
 from issuance.kafka.topics import Topics
 from issuance.messages import (
     ActivationRequested,
@@ -414,7 +415,7 @@ def _allocate_page(
         ),
         accounts,
     )
-    repo.copy_rows(conn, "outbox", repo.OUTBOX_COLUMNS, outbox)
+    repo.copy_rows(conn, "outbox", repo.OUTBOX_COLUMNS, _sealed(vault, outbox))
     stats.cards += len(cards)
     stats.accounts += len(accounts)
     stats.activation_requests += len(outbox)
@@ -448,16 +449,22 @@ def _activation_event(
         card_identification_code=cic,
         run_id=night.run.run_id,
     )
-    # The request carries personal data: the outbox keeps it sealed until the relay publishes it.
+    # The request carries personal data: the outbox keeps it sealed (see _sealed) until the relay publishes it.
     return (
         event_id,
         night.topics.activation_requests(bank_code),
         application_id.encode(),
-        night.vault.encrypt_bytes(message.to_bytes()),
+        message.to_bytes(),
         "ActivationRequested",
         night.run.run_id,
         True,
     )
+
+
+def _sealed(vault: Vault, rows: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
+    """Outbox rows whose payload carries personal data, sealed as one batch (payload_encrypted = true)."""
+    sealed = seal_payloads(vault, [row[3] for row in rows])
+    return [(*row[:3], envelope, *row[4:]) for row, envelope in zip(rows, sealed, strict=True)]
 
 
 def _request_failed_again(conn: Conn, night: NightContext, stats: CommitStats) -> None:
@@ -493,7 +500,7 @@ def _request_failed_again(conn: Conn, night: NightContext, stats: CommitStats) -
             )
         )
     repo.mark_requested_again(conn, night.run.run_id, [r[0] for r in rows], [e[0] for e in outbox])
-    repo.copy_rows(conn, "outbox", repo.OUTBOX_COLUMNS, outbox)
+    repo.copy_rows(conn, "outbox", repo.OUTBOX_COLUMNS, _sealed(vault, outbox))
     stats.requested_again = len(outbox)
 
 
@@ -557,11 +564,11 @@ def _dead_letter_events(conn: Conn, night: NightContext) -> int:
                 event_id,
                 night.topics.dead_letters,
                 None,
-                night.vault.encrypt_bytes(message.to_bytes()),
+                message.to_bytes(),
                 "MessageDeadLettered",
                 run_id,
                 True,
             )
         )
-    repo.copy_rows(conn, "outbox", repo.OUTBOX_COLUMNS, outbox)
+    repo.copy_rows(conn, "outbox", repo.OUTBOX_COLUMNS, _sealed(night.vault, outbox))
     return len(outbox)

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from issuance.messages import activation_request_event_id
+from issuance.crypto import Vault
+from issuance.kafka.outbox_relay import open_payload
+from issuance.messages import ActivationRequested, activation_request_event_id, decode_event
 from issuance.settings import Settings
 from issuance.store.db import connect
 from pipelines import nightly
@@ -59,4 +61,13 @@ def test_failed_activation_is_requested_again_until_attempts_run_out(
         }
     assert rows == {retry: "ACTIVATION_REQUESTED", exhausted: "ACTIVATION_FAILED"}
     assert activation_request_event_id(retry, 2) in events
+    with connect(database_url) as conn:
+        row = conn.execute(
+            "SELECT payload, payload_encrypted FROM outbox WHERE event_id = %s",
+            (activation_request_event_id(retry, 2),),
+        ).fetchone()
+    assert row is not None and row[1], "activation requests carry personal data: sealed in the outbox"
+    request = decode_event(open_payload(Vault.from_settings(settings), bytes(row[0])))
+    assert isinstance(request, ActivationRequested)
+    assert (request.application_id, request.attempt) == (retry, 2)
     assert activation_request_event_id(exhausted, settings.max_activation_attempts + 1) not in events
