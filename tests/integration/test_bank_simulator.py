@@ -6,11 +6,14 @@ import threading
 
 from kafka import KafkaConsumer
 
-from consumers.bank_simulator import FailurePolicy
+from consumers.bank_simulator import BankSimulator, BankStats, FailurePolicy
+from consumers.loop import LoopOptions, make_producer, run_loop
 from consumers.serve import serve_banks
+from issuance.crypto import Vault
 from issuance.messages import ActivationCompleted, ActivationFailed, decode_event
 from issuance.services.endpoints import resolve
 from issuance.settings import Settings
+from issuance.store.db import connect
 from tests.factories import BANK
 from tests.fixtures_activation import produce, request_for, scalar, seed_waiting
 
@@ -51,14 +54,38 @@ def test_replaying_the_request_topic_opens_no_second_account(settings: Settings)
     produce(settings.kafka_bootstrap or "", topic, [request_for(w).to_bytes() for w in waiting])
     first = serve(settings)
     assert first[BANK]["opened"] == 6
-    # The topic is replayed from the start (the same requests published again, and a new consumer group).
+    # The same requests are published again (a producer retried) ...
     produce(settings.kafka_bootstrap or "", topic, [request_for(w).to_bytes() for w in waiting])
     second = serve(settings)
     assert second[BANK]["repeated"] == 6
+    # ... and the whole topic is read again from the start by a consumer group with no offsets.
+    replay = replay_from_start(settings, topic)
+    assert replay.requests == 12 and replay.repeated == 6  # 12 records, 6 distinct requests, all seen before
     assert scalar(settings, "SELECT count(*) FROM bank_sim.accounts") == 6
     sent = answers(settings)
-    assert len(sent) == 12
+    assert len(sent) == 18  # a batch answers each distinct request once
     assert len({a.event_id for a in sent}) == 6  # the same answer every time
+
+
+def replay_from_start(settings: Settings, topic: str) -> BankStats:
+    """Read the bank's whole topic with a new consumer group, as after an offset reset."""
+    from issuance.kafka.topics import Topics
+
+    assert settings.database_url is not None
+    producer = make_producer(settings.kafka_bootstrap or "")
+    vault = Vault.from_settings(settings)
+    try:
+        with connect(settings.database_url.get_secret_value(), autocommit=True) as conn:
+            bank = BankSimulator(
+                BANK, conn, producer, vault, Topics(settings).activation_results, NO_FAILURES
+            )
+            options = LoopOptions(
+                settings.kafka_bootstrap or "", (topic,), f"{settings.topic_prefix}replay", IDLE
+            )
+            run_loop(options, bank.handle, threading.Event())
+    finally:
+        producer.close()
+    return bank.stats
 
 
 def test_injected_failures_follow_the_seed_and_the_request(settings: Settings) -> None:
