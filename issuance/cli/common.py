@@ -32,7 +32,7 @@ def load_settings(ctx: typer.Context) -> Settings:
 
 def print_json(payload: Any) -> None:
     """Write one JSON document to stdout."""
-    sys.stdout.write(json.dumps(payload, indent=2, sort_keys=True, default=str) + "\n")
+    sys.stdout.write(json.dumps(payload, indent=2, sort_keys=True, default=str, ensure_ascii=False) + "\n")
 
 
 @contextmanager
