@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import logging
 from datetime import date
 from typing import Annotated, Any
 
 import typer
+from rich.console import Console
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -40,7 +42,10 @@ class _Display:
             text += ": " + ", ".join(f"{k} {v:,}" for k, v in counts.items())
         if self._progress is None:
             if stage != self._stage:
-                console.print(text)
+                console.print(
+                    STAGE_LABELS.get(stage, stage)
+                    + (f": {self._planned:,} records" if stage == "plan" else "")
+                )
         elif self._task is None:
             self._task = self._progress.add_task(text, total=None)
         else:
@@ -80,11 +85,13 @@ def _print_report(result: Any) -> None:
     for branch, line in report.get("branches", {}).items():
         add(branch, line)
     add("TOTAL", report["total"])
-    out = console.__class__(stderr=False)
+    # Wide enough for full branch codes also when stdout is a file or a pipe.
+    out = Console(stderr=False, width=max(Console(stderr=False).width, 140))
     out.print(table)
     extra = report.get("run", {})
     out.print(
-        f"cards {extra.get('cards', 0):,}, bank accounts {extra.get('bank_accounts', 0):,}, activation requests "
+        f"cards {extra.get('cards', 0):,}, bank accounts {extra.get('bank_accounts', 0):,}, "
+        "activation requests "
         f"{extra.get('activation_requests', 0):,} (requested again {extra.get('requested_again', 0):,}), "
         f"decisions {extra.get('decisions', 0):,}, re-examined {extra.get('reexamined', {})}"
     )
@@ -117,13 +124,16 @@ def run(
 ) -> None:
     """Run one night: read the planned offsets, verify, join agreements, personalize, publish, reconcile.
 
-    Beam pipeline options go after `--`, e.g. `-- --direct_running_mode=multi_processing --direct_num_workers=2`.
+    Beam pipeline options go after `--`, e.g.
+    `-- --direct_running_mode=multi_processing --direct_num_workers=2`.
     A crashed run is resumed over its stored plan. Exits 1 when the run does not balance.
     """
     from issuance.errors import InputError
     from pipelines import nightly
 
     settings = load_settings(ctx)
+    # kafka-python warns about its own event loop under load; the run reports what matters.
+    logging.getLogger("kafka").setLevel(logging.ERROR)
     argv: list[str] = []
     if business_date is not None:
         try:
