@@ -74,6 +74,17 @@ def services(root: Path) -> Iterator[tuple[str, str]]:
         embedded.down(root)
 
 
+def tune_postgres(database_url: str) -> None:
+    """What a production server for a night of a million applications has: room for the night's WAL between
+    checkpoints. Reloadable settings only (the throw-away server is not restarted)."""
+    import psycopg
+
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute("ALTER SYSTEM SET max_wal_size = '16GB'")
+        conn.execute("ALTER SYSTEM SET checkpoint_timeout = '30min'")
+        conn.execute("SELECT pg_reload_conf()")
+
+
 def publish(settings: Any, directory: Path) -> int:
     """Night 1 as the branches send it (applications, agreements, malformed messages)."""
     from tests.fixtures_nightly import Generated, publish_night
@@ -173,6 +184,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--beam-args", default="", help="Beam pipeline options for the nightly run")
     parser.add_argument("--json", action="store_true")
+    parser.add_argument(
+        "--no-tune-postgres",
+        dest="tune_postgres",
+        action="store_false",
+        help="keep the throw-away server's defaults (max_wal_size 1GB: a big night checkpoints repeatedly)",
+    )
     args, _unknown = parser.parse_known_args(argv)
 
     from issuance.crypto import Vault
@@ -190,6 +207,8 @@ def main(argv: list[str] | None = None) -> int:
     ):
         root = Path(tmp)
         apply_migrations(database_url)
+        if args.tune_postgres:
+            tune_postgres(database_url)
         settings = Settings(
             kafka_bootstrap=bootstrap,
             database_url=SecretStr(database_url),

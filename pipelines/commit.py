@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta, timezone
 from typing import Any
 
+from issuance.codec.avro import encode_many
 from issuance.crypto import Vault
 from issuance.domain.agreement import AgreementStatus, check_agreements
 from issuance.domain.duplicates import resolve_duplicates
@@ -505,35 +506,34 @@ def _request_failed_again(conn: Conn, night: NightContext, stats: CommitStats) -
 
 
 def _decision_events(conn: Conn, night: NightContext) -> int:
-    """One DecisionIssued per decision of the run, for the branch."""
+    """One DecisionIssued per decision of the run, for the branch (records encoded in bulk, no personal data)."""
     run_id = night.run.run_id
-    now = datetime.now(UTC)
+    decided_at = DecisionIssued("", "", "", State.SUBMITTED, (), datetime.now(UTC), run_id).to_record()[
+        "decided_at"
+    ]  # the record's own timestamp format, computed once
     topic = night.topics.decisions
     total = 0
     for page in repo.pages(conn, repo.DECISIONS_QUERY, {}):
-        outbox = []
-        for application_id, branch_code, state, reasons in page:
-            event_id = decision_event_id(application_id, State(state), run_id)
-            message = DecisionIssued(
-                event_id,
-                application_id,
-                branch_code,
-                State(state),
-                tuple(Reason(r) for r in reasons),
-                now,
-                run_id,
-            )
-            outbox.append(
-                (
-                    event_id,
-                    topic,
-                    application_id.encode(),
-                    message.to_bytes(),
-                    "DecisionIssued",
-                    run_id,
-                    False,
-                )
-            )
+        ids = [decision_event_id(app, State(state), run_id) for app, _branch, state, _reasons in page]
+        payloads = encode_many(
+            DecisionIssued.RECORD,
+            (
+                {
+                    "event_id": event_id,
+                    "application_id": app,
+                    "branch_code": branch,
+                    "state": state,
+                    "reasons": list(reasons),
+                    "decided_at": decided_at,
+                    "run_id": run_id,
+                }
+                for event_id, (app, branch, state, reasons) in zip(ids, page, strict=True)
+            ),
+        )
+        outbox = [
+            (event_id, topic, row[0].encode(), payload, "DecisionIssued", run_id, False)
+            for event_id, row, payload in zip(ids, page, payloads, strict=True)
+        ]
         repo.copy_rows(conn, "outbox", repo.OUTBOX_COLUMNS, outbox)
         total += len(outbox)
     return total

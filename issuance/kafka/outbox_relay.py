@@ -18,7 +18,7 @@ from issuance.crypto import Vault
 from issuance.errors import BrokerUnavailable
 from issuance.store.run_repo import Conn
 
-BATCH = 5_000
+BATCH = 20_000
 SEND_TIMEOUT_S = 60
 
 
