@@ -1,12 +1,11 @@
 """The run's final step: one PostgreSQL transaction that applies the whole night.
 
-What needs more than one record (duplicates per person, the agreement join across nights, number allocation) is
-done here, set-based over the staging tables, calling the pure domain functions for the rules. Everything the
-night changes commits together: application states and history, agreements, cards, bank accounts, outbox events,
-dead letters, the reconciliation, the checkpoint and the run's status. A crash before COMMIT leaves nothing
-behind; the run is resumed over the same plan and allocates the same numbers (application id order, counters as
-committed by the previous run).
-"""
+What needs more than one record (duplicates per person, the agreement join across nights, number allocation)
+is done here, set-based over the staging tables, calling the pure domain functions for the rules. Everything
+the night changes commits together: application states and history, agreements, cards, bank accounts, outbox
+events, dead letters, the reconciliation, the checkpoint and the run's status. A crash before COMMIT leaves
+nothing behind; the run is resumed over the same plan and allocates the same numbers (application id order,
+counters as committed by the previous run)."""
 
 from __future__ import annotations
 
@@ -100,7 +99,7 @@ def valid_until(issued: date) -> date:
 def _shell(
     application_id: str, application_type: str, bank_code: str, submitted_at: datetime, utc_offset: int
 ) -> Application:
-    """An application as the post-verification rules see it: keys, bank and submission time in its own offset."""
+    """An application as the rules after verification see it: keys, bank, submission time in its offset."""
     local = submitted_at.astimezone(timezone(timedelta(seconds=utc_offset)))
     return Application(
         application_id,
@@ -225,7 +224,7 @@ def _decide_duplicates(conn: Conn, run_id: int) -> None:
 
 
 def _candidates(conn: Conn, run_id: int) -> Iterator[list[tuple[Any, ...]]]:
-    """Pages of (application row, its pending agreements) grouped by application (a group never spans pages)."""
+    """Pages of (application, pending agreement) rows; an application's rows never span two pages."""
     carry: list[tuple[Any, ...]] = []
     for page in repo.stream(conn, repo.CANDIDATES_QUERY, {"run": run_id}):
         rows = carry + page
@@ -450,7 +449,8 @@ def _activation_event(
         card_identification_code=cic,
         run_id=night.run.run_id,
     )
-    # The request carries personal data: the outbox keeps it sealed (see _sealed) until the relay publishes it.
+    # The request carries personal data: the outbox keeps it sealed (see _sealed) until the relay publishes
+    # it.
     return (
         event_id,
         night.topics.activation_requests(bank_code),
@@ -506,7 +506,7 @@ def _request_failed_again(conn: Conn, night: NightContext, stats: CommitStats) -
 
 
 def _decision_events(conn: Conn, night: NightContext) -> int:
-    """One DecisionIssued per decision of the run, for the branch (records encoded in bulk, no personal data)."""
+    """One DecisionIssued per decision of the run, for the branch (encoded in bulk; no personal data)."""
     run_id = night.run.run_id
     decided_at = DecisionIssued("", "", "", State.SUBMITTED, (), datetime.now(UTC), run_id).to_record()[
         "decided_at"

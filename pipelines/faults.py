@@ -1,9 +1,8 @@
 """Fault injection for recovery drills: ISSUANCE_CRASH_AT=<point> kills the process with SIGKILL there.
 
-Operators use it to rehearse a crash at a chosen moment of a night (and the tests use it to prove that a killed
-run, run again, reaches the same end state). Points: planned, staged_chunk, staged, allocated, committed,
-files_written, published_some.
-"""
+Operators use it to rehearse a crash at a chosen moment of a night (and the tests use it to prove that a
+killed run, run again, reaches the same end state). Points: planned, staged_chunk, staged, allocated,
+committed, files_written, published_some."""
 
 from __future__ import annotations
 

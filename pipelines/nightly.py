@@ -1,4 +1,4 @@
-"""The nightly run: plan, stage with Beam, commit in one transaction, write the vendor files, publish the outbox.
+"""The nightly run: plan, stage with Beam, commit in one transaction, write vendor files, publish events.
 
     run(argv=None) -> NightlyResult     argv: [--business-date YYYY-MM-DD] [Beam pipeline options...]
 

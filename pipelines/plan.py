@@ -1,10 +1,10 @@
 """The planned, bounded read of one night: which offsets of which partitions a run reads.
 
-Each partition's end is snapshotted once, at the start of the run, as the larger of ListOffsets(latest) and the
-fetch response's high watermark (tansu answers ListOffsets with the base offset of the last record batch, see
-broker-notes.md). Reading starts at the checkpoint stored in PostgreSQL. The plan is stored with the run, so a
-crashed run is re-run over exactly the same ranges; records produced after the snapshot wait for the next night.
-"""
+Each partition's end is snapshotted once, at the start of the run, as the larger of ListOffsets(latest) and
+the fetch response's high watermark (tansu answers ListOffsets with the base offset of the last record batch,
+see broker-notes.md). Reading starts at the checkpoint stored in PostgreSQL. The plan is stored with the run,
+so a crashed run is re-run over exactly the same ranges; records produced after the snapshot wait for the next
+night."""
 
 from __future__ import annotations
 

@@ -83,7 +83,8 @@ def reconcile(conn: Conn, run_id: int, applications_topic: str, agreements_topic
         f"{topic_kind}.{reason}": int(n)
         for topic_kind, reason, n in conn.execute(
             "SELECT CASE WHEN source_topic = %s THEN 'applications' WHEN source_topic = %s THEN 'agreements'"
-            " ELSE source_topic END, reason, count(*) FROM dead_letters WHERE run_id = %s GROUP BY 1, 2 ORDER BY 1, 2",
+            " ELSE source_topic END, reason, count(*) FROM dead_letters WHERE run_id = %s GROUP BY"
+            " 1, 2 ORDER BY 1, 2",
             (applications_topic, agreements_topic, run_id),
         )
     }

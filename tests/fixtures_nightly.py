@@ -1,4 +1,4 @@
-"""Helpers for nightly-batch tests: generated data, its reference data loaded, a night's messages published."""
+"""Helpers for nightly-batch tests: generated data, its reference data loaded, a night published."""
 
 from __future__ import annotations
 
@@ -102,7 +102,7 @@ def states(database_url: str) -> dict[str, tuple[str, list[str]]]:
 
 
 def expected_after(expected: list[dict[str, Any]], business_date: str) -> dict[str, tuple[str, list[str]]]:
-    """Each application's expected state and reasons after the night of `business_date` (before bank answers)."""
+    """Each application's expected state and reasons after the night of `business_date` (no bank answers)."""
     out = {}
     for line in expected:
         if line["kind"] != "application":
@@ -129,11 +129,14 @@ def end_state(database_url: str) -> dict[str, Any]:
     queries = {
         "applications": "SELECT application_id, state, reasons, is_open, agreement_id, activation_attempts,"
         " first_run_id FROM applications ORDER BY application_id",
-        "history": "SELECT application_id, from_state, to_state, stage, reasons, run_id FROM application_history"
+        "history": "SELECT application_id, from_state, to_state, stage, reasons, run_id FROM"
+        " application_history"
         " ORDER BY application_id, id",
-        "cards": "SELECT application_id, card_number, card_identification_code, sequence, issue_date, valid_until,"
+        "cards": "SELECT application_id, card_number, card_identification_code, sequence,"
+        " issue_date, valid_until,"
         " bank_code FROM cards ORDER BY application_id",
-        "accounts": "SELECT application_id, bank_code, sequence, account_index, card_number FROM bank_accounts"
+        "accounts": "SELECT application_id, bank_code, sequence, account_index, card_number FROM"
+        " bank_accounts"
         " ORDER BY application_id",
         "counters": "SELECT name, next_value FROM allocation_counters ORDER BY name",
         "agreements": "SELECT agreement_id, status FROM agreements ORDER BY agreement_id",

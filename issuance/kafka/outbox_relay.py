@@ -92,7 +92,7 @@ def open_payload(vault: Vault, sealed: bytes) -> bytes:
 def _in_partition_order(
     producer: KafkaProducer, rows: list[Any], vault: Vault
 ) -> list[tuple[str, int | None, bytes | None, bytes]]:
-    """Events grouped by topic and partition (the default murmur2 partitioner's choice, computed here), so each
+    """Events grouped by topic and partition (the default murmur2 partitioner's choice), so each
     producer batch fills before the next is opened: far fewer sender wake-ups than in arrival order."""
     partitions: dict[str, list[int]] = {}
     out = []

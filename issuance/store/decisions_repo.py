@@ -1,4 +1,4 @@
-"""SQL of the nightly run's final transaction: set-based moves from the staging tables to the system of record.
+"""SQL of the nightly run's final transaction: set-based moves from staging to the system of record.
 
 Every statement here runs inside the one transaction that commits a run, so nothing is visible (and nothing is
 allocated) until the whole night is applied; a crashed run leaves no trace here and is simply run again.
@@ -26,7 +26,7 @@ def analyze(conn: Conn, *tables: str) -> None:
 
 
 def create_work_tables(conn: Conn) -> None:
-    """The transaction's scratch table of decisions (dropped at commit or rollback), and memory for its joins."""
+    """The transaction's scratch table of decisions (dropped at its end), and memory for its joins."""
     # A night's joins and sorts are large and run once: let them hash and sort in memory.
     conn.execute("SET LOCAL work_mem = '256MB'")
     conn.execute(
@@ -57,7 +57,8 @@ def stream(conn: Conn, query: str, params: Sequence[Any] | dict[str, Any]) -> It
             yield rows
 
 
-# Repeated application ids -------------------------------------------------------------------------------------
+# Repeated application ids
+# -------------------------------------------------------------------------------------
 
 
 def repeated_applications(conn: Conn, run_id: int) -> list[tuple[str, int, int, str, str]]:
@@ -83,16 +84,18 @@ def drop_staged_application(conn: Conn, run_id: int, topic: str, partition: int,
     )
 
 
-# Agreements ---------------------------------------------------------------------------------------------------
+# Agreements
+# ---------------------------------------------------------------------------------------------------
 
 
 def insert_agreements(conn: Conn, run_id: int) -> int:
-    """Keep the run's agreements as PENDING (a re-sent agreement id is kept once); returns how many are new."""
+    """Keep the run's agreements as PENDING (a re-sent agreement id once); returns how many are new."""
     cur = conn.execute(
         "INSERT INTO agreements (agreement_id, application_id, bank_code, terms_version, document_sha256,"
         " signed_at, channel, status, received_run_id, source_topic, source_partition, source_offset)"
         " SELECT DISTINCT ON (agreement_id) agreement_id, application_id, bank_code, terms_version,"
-        "  document_sha256, signed_at, channel, 'PENDING', run_id, source_topic, source_partition, source_offset"
+        "  document_sha256, signed_at, channel, 'PENDING', run_id, source_topic, source_partition,"
+        " source_offset"
         " FROM staged_agreements WHERE run_id = %s"
         " ORDER BY agreement_id, source_topic, source_partition, source_offset"
         " ON CONFLICT (agreement_id) DO NOTHING",
@@ -102,7 +105,7 @@ def insert_agreements(conn: Conn, run_id: int) -> int:
 
 
 def settle_agreements(conn: Conn, business_date: date, window_days: int) -> None:
-    """After the decisions: chosen and examined agreements leave PENDING; unknown-application ones may expire."""
+    """After the decisions: examined agreements leave PENDING; unknown-application ones may expire."""
     conn.execute(
         "UPDATE agreements g SET status = CASE"
         "  WHEN g.agreement_id = d.agreement_id THEN 'MATCHED'"
@@ -122,7 +125,8 @@ def settle_agreements(conn: Conn, business_date: date, window_days: int) -> None
     )
 
 
-# Decisions ----------------------------------------------------------------------------------------------------
+# Decisions
+# ----------------------------------------------------------------------------------------------------
 
 
 def decide_verification_rejects(conn: Conn, run_id: int) -> None:
@@ -191,12 +195,14 @@ def apply_decisions(conn: Conn, run_id: int) -> None:
         " FROM run_decisions d WHERE NOT d.is_new AND a.application_id = d.application_id",
         {"run": run_id, "open": list(OPEN_STATES)},
     )
-    # NEW_CARD goes PERSONALIZED then ACTIVATION_REQUESTED in the same run; FINANCIAL_ACTIVATION skips the first.
+    # NEW_CARD goes PERSONALIZED then ACTIVATION_REQUESTED in the same run; FINANCIAL_ACTIVATION skips the
+    # first.
     # No ON CONFLICT: every row is new to this run's one transaction (a conflict would be a bug and fails the
     # run loudly), and speculative insertion costs an extra index probe per row.
     conn.execute(
         "INSERT INTO application_history (application_id, from_state, to_state, stage, reasons, run_id)"
-        " SELECT d.application_id, NULL, 'SUBMITTED', 'read', '{}', %(run)s FROM run_decisions d WHERE d.is_new"
+        " SELECT d.application_id, NULL, 'SUBMITTED', 'read', '{}', %(run)s FROM run_decisions d"
+        " WHERE d.is_new"
         " UNION ALL"
         " SELECT d.application_id, d.from_state, d.state, d.stage, d.reasons, %(run)s FROM run_decisions d"
         "  WHERE d.state <> 'ACTIVATION_REQUESTED'"
@@ -214,7 +220,8 @@ def apply_decisions(conn: Conn, run_id: int) -> None:
     )
 
 
-# Allocation ---------------------------------------------------------------------------------------------------
+# Allocation
+# ---------------------------------------------------------------------------------------------------
 
 ACCEPTED_QUERY = """
 SELECT a.application_id, a.application_type, a.bank_code, a.branch_code, a.area_code, a.person_key,
@@ -268,14 +275,16 @@ def mark_requested_again(
         (list(application_ids),),
     )
     conn.execute(
-        "INSERT INTO application_history (application_id, from_state, to_state, stage, run_id, event_id, detail)"
+        "INSERT INTO application_history (application_id, from_state, to_state, stage, run_id,"
+        " event_id, detail)"
         " SELECT app, 'ACTIVATION_FAILED', 'ACTIVATION_REQUESTED', 'activation', %s, ev, 'requested again'"
         " FROM unnest(%s::text[], %s::text[]) AS t(app, ev) ON CONFLICT DO NOTHING",
         (run_id, list(application_ids), list(event_ids)),
     )
 
 
-# Events and dead letters --------------------------------------------------------------------------------------
+# Events and dead letters
+# --------------------------------------------------------------------------------------
 
 DECISIONS_QUERY = """
 SELECT d.application_id, a.branch_code, d.state, d.reasons
@@ -305,7 +314,8 @@ def insert_dead_letters(conn: Conn, run_id: int) -> list[tuple[Any, ...]]:
     rows = conn.execute(
         "INSERT INTO dead_letters (source_topic, source_partition, source_offset, stage, reason, detail,"
         " payload_enc, branch_code, run_id)"
-        " SELECT source_topic, source_partition, source_offset, stage, reason, detail, payload_enc, branch_code,"
+        " SELECT source_topic, source_partition, source_offset, stage, reason, detail, payload_enc,"
+        " branch_code,"
         "  run_id FROM staged_dead_letters WHERE run_id = %s"
         " ON CONFLICT (source_topic, source_partition, source_offset) DO NOTHING"
         " RETURNING source_topic, source_partition, source_offset, stage, reason, detail, payload_enc",

@@ -1,4 +1,4 @@
-"""Decode stage: raw records -> contract records; undecodable or contract-breaking ones become dead letters."""
+"""Decode stage: raw records -> contract records; undecodable or contract-breaking ones: dead letters."""
 
 from __future__ import annotations
 

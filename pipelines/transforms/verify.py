@@ -1,4 +1,4 @@
-"""Verify stage: each application against the registry (bulk lookups per batch) and the catalog (side input)."""
+"""Verify stage: each application against the registry (bulk lookups per batch) and the catalog."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Failed activations with attempts left are requested again by the next run, up to max_activation_attempts."""
+"""Failed activations with attempts left are requested again by the next run, up to the maximum."""
 
 from __future__ import annotations
 
@@ -56,7 +56,8 @@ def test_failed_activation_is_requested_again_until_attempts_run_out(
         events = {
             str(r[0])
             for r in conn.execute(
-                "SELECT event_id FROM outbox WHERE event_type = 'ActivationRequested' AND published_at IS NOT NULL"
+                "SELECT event_id FROM outbox WHERE event_type = 'ActivationRequested' AND"
+                " published_at IS NOT NULL"
             )
         }
     assert rows == {retry: "ACTIVATION_REQUESTED", exhausted: "ACTIVATION_FAILED"}
