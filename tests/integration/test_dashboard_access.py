@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import Iterator
+from collections.abc import Coroutine, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 import httpx
 import pytest
@@ -52,6 +54,12 @@ def test_nothing_without_login(dashboard_data: DashboardData, client: httpx.Clie
     assert client.get("/metrics").status_code == 401
 
 
+def run_in_own_loop(coroutine: Coroutine[Any, Any, str]) -> str:
+    """Run a coroutine on a fresh event loop in its own thread, whatever loop the main thread holds."""
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(asyncio.run, coroutine).result()
+
+
 def test_session_cookie_is_strict_and_http_only_and_secure_over_tls(dashboard_data: DashboardData) -> None:
     async def set_cookie(https: bool) -> str:
         app = create_app(dashboard_data.config(https=https))
@@ -59,9 +67,9 @@ def test_session_cookie_is_strict_and_http_only_and_secure_over_tls(dashboard_da
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=base) as ac:
             return (await ac.get("/login")).headers["set-cookie"].lower()
 
-    tls = asyncio.run(set_cookie(True))
+    tls = run_in_own_loop(set_cookie(True))
     assert "httponly" in tls and "samesite=strict" in tls and "secure" in tls
-    plain = asyncio.run(set_cookie(False))
+    plain = run_in_own_loop(set_cookie(False))
     assert "httponly" in plain and "samesite=strict" in plain and "secure" not in plain
 
 
