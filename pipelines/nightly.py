@@ -34,7 +34,7 @@ from pipelines.coders import register_batch_coders
 from pipelines.commit import NightContext, apply_night
 from pipelines.faults import crash_point
 from pipelines.kafka_read import ReadChunk
-from pipelines.personalization_files import write_files
+from pipelines.personalization_files import files_complete, write_files
 from pipelines.plan import plan_ranges, split_chunks
 from pipelines.reconcile import reconcile
 from pipelines.records import Chunk, PartitionRange, RecordBatch
@@ -286,9 +286,7 @@ def _finish_earlier_runs(
     if row is None:
         return
     run_id, business_date = int(row[0]), row[1]
-    from pipelines.personalization_files import run_dir
-
-    if not run_dir(Path(settings.personalization_dir), run_id).exists():
+    if not files_complete(Path(settings.personalization_dir), run_id):
         write_files(conn, settings.personalization_dir, run_id, business_date.isoformat())
         conn.commit()
     pending = conn.execute("SELECT count(*) FROM outbox WHERE published_at IS NULL").fetchone()

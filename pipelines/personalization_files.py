@@ -17,6 +17,7 @@ from typing import Any
 from issuance.store.run_repo import Conn
 
 FORMAT = "ssc-personalization/1"
+RUN_MANIFEST = "run.manifest.json"
 
 _QUERY = """
 SELECT c.bank_code, c.card_number, c.card_identification_code, c.area_code, c.issue_date, c.valid_until,
@@ -99,4 +100,11 @@ def write_files(conn: Conn, root: Path, run_id: int, business_date: str) -> list
             directory / f"{bank}.manifest.json", json.dumps(manifest, indent=2, sort_keys=True).encode()
         )
         manifests.append(manifest)
+    # Written last: its presence says the run's files are complete (a crash before it means: write them again).
+    _atomic_write(directory / RUN_MANIFEST, json.dumps(manifests, indent=2, sort_keys=True).encode())
     return manifests
+
+
+def files_complete(root: Path, run_id: int) -> bool:
+    """Whether every file of the run was written (the run manifest is written last)."""
+    return (run_dir(root, run_id) / RUN_MANIFEST).exists()

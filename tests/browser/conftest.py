@@ -28,8 +28,8 @@ SCREENSHOTS = Path(__file__).resolve().parents[2] / "artifacts" / "screenshots"
 def browser() -> Iterator[object]:
     """One headless Chromium for the browser tests; missing: skipped locally, a failure in CI.
 
-    Package scope, not session: Playwright's sync API keeps an event loop running in the main thread while it is
-    open, which would break later tests that run their own loop.
+    Package scope, not session: Playwright's sync API keeps an event loop running in the main thread
+    while it is open, which would break later tests that run their own loop.
     """
     if not os.access(CHROMIUM, os.X_OK):
         message = f"no Chromium at {CHROMIUM}: run `python tests/browser_setup.py` (as root it installs it)"

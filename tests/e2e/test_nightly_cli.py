@@ -117,7 +117,8 @@ def test_sigkill_at_each_point_then_rerun_reaches_the_uninterrupted_end_state(
 
     url = _prepare(settings, generated)
     env = _env(settings)
-    for point in ("planned", "staged_chunk", "staged", "allocated", "committed", "published_some"):
+    points = ("planned", "staged_chunk", "staged", "allocated", "committed", "files_written", "published_some")
+    for point in points:
         killed = batch_run(env, "--business-date", day, crash_at=point)
         assert killed.returncode == -signal.SIGKILL, (point, killed.returncode, killed.stderr[-2000:])
     final = batch_run(env, "--business-date", day, "--json")
