@@ -2,7 +2,7 @@
 
 Operators use it to rehearse a crash at a chosen moment of a night (and the tests use it to prove that a
 killed run, run again, reaches the same end state). Points: planned, staged_chunk, staged, allocated,
-committed, files_written, published_some."""
+committed, files_written, published_some (events sent, not yet stamped published)."""
 
 from __future__ import annotations
 

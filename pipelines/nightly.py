@@ -270,9 +270,11 @@ def _publish(
 
     def after_batch(sent: int) -> None:
         progress("publish", {"events": sent})
+
+    def before_stamp(_sent: int) -> None:
         crash_point("published_some")
 
-    return publish_outbox(conn, bootstrap, vault, after_batch=after_batch)
+    return publish_outbox(conn, bootstrap, vault, after_batch=after_batch, before_stamp=before_stamp)
 
 
 def _finish_earlier_runs(

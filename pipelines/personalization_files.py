@@ -100,7 +100,7 @@ def write_files(conn: Conn, root: Path, run_id: int, business_date: str) -> list
             directory / f"{bank}.manifest.json", json.dumps(manifest, indent=2, sort_keys=True).encode()
         )
         manifests.append(manifest)
-    # Written last: its presence says the run's files are complete (a crash before it means: write them again).
+    # Written last: its presence says the run's files are complete (missing after a crash: write again).
     _atomic_write(directory / RUN_MANIFEST, json.dumps(manifests, indent=2, sort_keys=True).encode())
     return manifests
 

@@ -40,6 +40,7 @@ def publish_outbox(
     *,
     run_id: int | None = None,
     after_batch: Callable[[int], None] | None = None,
+    before_stamp: Callable[[int], None] | None = None,
 ) -> int:
     """Send every unpublished event (of one run, or all) in batches; returns how many were sent."""
     producer = _producer(bootstrap)
@@ -65,6 +66,8 @@ def publish_outbox(
                 failed = next((f.exception for f in futures if not f.succeeded()), None)
                 if failed is not None:
                     raise BrokerUnavailable(f"publishing the outbox failed: {failed}")
+                if before_stamp is not None:
+                    before_stamp(len(rows))  # sent, not yet stamped (fault injection: re-sent after a crash)
                 conn.execute(
                     "UPDATE outbox SET published_at = now() WHERE event_id = ANY(%s)", ([r[0] for r in rows],)
                 )
