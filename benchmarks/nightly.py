@@ -35,23 +35,41 @@ GIB = 1024**3
 
 
 class PeakMemory:
-    """Samples RSS of this process and its descendants every 100 ms; `peak` in bytes."""
+    """RSS sampled every 200 ms: this process and its descendants (`peak`); those plus the processes whose
+    command line names `also` (the throw-away PostgreSQL server, not our descendant: `peak_all`)."""
 
-    def __init__(self) -> None:
+    def __init__(self, also: str | None = None) -> None:
         self.peak = 0
+        self.peak_all = 0
+        self._also = also
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, daemon=True)
 
+    @staticmethod
+    def _rss(processes: list[psutil.Process]) -> int:
+        total = 0
+        for proc in processes:
+            try:
+                total += proc.memory_info().rss
+            except (psutil.NoSuchProcess, psutil.AccessDenied):
+                continue
+        return total
+
     def _loop(self) -> None:
         me = psutil.Process()
-        while not self._stop.wait(0.1):
-            total = 0
-            for proc in [me, *me.children(recursive=True)]:
-                try:
-                    total += proc.memory_info().rss
-                except (psutil.NoSuchProcess, psutil.AccessDenied):
-                    continue
-            self.peak = max(self.peak, total)
+        while not self._stop.wait(0.2):
+            mine = [me, *me.children(recursive=True)]
+            own = self._rss(mine)
+            self.peak = max(self.peak, own)
+            if self._also:
+                pids = {p.pid for p in mine}
+                others = []
+                for proc in psutil.process_iter(["cmdline"]):
+                    cmdline = " ".join(proc.info.get("cmdline") or ())
+                    if proc.pid not in pids and self._also in cmdline:
+                        others.append(proc)
+                        others.extend(c for c in proc.children(recursive=True) if c.pid not in pids)
+                self.peak_all = max(self.peak_all, own + self._rss(others))
 
     def __enter__(self) -> PeakMemory:
         self._thread.start()
@@ -234,7 +252,7 @@ def main(argv: list[str] | None = None) -> int:
         floor_count, floor_s = raw_floor(bootstrap, database_url, plan)
         print(f"raw floor measured: {floor_count:,} records in {floor_s:.1f} s", flush=True)
         apply_migrations(database_url)  # a migration added to the tree since the start
-        with PeakMemory() as memory:
+        with PeakMemory(also=str(root)) as memory:
             result = nightly.run(
                 ["--business-date", generated.business_date(1), *shlex.split(args.beam_args)],
                 settings=settings,
@@ -254,6 +272,7 @@ def main(argv: list[str] | None = None) -> int:
         "nightly_s": round(nightly_s, 2),
         "ratio": round(nightly_rate / floor_rate, 3),
         "peak_memory_gib": round(memory.peak / GIB, 3),
+        "peak_memory_with_postgres_gib": round(memory.peak_all / GIB, 3),
         "nightly_timings_s": {k: round(v, 2) for k, v in result.timings.items()},
         "commit_timings_s": result.reconciliation["run"]["commit_timings_s"],
         "balanced": result.balanced,
@@ -270,7 +289,8 @@ def main(argv: list[str] | None = None) -> int:
             + ")"
         )
         print(f"ratio       {nightly_rate / floor_rate:>10.3f} (target 0.25, goal 0.5)")
-        print(f"peak memory {memory.peak / GIB:>10.2f} GiB (this process and its children; limit 4 GiB)")
+        print(f"peak memory {memory.peak / GIB:>10.2f} GiB (this process, Beam workers, broker; limit 4 GiB)")
+        print(f"  with PostgreSQL {memory.peak_all / GIB:>4.2f} GiB (RSS sum, shared buffers counted per backend)")
         print(
             "commit      "
             + ", ".join(f"{k} {v:.1f}" for k, v in result.reconciliation["run"]["commit_timings_s"].items())
