@@ -291,7 +291,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"ratio       {nightly_rate / floor_rate:>10.3f} (target 0.25, goal 0.5)")
         print(f"peak memory {memory.peak / GIB:>10.2f} GiB (this process, Beam workers, broker; limit 4 GiB)")
         print(
-            f"  with PostgreSQL {memory.peak_all / GIB:>4.2f} GiB (RSS sum, shared buffers counted per backend)"
+            f"  with PostgreSQL {memory.peak_all / GIB:>4.2f} GiB (RSS sum, shared memory per backend)"
         )
         print(
             "commit      "
