@@ -11,7 +11,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import date, datetime, time, timedelta
 
-from producers.identifiers import all_area_codes, id_check_character, make_id_number
+from issuance.domain.identity import area_codes, check_character
+from producers.identifiers import make_id_number
 from producers.world import CST, FINANCIAL_ACTIVATION, NEW_CARD, REQUESTED, REQUIRED, Step, SynthPerson, World
 
 REJECTED = "REJECTED"
@@ -121,11 +122,11 @@ def _birth_before_1900(w: World, number: str, _day: date) -> str:
 
 
 def _unknown_area(w: World, number: str, _day: date) -> str:
-    known = all_area_codes()
+    known = area_codes()
     while True:
         area = f"{w.rng.choice(_NO_PROVINCE)}{w.rng.randrange(10000):04d}"
         if area not in known:
-            return area + number[6:17] + id_check_character(area + number[6:17])
+            return area + number[6:17] + check_character(area + number[6:17])
 
 
 def person_not_found(w: World) -> int:

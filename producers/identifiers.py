@@ -15,8 +15,9 @@ from datetime import date, timedelta
 from functools import cache
 
 from stdnum import numdb
-from stdnum.cn import ric
 from stdnum.iso7064 import mod_37_36
+
+from issuance.domain.identity import check_character
 
 CARD_ALPHABET = string.digits + string.ascii_uppercase
 _SEQUENCES = 1000
@@ -36,25 +37,10 @@ def county_codes() -> tuple[str, ...]:
     return tuple(sorted(codes))
 
 
-@cache
-def all_area_codes() -> frozenset[str]:
-    """Every code in stdnum's list, whatever its validity period."""
-    codes: set[str] = set()
-    for _length, province, _high, _props, counties in numdb.get("cn/loc").prefixes:
-        for _clen, low, high, _props2, _children in counties:
-            codes.update(f"{province}{n:04d}" for n in range(int(low), int(high) + 1))
-    return frozenset(codes)
-
-
-def id_check_character(first17: str) -> str:
-    """The ISO 7064 MOD 11-2 check character of a 17-digit prefix."""
-    return ric.calc_check_digit(first17 + "0")
-
-
 def make_id_number(area_code: str, birth: str, sequence: int) -> str:
     """An ID number with a correct check character; `birth` is YYYYMMDD, not checked."""
     first17 = f"{area_code}{birth}{sequence:03d}"
-    return first17 + id_check_character(first17)
+    return first17 + check_character(first17)
 
 
 def card_check_character(body: str) -> str:
