@@ -21,6 +21,7 @@ from issuance.store.report_queries import (
     state_counts,
     where,
 )
+from issuance.store.status_queries import HistoryRow
 
 AFTER_AGREEMENT = (State.PERSONALIZED, State.ACTIVATION_REQUESTED, State.ACTIVE, State.ACTIVATION_FAILED)
 AFTER_REQUEST = (State.ACTIVATION_REQUESTED, State.ACTIVE, State.ACTIVATION_FAILED)
@@ -309,19 +310,6 @@ class StoredApplication:
     id_number_enc: bytes
     name_enc: bytes
     phone_enc: bytes | None
-
-
-@dataclass(frozen=True, slots=True)
-class HistoryRow:
-    """One recorded state change."""
-
-    at: datetime
-    from_state: str | None
-    to_state: str
-    stage: str
-    reasons: list[str]
-    run_id: int | None
-    detail: str | None
 
 
 def application(
