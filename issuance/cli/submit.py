@@ -110,40 +110,34 @@ def _see(report: Path | None) -> str:
     return f" (every line's status in {report})" if report else " (use --report FILE for every line's status)"
 
 
-@submit_app.command("applications")
-@command
-def applications(
-    ctx: typer.Context,
-    file: FileArg,
-    as_json: JsonOpt = False,
-    report: ReportOpt = None,
-    timeout: TimeoutOpt = DEFAULT_DELIVERY_TIMEOUT_S,
-) -> None:
-    """Validate applications and publish the valid ones (exit 0 all, 2 some rejected, 1 broker failure)."""
-    _run(ctx, Kind.APPLICATIONS, file, as_json, report, timeout)
+def _submit_command(name: str, kind: Kind, doc: str) -> None:
+    """Register `issuance submit NAME FILE` for one kind of record; `doc` is its help line."""
+
+    def submit(
+        ctx: typer.Context,
+        file: FileArg,
+        as_json: JsonOpt = False,
+        report: ReportOpt = None,
+        timeout: TimeoutOpt = DEFAULT_DELIVERY_TIMEOUT_S,
+    ) -> None:
+        _run(ctx, kind, file, as_json, report, timeout)
+
+    submit.__doc__ = doc
+    submit_app.command(name)(command(submit))
 
 
-@submit_app.command("agreements")
-@command
-def agreements(
-    ctx: typer.Context,
-    file: FileArg,
-    as_json: JsonOpt = False,
-    report: ReportOpt = None,
-    timeout: TimeoutOpt = DEFAULT_DELIVERY_TIMEOUT_S,
-) -> None:
-    """Validate signed agreements and publish the valid ones (exit codes as for applications)."""
-    _run(ctx, Kind.AGREEMENTS, file, as_json, report, timeout)
-
-
-@submit_app.command("raw")
-@command
-def raw(
-    ctx: typer.Context,
-    file: FileArg,
-    as_json: JsonOpt = False,
-    report: ReportOpt = None,
-    timeout: TimeoutOpt = DEFAULT_DELIVERY_TIMEOUT_S,
-) -> None:
-    """Publish prepared messages verbatim: lines {"topic": applications|agreements, "key", "value_b64"}."""
-    _run(ctx, Kind.RAW, file, as_json, report, timeout)
+_submit_command(
+    "applications",
+    Kind.APPLICATIONS,
+    "Validate applications and publish the valid ones (exit 0 all, 2 some rejected, 1 broker failure).",
+)
+_submit_command(
+    "agreements",
+    Kind.AGREEMENTS,
+    "Validate signed agreements and publish the valid ones (exit codes as for applications).",
+)
+_submit_command(
+    "raw",
+    Kind.RAW,
+    'Publish prepared messages verbatim: lines {"topic": applications|agreements, "key", "value_b64"}.',
+)
