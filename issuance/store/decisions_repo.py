@@ -228,6 +228,7 @@ SELECT a.application_id, a.application_type, a.bank_code, a.branch_code, a.area_
        a.card_number, a.id_number_enc, a.name_enc, a.activation_attempts
 FROM run_decisions d JOIN applications a USING (application_id)
 WHERE d.state = 'ACTIVATION_REQUESTED' AND d.application_id > %(after)s
+  AND a.application_id > %(after)s  -- both sides start at the page: no rescan from the first row
 ORDER BY d.application_id
 LIMIT %(limit)s
 """
@@ -289,7 +290,7 @@ def mark_requested_again(
 DECISIONS_QUERY = """
 SELECT d.application_id, a.branch_code, d.state, d.reasons
 FROM run_decisions d JOIN applications a USING (application_id)
-WHERE d.application_id > %(after)s
+WHERE d.application_id > %(after)s AND a.application_id > %(after)s
 ORDER BY d.application_id
 LIMIT %(limit)s
 """
