@@ -13,7 +13,7 @@ from issuance.store import status_queries as q
 from issuance.store.db import connect
 
 SHOWN_STATES = ("ACTIVE", "ACTIVATION_REQUESTED", "ACTIVATION_FAILED", "AWAITING_AGREEMENT", "REJECTED")
-COLUMN_LABELS = ("active", "at bank", "failed", "no agreement", "rejected")
+COLUMN_LABELS = ("active", "at bank", "failed", "awaiting", "rejected")
 
 
 def gather(conn: q.Conn) -> dict[str, Any]:
@@ -43,7 +43,7 @@ def gather(conn: q.Conn) -> dict[str, Any]:
 
 
 def _row(name: str, counts: dict[str, int]) -> str:
-    cells = "".join(f"{counts.get(s, 0):>12,}" for s in SHOWN_STATES)
+    cells = "".join(f"{counts.get(s, 0):>13,}" for s in SHOWN_STATES)
     return f"  {name:<22}{cells}{sum(counts.values()):>10,}"
 
 
@@ -61,7 +61,7 @@ def _print(report: dict[str, Any]) -> None:
         typer.echo("activation failed by bank reason")
         for reason, n in report["activation_failures"].items():
             typer.echo(f"  {reason:<26}{n:>10,}")
-    header = "".join(f"{label:>12}" for label in COLUMN_LABELS)
+    header = "".join(f"{label:>13}" for label in COLUMN_LABELS)
     for title, key in (("by branch", "by_branch"), ("by bank", "by_bank")):
         typer.echo(f"{title:<24}{header}{'total':>10}")
         for name, counts in report[key].items():
