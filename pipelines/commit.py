@@ -45,7 +45,7 @@ from issuance.messages import (
     decision_event_id,
 )
 from issuance.store import decisions_repo as repo
-from issuance.store.run_repo import Conn, Run
+from issuance.store.run_repo import STAGED_DEAD_LETTER_COLUMNS, Conn, Run
 from pipelines.faults import crash_point
 
 SPEC_VERSION = "3.00"
@@ -185,17 +185,7 @@ def _dead_letter_repeated_ids(conn: Conn, night: NightContext) -> int:
     repo.copy_rows(
         conn,
         "staged_dead_letters",
-        (
-            "run_id",
-            "source_topic",
-            "source_partition",
-            "source_offset",
-            "stage",
-            "reason",
-            "detail",
-            "payload_enc",
-            "branch_code",
-        ),
+        STAGED_DEAD_LETTER_COLUMNS,
         rows,
     )
     return len(rows)
