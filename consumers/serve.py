@@ -97,7 +97,7 @@ def consume_results(
             queued = consumer.stats.queued
             consumer.handle(records)
             if consumer.stats.queued > queued:  # decisions or dead letters to publish
-                published += publish_outbox(conn, endpoints.kafka_bootstrap, vault)
+                published += publish_outbox(conn, endpoints.kafka_bootstrap, vault, endpoints.database_url)
 
         options = LoopOptions(
             endpoints.kafka_bootstrap,
@@ -107,7 +107,7 @@ def consume_results(
             batch_size,
         )
         run_loop(options, handle, stop)
-        published += publish_outbox(conn, endpoints.kafka_bootstrap, vault)
+        published += publish_outbox(conn, endpoints.kafka_bootstrap, vault, endpoints.database_url)
         return {**asdict(consumer.stats), "published": published}
 
 

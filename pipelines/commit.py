@@ -1,11 +1,11 @@
 """The run's final step: one PostgreSQL transaction that applies the whole night.
 
-What needs more than one record (duplicates per person, the agreement join across nights, number allocation)
-is done here, set-based over the staging tables, calling the pure domain functions for the rules. Everything
-the night changes commits together: application states and history, agreements, cards, bank accounts, outbox
-events, dead letters, the reconciliation, the checkpoint and the run's status. A crash before COMMIT leaves
-nothing behind; the run is resumed over the same plan and allocates the same numbers (application id order,
-counters as committed by the previous run)."""
+What needs more than one record (duplicates per person, the agreement join across nights) is done here,
+set-based over the staging tables, calling the pure domain functions for the rules. The accepted applications
+keep what the Beam workers personalized from their slots (`pipelines.personalize`). Everything the night
+changes commits together: application states and history, agreements, cards, bank accounts, outbox events,
+dead letters, the reconciliation, the checkpoint and the run's status. A crash before COMMIT leaves nothing
+behind; the run is resumed over the same plan, whose slots give the same numbers."""
 
 from __future__ import annotations
 
@@ -33,25 +33,41 @@ from issuance.domain.model import (
     ReferenceData,
     State,
 )
-from issuance.domain.numbers import bank_account_number, card_identification_code, card_number
 from issuance.kafka.outbox_relay import seal_payloads
 from issuance.kafka.topics import Topics
-from issuance.messages import (
-    ActivationRequested,
-    DecisionIssued,
-    MessageDeadLettered,
-    activation_request_event_id,
-    dead_letter_event_id,
-    decision_event_id,
-)
+from issuance.messages import DecisionIssued, MessageDeadLettered, dead_letter_event_id, decision_event_id
 from issuance.store import decisions_repo as repo
-from issuance.store.run_repo import STAGED_DEAD_LETTER_COLUMNS, Conn, Run
+from issuance.store.db import copy_rows
+from issuance.store.run_repo import STAGED_DEAD_LETTER_COLUMNS, Conn, Run, reserve_slots
 from pipelines.faults import crash_point
+from pipelines.personalize import Candidate, Request, activation_requests, personalize
 
 SPEC_VERSION = "3.00"
 VALIDITY_YEARS = 10
-CARD_COUNTER = "card"
-FIRST_SEQUENCE = 1
+CARD_COLUMNS = (
+    "card_number",
+    "application_id",
+    "person_key",
+    "card_identification_code",
+    "area_code",
+    "bank_code",
+    "sequence",
+    "issue_date",
+    "valid_until",
+    "spec_version",
+    "status",
+    "run_id",
+)
+ACCOUNT_COLUMNS = (
+    "application_id",
+    "bank_code",
+    "sequence",
+    "account_index",
+    "account_number_enc",
+    "card_number",
+    "status",
+    "run_id",
+)
 _NO_APPLICANT = Applicant("", "", "")  # the rules after verification never read personal data
 
 
@@ -81,10 +97,6 @@ class CommitStats:
     dead_letters: int = 0
     reexamined: dict[str, int] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
-
-
-def account_counter(bank_code: str) -> str:
-    return f"account:{bank_code}"
 
 
 def valid_until(issued: date) -> date:
@@ -123,7 +135,7 @@ def apply_night(conn: Conn, night: NightContext) -> CommitStats:
     with timer("repeated_ids"):
         stats.repeated_ids = _dead_letter_repeated_ids(conn, night)
     with timer("agreements_in"):
-        stats.agreements_new = repo.insert_agreements(conn, run_id)
+        stats.agreements_new = repo.stage_new_agreements(conn, run_id)
     with timer("verification_rejects"):
         repo.decide_verification_rejects(conn, run_id)
     with timer("duplicates"):
@@ -135,7 +147,7 @@ def apply_night(conn: Conn, night: NightContext) -> CommitStats:
     with timer("apply_decisions"):
         repo.apply_decisions(conn, run_id)
     with timer("settle_agreements"):
-        repo.settle_agreements(conn, night.run.business_date, night.window_days)
+        repo.settle_agreements(conn, run_id, night.run.business_date, night.window_days)
     with timer("allocate"):
         _allocate_and_request(conn, night, stats)
     crash_point("allocated")
@@ -182,7 +194,7 @@ def _dead_letter_repeated_ids(conn: Conn, night: NightContext) -> int:
                 branch_code,
             )
         )
-    repo.copy_rows(
+    copy_rows(
         conn,
         "staged_dead_letters",
         STAGED_DEAD_LETTER_COLUMNS,
@@ -210,7 +222,7 @@ def _decide_duplicates(conn: Conn, run_id: int) -> None:
                     None,
                 )
             )
-    repo.copy_rows(conn, "run_decisions", repo.DECISION_COLUMNS, decisions)
+    copy_rows(conn, "run_decisions", repo.DECISION_COLUMNS, decisions)
 
 
 def _candidates(conn: Conn, run_id: int) -> Iterator[list[tuple[Any, ...]]]:
@@ -234,7 +246,7 @@ def _decide_agreements(conn: Conn, night: NightContext) -> dict[str, int]:
     reexamined: dict[str, int] = {}
     pages = list(_decide_pages(conn, night, business_date, reexamined))
     for decisions in pages:
-        repo.copy_rows(conn, "run_decisions", repo.DECISION_COLUMNS, decisions)
+        copy_rows(conn, "run_decisions", repo.DECISION_COLUMNS, decisions)
     return reexamined
 
 
@@ -276,223 +288,155 @@ def _decide_pages(
 
 
 def _allocate_and_request(conn: Conn, night: NightContext, stats: CommitStats) -> None:
-    """Card and account numbers in application-id order from the committed counters; activation requests."""
-    next_values = repo.counters(conn)
-    for page in repo.pages(conn, repo.ACCEPTED_QUERY, {}):
-        _allocate_page(conn, night, stats, page, next_values)
-    repo.save_counters(conn, next_values)
+    """Cards, accounts and activation requests of the accepted applications: those read tonight as the Beam
+    workers personalized them, those accepted on re-examination personalized here from the slot they kept."""
+    run = night.run
+    topics = {bank: night.topics.activation_requests(bank) for bank in night.catalog.banks}
+    cards, accounts, requests = repo.insert_personalized(
+        conn, run.run_id, run.business_date, valid_until(run.business_date), SPEC_VERSION, topics
+    )
+    stats.cards += cards
+    stats.accounts += accounts
+    stats.activation_requests += requests
+    for page in repo.pages(conn, repo.REEXAMINED_ACCEPTED_QUERY, {}):
+        _personalize_reexamined(conn, night, stats, page)
 
 
-def _allocate_page(
-    conn: Conn,
-    night: NightContext,
-    stats: CommitStats,
-    page: list[tuple[Any, ...]],
-    next_values: dict[str, int],
+def _personalize_reexamined(
+    conn: Conn, night: NightContext, stats: CommitStats, page: list[tuple[Any, ...]]
 ) -> None:
     run = night.run
     vault = night.vault
-    issued = run.business_date
-    until = valid_until(issued)
-    now = datetime.now(UTC)
-    cards: list[tuple[Any, ...]] = []
-    accounts: list[list[Any]] = []
-    account_numbers: list[str] = []
-    outbox: list[tuple[Any, ...]] = []
+    applicants = []
+    person_keys = {}
     for row in page:
-        (
-            application_id,
-            application_type,
-            bank_code,
-            _branch,
-            area_code,
-            person_key,
-            existing_card,
-            id_enc,
-            name_enc,
-            attempts,
-        ) = row
-        bank = night.catalog.banks[bank_code]
-        card_identification: str | None = None
-        if application_type == ApplicationType.NEW_CARD.value:
-            sequence = next_values.get(CARD_COUNTER, FIRST_SEQUENCE)
-            next_values[CARD_COUNTER] = sequence + 1
-            number = card_number(sequence)
-            card_identification = card_identification_code(area_code, sequence)
-            cards.append(
-                (
-                    number,
-                    application_id,
-                    person_key,
-                    card_identification,
-                    area_code,
-                    bank_code,
-                    sequence,
-                    issued,
-                    until,
-                    SPEC_VERSION,
-                    "IN_PRODUCTION",
-                    run.run_id,
-                )
-            )
-        else:
-            number = existing_card
-        counter = account_counter(bank_code)
-        account_sequence = next_values.get(counter, FIRST_SEQUENCE)
-        next_values[counter] = account_sequence + 1
-        account = bank_account_number(bank.bin, account_sequence)
-        account_numbers.append(account)
-        accounts.append(
-            [
+        application_id, application_type, bank_code, area_code, person_key, card, id_enc, name_enc = row[:8]
+        attempts, slot = row[8], row[9]
+        if slot is None:  # submitted before slots were reserved with the plan (migration 0009)
+            slot = reserve_slots(conn, 1)
+        person_keys[application_id] = person_key
+        applicants.append(
+            Candidate(
                 application_id,
-                bank_code,
-                account_sequence,
-                vault.blind_index(account),
-                None,
-                number,
-                "REQUESTED",
-                run.run_id,
-            ]
-        )
-        outbox.append(
-            _activation_event(
-                night,
-                application_id,
-                bank_code,
                 application_type,
-                int(attempts) + 1,
-                number,
-                card_identification,
-                account,
+                bank_code,
+                area_code,
+                card,
                 vault.decrypt(id_enc),
                 vault.decrypt(name_enc),
-                now,
+                int(slot),
+                int(attempts) + 1,
             )
         )
-    for account_row, sealed in zip(accounts, vault.encrypt_many(account_numbers), strict=True):
-        account_row[4] = sealed
-    repo.copy_rows(
-        conn,
-        "cards",
+    personalized = personalize(applicants, night.catalog.banks, vault, run.run_id, datetime.now(UTC))
+    until = valid_until(run.business_date)
+    cards = [
         (
-            "card_number",
-            "application_id",
-            "person_key",
-            "card_identification_code",
-            "area_code",
-            "bank_code",
-            "sequence",
-            "issue_date",
-            "valid_until",
-            "spec_version",
-            "status",
-            "run_id",
-        ),
-        cards,
-    )
-    repo.copy_rows(
-        conn,
-        "bank_accounts",
+            p.new_card_number,
+            a.application_id,
+            person_keys[a.application_id],
+            p.card_identification_code,
+            a.area_code,
+            a.bank_code,
+            p.slot,
+            run.business_date,
+            until,
+            SPEC_VERSION,
+            "IN_PRODUCTION",
+            run.run_id,
+        )
+        for a, p in zip(applicants, personalized, strict=True)
+        if p.new_card_number is not None
+    ]
+    accounts = [
         (
-            "application_id",
-            "bank_code",
-            "sequence",
-            "account_index",
-            "account_number_enc",
-            "card_number",
-            "status",
-            "run_id",
-        ),
-        accounts,
-    )
-    repo.copy_rows(conn, "outbox", repo.OUTBOX_COLUMNS, _sealed(vault, outbox))
+            a.application_id,
+            a.bank_code,
+            p.slot,
+            p.account_index,
+            p.account_number_enc,
+            p.card_number,
+            "REQUESTED",
+            run.run_id,
+        )
+        for a, p in zip(applicants, personalized, strict=True)
+    ]
+    outbox = [
+        (
+            p.request_event_id,
+            night.topics.activation_requests(a.bank_code),
+            a.application_id.encode(),
+            p.request_payload,
+            "ActivationRequested",
+            run.run_id,
+            True,
+        )
+        for a, p in zip(applicants, personalized, strict=True)
+    ]
+    copy_rows(conn, "cards", CARD_COLUMNS, cards)
+    copy_rows(conn, "bank_accounts", ACCOUNT_COLUMNS, accounts)
+    copy_rows(conn, "outbox", repo.OUTBOX_COLUMNS, outbox)
     stats.cards += len(cards)
     stats.accounts += len(accounts)
     stats.activation_requests += len(outbox)
 
 
-def _activation_event(
-    night: NightContext,
-    application_id: str,
-    bank_code: str,
-    application_type: str,
-    attempt: int,
-    number: str,
-    cic: str | None,
-    account: str,
-    holder_id: str,
-    holder_name: str,
-    now: datetime,
-) -> tuple[Any, ...]:
-    event_id = activation_request_event_id(application_id, attempt)
-    message = ActivationRequested(
-        event_id=event_id,
-        application_id=application_id,
-        bank_code=bank_code,
-        application_type=ApplicationType(application_type),
-        attempt=attempt,
-        card_number=number,
-        account_number=account,
-        holder_id_number=holder_id,
-        holder_name=holder_name,
-        requested_at=now,
-        card_identification_code=cic,
-        run_id=night.run.run_id,
-    )
-    # The request carries personal data: the outbox keeps it sealed (see _sealed) until the relay publishes
-    # it.
-    return (
-        event_id,
-        night.topics.activation_requests(bank_code),
-        application_id.encode(),
-        message.to_bytes(),
-        "ActivationRequested",
-        night.run.run_id,
-        True,
-    )
+def _request_failed_again(conn: Conn, night: NightContext, stats: CommitStats) -> None:
+    """Failed activations with attempts left are requested again (attempt = failures so far + 1), with the
+    numbers they were given."""
+    vault = night.vault
+    rows = conn.execute(repo.RETRY_QUERY, (night.max_activation_attempts,)).fetchall()
+    requests = [
+        Request(
+            Candidate(
+                application_id,
+                application_type,
+                bank_code,
+                None,
+                number,
+                vault.decrypt(id_enc),
+                vault.decrypt(name_enc),
+                0,
+                int(attempts) + 1,
+            ),
+            number,
+            cic,
+            vault.decrypt(account_enc),
+        )
+        for (
+            application_id,
+            application_type,
+            bank_code,
+            attempts,
+            id_enc,
+            name_enc,
+            number,
+            cic,
+            account_enc,
+        ) in rows
+    ]
+    sealed = activation_requests(requests, vault, night.run.run_id, datetime.now(UTC))
+    outbox = [
+        (
+            event_id,
+            night.topics.activation_requests(r.candidate.bank_code),
+            r.candidate.application_id.encode(),
+            payload,
+            "ActivationRequested",
+            night.run.run_id,
+            True,
+        )
+        for r, (event_id, payload) in zip(requests, sealed, strict=True)
+    ]
+    repo.mark_requested_again(conn, night.run.run_id, [r[0] for r in rows], [e[0] for e in outbox])
+    copy_rows(conn, "outbox", repo.OUTBOX_COLUMNS, outbox)
+    stats.requested_again = len(outbox)
 
 
 def _sealed(vault: Vault, rows: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
     """Outbox rows whose payload carries personal data, sealed as one batch (payload_encrypted = true)."""
     sealed = seal_payloads(vault, [row[3] for row in rows])
     return [(*row[:3], envelope, *row[4:]) for row, envelope in zip(rows, sealed, strict=True)]
-
-
-def _request_failed_again(conn: Conn, night: NightContext, stats: CommitStats) -> None:
-    """Failed activations with attempts left are requested again (attempt = failures so far + 1)."""
-    vault = night.vault
-    now = datetime.now(UTC)
-    rows = conn.execute(repo.RETRY_QUERY, (night.max_activation_attempts,)).fetchall()
-    outbox = []
-    for (
-        application_id,
-        application_type,
-        bank_code,
-        attempts,
-        id_enc,
-        name_enc,
-        number,
-        cic,
-        account_enc,
-    ) in rows:
-        outbox.append(
-            _activation_event(
-                night,
-                application_id,
-                bank_code,
-                application_type,
-                int(attempts) + 1,
-                number,
-                cic,
-                vault.decrypt(account_enc),
-                vault.decrypt(id_enc),
-                vault.decrypt(name_enc),
-                now,
-            )
-        )
-    repo.mark_requested_again(conn, night.run.run_id, [r[0] for r in rows], [e[0] for e in outbox])
-    repo.copy_rows(conn, "outbox", repo.OUTBOX_COLUMNS, _sealed(vault, outbox))
-    stats.requested_again = len(outbox)
 
 
 def _decision_events(conn: Conn, night: NightContext) -> int:
@@ -524,7 +468,7 @@ def _decision_events(conn: Conn, night: NightContext) -> int:
             (event_id, topic, row[0].encode(), payload, "DecisionIssued", run_id, False)
             for event_id, row, payload in zip(ids, page, payloads, strict=True)
         ]
-        repo.copy_rows(conn, "outbox", repo.OUTBOX_COLUMNS, outbox)
+        copy_rows(conn, "outbox", repo.OUTBOX_COLUMNS, outbox)
         total += len(outbox)
     return total
 
@@ -560,5 +504,5 @@ def _dead_letter_events(conn: Conn, night: NightContext) -> int:
                 True,
             )
         )
-    repo.copy_rows(conn, "outbox", repo.OUTBOX_COLUMNS, _sealed(night.vault, outbox))
+    copy_rows(conn, "outbox", repo.OUTBOX_COLUMNS, _sealed(night.vault, outbox))
     return len(outbox)

@@ -24,7 +24,7 @@ from issuance.crypto import Vault
 from issuance.errors import InputError, ReconciliationFailed
 from issuance.kafka.outbox_relay import publish_outbox
 from issuance.kafka.topics import Topics, ensure_topics
-from issuance.services.endpoints import resolve
+from issuance.services.endpoints import Endpoints, resolve
 from issuance.settings import Settings
 from issuance.store import run_repo
 from issuance.store.db import connect
@@ -35,7 +35,7 @@ from pipelines.commit import NightContext, apply_night
 from pipelines.faults import crash_point
 from pipelines.kafka_read import ReadChunk
 from pipelines.personalization_files import files_complete, write_files
-from pipelines.plan import plan_ranges, split_chunks
+from pipelines.plan import APPLICATION, application_records, plan_ranges, split_chunks
 from pipelines.reconcile import reconcile
 from pipelines.records import Chunk, PartitionRange, RecordBatch
 from pipelines.transforms.decode import DecodeRecords
@@ -154,14 +154,14 @@ def run(
     endpoints = resolve(settings)
     vault = Vault.from_settings(settings)
     topics = Topics(settings)
-    kinds = {topics.applications: "application", topics.agreements: "agreement"}
+    kinds = {topics.applications: APPLICATION, topics.agreements: "agreement"}
     timings: dict[str, float] = {}
     started = time.monotonic()
     with connect(endpoints.database_url, application_name="issuance-nightly") as conn:
         ensure_current(conn)
         run_repo.lock_nightly(conn)
         conn.commit()
-        _finish_earlier_runs(conn, settings, endpoints.kafka_bootstrap, vault, progress)
+        _finish_earlier_runs(conn, settings, endpoints, vault, progress)
 
         # 1. Plan (or resume the run in flight).
         run_ = run_repo.open_run(conn)
@@ -170,7 +170,9 @@ def run(
             checkpoints = run_repo.checkpoints(conn, list(kinds))
             plan = plan_ranges(endpoints.kafka_bootstrap, list(kinds), checkpoints)
             business_date = business_date_arg or datetime.now(UTC).date()
-            run_ = run_repo.create_run(conn, business_date, [p.to_json() for p in plan])
+            run_ = run_repo.create_run(
+                conn, business_date, [p.to_json() for p in plan], application_records(plan, kinds)
+            )
         conn.commit()
         plan = [PartitionRange.from_json(p) for p in run_.plan]
         planned = sum(p.size for p in plan)
@@ -187,7 +189,7 @@ def run(
             run_repo.clear_staging(conn, run_.run_id)
             run_repo.mark_running(conn, run_.run_id)
             conn.commit()
-            chunks = split_chunks(run_.run_id, plan, kinds, settings.chunk_size)
+            chunks = split_chunks(run_.run_id, plan, kinds, settings.chunk_size, run_.first_slot)
             options = PipelineOptions(beam_args)
             with _StagingWatcher(endpoints.database_url, run_.run_id, progress):
                 pipeline = beam.Pipeline(options=options)
@@ -220,7 +222,7 @@ def run(
         progress("files", {"files": len(files)})
         timings["files_s"] = time.monotonic() - t0
         t0 = time.monotonic()
-        published = _publish(conn, settings, endpoints.kafka_bootstrap, vault, catalog.banks, progress)
+        published = _publish(conn, settings, endpoints, vault, catalog.banks, progress)
         timings["publish_s"] = time.monotonic() - t0
     timings["total_s"] = time.monotonic() - started
     return NightlyResult(
@@ -264,9 +266,9 @@ def _commit(conn: Any, night: NightContext, topics: Topics) -> dict[str, Any]:
 
 
 def _publish(
-    conn: Any, settings: Settings, bootstrap: str, vault: Vault, banks: Any, progress: Progress
+    conn: Any, settings: Settings, endpoints: Endpoints, vault: Vault, banks: Any, progress: Progress
 ) -> int:
-    ensure_topics(bootstrap, settings, list(banks))
+    ensure_topics(endpoints.kafka_bootstrap, settings, list(banks))
 
     def after_batch(sent: int) -> None:
         progress("publish", {"events": sent})
@@ -274,11 +276,18 @@ def _publish(
     def before_stamp(_sent: int) -> None:
         crash_point("published_some")
 
-    return publish_outbox(conn, bootstrap, vault, after_batch=after_batch, before_stamp=before_stamp)
+    return publish_outbox(
+        conn,
+        endpoints.kafka_bootstrap,
+        vault,
+        endpoints.database_url,
+        after_batch=after_batch,
+        before_stamp=before_stamp,
+    )
 
 
 def _finish_earlier_runs(
-    conn: Any, settings: Settings, bootstrap: str, vault: Vault, progress: Progress
+    conn: Any, settings: Settings, endpoints: Endpoints, vault: Vault, progress: Progress
 ) -> None:
     """What a crash after an earlier run's commit left undone: its vendor files and its unpublished events."""
     row = conn.execute(
@@ -296,4 +305,4 @@ def _finish_earlier_runs(
     if pending and pending[0]:
         catalog = load_catalog(conn)
         conn.commit()
-        _publish(conn, settings, bootstrap, vault, catalog.banks, progress)
+        _publish(conn, settings, endpoints, vault, catalog.banks, progress)

@@ -17,6 +17,7 @@ from issuance.errors import BrokerUnavailable
 from pipelines.records import Chunk, PartitionRange
 
 HIGHWATER_TIMEOUT_S = 15.0
+APPLICATION = "application"  # the kind of the applications topic (agreements: "agreement")
 
 
 def snapshot_ends(consumer: KafkaConsumer, partitions: list[TopicPartition]) -> dict[TopicPartition, int]:
@@ -74,12 +75,25 @@ def plan_ranges(
 
 
 def split_chunks(
-    run_id: int, plan: Iterable[PartitionRange], kinds: Mapping[str, str], size: int
+    run_id: int, plan: Iterable[PartitionRange], kinds: Mapping[str, str], size: int, first_slot: int = 0
 ) -> list[Chunk]:
-    """The plan cut into chunks of at most `size` offsets; `kinds` maps a topic to the contract it carries."""
+    """The plan cut into chunks of at most `size` offsets; `kinds` maps a topic to the contract it carries.
+
+    Application records take consecutive slots from `first_slot`, in plan order (each chunk knows the slot of
+    its first offset)."""
     chunks = []
+    slot = first_slot
     for part in plan:
+        kind = kinds[part.topic]
         for start in range(part.start, part.end, size):
             end = min(start + size, part.end)
-            chunks.append(Chunk(run_id, kinds[part.topic], part.topic, part.partition, start, end))
+            chunk_slot = slot if kind == APPLICATION else 0
+            chunks.append(Chunk(run_id, kind, part.topic, part.partition, start, end, chunk_slot))
+            if kind == APPLICATION:
+                slot += end - start
     return chunks
+
+
+def application_records(plan: Iterable[PartitionRange], kinds: Mapping[str, str]) -> int:
+    """How many application records the plan reads: the slots its run reserves."""
+    return sum(part.size for part in plan if kinds[part.topic] == APPLICATION)

@@ -41,6 +41,10 @@ class Chunk:
     partition: int
     start: int
     end: int
+    first_slot: int = 0  # applications: the slot of the record at `start` (see pipelines/personalize.py)
+
+    def slot(self, offset: int) -> int:
+        return self.first_slot + offset - self.start
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,7 +8,6 @@ import pkgutil
 import typer
 
 import issuance.cli
-
 from issuance.settings import Settings
 
 app = typer.Typer(

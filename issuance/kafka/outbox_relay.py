@@ -1,25 +1,33 @@
 """Publishes the outbox: events written with their state change, sent to Kafka, then stamped published_at.
 
 At-least-once by construction and harmless to repeat: a crash between sending and stamping sends the same
-events again with the same event ids, and every consumer keeps an inbox of processed ids. Sealed payloads
+events again with the same event ids, and every consumer keeps an inbox of processed ids. A batch is stamped
+only after the broker acknowledged all of it. Sealed payloads
 (events carrying personal data) are opened only here, just before they are sent.
 """
 
 from __future__ import annotations
 
 import base64
+import time
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
+import psycopg
 from kafka import KafkaProducer
 from kafka.partitioner.default import murmur2
 
 from issuance.crypto import Vault
 from issuance.errors import BrokerUnavailable
+from issuance.store.db import connect
 from issuance.store.run_repo import Conn
 
 BATCH = 20_000
 SEND_TIMEOUT_S = 60
+# pg_advisory_lock key of the relay ("outbox" as a number): one relay sends at a time.
+RELAY_LOCK_KEY = 0x6F75_7462_6F78
+LOCK_POLL_S = 0.2
 
 
 def _producer(bootstrap: str) -> KafkaProducer:
@@ -37,25 +45,31 @@ def publish_outbox(
     conn: Conn,
     bootstrap: str,
     vault: Vault,
+    database_url: str,
     *,
     run_id: int | None = None,
     after_batch: Callable[[int], None] | None = None,
     before_stamp: Callable[[int], None] | None = None,
 ) -> int:
-    """Send every unpublished event (of one run, or all) in batches; returns how many were sent."""
+    """Send every unpublished event (of one run, or all) in batches; returns how many were sent.
+
+    One relay at a time (an advisory lock; a second caller waits). While a batch is being sent, the one before
+    it is stamped on a second connection, so PostgreSQL's work overlaps the producer's."""
     producer = _producer(bootstrap)
     sent = 0
     after = ""  # keyset over the primary key: no sort, and rows stamped earlier are not scanned again
+    _acquire(conn)
     try:
-        while True:
-            with conn.transaction():
+        with _Stamper(database_url) as stamper:
+            while True:
                 rows = conn.execute(
                     "SELECT event_id, topic, message_key, payload, payload_encrypted FROM outbox"
                     " WHERE published_at IS NULL AND event_id > %(after)s"
                     " AND (%(run)s::bigint IS NULL OR run_id = %(run)s)"
-                    " ORDER BY event_id LIMIT %(n)s FOR UPDATE SKIP LOCKED",
+                    " ORDER BY event_id LIMIT %(n)s",
                     {"run": run_id, "n": BATCH, "after": after},
                 ).fetchall()
+                _end_read(conn)
                 if not rows:
                     break
                 after = str(rows[-1][0])
@@ -68,15 +82,77 @@ def publish_outbox(
                     raise BrokerUnavailable(f"publishing the outbox failed: {failed}")
                 if before_stamp is not None:
                     before_stamp(len(rows))  # sent, not yet stamped (fault injection: re-sent after a crash)
-                conn.execute(
-                    "UPDATE outbox SET published_at = now() WHERE event_id = ANY(%s)", ([r[0] for r in rows],)
-                )
-            sent += len(rows)
-            if after_batch is not None:
-                after_batch(sent)
+                stamper.stamp([r[0] for r in rows])
+                sent += len(rows)
+                if after_batch is not None:
+                    after_batch(sent)
     finally:
+        _release(conn)
         producer.close(timeout=SEND_TIMEOUT_S)
     return sent
+
+
+def _acquire(conn: Conn) -> None:
+    """Wait for the relay lock (polled: a night's publishing may outlast the session's lock_timeout)."""
+    while True:
+        row = conn.execute("SELECT pg_try_advisory_lock(%s)", (RELAY_LOCK_KEY,)).fetchone()
+        _end_read(conn)
+        if row and row[0]:
+            return
+        time.sleep(LOCK_POLL_S)
+
+
+def _release(conn: Conn) -> None:
+    if conn.closed:
+        return
+    if conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+        conn.rollback()
+    conn.execute("SELECT pg_advisory_unlock(%s)", (RELAY_LOCK_KEY,))
+    _end_read(conn)
+
+
+def _end_read(conn: Conn) -> None:
+    """End a read's implicit transaction (non-autocommit connection): no snapshot is held while sending."""
+    if not conn.autocommit:
+        conn.commit()
+
+
+class _Stamper:
+    """Stamps published_at on its own connection and thread, one batch behind the producer."""
+
+    def __init__(self, database_url: str) -> None:
+        self._database_url = database_url
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="outbox-stamper")
+        self._pending: Future[None] | None = None
+        self._conn: Conn | None = None
+
+    def __enter__(self) -> _Stamper:
+        self._conn = connect(self._database_url, autocommit=True, application_name="issuance-outbox-relay")
+        return self
+
+    def stamp(self, event_ids: list[str]) -> None:
+        self._wait()  # the batch before (its failure surfaces here)
+        self._pending = self._pool.submit(self._update, event_ids)
+
+    def _update(self, event_ids: list[str]) -> None:
+        assert self._conn is not None
+        self._conn.execute("UPDATE outbox SET published_at = now() WHERE event_id = ANY(%s)", (event_ids,))
+
+    def _wait(self) -> None:
+        if self._pending is not None:
+            pending, self._pending = self._pending, None
+            pending.result()
+
+    def __exit__(self, exc_type: object, *_rest: object) -> None:
+        try:
+            if exc_type is None:
+                self._wait()
+            elif self._pending is not None:
+                self._pending.cancel()
+        finally:
+            self._pool.shutdown(wait=True)
+            if self._conn is not None:
+                self._conn.close()
 
 
 def seal_payloads(vault: Vault, payloads: list[bytes]) -> list[bytes]:

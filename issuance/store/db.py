@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
+from typing import Any
+
 import psycopg
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict
@@ -61,3 +64,37 @@ def connect(
     if not autocommit:
         conn.commit()
     return conn
+
+
+def copy_rows(
+    conn: psycopg.Connection[TupleRow], table: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]
+) -> None:
+    """COPY rows into `table` in the binary format: no text escaping of bytea and timestamps on either side.
+
+    Values must be of the column's type (binary COPY does not cast); the types are read from the catalog."""
+    statement = sql.SQL("COPY {} ({}) FROM STDIN (FORMAT BINARY)").format(
+        sql.Identifier(table), sql.SQL(", ").join(map(sql.Identifier, columns))
+    )
+    types = _column_types(conn, table, tuple(columns))
+    with conn.cursor() as cur, cur.copy(statement) as copy:
+        copy.set_types(types)
+        for row in rows:
+            copy.write_row(row)
+
+
+_COLUMN_TYPES: dict[tuple[str, tuple[str, ...]], list[int]] = {}
+
+
+def _column_types(conn: psycopg.Connection[TupleRow], table: str, columns: tuple[str, ...]) -> list[int]:
+    """The type OIDs of the columns (cached by name: a scratch table is re-created with the same types)."""
+    key = (table, columns)
+    if key not in _COLUMN_TYPES:
+        found: dict[str, int] = dict(
+            conn.execute(
+                "SELECT attname, atttypid::int FROM pg_attribute"
+                " WHERE attrelid = %s::regclass AND attnum > 0 AND NOT attisdropped",
+                (table,),
+            ).fetchall()
+        )
+        _COLUMN_TYPES[key] = [found[column] for column in columns]
+    return _COLUMN_TYPES[key]

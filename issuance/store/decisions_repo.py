@@ -13,6 +13,8 @@ from typing import Any
 from psycopg import Connection, sql
 from psycopg.rows import TupleRow
 
+from issuance.errors import ReconciliationFailed
+
 Conn = Connection[TupleRow]
 OPEN_STATES = ("AWAITING_AGREEMENT", "PERSONALIZED", "ACTIVATION_REQUESTED")
 DECISION_COLUMNS = ("application_id", "is_new", "from_state", "state", "reasons", "stage", "agreement_id")
@@ -34,18 +36,6 @@ def create_work_tables(conn: Conn) -> None:
         " application_id text PRIMARY KEY, is_new boolean NOT NULL, from_state text, state text NOT NULL,"
         " reasons text[] NOT NULL, stage text NOT NULL, agreement_id text) ON COMMIT DROP"
     )
-
-
-def copy_rows(conn: Conn, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
-    """COPY rows into a table (text format; psycopg adapts bytes, lists and dates)."""
-    if not rows:
-        return
-    statement = sql.SQL("COPY {} ({}) FROM STDIN").format(
-        sql.Identifier(table), sql.SQL(", ").join(map(sql.Identifier, columns))
-    )
-    with conn.cursor() as cur, cur.copy(statement) as copy:
-        for row in rows:
-            copy.write_row(row)
 
 
 def stream(conn: Conn, query: str, params: Sequence[Any] | dict[str, Any]) -> Iterator[list[tuple[Any, ...]]]:
@@ -88,24 +78,43 @@ def drop_staged_application(conn: Conn, run_id: int, topic: str, partition: int,
 # ---------------------------------------------------------------------------------------------------
 
 
-def insert_agreements(conn: Conn, run_id: int) -> int:
-    """Keep the run's agreements as PENDING (a re-sent agreement id once); returns how many are new."""
+def stage_new_agreements(conn: Conn, run_id: int) -> int:
+    """The run's agreements not kept before (a re-sent agreement id once), in a scratch table until the
+    decisions settle their status; returns how many are new."""
     cur = conn.execute(
-        "INSERT INTO agreements (agreement_id, application_id, bank_code, terms_version, document_sha256,"
-        " signed_at, channel, status, received_run_id, source_topic, source_partition, source_offset)"
+        "CREATE TEMP TABLE run_agreements ON COMMIT DROP AS"
         " SELECT DISTINCT ON (agreement_id) agreement_id, application_id, bank_code, terms_version,"
-        "  document_sha256, signed_at, channel, 'PENDING', run_id, source_topic, source_partition,"
-        " source_offset"
-        " FROM staged_agreements WHERE run_id = %s"
-        " ORDER BY agreement_id, source_topic, source_partition, source_offset"
-        " ON CONFLICT (agreement_id) DO NOTHING",
+        "  document_sha256, signed_at, channel, source_topic, source_partition, source_offset"
+        " FROM staged_agreements s WHERE run_id = %s"
+        "  AND NOT EXISTS (SELECT 1 FROM agreements g WHERE g.agreement_id = s.agreement_id)"
+        " ORDER BY agreement_id, source_topic, source_partition, source_offset",
         (run_id,),
     )
+    conn.execute("CREATE INDEX ON run_agreements (application_id)")
     return cur.rowcount
 
 
-def settle_agreements(conn: Conn, business_date: date, window_days: int) -> None:
-    """After the decisions: examined agreements leave PENDING; unknown-application ones may expire."""
+def settle_agreements(conn: Conn, run_id: int, business_date: date, window_days: int) -> None:
+    """After the decisions: the run's new agreements are kept with their settled status, and earlier pending
+    ones leave PENDING once examined. An agreement is MATCHED by its application's decision (INVALID when the
+    agreement step rejected it) or because its application is known; one whose application is still unknown
+    expires `window_days` after signing."""
+    conn.execute(
+        "INSERT INTO agreements (agreement_id, application_id, bank_code, terms_version, document_sha256,"
+        " signed_at, channel, status, received_run_id, source_topic, source_partition, source_offset)"
+        " SELECT r.agreement_id, r.application_id, r.bank_code, r.terms_version, r.document_sha256,"
+        "  r.signed_at, r.channel, CASE"
+        "   WHEN d.application_id IS NOT NULL AND r.agreement_id IS DISTINCT FROM d.agreement_id"
+        "    AND d.stage = 'agreement' AND d.state = 'REJECTED' THEN 'INVALID'"
+        "   WHEN d.application_id IS NOT NULL THEN 'MATCHED'"
+        "   WHEN EXISTS (SELECT 1 FROM applications a WHERE a.application_id = r.application_id)"
+        "    THEN 'MATCHED'"
+        "   WHEN (r.signed_at AT TIME ZONE 'UTC')::date + %(window)s <= %(date)s THEN 'EXPIRED'"
+        "   ELSE 'PENDING' END,"
+        "  %(run)s, r.source_topic, r.source_partition, r.source_offset"
+        " FROM run_agreements r LEFT JOIN run_decisions d ON d.application_id = r.application_id",
+        {"run": run_id, "window": window_days, "date": business_date},
+    )
     conn.execute(
         "UPDATE agreements g SET status = CASE"
         "  WHEN g.agreement_id = d.agreement_id THEN 'MATCHED'"
@@ -168,33 +177,51 @@ WITH candidates AS (
 SELECT c.application_id, c.is_new, c.application_type, c.bank_code, c.submitted_at, c.submitted_utc_offset,
        g.agreement_id, g.bank_code, g.terms_version, g.document_sha256, g.signed_at, g.channel
 FROM candidates c
-LEFT JOIN agreements g ON g.application_id = c.application_id AND g.status = 'PENDING'
+LEFT JOIN (
+    SELECT agreement_id, application_id, bank_code, terms_version, document_sha256, signed_at, channel
+    FROM agreements WHERE status = 'PENDING'
+    UNION ALL
+    SELECT agreement_id, application_id, bank_code, terms_version, document_sha256, signed_at, channel
+    FROM run_agreements
+) g ON g.application_id = c.application_id
 ORDER BY c.application_id, g.agreement_id
 """
 
 
 def apply_decisions(conn: Conn, run_id: int) -> None:
-    """New applications inserted with their decided state; re-examined ones updated; history of each step."""
-    conn.execute(
+    """New applications inserted with their decided state; re-examined ones updated; history of each step.
+
+    Every decision must reach its application (the history, cards and accounts written from the decisions have
+    no per-row foreign key, migration 0008): a shortfall fails the run."""
+    expected = conn.execute(
+        "SELECT count(*) FILTER (WHERE is_new), count(*) FILTER (WHERE NOT is_new) FROM run_decisions"
+    ).fetchone()
+    assert expected is not None
+    inserted = conn.execute(
         "INSERT INTO applications (application_id, application_type, branch_code, bank_code, channel,"
         " person_key, id_number_enc, name_enc, phone_enc, guardian_id_enc, card_number, materials,"
         " submitted_at, submitted_utc_offset, area_code, state, reasons, is_open, agreement_id,"
-        " first_run_id, last_run_id, source_topic, source_partition, source_offset)"
+        " first_run_id, last_run_id, source_topic, source_partition, source_offset, slot)"
         " SELECT s.application_id, s.application_type, s.branch_code, s.bank_code, s.channel, s.person_key,"
         "  s.id_number_enc, s.name_enc, s.phone_enc, s.guardian_id_enc, s.card_number, s.materials,"
         "  s.submitted_at, s.submitted_utc_offset, s.area_code, d.state, d.reasons,"
         "  d.state = ANY(%(open)s), d.agreement_id, %(run)s, %(run)s, s.source_topic, s.source_partition,"
-        "  s.source_offset"
+        "  s.source_offset, s.slot"
         " FROM staged_applications s JOIN run_decisions d ON d.application_id = s.application_id AND d.is_new"
         " WHERE s.run_id = %(run)s",
         {"run": run_id, "open": list(OPEN_STATES)},
-    )
-    conn.execute(
+    ).rowcount
+    updated = conn.execute(
         "UPDATE applications a SET state = d.state, reasons = d.reasons, is_open = d.state = ANY(%(open)s),"
         " agreement_id = d.agreement_id, last_run_id = %(run)s, version = a.version + 1, updated_at = now()"
         " FROM run_decisions d WHERE NOT d.is_new AND a.application_id = d.application_id",
         {"run": run_id, "open": list(OPEN_STATES)},
-    )
+    ).rowcount
+    if (inserted, updated) != tuple(expected):
+        raise ReconciliationFailed(
+            f"run {run_id}: {expected[0]} new and {expected[1]} re-examined decisions, but {inserted}"
+            f" applications inserted and {updated} updated"
+        )
     # NEW_CARD goes PERSONALIZED then ACTIVATION_REQUESTED in the same run; FINANCIAL_ACTIVATION skips the
     # first.
     # No ON CONFLICT: every row is new to this run's one transaction (a conflict would be a bug and fails the
@@ -223,11 +250,59 @@ def apply_decisions(conn: Conn, run_id: int) -> None:
 # Allocation
 # ---------------------------------------------------------------------------------------------------
 
-ACCEPTED_QUERY = """
-SELECT a.application_id, a.application_type, a.bank_code, a.branch_code, a.area_code, a.person_key,
-       a.card_number, a.id_number_enc, a.name_enc, a.activation_attempts
+
+def insert_personalized(
+    conn: Conn, run_id: int, issued: date, valid_until: date, spec_version: str, topics: dict[str, str]
+) -> tuple[int, int, int]:
+    """Cards, accounts and first activation requests of the applications this run read and accepted, from
+    what the Beam workers personalized; returns (cards, accounts, requests)."""
+    accepted = (
+        " FROM run_decisions d JOIN staged_applications s"
+        "  ON s.run_id = %(run)s AND s.application_id = d.application_id"
+        " WHERE d.is_new AND d.state = 'ACTIVATION_REQUESTED'"
+    )
+    params = {"run": run_id, "issued": issued, "until": valid_until, "spec": spec_version}
+    cards = conn.execute(
+        "INSERT INTO cards (card_number, application_id, person_key, card_identification_code, area_code,"
+        " bank_code, sequence, issue_date, valid_until, spec_version, status, run_id)"
+        " SELECT s.new_card_number, s.application_id, s.person_key, s.card_identification_code, s.area_code,"
+        "  s.bank_code, s.slot, %(issued)s, %(until)s, %(spec)s, 'IN_PRODUCTION', %(run)s"
+        + accepted
+        + " AND s.application_type = 'NEW_CARD'",
+        params,
+    ).rowcount
+    accounts = conn.execute(
+        "INSERT INTO bank_accounts (application_id, bank_code, sequence, account_index, account_number_enc,"
+        " card_number, status, run_id)"
+        " SELECT s.application_id, s.bank_code, s.slot, s.account_index, s.account_number_enc,"
+        "  coalesce(s.new_card_number, s.card_number), 'REQUESTED', %(run)s" + accepted,
+        params,
+    ).rowcount
+    requests = conn.execute(
+        "INSERT INTO outbox (event_id, topic, message_key, payload, event_type, run_id, payload_encrypted)"
+        " SELECT s.request_event_id, t.topic, convert_to(s.application_id, 'UTF8'), s.request_payload,"
+        "  'ActivationRequested', %(run)s, true"
+        + accepted.replace(
+            " WHERE",
+            " JOIN unnest(%(banks)s::text[], %(topics)s::text[]) AS t(bank, topic)"
+            " ON t.bank = s.bank_code WHERE",
+        ),
+        {**params, "banks": list(topics), "topics": list(topics.values())},
+    ).rowcount
+    missing = conn.execute("SELECT count(*)" + accepted + " AND s.request_payload IS NULL", params).fetchone()
+    if not (missing and missing[0] == 0) or requests != accounts:
+        raise ReconciliationFailed(
+            f"run {run_id}: {accounts} accounts but {requests} activation requests"
+            f" ({missing[0] if missing else '?'} accepted applications were not personalized)"
+        )
+    return cards, accounts, requests
+
+
+REEXAMINED_ACCEPTED_QUERY = """
+SELECT a.application_id, a.application_type, a.bank_code, a.area_code, a.person_key, a.card_number,
+       a.id_number_enc, a.name_enc, a.activation_attempts, a.slot
 FROM run_decisions d JOIN applications a USING (application_id)
-WHERE d.state = 'ACTIVATION_REQUESTED' AND d.application_id > %(after)s
+WHERE NOT d.is_new AND d.state = 'ACTIVATION_REQUESTED' AND d.application_id > %(after)s
   AND a.application_id > %(after)s  -- both sides start at the page: no rescan from the first row
 ORDER BY d.application_id
 LIMIT %(limit)s
@@ -243,21 +318,6 @@ WHERE a.state = 'ACTIVATION_FAILED' AND a.activation_attempts < %s
 ORDER BY a.application_id
 FOR UPDATE OF a
 """
-
-
-def counters(conn: Conn) -> dict[str, int]:
-    """Allocation counters, locked until the run commits (next value to hand out)."""
-    rows = conn.execute("SELECT name, next_value FROM allocation_counters ORDER BY name FOR UPDATE")
-    return {str(name): int(value) for name, value in rows}
-
-
-def save_counters(conn: Conn, values: dict[str, int]) -> None:
-    with conn.cursor() as cur:
-        cur.executemany(
-            "INSERT INTO allocation_counters (name, next_value) VALUES (%s, %s)"
-            " ON CONFLICT (name) DO UPDATE SET next_value = excluded.next_value",
-            sorted(values.items()),
-        )
 
 
 def mark_requested_again(

@@ -12,6 +12,7 @@ from psycopg.rows import TupleRow
 from psycopg.types.json import Jsonb
 
 from issuance.errors import IssuanceError
+from issuance.store.db import copy_rows
 
 Conn = Connection[TupleRow]
 
@@ -36,6 +37,13 @@ STAGED_APPLICATION_COLUMNS = (
     "submitted_utc_offset",
     "area_code",
     "reasons",
+    "slot",
+    "new_card_number",
+    "card_identification_code",
+    "account_index",
+    "account_number_enc",
+    "request_event_id",
+    "request_payload",
 )
 STAGED_AGREEMENT_COLUMNS = (
     "run_id",
@@ -78,13 +86,15 @@ class Run:
     plan: list[dict[str, Any]]
     staged: bool
     counters: dict[str, Any] | None
+    first_slot: int  # the slot of the plan's first application record (see migration 0009)
 
 
 def _run(row: Sequence[Any]) -> Run:
-    return Run(int(row[0]), row[1], str(row[2]), list(row[3]), row[4] is not None, row[5])
+    return Run(int(row[0]), row[1], str(row[2]), list(row[3]), row[4] is not None, row[5], int(row[6] or 0))
 
 
-_RUN_COLUMNS = "run_id, business_date, status, plan, staged_at, counters"
+_RUN_COLUMNS = "run_id, business_date, status, plan, staged_at, counters, first_slot"
+SLOT_COUNTER = "slot"
 
 
 NIGHTLY_LOCK = 0x155C_0001  # advisory lock key: one nightly process at a time
@@ -116,14 +126,29 @@ def get_run(conn: Conn, run_id: int) -> Run:
     return _run(row)
 
 
-def create_run(conn: Conn, business_date: date, plan: list[dict[str, Any]]) -> Run:
-    """A new PLANNED run with its plan (the unique index allows one run in flight)."""
+def create_run(conn: Conn, business_date: date, plan: list[dict[str, Any]], slots: int) -> Run:
+    """A new PLANNED run with its plan and `slots` slots reserved (one per application record planned); the
+    unique index allows one run in flight."""
+    first_slot = reserve_slots(conn, slots)
     row = conn.execute(
-        f"INSERT INTO runs (business_date, status, plan) VALUES (%s, 'PLANNED', %s) RETURNING {_RUN_COLUMNS}",
-        (business_date, Jsonb(plan)),
+        "INSERT INTO runs (business_date, status, plan, first_slot) VALUES (%s, 'PLANNED', %s, %s)"
+        f" RETURNING {_RUN_COLUMNS}",
+        (business_date, Jsonb(plan), first_slot),
     ).fetchone()
     assert row is not None
     return _run(row)
+
+
+def reserve_slots(conn: Conn, count: int) -> int:
+    """The first of `count` consecutive slots, taken from the slot counter (locked until commit)."""
+    row = conn.execute(
+        "INSERT INTO allocation_counters (name, next_value) VALUES (%(name)s, 1 + %(n)s)"
+        " ON CONFLICT (name) DO UPDATE SET next_value = allocation_counters.next_value + %(n)s"
+        " RETURNING next_value - %(n)s",
+        {"name": SLOT_COUNTER, "n": count},
+    ).fetchone()
+    assert row is not None
+    return int(row[0])
 
 
 def mark_running(conn: Conn, run_id: int) -> None:
@@ -182,9 +207,9 @@ def replace_chunk(
     rows: dict[str, Sequence[Sequence[Any]]],
 ) -> None:
     """Replace one chunk's staged rows in one transaction: a retried bundle never adds rows twice."""
-    with conn.transaction(), conn.cursor() as cur:
+    with conn.transaction():
         for table, columns in STAGING_TABLES.items():
-            cur.execute(
+            conn.execute(
                 sql.SQL(
                     "DELETE FROM {} WHERE run_id = %s AND source_topic = %s AND source_partition = %s"
                     " AND source_offset >= %s AND source_offset < %s"
@@ -192,14 +217,8 @@ def replace_chunk(
                 (run_id, topic, partition, start, end),
             )
             table_rows = rows.get(table, ())
-            if not table_rows:
-                continue
-            copy_sql = sql.SQL("COPY {} ({}) FROM STDIN").format(
-                sql.Identifier(table), sql.SQL(", ").join(map(sql.Identifier, columns))
-            )
-            with cur.copy(copy_sql) as copy:
-                for row in table_rows:
-                    copy.write_row(row)
+            if table_rows:
+                copy_rows(conn, table, columns, table_rows)
 
 
 def staged_counts(conn: Conn, run_id: int) -> dict[str, int]:

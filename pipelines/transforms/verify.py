@@ -1,8 +1,11 @@
-"""Verify stage: each application against the registry (bulk lookups per batch) and the catalog."""
+"""Verify stage: each application against the registry (bulk lookups per batch) and the catalog; those that
+pass are personalized right away from their slot (`pipelines.personalize`), in the worker that has them."""
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from typing import Any
 
 import apache_beam as beam
@@ -15,10 +18,12 @@ from issuance.domain.verification import verify
 from issuance.store.db import connect
 from issuance.store.reference_repo import lookup_cards, lookup_persons
 from issuance.store.run_repo import issued_card_holders
+from pipelines.personalize import Candidate, Personalized, personalize
 from pipelines.records import StagedBatch
 from pipelines.transforms.decode import DecodedBatch
 
 STAGE = "verify"
+FIRST_ATTEMPT = 1
 
 
 def _utc_offset_seconds(application: Application) -> int:
@@ -27,7 +32,8 @@ def _utc_offset_seconds(application: Application) -> int:
 
 
 class VerifyBatch(beam.DoFn):  # type: ignore[misc]
-    """DecodedBatch -> StagedBatch: verification reasons per application, personal data encrypted."""
+    """DecodedBatch -> StagedBatch: verification reasons per application, personal data encrypted, those that
+    passed personalized."""
 
     def __init__(self, database_url: str, vault: Vault, catalog: ReferenceData) -> None:
         self._database_url = database_url
@@ -60,6 +66,9 @@ class VerifyBatch(beam.DoFn):  # type: ignore[misc]
                 app.guardian_id_number,
             )
         )
+        rows: list[tuple[Any, ...]] = []
+        outcomes: Counter[str] = Counter()
+        passed: list[Candidate] = []
         for index, ((offset, app), key) in enumerate(zip(batch.applications, keys, strict=True)):
             reasons = verify(
                 app,
@@ -68,13 +77,25 @@ class VerifyBatch(beam.DoFn):  # type: ignore[misc]
                 app.card_number in registered if app.card_number else False,
                 key in holders,
             )
-            for reason in reasons:
-                Metrics.counter(STAGE, reason.value).inc()
-            if not reasons:
-                Metrics.counter(STAGE, "passed").inc()
+            outcomes.update([r.value for r in reasons] or ["passed"])
             branch = catalog.branches.get(app.branch_code)
+            area_code = branch.area_code if branch else None
             id_enc, name_enc, phone_enc, guardian_enc = sealed[4 * index : 4 * index + 4]
-            out.applications.append(
+            if not reasons:
+                passed.append(
+                    Candidate(
+                        app.application_id,
+                        app.application_type.value,
+                        app.bank_code,
+                        area_code,
+                        app.card_number,
+                        app.applicant.id_number,
+                        app.applicant.name,
+                        chunk.slot(offset),
+                        FIRST_ATTEMPT,
+                    )
+                )
+            rows.append(
                 (
                     chunk.run_id,
                     chunk.topic,
@@ -94,16 +115,38 @@ class VerifyBatch(beam.DoFn):  # type: ignore[misc]
                     [m.value for m in app.materials],
                     app.submitted_at,
                     _utc_offset_seconds(app),
-                    branch.area_code if branch else None,
+                    area_code,
                     [r.value for r in reasons],
+                    chunk.slot(offset),
                 )
             )
+        for outcome, count in outcomes.items():
+            Metrics.counter(STAGE, outcome).inc(count)
+        # `passed` holds, in row order, the applications whose rows have no reasons.
+        personalized = iter(personalize(passed, catalog.banks, vault, chunk.run_id, datetime.now(UTC)))
+        out.applications = [
+            row + _personalization_columns(next(personalized) if not row[-2] else None) for row in rows
+        ]
         yield out
 
     def teardown(self) -> None:
         if self._conn is not None:
             self._conn.close()
             self._conn = None
+
+
+def _personalization_columns(p: Personalized | None) -> tuple[Any, ...]:
+    """The staged columns after `slot` (all empty for an application that failed verification)."""
+    if p is None:
+        return (None,) * 6
+    return (
+        p.new_card_number,
+        p.card_identification_code,
+        p.account_index,
+        p.account_number_enc,
+        p.request_event_id,
+        p.request_payload,
+    )
 
 
 def _agreement_rows(batch: DecodedBatch) -> list[tuple[Any, ...]]:
