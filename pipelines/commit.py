@@ -12,6 +12,7 @@ from __future__ import annotations
 import itertools
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta, timezone
@@ -146,15 +147,23 @@ def apply_night(conn: Conn, night: NightContext) -> CommitStats:
     repo.analyze(conn, "run_decisions")
     with timer("apply_decisions"):
         repo.apply_decisions(conn, run_id)
-    with timer("settle_agreements"):
-        repo.settle_agreements(conn, run_id, night.run.business_date, night.window_days)
-    with timer("allocate"):
-        _allocate_and_request(conn, night, stats)
-    crash_point("allocated")
-    with timer("request_again"):
-        _request_failed_again(conn, night, stats)
-    with timer("decision_events"):
-        stats.decisions = _decision_events(conn, night)
+    # The decisions' events are encoded on a thread while PostgreSQL writes history, agreements and cards.
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="decision-events") as pool:
+        with timer("decisions_read"):
+            encoded = pool.submit(_decision_events, night, conn.execute(repo.DECISIONS_QUERY).fetchall())
+        with timer("history"):
+            repo.record_history(conn, run_id)
+        with timer("settle_agreements"):
+            repo.settle_agreements(conn, run_id, night.run.business_date, night.window_days)
+        with timer("allocate"):
+            _allocate_and_request(conn, night, stats)
+        crash_point("allocated")
+        with timer("request_again"):
+            _request_failed_again(conn, night, stats)
+        with timer("decision_events"):
+            events = encoded.result()
+            copy_rows(conn, "outbox", repo.OUTBOX_COLUMNS, events)
+            stats.decisions = len(events)
     with timer("dead_letter_events"):
         stats.dead_letters = _dead_letter_events(conn, night)
     return stats
@@ -439,38 +448,33 @@ def _sealed(vault: Vault, rows: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
     return [(*row[:3], envelope, *row[4:]) for row, envelope in zip(rows, sealed, strict=True)]
 
 
-def _decision_events(conn: Conn, night: NightContext) -> int:
-    """One DecisionIssued per decision of the run, for the branch (encoded in bulk; no personal data)."""
+def _decision_events(night: NightContext, decided: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
+    """Outbox rows of one DecisionIssued per decision of the run, for the branch (no personal data)."""
     run_id = night.run.run_id
     decided_at = DecisionIssued("", "", "", State.SUBMITTED, (), datetime.now(UTC), run_id).to_record()[
         "decided_at"
     ]  # the record's own timestamp format, computed once
     topic = night.topics.decisions
-    total = 0
-    for page in repo.pages(conn, repo.DECISIONS_QUERY, {}):
-        ids = [decision_event_id(app, State(state), run_id) for app, _branch, state, _reasons in page]
-        payloads = encode_many(
-            DecisionIssued.RECORD,
-            (
-                {
-                    "event_id": event_id,
-                    "application_id": app,
-                    "branch_code": branch,
-                    "state": state,
-                    "reasons": list(reasons),
-                    "decided_at": decided_at,
-                    "run_id": run_id,
-                }
-                for event_id, (app, branch, state, reasons) in zip(ids, page, strict=True)
-            ),
-        )
-        outbox = [
-            (event_id, topic, row[0].encode(), payload, "DecisionIssued", run_id, False)
-            for event_id, row, payload in zip(ids, page, payloads, strict=True)
-        ]
-        copy_rows(conn, "outbox", repo.OUTBOX_COLUMNS, outbox)
-        total += len(outbox)
-    return total
+    ids = [decision_event_id(app, State(state), run_id) for app, _branch, state, _reasons in decided]
+    payloads = encode_many(
+        DecisionIssued.RECORD,
+        (
+            {
+                "event_id": event_id,
+                "application_id": app,
+                "branch_code": branch,
+                "state": state,
+                "reasons": list(reasons),
+                "decided_at": decided_at,
+                "run_id": run_id,
+            }
+            for event_id, (app, branch, state, reasons) in zip(ids, decided, strict=True)
+        ),
+    )
+    return [
+        (event_id, topic, row[0].encode(), payload, "DecisionIssued", run_id, False)
+        for event_id, row, payload in zip(ids, decided, payloads, strict=True)
+    ]
 
 
 def _dead_letter_events(conn: Conn, night: NightContext) -> int:

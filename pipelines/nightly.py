@@ -43,6 +43,7 @@ from pipelines.transforms.stage import StageChunks
 from pipelines.transforms.verify import VerifyApplications
 
 Progress = Callable[[str, dict[str, int]], None]
+PROGRESS_INTERVAL_S = 1.0
 
 
 def _quiet(_stage: str, _counts: dict[str, int]) -> None:
@@ -140,7 +141,7 @@ class _StagingWatcher:
 
     def _loop(self) -> None:
         with connect(self._database_url, autocommit=True, application_name="issuance-progress") as conn:
-            while not self._stop.wait(0.5):
+            while not self._stop.wait(PROGRESS_INTERVAL_S):
                 counts = run_repo.staged_counts(conn, self._run_id)
                 self._progress("stage", {k.removeprefix("staged_"): v for k, v in counts.items()})
 
@@ -186,7 +187,7 @@ def run(
         counters: dict[str, int] = dict(run_.counters or {})
         if not run_.staged:
             t0 = time.monotonic()
-            run_repo.clear_staging(conn, run_.run_id)
+            run_repo.clear_staging(conn)
             run_repo.mark_running(conn, run_.run_id)
             conn.commit()
             chunks = split_chunks(run_.run_id, plan, kinds, settings.chunk_size, run_.first_slot)
@@ -250,9 +251,7 @@ def _commit(conn: Any, night: NightContext, topics: Topics) -> dict[str, Any]:
             if not report["balanced"]:
                 raise ReconciliationFailed(f"run {run_id} does not balance: {report['total']}")
             run_repo.advance_checkpoints(conn, run_id, night.run.plan)
-            from issuance.store.decisions_repo import clear_run_staging
-
-            clear_run_staging(conn, run_id)
+            run_repo.clear_staging(conn)
             run_repo.finish_run(
                 conn, run_id, status="SUCCEEDED", balanced=True, reconciliation=report, error=None
             )

@@ -57,22 +57,22 @@ def publish_outbox(
     it is stamped on a second connection, so PostgreSQL's work overlaps the producer's."""
     producer = _producer(bootstrap)
     sent = 0
-    after = ""  # keyset over the primary key: no sort, and rows stamped earlier are not scanned again
+    after = 0  # keyset over the write order (outbox.seq): rows stamped earlier are not scanned again
     _acquire(conn)
     try:
         with _Stamper(database_url) as stamper:
             while True:
                 rows = conn.execute(
-                    "SELECT event_id, topic, message_key, payload, payload_encrypted FROM outbox"
-                    " WHERE published_at IS NULL AND event_id > %(after)s"
+                    "SELECT event_id, topic, message_key, payload, payload_encrypted, seq FROM outbox"
+                    " WHERE published_at IS NULL AND seq > %(after)s"
                     " AND (%(run)s::bigint IS NULL OR run_id = %(run)s)"
-                    " ORDER BY event_id LIMIT %(n)s",
+                    " ORDER BY seq LIMIT %(n)s",
                     {"run": run_id, "n": BATCH, "after": after},
                 ).fetchall()
                 _end_read(conn)
                 if not rows:
                     break
-                after = str(rows[-1][0])
+                after = int(rows[-1][5])
                 futures: list[Any] = []
                 for topic, partition, key, value in _in_partition_order(producer, rows, vault):
                     futures.append(producer.send(topic, key=key, value=value, partition=partition))
@@ -82,7 +82,7 @@ def publish_outbox(
                     raise BrokerUnavailable(f"publishing the outbox failed: {failed}")
                 if before_stamp is not None:
                     before_stamp(len(rows))  # sent, not yet stamped (fault injection: re-sent after a crash)
-                stamper.stamp([r[0] for r in rows])
+                stamper.stamp([r[5] for r in rows])
                 sent += len(rows)
                 if after_batch is not None:
                     after_batch(sent)
@@ -130,13 +130,15 @@ class _Stamper:
         self._conn = connect(self._database_url, autocommit=True, application_name="issuance-outbox-relay")
         return self
 
-    def stamp(self, event_ids: list[str]) -> None:
+    def stamp(self, seqs: list[int]) -> None:
         self._wait()  # the batch before (its failure surfaces here)
-        self._pending = self._pool.submit(self._update, event_ids)
+        self._pending = self._pool.submit(self._update, seqs)
 
-    def _update(self, event_ids: list[str]) -> None:
+    def _update(self, seqs: list[int]) -> None:
         assert self._conn is not None
-        self._conn.execute("UPDATE outbox SET published_at = now() WHERE event_id = ANY(%s)", (event_ids,))
+        self._conn.execute(
+            "UPDATE outbox SET published_at = now() WHERE published_at IS NULL AND seq = ANY(%s)", (seqs,)
+        )
 
     def _wait(self) -> None:
         if self._pending is not None:
@@ -175,7 +177,7 @@ def _in_partition_order(
     producer batch fills before the next is opened: far fewer sender wake-ups than in arrival order."""
     partitions: dict[str, list[int]] = {}
     out = []
-    for _event_id, topic, key, payload, sealed in rows:
+    for _event_id, topic, key, payload, sealed, _seq in rows:
         value = open_payload(vault, payload) if sealed else bytes(payload)
         key_bytes = bytes(key) if key is not None else None
         partition = None

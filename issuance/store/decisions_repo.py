@@ -222,8 +222,11 @@ def apply_decisions(conn: Conn, run_id: int) -> None:
             f"run {run_id}: {expected[0]} new and {expected[1]} re-examined decisions, but {inserted}"
             f" applications inserted and {updated} updated"
         )
-    # NEW_CARD goes PERSONALIZED then ACTIVATION_REQUESTED in the same run; FINANCIAL_ACTIVATION skips the
-    # first.
+
+
+def record_history(conn: Conn, run_id: int) -> None:
+    """The history of every decision: read, then the decided state; NEW_CARD goes PERSONALIZED then
+    ACTIVATION_REQUESTED in the same run, FINANCIAL_ACTIVATION skips the first."""
     # No ON CONFLICT: every row is new to this run's one transaction (a conflict would be a bug and fails the
     # run loudly), and speculative insertion costs an extra index probe per row.
     conn.execute(
@@ -350,9 +353,7 @@ def mark_requested_again(
 DECISIONS_QUERY = """
 SELECT d.application_id, a.branch_code, d.state, d.reasons
 FROM run_decisions d JOIN applications a USING (application_id)
-WHERE d.application_id > %(after)s AND a.application_id > %(after)s
 ORDER BY d.application_id
-LIMIT %(limit)s
 """
 
 
@@ -386,11 +387,6 @@ def insert_dead_letters(conn: Conn, run_id: int) -> list[tuple[Any, ...]]:
 
 
 OUTBOX_COLUMNS = ("event_id", "topic", "message_key", "payload", "event_type", "run_id", "payload_encrypted")
-
-
-def clear_run_staging(conn: Conn, run_id: int) -> None:
-    for table in ("staged_applications", "staged_agreements", "staged_dead_letters"):
-        conn.execute(sql.SQL("DELETE FROM {} WHERE run_id = %s").format(sql.Identifier(table)), (run_id,))
 
 
 def as_datetime(value: Any) -> datetime:

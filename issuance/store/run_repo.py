@@ -191,10 +191,12 @@ def advance_checkpoints(conn: Conn, run_id: int, plan: Iterable[dict[str, Any]])
         )
 
 
-def clear_staging(conn: Conn, run_id: int) -> None:
-    """Forget what a crashed attempt of this run staged: it is staged again from Kafka."""
-    for table in STAGING_TABLES:
-        conn.execute(sql.SQL("DELETE FROM {} WHERE run_id = %s").format(sql.Identifier(table)), (run_id,))
+def clear_staging(conn: Conn) -> None:
+    """Empty the staging tables: before a run stages (a crashed attempt's rows are staged again from Kafka)
+    and once its commit has applied them. One run is in flight at a time, so they hold nothing else worth
+    keeping (a failed run's rows at most)."""
+    tables = [*STAGING_TABLES, "staged_chunks"]
+    conn.execute(sql.SQL("TRUNCATE {}").format(sql.SQL(", ").join(map(sql.Identifier, tables))))
 
 
 def replace_chunk(
@@ -219,17 +221,25 @@ def replace_chunk(
             table_rows = rows.get(table, ())
             if table_rows:
                 copy_rows(conn, table, columns, table_rows)
+        conn.execute(
+            "INSERT INTO staged_chunks (run_id, source_topic, source_partition, start_offset, applications,"
+            " agreements, dead_letters) VALUES (%s, %s, %s, %s, %s, %s, %s)"
+            " ON CONFLICT (run_id, source_topic, source_partition, start_offset) DO UPDATE SET"
+            " applications = excluded.applications, agreements = excluded.agreements,"
+            " dead_letters = excluded.dead_letters",
+            (run_id, topic, partition, start, *(len(rows.get(table, ())) for table in STAGING_TABLES)),
+        )
 
 
 def staged_counts(conn: Conn, run_id: int) -> dict[str, int]:
     """How many rows each staging table holds for the run (progress while the pipeline runs)."""
-    counts = {}
-    for table in STAGING_TABLES:
-        row = conn.execute(
-            sql.SQL("SELECT count(*) FROM {} WHERE run_id = %s").format(sql.Identifier(table)), (run_id,)
-        ).fetchone()
-        counts[table] = int(row[0]) if row else 0
-    return counts
+    row = conn.execute(
+        "SELECT coalesce(sum(applications), 0), coalesce(sum(agreements), 0), coalesce(sum(dead_letters), 0)"
+        " FROM staged_chunks WHERE run_id = %s",
+        (run_id,),
+    ).fetchone()
+    assert row is not None
+    return {table: int(count) for table, count in zip(STAGING_TABLES, row, strict=True)}
 
 
 def issued_card_holders(conn: Conn, person_keys: Collection[bytes]) -> set[bytes]:
