@@ -9,6 +9,7 @@ chunk); everything that becomes visible commits in `pipelines.commit.apply_night
 from __future__ import annotations
 
 import argparse
+import os
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -114,6 +115,16 @@ def build_pipeline(
     )
 
 
+def _runner_args(beam_args: list[str], planned: int, settings: Settings) -> list[str]:
+    """The Beam options of the run: as given, or worker processes for a big night when none are given."""
+    if any(arg.startswith("--direct_running_mode") for arg in beam_args):
+        return beam_args
+    if planned < settings.parallel_from_records:
+        return beam_args
+    workers = settings.beam_workers or os.cpu_count() or 1
+    return [*beam_args, "--direct_running_mode=multi_processing", f"--direct_num_workers={workers}"]
+
+
 def _counters(result: Any) -> dict[str, int]:
     counts: dict[str, int] = {}
     for counter in result.metrics().query()["counters"]:
@@ -191,7 +202,7 @@ def run(
             run_repo.mark_running(conn, run_.run_id)
             conn.commit()
             chunks = split_chunks(run_.run_id, plan, kinds, settings.chunk_size, run_.first_slot)
-            options = PipelineOptions(beam_args)
+            options = PipelineOptions(_runner_args(beam_args, planned, settings))
             with _StagingWatcher(endpoints.database_url, run_.run_id, progress):
                 pipeline = beam.Pipeline(options=options)
                 build_pipeline(
@@ -282,6 +293,7 @@ def _publish(
         endpoints.database_url,
         after_batch=after_batch,
         before_stamp=before_stamp,
+        processes=settings.relay_processes or os.cpu_count() or 1,
     )
 
 
