@@ -1,15 +1,14 @@
 """Nightly throughput against the raw floor, on the same data, in one invocation; and peak memory.
 
-    python -m benchmarks.nightly --applications 200000 \\
-        [--beam-args "--direct_running_mode=multi_processing --direct_num_workers=2"]
+    python -m benchmarks.nightly --applications 200000 [--beam-args "--direct_running_mode=in_memory"]
 
 Starts a throw-away broker and PostgreSQL, generates N applications (night 1 of the generator, with its
 agreements and malformed messages), publishes them, then measures:
-  floor:   one process, assigned consumer over the same planned ranges, Avro decode + contract parse, COPY
-  of the
-           decoded fields into an unlogged table;
+  floor:   one process, assigned consumer over the same planned ranges, Avro decode + contract parse, COPY of
+           the decoded fields into an unlogged table;
   nightly: `pipelines.nightly.run` end to end (plan, Beam staging, the one-transaction commit, vendor files,
-           outbox relay).
+           outbox relay), with the run's default options unless --beam-args are given (a night of 50,000
+           records or more: Beam workers and relay processes, one per CPU).
 Peak memory is the largest sum of RSS over this process and all its children (Beam workers included), sampled.
 N defaults to BENCH_N or 200,000.
 """
