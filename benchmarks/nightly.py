@@ -34,8 +34,10 @@ GIB = 1024**3
 
 
 class PeakMemory:
-    """RSS sampled every 200 ms: this process and its descendants (`peak`); those plus the processes whose
-    command line names `also` (the throw-away PostgreSQL server, not our descendant: `peak_all`)."""
+    """Memory sampled while the run goes: `peak`, the RSS of this process and its descendants (every 200 ms);
+    `peak_all`, the proportional set size (PSS: shared pages split between the processes sharing them, so the
+    server's shared buffers count once) of those plus the processes whose command line names `also` (the
+    throw-away PostgreSQL server, not our descendant), every second. RSS where PSS cannot be read."""
 
     def __init__(self, also: str | None = None) -> None:
         self.peak = 0
@@ -54,13 +56,29 @@ class PeakMemory:
                 continue
         return total
 
+    @staticmethod
+    def _pss(processes: list[psutil.Process]) -> int:
+        total = 0
+        for proc in processes:
+            try:
+                total += proc.memory_full_info().pss
+            except psutil.AccessDenied:
+                try:
+                    total += proc.memory_info().rss
+                except psutil.Error:
+                    continue
+            except psutil.Error:
+                continue
+        return total
+
     def _loop(self) -> None:
         me = psutil.Process()
+        samples = 0
         while not self._stop.wait(0.2):
             mine = [me, *me.children(recursive=True)]
-            own = self._rss(mine)
-            self.peak = max(self.peak, own)
-            if self._also:
+            self.peak = max(self.peak, self._rss(mine))
+            samples += 1
+            if self._also and samples % 5 == 0:
                 pids = {p.pid for p in mine}
                 others = []
                 for proc in psutil.process_iter(["cmdline"]):
@@ -68,7 +86,7 @@ class PeakMemory:
                     if proc.pid not in pids and self._also in cmdline:
                         others.append(proc)
                         others.extend(c for c in proc.children(recursive=True) if c.pid not in pids)
-                self.peak_all = max(self.peak_all, own + self._rss(others))
+                self.peak_all = max(self.peak_all, self._pss(mine + others))
 
     def __enter__(self) -> PeakMemory:
         self._thread.start()
@@ -289,9 +307,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         print(f"ratio       {nightly_rate / floor_rate:>10.3f} (target 0.25, goal 0.5)")
         print(f"peak memory {memory.peak / GIB:>10.2f} GiB (this process, Beam workers, broker; limit 4 GiB)")
-        print(
-            f"  with PostgreSQL {memory.peak_all / GIB:>4.2f} GiB (RSS sum, shared memory per backend)"
-        )
+        print(f"  with PostgreSQL {memory.peak_all / GIB:>4.2f} GiB (PSS sum: shared memory counted once)")
         print(
             "commit      "
             + ", ".join(f"{k} {v:.1f}" for k, v in result.reconciliation["run"]["commit_timings_s"].items())
