@@ -22,7 +22,7 @@ import shlex
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -31,6 +31,19 @@ import psutil
 from pydantic import SecretStr
 
 GIB = 1024**3
+
+
+def _measure(proc: psutil.Process, read: Callable[[psutil.Process], int]) -> int:
+    """`read(proc)`; its RSS when that is not allowed; 0 once the process is gone."""
+    try:
+        return read(proc)
+    except psutil.AccessDenied:
+        try:
+            return int(proc.memory_info().rss)
+        except psutil.Error:
+            return 0
+    except psutil.Error:
+        return 0
 
 
 class PeakMemory:
@@ -48,28 +61,11 @@ class PeakMemory:
 
     @staticmethod
     def _rss(processes: list[psutil.Process]) -> int:
-        total = 0
-        for proc in processes:
-            try:
-                total += proc.memory_info().rss
-            except (psutil.NoSuchProcess, psutil.AccessDenied):
-                continue
-        return total
+        return sum(_measure(proc, lambda p: p.memory_info().rss) for proc in processes)
 
     @staticmethod
     def _pss(processes: list[psutil.Process]) -> int:
-        total = 0
-        for proc in processes:
-            try:
-                total += proc.memory_full_info().pss
-            except psutil.AccessDenied:
-                try:
-                    total += proc.memory_info().rss
-                except psutil.Error:
-                    continue
-            except psutil.Error:
-                continue
-        return total
+        return sum(_measure(proc, lambda p: p.memory_full_info().pss) for proc in processes)
 
     def _loop(self) -> None:
         me = psutil.Process()

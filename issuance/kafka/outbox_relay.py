@@ -65,7 +65,11 @@ def publish_outbox(
     _acquire(conn)
     try:
         shares = max(1, processes) if _backlog(conn, run_id) >= PARALLEL_FROM else 1
-        with ProcessPoolExecutor(max(1, shares - 1), mp_context=get_context("spawn")) as pool:
+        if shares == 1:
+            return _publish_share(
+                conn, bootstrap, vault, database_url, run_id, Share(0, 1), after_batch, before_stamp
+            )
+        with ProcessPoolExecutor(shares - 1, mp_context=get_context("spawn")) as pool:
             helpers = [
                 pool.submit(_helper_share, bootstrap, vault, database_url, run_id, Share(index, shares))
                 for index in range(1, shares)
