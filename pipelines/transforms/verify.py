@@ -68,7 +68,7 @@ class VerifyBatch(beam.DoFn):  # type: ignore[misc]
         )
         rows: list[tuple[Any, ...]] = []
         outcomes: Counter[str] = Counter()
-        passed: list[Candidate] = []
+        passed: dict[int, Candidate] = {}  # row index -> the application to personalize
         for index, ((offset, app), key) in enumerate(zip(batch.applications, keys, strict=True)):
             reasons = verify(
                 app,
@@ -82,18 +82,16 @@ class VerifyBatch(beam.DoFn):  # type: ignore[misc]
             area_code = branch.area_code if branch else None
             id_enc, name_enc, phone_enc, guardian_enc = sealed[4 * index : 4 * index + 4]
             if not reasons:
-                passed.append(
-                    Candidate(
-                        app.application_id,
-                        app.application_type.value,
-                        app.bank_code,
-                        area_code,
-                        app.card_number,
-                        app.applicant.id_number,
-                        app.applicant.name,
-                        chunk.slot(offset),
-                        FIRST_ATTEMPT,
-                    )
+                passed[index] = Candidate(
+                    app.application_id,
+                    app.application_type.value,
+                    app.bank_code,
+                    area_code,
+                    app.card_number,
+                    app.applicant.id_number,
+                    app.applicant.name,
+                    chunk.slot(offset),
+                    FIRST_ATTEMPT,
                 )
             rows.append(
                 (
@@ -122,10 +120,15 @@ class VerifyBatch(beam.DoFn):  # type: ignore[misc]
             )
         for outcome, count in outcomes.items():
             Metrics.counter(STAGE, outcome).inc(count)
-        # `passed` holds, in row order, the applications whose rows have no reasons.
-        personalized = iter(personalize(passed, catalog.banks, vault, chunk.run_id, datetime.now(UTC)))
+        personalized = dict(
+            zip(
+                passed,
+                personalize(list(passed.values()), catalog.banks, vault, chunk.run_id, datetime.now(UTC)),
+                strict=True,
+            )
+        )
         out.applications = [
-            row + _personalization_columns(next(personalized) if not row[-2] else None) for row in rows
+            row + _personalization_columns(personalized.get(index)) for index, row in enumerate(rows)
         ]
         yield out
 
