@@ -109,14 +109,26 @@ def valid_until(issued: date) -> date:
     return anniversary - timedelta(days=1)
 
 
+_TYPES = {t.value: t for t in ApplicationType}
+_CHANNELS = {c.value: c for c in Channel}
+_ZONES: dict[int, timezone] = {}  # a night's applications come from a handful of UTC offsets
+
+
+def _zone(utc_offset: int) -> timezone:
+    zone = _ZONES.get(utc_offset)
+    if zone is None:
+        zone = _ZONES[utc_offset] = timezone(timedelta(seconds=utc_offset))
+    return zone
+
+
 def _shell(
     application_id: str, application_type: str, bank_code: str, submitted_at: datetime, utc_offset: int
 ) -> Application:
     """An application as the rules after verification see it: keys, bank, submission time in its offset."""
-    local = submitted_at.astimezone(timezone(timedelta(seconds=utc_offset)))
+    local = submitted_at.astimezone(_zone(utc_offset))
     return Application(
         application_id,
-        ApplicationType(application_type),
+        _TYPES[application_type],
         "",
         bank_code,
         Channel.COUNTER,
@@ -270,7 +282,7 @@ def _decide_pages(
             is_new = bool(first[1])
             application = _shell(application_id, str(first[2]), str(first[3]), first[4], int(first[5]))
             agreements = [
-                Agreement(str(r[6]), application_id, str(r[7]), str(r[8]), str(r[9]), r[10], Channel(r[11]))
+                Agreement(r[6], application_id, r[7], r[8], r[9], r[10], _CHANNELS[r[11]])
                 for r in rows
                 if r[6] is not None
             ]

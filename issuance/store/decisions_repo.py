@@ -39,8 +39,9 @@ def create_work_tables(conn: Conn) -> None:
 
 
 def stream(conn: Conn, query: str, params: Sequence[Any] | dict[str, Any]) -> Iterator[list[tuple[Any, ...]]]:
-    """A large result in pages from a server-side cursor (the caller may write between pages)."""
-    with conn.cursor(name="nightly_stream") as cur:
+    """A large result in pages from a server-side cursor (the caller may write between pages), in binary
+    format: timestamps arrive as numbers instead of text to parse."""
+    with conn.cursor(name="nightly_stream", binary=True) as cur:
         cur.itersize = FETCH_SIZE
         cur.execute(query, params)
         while rows := cur.fetchmany(FETCH_SIZE):
