@@ -13,6 +13,7 @@ import os
 import threading
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -226,16 +227,10 @@ def run(
         timings["commit_s"] = time.monotonic() - t0
         crash_point("committed")
 
-        # 4. Vendor files and events out (both repeatable).
-        t0 = time.monotonic()
-        files = write_files(conn, settings.personalization_dir, run_.run_id, run_.business_date.isoformat())
-        conn.commit()
-        crash_point("files_written")
-        progress("files", {"files": len(files)})
-        timings["files_s"] = time.monotonic() - t0
-        t0 = time.monotonic()
-        published = _publish(conn, settings, endpoints, vault, catalog.banks, progress)
-        timings["publish_s"] = time.monotonic() - t0
+        # 4. Vendor files and events out (both repeatable), side by side.
+        files, published = _files_and_events(
+            conn, settings, endpoints, vault, catalog.banks, run_, progress, timings
+        )
     timings["total_s"] = time.monotonic() - started
     return NightlyResult(
         run_.run_id, run_.business_date, resumed, planned, report, counters, files, published, timings
@@ -273,6 +268,39 @@ def _commit(conn: Any, night: NightContext, topics: Topics) -> dict[str, Any]:
         raise
     conn.commit()
     return report
+
+
+def _files_and_events(
+    conn: Any,
+    settings: Settings,
+    endpoints: Endpoints,
+    vault: Vault,
+    banks: Any,
+    run_: run_repo.Run,
+    progress: Progress,
+    timings: dict[str, float],
+) -> tuple[list[dict[str, Any]], int]:
+    """The run's vendor files, written on a thread with a connection of its own while the relay publishes:
+    the relay waits on the broker between batches, the files mostly on PostgreSQL and the disk."""
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="vendor-files") as pool:
+        written = pool.submit(_write_files, endpoints.database_url, settings, run_, progress, timings)
+        t0 = time.monotonic()
+        published = _publish(conn, settings, endpoints, vault, banks, progress)
+        timings["publish_s"] = time.monotonic() - t0
+        return written.result(), published
+
+
+def _write_files(
+    database_url: str, settings: Settings, run_: run_repo.Run, progress: Progress, timings: dict[str, float]
+) -> list[dict[str, Any]]:
+    t0 = time.monotonic()
+    with connect(database_url, application_name="issuance-vendor-files") as conn:
+        files = write_files(conn, settings.personalization_dir, run_.run_id, run_.business_date.isoformat())
+        conn.commit()
+    crash_point("files_written")
+    progress("files", {"files": len(files)})
+    timings["files_s"] = time.monotonic() - t0
+    return files
 
 
 def _publish(
