@@ -50,7 +50,7 @@ def run_dir(root: Path, run_id: int) -> Path:
 def write_files(conn: Conn, root: Path, run_id: int, business_date: str) -> list[dict[str, Any]]:
     """Write (or rewrite identically) the run's files; returns the manifests."""
     by_bank: dict[str, list[bytes]] = {}
-    for row in conn.execute(_QUERY, (run_id,)):
+    for row in conn.execute(_QUERY, (run_id,), binary=True):
         (
             bank,
             number,

@@ -113,6 +113,7 @@ def _publish_share(
                     " AND (%(run)s::bigint IS NULL OR run_id = %(run)s)"
                     " ORDER BY seq LIMIT %(n)s",
                     {"run": run_id, "n": BATCH, "after": after, "of": share.of, "index": share.index},
+                    binary=True,  # payloads as raw bytes, not hex text twice their size
                 ).fetchall()
                 _end_read(conn)
                 if not rows:

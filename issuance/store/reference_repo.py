@@ -53,16 +53,18 @@ def lookup_persons(
     cards: dict[bytes, list[ExistingCard]] = {}
     for card_number, key, bank_code, status, financial in conn.execute(
         "SELECT card_number, person_key, bank_code, status, financial_status FROM person_cards"
-        " WHERE person_key = ANY(%s) ORDER BY card_number",
+        " WHERE person_key = ANY(%b) ORDER BY card_number",
         (keys,),
+        binary=True,
     ):
         cards.setdefault(bytes(key), []).append(
             ExistingCard(str(card_number), str(bank_code), CardStatus(status), FinancialStatus(financial))
         )
     persons: dict[bytes, Person] = {}
     for key, id_enc, name_enc, insured in conn.execute(
-        "SELECT person_key, id_number_enc, name_enc, insured FROM persons WHERE person_key = ANY(%s)",
+        "SELECT person_key, id_number_enc, name_enc, insured FROM persons WHERE person_key = ANY(%b)",
         (keys,),
+        binary=True,  # keys and envelopes as raw bytes, not hex text
     ):
         key = bytes(key)
         persons[key] = Person(
@@ -76,6 +78,8 @@ def lookup_cards(conn: psycopg.Connection[TupleRow], card_numbers: Collection[st
     if not card_numbers:
         return {}
     rows = conn.execute(
-        "SELECT card_number, person_key FROM person_cards WHERE card_number = ANY(%s)", (list(card_numbers),)
+        "SELECT card_number, person_key FROM person_cards WHERE card_number = ANY(%b)",
+        (list(card_numbers),),
+        binary=True,
     )
     return {str(number): bytes(key) for number, key in rows}

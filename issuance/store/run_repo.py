@@ -247,7 +247,8 @@ def issued_card_holders(conn: Conn, person_keys: Collection[bytes]) -> set[bytes
     if not person_keys:
         return set()
     rows = conn.execute(
-        "SELECT DISTINCT person_key FROM cards WHERE person_key = ANY(%s) AND status <> 'CANCELLED'",
+        "SELECT DISTINCT person_key FROM cards WHERE person_key = ANY(%b) AND status <> 'CANCELLED'",
         (list(person_keys),),
+        binary=True,
     )
     return {bytes(r[0]) for r in rows}
