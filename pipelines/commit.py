@@ -162,7 +162,9 @@ def apply_night(conn: Conn, night: NightContext) -> CommitStats:
     # The decisions' events are encoded on a thread while PostgreSQL writes history, agreements and cards.
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="decision-events") as pool:
         with timer("decisions_read"):
-            encoded = pool.submit(_decision_events, night, conn.execute(repo.DECISIONS_QUERY).fetchall())
+            encoded = pool.submit(
+                _decision_events, night, conn.execute(repo.DECISIONS_QUERY, binary=True).fetchall()
+            )
         with timer("history"):
             repo.record_history(conn, run_id)
         with timer("settle_agreements"):
