@@ -2,9 +2,10 @@
 
 What needs more than one record (duplicates per person, the agreement join across nights) is done here,
 set-based over the staging tables, calling the pure domain functions for the rules. The accepted applications
-keep what the Beam workers personalized from their slots (`pipelines.personalize`). Everything the night
-changes commits together: application states and history, agreements, cards, bank accounts, outbox events,
-dead letters, the reconciliation, the checkpoint and the run's status. A crash before COMMIT leaves nothing
+keep what a helper personalized from their slots while the transaction decided
+(`pipelines.personalize_staged`). Everything the night changes commits together: application states and
+history, agreements, cards, bank accounts, outbox events, dead letters, the reconciliation, the checkpoint and
+the run's status. A crash before COMMIT leaves nothing
 behind; the run is resumed over the same plan, whose slots give the same numbers."""
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from __future__ import annotations
 import itertools
 import time
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta, timezone
@@ -42,6 +43,7 @@ from issuance.store.db import copy_rows
 from issuance.store.run_repo import STAGED_DEAD_LETTER_COLUMNS, Conn, Run, reserve_slots
 from pipelines.faults import crash_point
 from pipelines.personalize import Candidate, Request, activation_requests, personalize
+from pipelines.personalize_staged import personalizing
 
 SPEC_VERSION = "3.00"
 VALIDITY_YEARS = 10
@@ -82,6 +84,8 @@ class NightContext:
     topics: Topics
     window_days: int
     max_activation_attempts: int
+    database_url: str  # for the personalization helper's own connections
+    personalize_in_process: bool = True  # False: the helper is a process (a big night)
 
 
 @dataclass(slots=True)
@@ -90,6 +94,7 @@ class CommitStats:
 
     repeated_ids: int = 0
     agreements_new: int = 0
+    personalized: int = 0  # verified applications personalized beside the transaction (accepted or not)
     cards: int = 0
     accounts: int = 0
     activation_requests: int = 0
@@ -139,7 +144,19 @@ def _shell(
 
 
 def apply_night(conn: Conn, night: NightContext) -> CommitStats:
-    """Every write of the night, in the caller's transaction."""
+    """Every write of the night, in the caller's transaction; the run's verified applications are personalized
+    beside it (`pipelines.personalize_staged`) until cards are written."""
+    with personalizing(
+        night.database_url,
+        night.vault,
+        night.catalog.banks,
+        night.run.run_id,
+        in_process=night.personalize_in_process,
+    ) as personalized:
+        return _apply_night(conn, night, personalized)
+
+
+def _apply_night(conn: Conn, night: NightContext, personalized: Future[int]) -> CommitStats:
     run_id = night.run.run_id
     stats = CommitStats()
     timer = _Timer(stats.timings)
@@ -169,6 +186,9 @@ def apply_night(conn: Conn, night: NightContext) -> CommitStats:
             repo.record_history(conn, run_id)
         with timer("settle_agreements"):
             repo.settle_agreements(conn, run_id, night.run.business_date, night.window_days)
+        with timer("personalized_wait"):
+            stats.personalized = personalized.result()
+            repo.analyze(conn, "staged_personalized")
         with timer("allocate"):
             _allocate_and_request(conn, night, stats)
         crash_point("allocated")

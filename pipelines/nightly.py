@@ -221,7 +221,14 @@ def run(
         t0 = time.monotonic()
         progress("commit", {})
         night = NightContext(
-            run_, catalog, vault, topics, settings.agreement_window_days, settings.max_activation_attempts
+            run_,
+            catalog,
+            vault,
+            topics,
+            settings.agreement_window_days,
+            settings.max_activation_attempts,
+            endpoints.database_url,
+            personalize_in_process=planned < settings.parallel_from_records,
         )
         report = _commit(conn, night, topics)
         timings["commit_s"] = time.monotonic() - t0

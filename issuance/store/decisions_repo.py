@@ -259,11 +259,13 @@ def insert_personalized(
     conn: Conn, run_id: int, issued: date, valid_until: date, spec_version: str, topics: dict[str, str]
 ) -> tuple[int, int, int]:
     """Cards, accounts and first activation requests of the applications this run read and accepted, from
-    what the Beam workers personalized; returns (cards, accounts, requests). An accepted application the
-    workers did not personalize (no payload, or a bank without a topic) breaks a NOT NULL: the run fails."""
+    what the helper personalized (`pipelines.personalize_staged`); returns (cards, accounts, requests). An
+    accepted application without a personalization (or whose bank has no topic) breaks a NOT NULL: the run
+    fails."""
     accepted = (
         " FROM run_decisions d JOIN staged_applications s"
         "  ON s.run_id = %(run)s AND s.application_id = d.application_id"
+        " LEFT JOIN staged_personalized p ON p.run_id = %(run)s AND p.application_id = d.application_id"
         " LEFT JOIN unnest(%(banks)s::text[], %(topics)s::text[]) AS t(bank, topic) ON t.bank = s.bank_code"
         " WHERE d.is_new AND d.state = 'ACTIVATION_REQUESTED'"
     )
@@ -278,7 +280,7 @@ def insert_personalized(
     cards = conn.execute(
         "INSERT INTO cards (card_number, application_id, person_key, card_identification_code, area_code,"
         " bank_code, sequence, issue_date, valid_until, spec_version, status, run_id)"
-        " SELECT s.new_card_number, s.application_id, s.person_key, s.card_identification_code, s.area_code,"
+        " SELECT p.new_card_number, s.application_id, s.person_key, p.card_identification_code, s.area_code,"
         "  s.bank_code, s.slot, %(issued)s, %(until)s, %(spec)s, 'IN_PRODUCTION', %(run)s"
         + accepted
         + " AND s.application_type = 'NEW_CARD'",
@@ -287,13 +289,13 @@ def insert_personalized(
     accounts = conn.execute(
         "INSERT INTO bank_accounts (application_id, bank_code, sequence, account_index, account_number_enc,"
         " card_number, status, run_id)"
-        " SELECT s.application_id, s.bank_code, s.slot, s.account_index, s.account_number_enc,"
-        "  coalesce(s.new_card_number, s.card_number), 'REQUESTED', %(run)s" + accepted,
+        " SELECT s.application_id, s.bank_code, s.slot, p.account_index, p.account_number_enc,"
+        "  coalesce(p.new_card_number, s.card_number), 'REQUESTED', %(run)s" + accepted,
         params,
     ).rowcount
     requests = conn.execute(
         "INSERT INTO outbox (event_id, topic, message_key, payload, event_type, run_id, payload_encrypted)"
-        " SELECT s.request_event_id, t.topic, convert_to(s.application_id, 'UTF8'), s.request_payload,"
+        " SELECT p.request_event_id, t.topic, convert_to(s.application_id, 'UTF8'), p.request_payload,"
         "  'ActivationRequested', %(run)s, true" + accepted,
         params,
     ).rowcount

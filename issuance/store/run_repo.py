@@ -38,12 +38,6 @@ STAGED_APPLICATION_COLUMNS = (
     "area_code",
     "reasons",
     "slot",
-    "new_card_number",
-    "card_identification_code",
-    "account_index",
-    "account_number_enc",
-    "request_event_id",
-    "request_payload",
 )
 STAGED_AGREEMENT_COLUMNS = (
     "run_id",
@@ -195,7 +189,7 @@ def clear_staging(conn: Conn) -> None:
     """Empty the staging tables: before a run stages (a crashed attempt's rows are staged again from Kafka)
     and once its commit has applied them. One run is in flight at a time, so they hold nothing else worth
     keeping (a failed run's rows at most)."""
-    tables = [*STAGING_TABLES, "staged_chunks"]
+    tables = [*STAGING_TABLES, "staged_chunks", "staged_personalized"]
     conn.execute(sql.SQL("TRUNCATE {}").format(sql.SQL(", ").join(map(sql.Identifier, tables))))
 
 

@@ -1,11 +1,11 @@
-"""Verify stage: each application against the registry (bulk lookups per batch) and the catalog; those that
-pass are personalized right away from their slot (`pipelines.personalize`), in the worker that has them."""
+"""Verify stage: each application against the registry (bulk lookups per batch) and the catalog. Those that
+pass are personalized beside the final transaction (`pipelines.personalize_staged`), from the slot staged
+here."""
 
 from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterator
-from datetime import UTC, datetime
 from typing import Any
 
 import apache_beam as beam
@@ -18,12 +18,10 @@ from issuance.domain.verification import verify
 from issuance.store.db import connect
 from issuance.store.reference_repo import lookup_cards, lookup_persons
 from issuance.store.run_repo import issued_card_holders
-from pipelines.personalize import Candidate, Personalized, personalize
 from pipelines.records import StagedBatch
 from pipelines.transforms.decode import DecodedBatch
 
 STAGE = "verify"
-FIRST_ATTEMPT = 1
 
 
 def _utc_offset_seconds(application: Application) -> int:
@@ -32,8 +30,7 @@ def _utc_offset_seconds(application: Application) -> int:
 
 
 class VerifyBatch(beam.DoFn):  # type: ignore[misc]
-    """DecodedBatch -> StagedBatch: verification reasons per application, personal data encrypted, those that
-    passed personalized."""
+    """DecodedBatch -> StagedBatch: verification reasons per application, personal data encrypted."""
 
     def __init__(self, database_url: str, vault: Vault, catalog: ReferenceData) -> None:
         self._database_url = database_url
@@ -68,7 +65,6 @@ class VerifyBatch(beam.DoFn):  # type: ignore[misc]
         )
         rows: list[tuple[Any, ...]] = []
         outcomes: Counter[str] = Counter()
-        passed: dict[int, Candidate] = {}  # row index -> the application to personalize
         for index, ((offset, app), key) in enumerate(zip(batch.applications, keys, strict=True)):
             reasons = verify(
                 app,
@@ -81,18 +77,6 @@ class VerifyBatch(beam.DoFn):  # type: ignore[misc]
             branch = catalog.branches.get(app.branch_code)
             area_code = branch.area_code if branch else None
             id_enc, name_enc, phone_enc, guardian_enc = sealed[4 * index : 4 * index + 4]
-            if not reasons:
-                passed[index] = Candidate(
-                    app.application_id,
-                    app.application_type.value,
-                    app.bank_code,
-                    area_code,
-                    app.card_number,
-                    app.applicant.id_number,
-                    app.applicant.name,
-                    chunk.slot(offset),
-                    FIRST_ATTEMPT,
-                )
             rows.append(
                 (
                     chunk.run_id,
@@ -120,36 +104,13 @@ class VerifyBatch(beam.DoFn):  # type: ignore[misc]
             )
         for outcome, count in outcomes.items():
             Metrics.counter(STAGE, outcome).inc(count)
-        personalized = dict(
-            zip(
-                passed,
-                personalize(list(passed.values()), catalog.banks, vault, chunk.run_id, datetime.now(UTC)),
-                strict=True,
-            )
-        )
-        out.applications = [
-            row + _personalization_columns(personalized.get(index)) for index, row in enumerate(rows)
-        ]
+        out.applications = rows
         yield out
 
     def teardown(self) -> None:
         if self._conn is not None:
             self._conn.close()
             self._conn = None
-
-
-def _personalization_columns(p: Personalized | None) -> tuple[Any, ...]:
-    """The staged columns after `slot` (all empty for an application that failed verification)."""
-    if p is None:
-        return (None,) * 6
-    return (
-        p.new_card_number,
-        p.card_identification_code,
-        p.account_index,
-        p.account_number_enc,
-        p.request_event_id,
-        p.request_payload,
-    )
 
 
 def _agreement_rows(batch: DecodedBatch) -> list[tuple[Any, ...]]:
