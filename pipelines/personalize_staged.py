@@ -38,6 +38,7 @@ COLUMNS = (
     "request_payload",
 )
 PAGE = 10_000
+HELPER_NICENESS = 10
 FIRST_ATTEMPT = 1
 
 # The record the run keeps of a repeated application id is its first (`decisions_repo.repeated_applications`).
@@ -74,6 +75,9 @@ def personalize_staged(
     A helper process stops between pages once the process that started it is gone (its rows roll back)."""
     parent = os.getppid()
     keep_going: Callable[[], bool] = (lambda: True) if in_process else (lambda: os.getppid() == parent)
+    if not in_process:
+        # Behind the transaction's own work (its agreement join runs in Python): this one has until the cards.
+        os.nice(HELPER_NICENESS)
     requested_at = datetime.now(UTC)
     count = 0
     with (
