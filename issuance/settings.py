@@ -38,8 +38,9 @@ class Settings(BaseSettings):
     # Nightly batch.
     chunk_size: int = Field(default=20_000, ge=1)
     # A night planned with at least this many records runs Beam's workers in `beam_workers` processes (unless
-    # the Beam options given to `batch run` choose a running mode); smaller nights run in-process, which
-    # starts faster. beam_workers 0 means one per CPU.
+    # the Beam options given to `batch run` choose a running mode) and personalizes in a helper process beside
+    # the final transaction; smaller nights do both in-process, which starts faster. beam_workers 0 means one
+    # per CPU.
     parallel_from_records: int = Field(default=50_000, ge=0)
     beam_workers: int = Field(default=0, ge=0)
     # Processes the outbox relay spreads a large backlog over (0: one per CPU).
