@@ -255,6 +255,7 @@ def _commit(conn: Any, night: NightContext, topics: Topics) -> dict[str, Any]:
                 "bank_accounts": stats.accounts,
                 "activation_requests": stats.activation_requests,
                 "requested_again": stats.requested_again,
+                "personalized_verified": stats.personalized,  # accepted or not
                 "decisions": stats.decisions,
                 "dead_letters": stats.dead_letters,
                 "repeated_application_ids": stats.repeated_ids,
