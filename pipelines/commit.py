@@ -5,8 +5,8 @@ set-based over the staging tables, calling the pure domain functions for the rul
 keep what a helper personalized from their slots while the transaction decided
 (`pipelines.personalize_staged`). Everything the night changes commits together: application states and
 history, agreements, cards, bank accounts, outbox events, dead letters, the reconciliation, the checkpoint and
-the run's status. A crash before COMMIT leaves nothing
-behind; the run is resumed over the same plan, whose slots give the same numbers."""
+the run's status. A crash before COMMIT leaves nothing behind; the run is resumed over the same plan, whose
+slots give the same numbers."""
 
 from __future__ import annotations
 

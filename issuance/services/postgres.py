@@ -19,7 +19,7 @@ from issuance.services.processes import ServiceStartFailed, stop_processes, wait
 
 SUPERUSER = "postgres"
 START_ATTEMPTS = 3
-BUILTIN_LOCALE = "TEMPLATE template0 ENCODING 'UTF8' LOCALE_PROVIDER builtin BUILTIN_LOCALE 'C.UTF-8'"
+NEW_DATABASE_OPTIONS = "TEMPLATE template0 ENCODING 'UTF8' LOCALE_PROVIDER builtin BUILTIN_LOCALE 'C.UTF-8'"
 # The embedded server is set up for a nightly batch on one machine rather than the initdb defaults (128 MB
 # of shared buffers, a checkpoint every 1 GB of WAL): a night of 200,000 applications writes about 1.5 million
 # rows in one transaction.
@@ -171,7 +171,7 @@ def ensure_database(server: PostgresProcess, name: str, template: str | None = N
             if template is not None:
                 statement = sql.SQL("{} TEMPLATE {}").format(statement, sql.Identifier(template))
             else:
-                statement = sql.SQL("{} {}").format(statement, sql.SQL(BUILTIN_LOCALE))
+                statement = sql.SQL("{} {}").format(statement, sql.SQL(NEW_DATABASE_OPTIONS))
             conn.execute(statement)
     return server.url(name)
 
