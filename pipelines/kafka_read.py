@@ -10,6 +10,7 @@ import apache_beam as beam
 from kafka import KafkaConsumer, TopicPartition
 
 from issuance.errors import BrokerUnavailable
+from issuance.gc_policy import use_batch_thresholds
 from pipelines.records import Chunk, RawRecord, RecordBatch
 
 STALL_TIMEOUT_S = 60.0
@@ -23,6 +24,7 @@ class ReadChunk(beam.DoFn):  # type: ignore[misc]
         self._consumer: KafkaConsumer | None = None
 
     def setup(self) -> None:
+        use_batch_thresholds()  # this worker decodes, verifies and stages the chunks it reads
         self._consumer = KafkaConsumer(
             bootstrap_servers=self._bootstrap,
             group_id=None,

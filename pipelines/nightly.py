@@ -24,6 +24,7 @@ from apache_beam.options.pipeline_options import PipelineOptions
 
 from issuance.crypto import Vault
 from issuance.errors import InputError, ReconciliationFailed
+from issuance.gc_policy import use_batch_thresholds
 from issuance.kafka.outbox_relay import publish_outbox
 from issuance.kafka.topics import Topics, ensure_topics
 from issuance.services.endpoints import Endpoints, resolve
@@ -164,6 +165,7 @@ def run(
     """One night. A crashed earlier run is resumed over its stored plan (and its business date)."""
     business_date_arg, beam_args = parse_args(argv)
     settings = settings or Settings()
+    use_batch_thresholds()  # the in-memory runner's stage, the final transaction's Python, the relay
     endpoints = resolve(settings)
     vault = Vault.from_settings(settings)
     topics = Topics(settings)

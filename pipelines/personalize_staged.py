@@ -24,6 +24,7 @@ from typing import Any
 
 from issuance.crypto import Vault
 from issuance.domain.model import Bank
+from issuance.gc_policy import use_batch_thresholds
 from issuance.store.db import connect, copy_rows
 from pipelines.personalize import Candidate, personalize
 
@@ -78,6 +79,7 @@ def personalize_staged(
     if not in_process:
         # Behind the transaction's own work (its agreement join runs in Python): this one has until the cards.
         os.nice(HELPER_NICENESS)
+        use_batch_thresholds()
     requested_at = datetime.now(UTC)
     count = 0
     with (

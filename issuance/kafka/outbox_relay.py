@@ -23,6 +23,7 @@ from kafka import KafkaProducer
 
 from issuance.crypto import Vault
 from issuance.errors import BrokerUnavailable
+from issuance.gc_policy import use_batch_thresholds
 from issuance.store.db import connect
 from issuance.store.run_repo import Conn
 
@@ -139,6 +140,7 @@ def _publish_share(
 
 def _helper_share(bootstrap: str, vault: Vault, database_url: str, run_id: int | None, share: Share) -> int:
     """A helper process's share; it stops between batches once the process that started it is gone."""
+    use_batch_thresholds()
     parent = os.getppid()
     with connect(database_url, autocommit=True, application_name="issuance-outbox-relay") as conn:
         return _publish_share(
