@@ -11,6 +11,7 @@ slots give the same numbers."""
 from __future__ import annotations
 
 import itertools
+import queue
 import time
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -172,7 +173,7 @@ def _apply_night(conn: Conn, night: NightContext, personalized: Future[int]) -> 
         _decide_duplicates(conn, run_id)
     repo.analyze(conn, "run_decisions")
     with timer("agreement_join"):
-        stats.reexamined = _decide_agreements(conn, night)
+        stats.reexamined = _decide_agreements(conn, night, timer)
     repo.analyze(conn, "run_decisions")
     with timer("apply_decisions"):
         repo.apply_decisions(conn, run_id)
@@ -283,51 +284,76 @@ def _candidates(conn: Conn, run_id: int) -> Iterator[list[tuple[Any, ...]]]:
         yield carry
 
 
-def _decide_agreements(conn: Conn, night: NightContext) -> dict[str, int]:
-    """The agreement join, for this run's survivors and every application still awaiting from earlier runs."""
+def _decide_agreements(conn: Conn, night: NightContext, timer: _Timer) -> dict[str, int]:
+    """The agreement join, for this run's survivors and every application still awaiting from earlier runs.
+
+    The rule runs in Python on a thread, page by page as the candidates arrive; once they are all read, the
+    connection is free, and PostgreSQL records that every application of the run was read while the thread
+    decides."""
     business_date = night.run.business_date
     reexamined: dict[str, int] = {}
-    pages = list(_decide_pages(conn, night, business_date, reexamined))
-    for decisions in pages:
-        copy_rows(conn, "run_decisions", repo.DECISION_COLUMNS, decisions)
+    pages: queue.SimpleQueue[list[tuple[Any, ...]] | None] = queue.SimpleQueue()
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="agreement-join") as pool:
+        decided = pool.submit(_decide_queued, pages, night, business_date, reexamined)
+        try:
+            for page in _candidates(conn, night.run.run_id):
+                pages.put(page)
+        finally:
+            pages.put(None)  # the thread ends with what it was given, even when reading failed
+        with timer("read_history"):
+            repo.record_reads(conn, night.run.run_id)
+        decisions = decided.result()
+    copy_rows(conn, "run_decisions", repo.DECISION_COLUMNS, decisions)
     return reexamined
 
 
-def _decide_pages(
-    conn: Conn, night: NightContext, business_date: date, reexamined: dict[str, int]
-) -> Iterator[list[tuple[Any, ...]]]:
-    for page in _candidates(conn, night.run.run_id):
-        decisions: list[tuple[Any, ...]] = []
-        for application_id, group in itertools.groupby(page, key=lambda r: str(r[0])):
-            rows = list(group)
-            first = rows[0]
-            is_new = bool(first[1])
-            application = _shell(application_id, str(first[2]), str(first[3]), first[4], int(first[5]))
-            agreements = [
-                Agreement(r[6], application_id, r[7], r[8], r[9], r[10], _CHANNELS[r[11]])
-                for r in rows
-                if r[6] is not None
-            ]
-            bank = night.catalog.banks.get(application.bank_code) or Bank(application.bank_code, "", "", "")
-            outcome = check_agreements(application, agreements, bank, business_date, night.window_days)
-            from_state = State.SUBMITTED if is_new else State.AWAITING_AGREEMENT
-            reasons: list[str]
-            agreement_id: str | None
-            if outcome.status == AgreementStatus.ACCEPTED:
-                assert outcome.agreement is not None
-                state, reasons, agreement_id = State.ACTIVATION_REQUESTED, [], outcome.agreement.agreement_id
-            elif outcome.status == AgreementStatus.AWAITING:
-                if not is_new:
-                    continue  # still waiting: nothing changes
-                state, reasons, agreement_id = State.AWAITING_AGREEMENT, [], None
-            else:
-                state, reasons, agreement_id = State.REJECTED, [r.value for r in outcome.reasons], None
+def _decide_queued(
+    pages: queue.SimpleQueue[list[tuple[Any, ...]] | None],
+    night: NightContext,
+    business_date: date,
+    reexamined: dict[str, int],
+) -> list[tuple[Any, ...]]:
+    decisions: list[tuple[Any, ...]] = []
+    while (page := pages.get()) is not None:
+        decisions.extend(_decide_page(page, night, business_date, reexamined))
+    return decisions
+
+
+def _decide_page(
+    page: list[tuple[Any, ...]], night: NightContext, business_date: date, reexamined: dict[str, int]
+) -> list[tuple[Any, ...]]:
+    """Decisions for one page of (application, pending agreement) rows; re-examinations counted by state."""
+    decisions: list[tuple[Any, ...]] = []
+    for application_id, group in itertools.groupby(page, key=lambda r: str(r[0])):
+        rows = list(group)
+        first = rows[0]
+        is_new = bool(first[1])
+        application = _shell(application_id, str(first[2]), str(first[3]), first[4], int(first[5]))
+        agreements = [
+            Agreement(r[6], application_id, r[7], r[8], r[9], r[10], _CHANNELS[r[11]])
+            for r in rows
+            if r[6] is not None
+        ]
+        bank = night.catalog.banks.get(application.bank_code) or Bank(application.bank_code, "", "", "")
+        outcome = check_agreements(application, agreements, bank, business_date, night.window_days)
+        from_state = State.SUBMITTED if is_new else State.AWAITING_AGREEMENT
+        reasons: list[str]
+        agreement_id: str | None
+        if outcome.status == AgreementStatus.ACCEPTED:
+            assert outcome.agreement is not None
+            state, reasons, agreement_id = State.ACTIVATION_REQUESTED, [], outcome.agreement.agreement_id
+        elif outcome.status == AgreementStatus.AWAITING:
             if not is_new:
-                reexamined[state.value] = reexamined.get(state.value, 0) + 1
-            decisions.append(
-                (application_id, is_new, from_state.value, state.value, reasons, "agreement", agreement_id)
-            )
-        yield decisions
+                continue  # still waiting: nothing changes
+            state, reasons, agreement_id = State.AWAITING_AGREEMENT, [], None
+        else:
+            state, reasons, agreement_id = State.REJECTED, [r.value for r in outcome.reasons], None
+        if not is_new:
+            reexamined[state.value] = reexamined.get(state.value, 0) + 1
+        decisions.append(
+            (application_id, is_new, from_state.value, state.value, reasons, "agreement", agreement_id)
+        )
+    return decisions
 
 
 def _allocate_and_request(conn: Conn, night: NightContext, stats: CommitStats) -> None:

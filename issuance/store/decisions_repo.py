@@ -225,16 +225,27 @@ def apply_decisions(conn: Conn, run_id: int) -> None:
         )
 
 
-def record_history(conn: Conn, run_id: int) -> None:
-    """The history of every decision: read, then the decided state; NEW_CARD goes PERSONALIZED then
-    ACTIVATION_REQUESTED in the same run, FINANCIAL_ACTIVATION skips the first."""
-    # No ON CONFLICT: every row is new to this run's one transaction (a conflict would be a bug and fails the
-    # run loudly), and speculative insertion costs an extra index probe per row.
+# No ON CONFLICT in the history: every row is new to this run's one transaction (a conflict would be a bug
+# and fails the run loudly), and speculative insertion costs an extra index probe per row.
+
+
+def record_reads(conn: Conn, run_id: int) -> None:
+    """The first history row of every application the run read (each gets a decision of the run): the staged
+    applications that remain once repeated ids are dead letters. Needs no decision, so it is written while the
+    agreement join decides."""
     conn.execute(
         "INSERT INTO application_history (application_id, from_state, to_state, stage, reasons, run_id)"
-        " SELECT d.application_id, NULL, 'SUBMITTED', 'read', '{}', %(run)s FROM run_decisions d"
-        " WHERE d.is_new"
-        " UNION ALL"
+        " SELECT application_id, NULL, 'SUBMITTED', 'read', '{}', run_id FROM staged_applications"
+        " WHERE run_id = %s",
+        (run_id,),
+    )
+
+
+def record_history(conn: Conn, run_id: int) -> None:
+    """The history of every decision after the read: the decided state; NEW_CARD goes PERSONALIZED then
+    ACTIVATION_REQUESTED in the same run, FINANCIAL_ACTIVATION skips the first."""
+    conn.execute(
+        "INSERT INTO application_history (application_id, from_state, to_state, stage, reasons, run_id)"
         " SELECT d.application_id, d.from_state, d.state, d.stage, d.reasons, %(run)s FROM run_decisions d"
         "  WHERE d.state <> 'ACTIVATION_REQUESTED'"
         " UNION ALL"
@@ -261,45 +272,54 @@ def insert_personalized(
     """Cards, accounts and first activation requests of the applications this run read and accepted, from
     what the helper personalized (`pipelines.personalize_staged`); returns (cards, accounts, requests). An
     accepted application without a personalization (or whose bank has no topic) breaks a NOT NULL: the run
-    fails."""
-    accepted = (
+    fails.
+
+    One statement: the accepted applications are joined with their personalization once, and the three
+    inserts read that result."""
+    row = conn.execute(
+        "WITH accepted AS MATERIALIZED ("
+        " SELECT s.application_id, s.application_type, s.person_key, s.area_code, s.bank_code, s.slot,"
+        "  s.card_number, p.new_card_number, p.card_identification_code, p.account_index,"
+        "  p.account_number_enc, p.request_event_id, p.request_payload, t.topic"
         " FROM run_decisions d JOIN staged_applications s"
         "  ON s.run_id = %(run)s AND s.application_id = d.application_id"
         " LEFT JOIN staged_personalized p ON p.run_id = %(run)s AND p.application_id = d.application_id"
         " LEFT JOIN unnest(%(banks)s::text[], %(topics)s::text[]) AS t(bank, topic) ON t.bank = s.bank_code"
         " WHERE d.is_new AND d.state = 'ACTIVATION_REQUESTED'"
-    )
-    params = {
-        "run": run_id,
-        "issued": issued,
-        "until": valid_until,
-        "spec": spec_version,
-        "banks": list(topics),
-        "topics": list(topics.values()),
-    }
-    cards = conn.execute(
-        "INSERT INTO cards (card_number, application_id, person_key, card_identification_code, area_code,"
-        " bank_code, sequence, issue_date, valid_until, spec_version, status, run_id)"
-        " SELECT p.new_card_number, s.application_id, s.person_key, p.card_identification_code, s.area_code,"
-        "  s.bank_code, s.slot, %(issued)s, %(until)s, %(spec)s, 'IN_PRODUCTION', %(run)s"
-        + accepted
-        + " AND s.application_type = 'NEW_CARD'",
-        params,
-    ).rowcount
-    accounts = conn.execute(
-        "INSERT INTO bank_accounts (application_id, bank_code, sequence, account_index, account_number_enc,"
-        " card_number, status, run_id)"
-        " SELECT s.application_id, s.bank_code, s.slot, p.account_index, p.account_number_enc,"
-        "  coalesce(p.new_card_number, s.card_number), 'REQUESTED', %(run)s" + accepted,
-        params,
-    ).rowcount
-    requests = conn.execute(
-        "INSERT INTO outbox (event_id, topic, message_key, payload, event_type, run_id, payload_encrypted)"
-        " SELECT p.request_event_id, t.topic, convert_to(s.application_id, 'UTF8'), p.request_payload,"
-        "  'ActivationRequested', %(run)s, true" + accepted,
-        params,
-    ).rowcount
-    return cards, accounts, requests
+        "), new_cards AS ("
+        " INSERT INTO cards (card_number, application_id, person_key, card_identification_code, area_code,"
+        "  bank_code, sequence, issue_date, valid_until, spec_version, status, run_id)"
+        " SELECT new_card_number, application_id, person_key, card_identification_code, area_code, bank_code,"
+        "  slot, %(issued)s, %(until)s, %(spec)s, 'IN_PRODUCTION', %(run)s"
+        " FROM accepted WHERE application_type = 'NEW_CARD'"
+        " RETURNING 1"
+        "), new_accounts AS ("
+        " INSERT INTO bank_accounts (application_id, bank_code, sequence, account_index, account_number_enc,"
+        "  card_number, status, run_id)"
+        " SELECT application_id, bank_code, slot, account_index, account_number_enc,"
+        "  coalesce(new_card_number, card_number), 'REQUESTED', %(run)s"
+        " FROM accepted"
+        " RETURNING 1"
+        "), new_requests AS ("
+        " INSERT INTO outbox (event_id, topic, message_key, payload, event_type, run_id, payload_encrypted)"
+        " SELECT request_event_id, topic, convert_to(application_id, 'UTF8'), request_payload,"
+        "  'ActivationRequested', %(run)s, true"
+        " FROM accepted"
+        " RETURNING 1"
+        ")"
+        " SELECT (SELECT count(*) FROM new_cards), (SELECT count(*) FROM new_accounts),"
+        "  (SELECT count(*) FROM new_requests)",
+        {
+            "run": run_id,
+            "issued": issued,
+            "until": valid_until,
+            "spec": spec_version,
+            "banks": list(topics),
+            "topics": list(topics.values()),
+        },
+    ).fetchone()
+    assert row is not None
+    return int(row[0]), int(row[1]), int(row[2])
 
 
 REEXAMINED_ACCEPTED_QUERY = """
