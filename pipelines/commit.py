@@ -11,6 +11,7 @@ slots give the same numbers."""
 from __future__ import annotations
 
 import itertools
+import operator
 import queue
 import time
 from collections.abc import Iterator
@@ -319,40 +320,43 @@ def _decide_queued(
     return decisions
 
 
+_FIRST = operator.itemgetter(0)
+_SUBMITTED, _AWAITING = State.SUBMITTED.value, State.AWAITING_AGREEMENT.value
+_REQUESTED, _REJECTED = State.ACTIVATION_REQUESTED.value, State.REJECTED.value
+
+
 def _decide_page(
     page: list[tuple[Any, ...]], night: NightContext, business_date: date, reexamined: dict[str, int]
 ) -> list[tuple[Any, ...]]:
     """Decisions for one page of (application, pending agreement) rows; re-examinations counted by state."""
     decisions: list[tuple[Any, ...]] = []
-    for application_id, group in itertools.groupby(page, key=lambda r: str(r[0])):
+    banks, window_days = night.catalog.banks, night.window_days
+    for application_id, group in itertools.groupby(page, key=_FIRST):
         rows = list(group)
         first = rows[0]
         is_new = bool(first[1])
-        application = _shell(application_id, str(first[2]), str(first[3]), first[4], int(first[5]))
+        application = _shell(application_id, first[2], first[3], first[4], first[5])
         agreements = [
             Agreement(r[6], application_id, r[7], r[8], r[9], r[10], _CHANNELS[r[11]])
             for r in rows
             if r[6] is not None
         ]
-        bank = night.catalog.banks.get(application.bank_code) or Bank(application.bank_code, "", "", "")
-        outcome = check_agreements(application, agreements, bank, business_date, night.window_days)
-        from_state = State.SUBMITTED if is_new else State.AWAITING_AGREEMENT
-        reasons: list[str]
-        agreement_id: str | None
-        if outcome.status == AgreementStatus.ACCEPTED:
+        bank = banks.get(application.bank_code) or Bank(application.bank_code, "", "", "")
+        outcome = check_agreements(application, agreements, bank, business_date, window_days)
+        status = outcome.status
+        if status == AgreementStatus.ACCEPTED:
             assert outcome.agreement is not None
-            state, reasons, agreement_id = State.ACTIVATION_REQUESTED, [], outcome.agreement.agreement_id
-        elif outcome.status == AgreementStatus.AWAITING:
+            state, reasons, agreement_id = _REQUESTED, [], outcome.agreement.agreement_id
+        elif status == AgreementStatus.AWAITING:
             if not is_new:
                 continue  # still waiting: nothing changes
-            state, reasons, agreement_id = State.AWAITING_AGREEMENT, [], None
+            state, reasons, agreement_id = _AWAITING, [], None
         else:
-            state, reasons, agreement_id = State.REJECTED, [r.value for r in outcome.reasons], None
+            state, reasons, agreement_id = _REJECTED, [r.value for r in outcome.reasons], None
         if not is_new:
-            reexamined[state.value] = reexamined.get(state.value, 0) + 1
-        decisions.append(
-            (application_id, is_new, from_state.value, state.value, reasons, "agreement", agreement_id)
-        )
+            reexamined[state] = reexamined.get(state, 0) + 1
+        from_state = _SUBMITTED if is_new else _AWAITING
+        decisions.append((application_id, is_new, from_state, state, reasons, "agreement", agreement_id))
     return decisions
 
 
