@@ -53,9 +53,9 @@ class PeakMemory:
     server's shared buffers count once) of those plus the processes whose command line names `also` (the
     throw-away PostgreSQL server, not our descendant), every 5 seconds. RSS where PSS cannot be read.
 
-    Reading a process's PSS makes the kernel walk its page tables (PostgreSQL's backends map all of its shared
-    buffers): every second, over the twenty-odd processes of a night, that was a tenth of a core taken from the
-    run being measured. The night's memory plateaus last far longer than 5 seconds."""
+    Reading a process's PSS makes the kernel walk its page tables (PostgreSQL's backends map all of its
+    shared buffers): every second, over the twenty-odd processes of a night, that was a tenth of a core taken
+    from the run being measured. The night's memory plateaus last far longer than 5 seconds."""
 
     def __init__(self, also: str | None = None) -> None:
         self.peak = 0

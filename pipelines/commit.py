@@ -344,6 +344,8 @@ def _decide_page(
         bank = banks.get(application.bank_code) or Bank(application.bank_code, "", "", "")
         outcome = check_agreements(application, agreements, bank, business_date, window_days)
         status = outcome.status
+        reasons: list[str]
+        agreement_id: str | None
         if status == AgreementStatus.ACCEPTED:
             assert outcome.agreement is not None
             state, reasons, agreement_id = _REQUESTED, [], outcome.agreement.agreement_id

@@ -14,7 +14,12 @@ CIC = "0123456789ABCDEF0123456789ABCDEF"
 
 CASES = [
     ("agreements", "document_sha256", [SHA], [SHA.upper(), SHA[:-1], SHA + "0", SHA[:-1] + "g", SHA + "\n"]),
-    ("cards", "card_number", ["A1B2C3D4E", "123456789"], ["A1B2C3D4", "A1B2C3D4E5", "a1b2c3d4e", "A1B2C3D4-"]),
+    (
+        "cards",
+        "card_number",
+        ["A1B2C3D4E", "123456789"],
+        ["A1B2C3D4", "A1B2C3D4E5", "a1b2c3d4e", "A1B2C3D4-"],
+    ),
     ("cards", "card_identification_code", [CIC], [CIC.lower(), CIC[:-1], CIC + "0", CIC[:-1] + "G"]),
     ("issuing_areas", "area_code", ["110101"], ["11010", "1101011", "11010a", ""]),
     ("banks", "bin", ["622848", "62284812"], ["62284", "622848123", "62284a", ""]),
