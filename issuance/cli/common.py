@@ -6,7 +6,7 @@ import json
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -19,6 +19,26 @@ EXIT_FAILURE = 1
 EXIT_BAD_INPUT = 2
 
 console = Console(stderr=True)
+
+# Who runs an operator action that changes what the system will do (re-drive, re-baseline, re-publish): recorded
+# in the audit log with the action. Required, so that the log names a person or a service, not a shell account.
+OperatorOption = Annotated[
+    str,
+    typer.Option(
+        "--operator",
+        envvar="ISSUANCE_OPERATOR",
+        help="Your operator identity, recorded in the audit log (or ISSUANCE_OPERATOR).",
+        show_default=False,
+    ),
+]
+
+
+def operator_identity(value: str) -> str:
+    """The operator identity as given, refused when empty or not printable."""
+    name = value.strip()
+    if not name or len(name) > 128 or not name.isprintable():
+        raise InputError("--operator: give your operator identity (1 to 128 printable characters)")
+    return name
 
 
 def load_settings(ctx: typer.Context) -> Settings:
