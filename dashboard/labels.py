@@ -25,6 +25,10 @@ DEAD_LETTER_REASONS: dict[str, str] = {
     "MALFORMED_MESSAGE": "Unreadable message",
     "UNKNOWN_SCHEMA": "Message in an unknown format version",
     "SCHEMA_VIOLATION": "Readable, but breaks the contract (missing or wrong field)",
+    "EMPTY_MESSAGE": "Empty message (no content at all)",
+    "OVERSIZED_MESSAGE": "Message larger than any valid record",
+    "UNPROCESSABLE_RECORD": "Valid record a stage could not process (see the detail)",
+    "APPLICATION_ID_REUSED": "A different application under an application id already used",
 }
 
 STATES: dict[str, str] = {

@@ -308,6 +308,9 @@ class MessageDeadLettered(_Codec):
     payload: bytes
     dead_lettered_at: datetime
     run_id: int | None = None
+    payload_size: int | None = None  # of the whole original message, when `payload` is an excerpt of it
+    payload_sha256: str | None = None
+    payload_location: str | None = None  # where the whole original message is kept
 
     def __repr__(self) -> str:
         return (
@@ -328,6 +331,9 @@ class MessageDeadLettered(_Codec):
             "payload": self.payload,
             "dead_lettered_at": _timestamp(self.dead_lettered_at),
             "run_id": self.run_id,
+            "payload_size": self.payload_size,
+            "payload_sha256": self.payload_sha256,
+            "payload_location": self.payload_location,
         }
 
     @classmethod
@@ -346,6 +352,9 @@ class MessageDeadLettered(_Codec):
                 payload=bytes(record["payload"]),
                 dead_lettered_at=dead_lettered_at,
                 run_id=record.get("run_id"),
+                payload_size=record.get("payload_size"),
+                payload_sha256=record.get("payload_sha256"),
+                payload_location=record.get("payload_location"),
             ),
         )
         return result

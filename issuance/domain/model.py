@@ -56,9 +56,16 @@ class Reason(StrEnum):
 
 
 class DeadLetterReason(StrEnum):
-    MALFORMED_MESSAGE = "MALFORMED_MESSAGE"
-    UNKNOWN_SCHEMA = "UNKNOWN_SCHEMA"
-    SCHEMA_VIOLATION = "SCHEMA_VIOLATION"
+    """Why a message was set aside instead of processed; the one list of these codes (SQL checks only their
+    shape, the MessageDeadLettered schema carries them as its enum)."""
+
+    MALFORMED_MESSAGE = "MALFORMED_MESSAGE"  # not decodable
+    UNKNOWN_SCHEMA = "UNKNOWN_SCHEMA"  # names a writer schema this system does not know
+    SCHEMA_VIOLATION = "SCHEMA_VIOLATION"  # decodes, breaks the contract
+    EMPTY_MESSAGE = "EMPTY_MESSAGE"  # no value at all (a null or zero-length record)
+    OVERSIZED_MESSAGE = "OVERSIZED_MESSAGE"  # larger than any contract record may be
+    UNPROCESSABLE_RECORD = "UNPROCESSABLE_RECORD"  # meets the contract, but a stage could not process its values
+    APPLICATION_ID_REUSED = "APPLICATION_ID_REUSED"  # a different application under an id already submitted
 
 
 class CardStatus(StrEnum):
