@@ -33,6 +33,18 @@ class MalformedMessage(DecodeError):
     reason = "MALFORMED_MESSAGE"
 
 
+class EmptyMessage(DecodeError):
+    """The record has no value at all (null, or zero bytes)."""
+
+    reason = "EMPTY_MESSAGE"
+
+
+class OversizedMessage(DecodeError):
+    """The record is larger than any contract record can be; it is not decoded."""
+
+    reason = "OVERSIZED_MESSAGE"
+
+
 class UnknownSchema(DecodeError):
     """The message names a writer schema this system does not know."""
 

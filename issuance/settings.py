@@ -36,6 +36,9 @@ class Settings(BaseSettings):
     max_activation_attempts: int = Field(default=3, ge=1)
 
     # Nightly batch.
+    # The largest record value a night decodes. A contract record is at most a few KiB (its texts are bounded,
+    # see issuance/domain/contract.py); anything larger is dead-lettered OVERSIZED_MESSAGE without decoding.
+    max_message_bytes: int = Field(default=16_384, ge=4_096)
     chunk_size: int = Field(default=20_000, ge=1)
     # A night planned with at least this many records runs Beam's workers in `beam_workers` processes (unless
     # the Beam options given to `batch run` choose a running mode) and personalizes in a helper process beside

@@ -23,6 +23,7 @@ import apache_beam as beam
 from apache_beam.options.pipeline_options import PipelineOptions
 
 from issuance.crypto import Vault
+from issuance.domain.contract import DEFAULT_MAX_MESSAGE_BYTES
 from issuance.errors import InputError, ReconciliationFailed
 from issuance.gc_policy import use_batch_thresholds
 from issuance.kafka.outbox_relay import publish_outbox
@@ -103,17 +104,22 @@ def build_pipeline(
     bootstrap: str,
     database_url: str,
     vault: Vault,
+    business_date: date | None = None,
+    max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
 ) -> beam.PCollection:
-    """The staging pipeline; its only effect is the run's rows in the staging tables."""
+    """The staging pipeline; its only effect is the run's rows in the staging tables.
+
+    `business_date` is the run's: the contract bounds timestamps by it, so a re-run decides the same."""
     register_batch_coders()
     return (
         pipeline
         | "ListChunks" >> beam.Create(chunks)  # Chunk
         | "SpreadChunks" >> beam.Reshuffle()  # Chunk, one worker each
         | "ReadChunk" >> beam.ParDo(ReadChunk(bootstrap)).with_output_types(RecordBatch)  # RecordBatch
-        | "DecodeRecords" >> DecodeRecords(vault)  # DecodedBatch (+ dead-letter rows)
+        | "DecodeRecords"
+        >> DecodeRecords(vault, business_date, max_message_bytes)  # DecodedBatch (+ dead-letter rows)
         | "VerifyApplications" >> VerifyApplications(database_url, vault, catalog)  # StagedBatch
-        | "StageChunks" >> StageChunks(database_url)  # ChunkSummary
+        | "StageChunks" >> StageChunks(database_url, vault)  # ChunkSummary
     )
 
 
@@ -209,7 +215,14 @@ def run(
             with _StagingWatcher(endpoints.database_url, run_.run_id, progress):
                 pipeline = beam.Pipeline(options=options)
                 build_pipeline(
-                    pipeline, chunks, catalog, endpoints.kafka_bootstrap, endpoints.database_url, vault
+                    pipeline,
+                    chunks,
+                    catalog,
+                    endpoints.kafka_bootstrap,
+                    endpoints.database_url,
+                    vault,
+                    run_.business_date,
+                    settings.max_message_bytes,
                 )
                 result = pipeline.run()
                 result.wait_until_finish()

@@ -49,11 +49,11 @@ class Chunk:
 
 @dataclass(frozen=True, slots=True)
 class RawRecord:
-    """One Kafka record as read: where it came from and its bytes."""
+    """One Kafka record as read: where it came from and its bytes (None: a null value, which Kafka allows)."""
 
     offset: int
     key: bytes | None
-    value: bytes
+    value: bytes | None
 
 
 @dataclass(frozen=True, slots=True)

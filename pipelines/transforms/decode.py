@@ -1,19 +1,30 @@
-"""Decode stage: raw records -> contract records; undecodable or contract-breaking ones: dead letters."""
+"""Decode stage: raw records -> contract records; every record that cannot become one is a dead letter.
+
+No record can stop the night here: an empty or oversized value, bytes that do not decode, a record that breaks
+the contract, and (the safety net) any unexpected error while reading one record all become a dead-letter row
+with a reason code and a detail naming fields, never values. The record's own bytes go, encrypted, with it.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import date
 
 import apache_beam as beam
 from apache_beam.metrics import Metrics
 
-from issuance.codec.avro import decode
 from issuance.crypto import Vault
-from issuance.domain.contract import parse_agreement, parse_application
-from issuance.domain.model import Agreement, Application
+from issuance.domain.contract import (
+    DEFAULT_MAX_MESSAGE_BYTES,
+    decode_checked,
+    parse_agreement,
+    parse_application,
+    valid_code,
+)
+from issuance.domain.model import Agreement, Application, DeadLetterReason
 from issuance.errors import DecodeError
-from pipelines.records import Chunk, RecordBatch
+from pipelines.records import Chunk, RawRecord, RecordBatch
 
 STAGE = "decode"
 RECORD_NAMES = {"application": "ApplicationSubmitted", "agreement": "AgreementSigned"}
@@ -29,53 +40,94 @@ class DecodedBatch:
     dead_letters: list[tuple[object, ...]] = field(default_factory=list)
 
 
+def dead_letter_row(
+    chunk: Chunk,
+    offset: int,
+    stage: str,
+    reason: str,
+    detail: str,
+    payload_enc: bytes,
+    branch_code: str | None,
+) -> tuple[object, ...]:
+    """A staged_dead_letters row (the table's column order)."""
+    return (chunk.run_id, chunk.topic, chunk.partition, offset, stage, reason, detail, payload_enc, branch_code)
+
+
 class DecodeBatch(beam.DoFn):  # type: ignore[misc]
     """RecordBatch -> DecodedBatch; a record that fails to decode is routed, never raised."""
 
-    def __init__(self, vault: Vault) -> None:
+    def __init__(
+        self,
+        vault: Vault,
+        business_date: date | None = None,
+        max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
+    ) -> None:
         self._vault = vault
+        self._business_date = business_date
+        self._max_bytes = max_message_bytes
 
     def process(self, batch: RecordBatch) -> Iterator[DecodedBatch]:
         chunk = batch.chunk
         out = DecodedBatch(chunk)
-        expected = RECORD_NAMES[chunk.kind]
         for record in batch.records:
-            branch_code: str | None = None
-            try:
-                decoded = decode(record.value, expected)
-                raw_branch = decoded.record.get("branch_code")
-                branch_code = raw_branch if isinstance(raw_branch, str) else None
-                if chunk.kind == "application":
-                    out.applications.append((record.offset, parse_application(decoded.record)))
-                else:
-                    out.agreements.append((record.offset, parse_agreement(decoded.record)))
-            except DecodeError as exc:
-                Metrics.counter(STAGE, exc.reason).inc()
-                out.dead_letters.append(
-                    (
-                        chunk.run_id,
-                        chunk.topic,
-                        chunk.partition,
-                        record.offset,
-                        STAGE,
-                        exc.reason,
-                        str(exc),
-                        self._vault.encrypt_bytes(record.value),
-                        branch_code,
-                    )
-                )
+            self._decode(chunk, record, out)
         Metrics.counter(STAGE, f"{chunk.kind}s_read").inc(len(batch.records))
         yield out
 
+    def _decode(self, chunk: Chunk, record: RawRecord, out: DecodedBatch) -> None:
+        branch_code: str | None = None
+        try:
+            fields = decode_checked(record.value, RECORD_NAMES[chunk.kind], self._max_bytes)
+            branch_code = valid_code(fields.get("branch_code"))
+            if chunk.kind == "application":
+                out.applications.append((record.offset, parse_application(fields, self._business_date)))
+            else:
+                out.agreements.append((record.offset, parse_agreement(fields, self._business_date)))
+        except DecodeError as exc:
+            self._dead_letter(chunk, record, exc.reason, str(exc), branch_code, out)
+        except Exception as exc:  # noqa: BLE001 - the safety net: one record never stops a night
+            detail = f"the record could not be decoded ({type(exc).__name__}); see the runbook: a poison record"
+            self._dead_letter(
+                chunk, record, DeadLetterReason.UNPROCESSABLE_RECORD.value, detail, branch_code, out
+            )
+
+    def _dead_letter(
+        self,
+        chunk: Chunk,
+        record: RawRecord,
+        reason: str,
+        detail: str,
+        branch_code: str | None,
+        out: DecodedBatch,
+    ) -> None:
+        Metrics.counter(STAGE, reason).inc()
+        # An oversized value is kept up to the limit: the event that carries it must stay publishable; the whole
+        # record stays on its topic at its offset.
+        payload = (record.value or b"")[: self._max_bytes]
+        out.dead_letters.append(
+            dead_letter_row(
+                chunk, record.offset, STAGE, reason, detail, self._vault.encrypt_bytes(payload), branch_code
+            )
+        )
+
 
 class DecodeRecords(beam.PTransform):  # type: ignore[misc]
-    """PCollection[RecordBatch] -> PCollection[DecodedBatch]."""
+    """PCollection[RecordBatch] -> PCollection[DecodedBatch].
 
-    def __init__(self, vault: Vault) -> None:
+    `business_date` is the run's (stored with it): the contract's timestamp bound, the same on a re-run."""
+
+    def __init__(
+        self,
+        vault: Vault,
+        business_date: date | None = None,
+        max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
+    ) -> None:
         super().__init__()
         self._vault = vault
+        self._business_date = business_date
+        self._max_bytes = max_message_bytes
 
     def expand(self, batches: beam.PCollection) -> beam.PCollection:
-        return batches | "DecodeEachRecord" >> beam.ParDo(DecodeBatch(self._vault)).with_output_types(
-            DecodedBatch
-        )  # DecodedBatch
+        return batches | "DecodeEachRecord" >> beam.ParDo(
+            DecodeBatch(self._vault, self._business_date, self._max_bytes)
+        ).with_output_types(DecodedBatch)  # DecodedBatch

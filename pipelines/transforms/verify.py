@@ -13,13 +13,14 @@ from apache_beam.metrics import Metrics
 from psycopg import Connection
 
 from issuance.crypto import Vault
-from issuance.domain.model import Application, ReferenceData
+from issuance.domain.contract import record_bytes, valid_code
+from issuance.domain.model import Application, DeadLetterReason, ReferenceData
 from issuance.domain.verification import verify
 from issuance.store.db import connect
 from issuance.store.reference_repo import lookup_cards, lookup_persons
 from issuance.store.run_repo import issued_card_holders
-from pipelines.records import StagedBatch
-from pipelines.transforms.decode import DecodedBatch
+from pipelines.records import Chunk, StagedBatch
+from pipelines.transforms.decode import DecodedBatch, dead_letter_row
 
 STAGE = "verify"
 
@@ -46,7 +47,7 @@ class VerifyBatch(beam.DoFn):  # type: ignore[misc]
         conn = self._conn
         assert conn is not None, "setup() opens the connection"
         chunk = batch.chunk
-        out = StagedBatch(chunk, agreements=_agreement_rows(batch), dead_letters=batch.dead_letters)
+        out = StagedBatch(chunk, agreements=_agreement_rows(batch), dead_letters=list(batch.dead_letters))
         apps = [app for _, app in batch.applications]
         vault = self._vault
         keys = [vault.blind_index(app.applicant.id_number) for app in apps]
@@ -66,13 +67,18 @@ class VerifyBatch(beam.DoFn):  # type: ignore[misc]
         rows: list[tuple[Any, ...]] = []
         outcomes: Counter[str] = Counter()
         for index, ((offset, app), key) in enumerate(zip(batch.applications, keys, strict=True)):
-            reasons = verify(
-                app,
-                persons.get(key),
-                catalog,
-                app.card_number in registered if app.card_number else False,
-                key in holders,
-            )
+            try:
+                reasons = verify(
+                    app,
+                    persons.get(key),
+                    catalog,
+                    app.card_number in registered if app.card_number else False,
+                    key in holders,
+                )
+            except Exception as exc:  # noqa: BLE001 - the safety net: one record never stops a night
+                outcomes.update([DeadLetterReason.UNPROCESSABLE_RECORD.value])
+                out.dead_letters.append(self._unprocessable(chunk, offset, app, exc))
+                continue
             outcomes.update([r.value for r in reasons] or ["passed"])
             branch = catalog.branches.get(app.branch_code)
             area_code = branch.area_code if branch else None
@@ -106,6 +112,19 @@ class VerifyBatch(beam.DoFn):  # type: ignore[misc]
             Metrics.counter(STAGE, outcome).inc(count)
         out.applications = rows
         yield out
+
+    def _unprocessable(self, chunk: Chunk, offset: int, app: Application, exc: Exception) -> tuple[Any, ...]:
+        """The dead-letter row of an application the rules could not judge (a bug the night survives)."""
+        detail = f"verification failed unexpectedly ({type(exc).__name__}); see the runbook: a poison record"
+        return dead_letter_row(
+            chunk,
+            offset,
+            STAGE,
+            DeadLetterReason.UNPROCESSABLE_RECORD.value,
+            detail,
+            self._vault.encrypt_bytes(record_bytes(app)),
+            valid_code(app.branch_code),
+        )
 
     def teardown(self) -> None:
         if self._conn is not None:
