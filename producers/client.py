@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from datetime import UTC, date, datetime
 from types import TracebackType
 from typing import Any
 
@@ -27,6 +28,7 @@ from issuance.domain.contract import (
     application_to_record,
     parse_agreement,
     parse_application,
+    unknown_fields,
 )
 from issuance.errors import BrokerUnavailable, ConfigurationError
 from issuance.kafka.topics import Topics
@@ -37,6 +39,7 @@ from issuance.settings import Settings
 DEFAULT_DELIVERY_TIMEOUT_S = 60.0
 DEFAULT_LINGER_MS = 5
 DEFAULT_BATCH_BYTES = 256 * 1024
+MAX_IGNORED_PER_RECORD = 20  # names of fields beyond the contract kept per record for the report
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,8 +57,9 @@ class Prepared:
 
     topic: str
     key: bytes | None
-    value: bytes
+    value: bytes | None  # None only for a raw message that is a null record
     record_id: str
+    ignored: tuple[str, ...] = ()  # fields of the JSON record beyond the contract, dropped by the encoding
 
 
 Outcome = Acknowledged | BrokerUnavailable
@@ -86,26 +90,44 @@ class Submission:
         return Acknowledged(metadata.topic, metadata.partition, metadata.offset)
 
 
-class Preparer:
-    """Validation and encoding of branch records, without I/O: what is sent is decided here."""
+def _utc_today() -> date:
+    return datetime.now(UTC).date()
 
-    def __init__(self, topics: Topics, vault: Vault) -> None:
+
+class Preparer:
+    """Validation and encoding of branch records, without I/O: what is sent is decided here.
+
+    The contract bounds timestamps by a business date; a submission's is `today()` (UTC by default), so a
+    record the night would set aside as from the future is refused here already."""
+
+    def __init__(self, topics: Topics, vault: Vault, today: Callable[[], date] = _utc_today) -> None:
         self.topics = topics
         self._vault = vault
+        self._today = today
 
     def prepare_application(self, record: Mapping[str, Any]) -> Prepared:
         """Check the contract (SchemaViolation names the fields) and encode; keyed by the ID's blind index."""
-        application = parse_application(record)
+        application = parse_application(record, self._today())
         value = encode(APPLICATION_RECORD, application_to_record(application))
         key = self._vault.blind_index(application.applicant.id_number)
-        return Prepared(self.topics.applications, key, value, application.application_id)
+        return Prepared(
+            self.topics.applications,
+            key,
+            value,
+            application.application_id,
+            tuple(unknown_fields(record, APPLICATION_RECORD)[:MAX_IGNORED_PER_RECORD]),
+        )
 
     def prepare_agreement(self, record: Mapping[str, Any]) -> Prepared:
         """Check the contract and encode; keyed by application id."""
-        agreement = parse_agreement(record)
+        agreement = parse_agreement(record, self._today())
         value = encode(AGREEMENT_RECORD, agreement_to_record(agreement))
         return Prepared(
-            self.topics.agreements, agreement.application_id.encode(), value, agreement.agreement_id
+            self.topics.agreements,
+            agreement.application_id.encode(),
+            value,
+            agreement.agreement_id,
+            tuple(unknown_fields(record, AGREEMENT_RECORD)[:MAX_IGNORED_PER_RECORD]),
         )
 
 
@@ -210,8 +232,9 @@ class BranchClient:
         """Validate every agreement first, then publish them all (one invalid record: nothing is sent)."""
         return [self.send(prepared) for prepared in [self.prepare_agreement(r) for r in records]]
 
-    def submit_raw(self, topic: str, key: bytes | None, value: bytes, record_id: str) -> Submission:
-        """Publish bytes verbatim (replay and test data for the dead letters): no validation."""
+    def submit_raw(self, topic: str, key: bytes | None, value: bytes | None, record_id: str) -> Submission:
+        """Publish bytes verbatim (replay and test data for the dead letters; None: a null record): no
+        validation."""
         return self.send(Prepared(topic, key, value, record_id))
 
     def flush(self, timeout: float | None = None) -> None:

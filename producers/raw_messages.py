@@ -1,7 +1,10 @@
-"""Prepared messages that must end in the dead letters: malformed bytes, unknown schemas, contract breaks.
+"""Prepared messages that must end in the dead letters: malformed bytes, unknown schemas, contract breaks,
+empty records (null and zero-length values) and oversized ones.
 
 They cannot go through `issuance submit applications` (which refuses them), so they are written as bytes to
-raw_messages.jsonl and published verbatim by `issuance submit raw`.
+raw_messages.jsonl and published verbatim by `issuance submit raw` (`value_b64` null: a null record).
+UNPROCESSABLE_RECORD is never generated: it is the safety net behind the contract for a record that meets it
+and still cannot be processed, and no valid case reaches it.
 """
 
 from __future__ import annotations
@@ -21,7 +24,11 @@ APPLICATION_RECORD = "ApplicationSubmitted"
 AGREEMENT_RECORD = "AgreementSigned"
 MARKER = b"\xc3\x01"
 
-Maker = Callable[[World], bytes]
+# Larger than any limit a night is configured with (`max_message_bytes` defaults to 16 KiB): the oversized
+# case is a well-formed application padded in its name, so only the size check can set it aside as oversized.
+OVERSIZED_BYTES = 48 * 1024
+
+Maker = Callable[[World], bytes | None]
 
 
 def _application(w: World) -> dict[str, Any]:
@@ -79,6 +86,20 @@ def _bad_digest(w: World) -> bytes:
     return encode(AGREEMENT_RECORD, record)
 
 
+def _null(_w: World) -> None:
+    return None
+
+
+def _zero_length(_w: World) -> bytes:
+    return b""
+
+
+def _oversized(w: World) -> bytes:
+    record = _application(w)
+    record["applicant"]["name"] = record["applicant"]["name"] * (OVERSIZED_BYTES // 3)
+    return encode(APPLICATION_RECORD, record)
+
+
 RAW_KINDS: tuple[tuple[str, str, str, Maker], ...] = (
     ("MALFORMED_JSON_TEXT", APPLICATIONS, "MALFORMED_MESSAGE", _json_text),
     ("MALFORMED_TRUNCATED", APPLICATIONS, "MALFORMED_MESSAGE", _truncated(APPLICATION_RECORD, _application)),
@@ -95,6 +116,10 @@ RAW_KINDS: tuple[tuple[str, str, str, Maker], ...] = (
     ("MALFORMED_TRUNCATED", AGREEMENTS, "MALFORMED_MESSAGE", _truncated(AGREEMENT_RECORD, _agreement)),
     ("UNKNOWN_FINGERPRINT", AGREEMENTS, "UNKNOWN_SCHEMA", _unknown_fingerprint(AGREEMENT_RECORD, _agreement)),
     ("SCHEMA_VIOLATION_DIGEST", AGREEMENTS, "SCHEMA_VIOLATION", _bad_digest),
+    ("EMPTY_NULL", APPLICATIONS, "EMPTY_MESSAGE", _null),
+    ("EMPTY_ZERO_LENGTH", APPLICATIONS, "EMPTY_MESSAGE", _zero_length),
+    ("EMPTY_NULL", AGREEMENTS, "EMPTY_MESSAGE", _null),
+    ("OVERSIZED", APPLICATIONS, "OVERSIZED_MESSAGE", _oversized),
 )
 
 
@@ -110,7 +135,7 @@ def write_raw_messages(w: World, count: int) -> None:
                     "message_id": message_id,
                     "topic": topic,
                     "key": message_id,
-                    "value_b64": base64.b64encode(value).decode("ascii"),
+                    "value_b64": None if value is None else base64.b64encode(value).decode("ascii"),
                     "expected_reason": reason,
                     "defect": defect,
                 }

@@ -4,6 +4,10 @@ Each non-blank line ends in exactly one status: PUBLISHED (the broker acknowledg
 not an object, or a contract violation: never sent) or UNCONFIRMED (sent or not, the broker did not
 acknowledge it in time). When the broker stops answering, the remaining lines are still validated but no
 longer sent. The per-line status lives in compact arrays, so a file of a million lines costs a few MiB.
+
+Fields a line carries beyond the contract are allowed but not sent (the Avro record has no place for them):
+the summary counts the lines that carried each such field (`ignored_fields`), so that nothing is dropped
+silently; the line is still published.
 """
 
 from __future__ import annotations
@@ -25,6 +29,8 @@ from producers.client import Acknowledged, BranchClient, Outcome, Prepared, Prep
 
 MAX_REJECTIONS_SHOWN = 100
 MAX_RANGES_SHOWN = 50
+MAX_IGNORED_FIELDS_SHOWN = 50  # distinct names in the summary; the rest count as OTHER_FIELDS
+OTHER_FIELDS = "(other fields)"
 PROGRESS_EVERY = 500
 
 
@@ -73,6 +79,7 @@ class SubmissionReport:
     rejected: int = 0
     unconfirmed: int = 0
     rejections: list[Rejection] = field(default_factory=list)  # the first MAX_REJECTIONS_SHOWN
+    ignored_fields: dict[str, int] = field(default_factory=dict)  # field beyond the contract -> lines
     unconfirmed_ranges: list[tuple[int, int]] = field(default_factory=list)  # line ranges, the first ones
     error: str | None = None
     seconds: float = 0.0
@@ -95,6 +102,7 @@ class SubmissionReport:
             "rejected": self.rejected,
             "unconfirmed": self.unconfirmed,
             "rejections": [r.to_json() for r in self.rejections],
+            "ignored_fields": dict(sorted(self.ignored_fields.items())),
             "unconfirmed_lines": [[a, b] for a, b in self.unconfirmed_ranges],
             "error": self.error,
             "seconds": round(self.seconds, 3),
@@ -120,6 +128,7 @@ class Ledger:
         self.partitions = array("i")
         self.offsets = array("q")
         self.problems: dict[int, tuple[tuple[str, str], ...]] = {}
+        self.ignored: dict[int, tuple[str, ...]] = {}  # only the lines that carried fields beyond the contract
         self.published = 0
         self._lock = threading.Lock()
         self._final = False
@@ -178,6 +187,8 @@ class Ledger:
                 entry.update(partition=self.partitions[index], offset=self.offsets[index])
             elif status == LineStatus.REJECTED:
                 entry["problems"] = [{"field": f, "reason": r} for f, r in self.problems[index]]
+            if index in self.ignored:
+                entry["ignored_fields"] = list(self.ignored[index])
             out.write(json.dumps(entry) + "\n")
 
 
@@ -191,7 +202,8 @@ def _parse_line(raw: bytes) -> Any:
 
 
 def _prepare_raw(preparer: Preparer, record: Any) -> Prepared:
-    """A prepared raw message: {"message_id", "topic": applications|agreements, "key", "value_b64"}."""
+    """A prepared raw message: {"message_id", "topic": applications|agreements, "key", "value_b64"}; a null
+    value_b64 is a null record (what a tombstone looks like on the topic)."""
     if not isinstance(record, dict):
         raise LineRejected([("$", "must be an object")])
     problems: list[tuple[str, str]] = []
@@ -202,11 +214,13 @@ def _prepare_raw(preparer: Preparer, record: Any) -> Prepared:
     key = record.get("key")
     if key is not None and not isinstance(key, str):
         problems.append(("key", "must be a string or null"))
-    value: bytes = b""
-    try:
-        value = base64.b64decode(str(record.get("value_b64")), validate=True)
-    except (binascii.Error, ValueError):
-        problems.append(("value_b64", "must be base64"))
+    value: bytes | None = None
+    encoded = record.get("value_b64")
+    if encoded is not None:
+        try:
+            value = base64.b64decode(str(encoded), validate=True)
+        except (binascii.Error, ValueError):
+            problems.append(("value_b64", "must be base64 or null"))
     if problems:
         raise LineRejected(problems)
     assert topic is not None
@@ -270,6 +284,8 @@ def submit_file(
             except LineRejected as exc:
                 ledger.reject(index, exc.problems)
                 continue
+            if prepared.ignored:
+                ledger.ignored[index] = prepared.ignored
             if report.error is not None:
                 ledger.unconfirmed(index)  # the broker is gone: keep validating, stop sending
                 continue
@@ -297,6 +313,13 @@ def submit_file(
 
 def _summarize(ledger: Ledger, report: SubmissionReport) -> None:
     report.lines = len(ledger.status)
+    ignored: dict[str, int] = {}
+    for names in ledger.ignored.values():
+        for name in names:
+            if name not in ignored and len(ignored) >= MAX_IGNORED_FIELDS_SHOWN:
+                name = OTHER_FIELDS
+            ignored[name] = ignored.get(name, 0) + 1
+    report.ignored_fields = ignored
     ranges: list[list[int]] = []
     in_range = False
     for index, status in enumerate(ledger.status):

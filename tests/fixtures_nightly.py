@@ -85,9 +85,9 @@ def publish_night(settings: Settings, generated: Generated, night: int, raw: boo
         if raw and night == 1:
             for message in _lines(generated.directory / "raw_messages.jsonl"):
                 topic = topics.applications if message["topic"] == "applications" else topics.agreements
-                producer.send(
-                    topic, key=message["key"].encode(), value=base64.b64decode(message["value_b64"])
-                )
+                encoded = message["value_b64"]
+                value = None if encoded is None else base64.b64decode(encoded)  # None: a null record
+                producer.send(topic, key=message["key"].encode(), value=value)
                 sent += 1
         producer.flush()
     finally:
