@@ -232,9 +232,9 @@ class _Reader:
 def _text_ok(value: str, max_length: int, pattern: re.Pattern[str] | None) -> bool:
     if pattern is not None:
         return pattern.fullmatch(value) is not None  # every pattern is of ASCII classes: no control characters
-    # The fast path of a night: printable text has no control, format (zero-width, bidi) or surrogate
-    # characters, and its only invisible characters are ASCII spaces. Anything else is judged by text_problem.
-    if 0 < len(value) <= max_length and value.isprintable() and not value.isspace():
+    # The fast path of a night: printable ASCII has no control characters, and its only invisible character is
+    # the space. Anything else (a Chinese name, say) is judged character by character by text_problem.
+    if 0 < len(value) <= max_length and value.isascii() and value.isprintable() and not value.isspace():
         return True
     return 0 < len(value) <= max_length and text_problem(value, max_length) is None
 
