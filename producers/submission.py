@@ -128,7 +128,8 @@ class Ledger:
         self.partitions = array("i")
         self.offsets = array("q")
         self.problems: dict[int, tuple[tuple[str, str], ...]] = {}
-        self.ignored: dict[int, tuple[str, ...]] = {}  # only the lines that carried fields beyond the contract
+        # Only the lines that carried fields beyond the contract.
+        self.ignored: dict[int, tuple[str, ...]] = {}
         self.published = 0
         self._lock = threading.Lock()
         self._final = False

@@ -87,7 +87,9 @@ def _print(result: SubmissionReport, report: Path | None) -> None:
         f"{result.rejected:,} rejected, {result.unconfirmed:,} not confirmed ({result.seconds:.1f}s)"
     )
     if result.ignored_fields:
-        fields = ", ".join(f"{name} ({lines:,} lines)" for name, lines in sorted(result.ignored_fields.items()))
+        fields = ", ".join(
+            f"{name} ({lines:,} lines)" for name, lines in sorted(result.ignored_fields.items())
+        )
         console.print(f"[yellow]fields not in the contract, not sent:[/yellow] {fields}")
     if result.rejections:
         table = Table("line", "field", "reason", title="Rejected lines (not published)")

@@ -13,10 +13,10 @@ The bounds keep one record from harming a night or a screen, and are the same at
   no lone surrogates, no bidirectional controls (U+061C, U+200E, U+200F, U+202A..U+202E, U+2066..U+2069);
 - `materials`: at most MAX_MATERIALS entries;
 - `submitted_at` / `signed_at`: an ISO-8601 date-time of at most 40 characters with an explicit offset within
-  -12:00..+14:00, not before 2000-01-01T00:00Z and before the end of the day after the business date (00:00 UTC
-  two days after it). At submit the business date is today (UTC); in the night it is the run's business date,
-  stored with the run, so a re-run of the same night judges every record the same way. Without a business date
-  only the absolute bound (before 2100) applies;
+  -12:00..+14:00, not before 2000-01-01T00:00Z and before the end of the day after the business date (00:00
+  UTC two days after it). At submit the business date is today (UTC); in the night it is the run's business
+  date, stored with the run, so a re-run of the same night judges every record the same way. Without a
+  business date only the absolute bound (before 2100) applies;
 - a message (Avro bytes) of more than the configured `max_message_bytes` is not decoded at all
   (OversizedMessage), a null or zero-length one is EmptyMessage.
 
@@ -72,7 +72,15 @@ APPLICATION_FIELDS = frozenset(
 )
 APPLICANT_FIELDS = frozenset({"id_number", "name", "phone"})
 AGREEMENT_FIELDS = frozenset(
-    {"agreement_id", "application_id", "bank_code", "terms_version", "document_sha256", "signed_at", "channel"}
+    {
+        "agreement_id",
+        "application_id",
+        "bank_code",
+        "terms_version",
+        "document_sha256",
+        "signed_at",
+        "channel",
+    }
 )
 
 _BIDI_CONTROLS = frozenset("\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
@@ -231,7 +239,7 @@ class _Reader:
 
 def _text_ok(value: str, max_length: int, pattern: re.Pattern[str] | None) -> bool:
     if pattern is not None:
-        return pattern.fullmatch(value) is not None  # every pattern is of ASCII classes: no control characters
+        return pattern.fullmatch(value) is not None  # patterns are of ASCII classes: no control characters
     # The fast path of a night: printable ASCII has no control characters, and its only invisible character is
     # the space. Anything else (a Chinese name, say) is judged character by character by text_problem.
     if 0 < len(value) <= max_length and value.isascii() and value.isprintable() and not value.isspace():
@@ -257,14 +265,14 @@ def text_problem(value: str, max_length: int = MAX_TEXT) -> str | None:
 
 
 def valid_code(value: object) -> str | None:
-    """`value` if it is a text the contract accepts (a branch code read from a record that broke it), else None."""
+    """`value` if it is a text the contract accepts (a branch code of a record that broke it), else None."""
     if type(value) is str and _text_ok(value, MAX_TEXT, None):
         return value
     return None
 
 
 def latest_timestamp(business_date: date) -> datetime:
-    """The bound submitted_at and signed_at must stay before: the end of the day after `business_date`, UTC."""
+    """The bound submitted_at and signed_at stay before: the end of the day after `business_date`, UTC."""
     return datetime.combine(business_date + timedelta(days=2), time(), UTC)
 
 

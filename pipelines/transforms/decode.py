@@ -50,7 +50,17 @@ def dead_letter_row(
     branch_code: str | None,
 ) -> tuple[object, ...]:
     """A staged_dead_letters row (the table's column order)."""
-    return (chunk.run_id, chunk.topic, chunk.partition, offset, stage, reason, detail, payload_enc, branch_code)
+    return (
+        chunk.run_id,
+        chunk.topic,
+        chunk.partition,
+        offset,
+        stage,
+        reason,
+        detail,
+        payload_enc,
+        branch_code,
+    )
 
 
 class DecodeBatch(beam.DoFn):  # type: ignore[misc]
@@ -85,8 +95,10 @@ class DecodeBatch(beam.DoFn):  # type: ignore[misc]
                 out.agreements.append((record.offset, parse_agreement(fields, self._business_date)))
         except DecodeError as exc:
             self._dead_letter(chunk, record, exc.reason, str(exc), branch_code, out)
-        except Exception as exc:  # noqa: BLE001 - the safety net: one record never stops a night
-            detail = f"the record could not be decoded ({type(exc).__name__}); see the runbook: a poison record"
+        except Exception as exc:  # the safety net: one record never stops a night
+            detail = (
+                f"the record could not be decoded ({type(exc).__name__}); see the runbook (a poison record)"
+            )
             self._dead_letter(
                 chunk, record, DeadLetterReason.UNPROCESSABLE_RECORD.value, detail, branch_code, out
             )
@@ -101,8 +113,8 @@ class DecodeBatch(beam.DoFn):  # type: ignore[misc]
         out: DecodedBatch,
     ) -> None:
         Metrics.counter(STAGE, reason).inc()
-        # An oversized value is kept up to the limit: the event that carries it must stay publishable; the whole
-        # record stays on its topic at its offset.
+        # An oversized value is kept up to the limit: the event that carries it must stay publishable; the
+        # whole record stays on its topic at its offset.
         payload = (record.value or b"")[: self._max_bytes]
         out.dead_letters.append(
             dead_letter_row(

@@ -1,10 +1,10 @@
 """Stage step: COPY one chunk's rows into the run-scoped staging tables, replacing any earlier attempt's.
 
 A value PostgreSQL refuses (a data exception such as a NUL character, or a constraint of the table) must not
-fail the chunk, and with it every later night over the same plan: the refused rows are found by bisection in a
-transaction that is rolled back, become dead letters (UNPROCESSABLE_RECORD, detail naming the column, never the
-value), and the chunk is staged again without them. The contract refuses every such value first; this is the
-safety net behind it.
+fail the chunk, and with it every later night over the same plan: the refused rows are found by bisection in
+a transaction that is rolled back, become dead letters (UNPROCESSABLE_RECORD, detail naming the column, never
+the value), and the chunk is staged again without them. The contract refuses every such value first; this is
+the safety net behind it.
 """
 
 from __future__ import annotations
@@ -40,11 +40,11 @@ _ROW_TABLES = (
 Row = Sequence[Any]
 
 
-def refused_rows(conn: Connection[Any], table: str, columns: Sequence[str], rows: Sequence[Row]) -> list[
-    tuple[int, DataError | IntegrityError]
-]:
-    """(index, error) of each row PostgreSQL refuses, by bisection; to call inside a transaction that is rolled
-    back (every row that fits is written into it)."""
+def refused_rows(
+    conn: Connection[Any], table: str, columns: Sequence[str], rows: Sequence[Row]
+) -> list[tuple[int, DataError | IntegrityError]]:
+    """(index, error) of each row PostgreSQL refuses, by bisection; to call inside a transaction that is
+    rolled back (every row that fits is written into it)."""
     try:
         with conn.transaction():
             copy_rows(conn, table, columns, rows)
@@ -64,7 +64,7 @@ def refusal_detail(table: str, error: DataError | IntegrityError) -> str:
     where = f"{column.group(1)}: " if column else ""
     return (
         f"{where}PostgreSQL refused a value of the record when staging it into {table}"
-        f" ({type(error).__name__}, SQLSTATE {error.sqlstate}); see the runbook: a poison record"
+        f" ({type(error).__name__}, SQLSTATE {error.sqlstate}); see the runbook (a poison record)"
     )
 
 

@@ -75,7 +75,7 @@ class VerifyBatch(beam.DoFn):  # type: ignore[misc]
                     app.card_number in registered if app.card_number else False,
                     key in holders,
                 )
-            except Exception as exc:  # noqa: BLE001 - the safety net: one record never stops a night
+            except Exception as exc:  # the safety net: one record never stops a night
                 outcomes.update([DeadLetterReason.UNPROCESSABLE_RECORD.value])
                 out.dead_letters.append(self._unprocessable(chunk, offset, app, exc))
                 continue
@@ -115,7 +115,7 @@ class VerifyBatch(beam.DoFn):  # type: ignore[misc]
 
     def _unprocessable(self, chunk: Chunk, offset: int, app: Application, exc: Exception) -> tuple[Any, ...]:
         """The dead-letter row of an application the rules could not judge (a bug the night survives)."""
-        detail = f"verification failed unexpectedly ({type(exc).__name__}); see the runbook: a poison record"
+        detail = f"verification failed unexpectedly ({type(exc).__name__}); see the runbook (a poison record)"
         return dead_letter_row(
             chunk,
             offset,

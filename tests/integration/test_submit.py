@@ -133,7 +133,9 @@ def test_raw_messages_are_published_verbatim(
         kafka_bootstrap, topics.applications, sum(r["topic"] == "applications" for r in raw)
     )
     on_topic += read_topic(kafka_bootstrap, topics.agreements, sum(r["topic"] == "agreements" for r in raw))
-    sent = [(r["key"].encode(), None if r["value_b64"] is None else base64.b64decode(r["value_b64"])) for r in raw]
+    sent = [
+        (r["key"].encode(), None if r["value_b64"] is None else base64.b64decode(r["value_b64"])) for r in raw
+    ]
     assert sorted(on_topic, key=repr) == sorted(sent, key=repr)  # null records (value None) among them
 
 

@@ -27,7 +27,10 @@ BUSINESS_DATE = date(2026, 11, 1)
 CONTROL = "must not contain control characters"
 BIDI = "must not contain bidirectional control characters"
 BLANK = "must be 1..64 characters, not blank"
-WINDOW = "must be from 2000-01-01 and before 2026-11-03T00:00Z (not implausibly old, at most a day after the business date)"
+WINDOW = (
+    "must be from 2000-01-01 and before 2026-11-03T00:00Z"
+    " (not implausibly old, at most a day after the business date)"
+)
 
 
 def _record(**changes: Any) -> dict[str, Any]:

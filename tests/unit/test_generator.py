@@ -12,15 +12,20 @@ from typing import Any
 
 import pytest
 
-from issuance.codec.avro import decode
 from issuance.domain.contract import decode_record, parse_agreement, parse_application
 from issuance.domain.identity import age_on, is_valid_id_number, parse_id_number
 from issuance.domain.model import DeadLetterReason, Reason
+from issuance.domain.reference import parse_reference
+from issuance.errors import DecodeError
+from issuance.settings import Settings
+from producers.cases import DEFECT_CASES
+from producers.generator import GenerateOptions, generate
+from producers.identifiers import card_check_character
 
 # Reasons the generator does not inject yet (each is added with the generator case that produces it).
-# UNPROCESSABLE_RECORD is never generated: it is the safety net for a record that meets the contract and still
-# cannot be processed by a stage; no valid case reaches it (tests/integration/test_poison_records.py reaches it
-# by staging a row that bypassed the contract).
+# UNPROCESSABLE_RECORD is never generated: it is the safety net for a record that meets the contract and
+# still cannot be processed by a stage; no valid case reaches it (tests/integration/test_poison_records.py
+# reaches it by staging a row that bypassed the contract).
 NOT_GENERATED_YET = {
     DeadLetterReason.UNPROCESSABLE_RECORD,
     DeadLetterReason.APPLICATION_ID_REUSED,
@@ -33,12 +38,6 @@ DECODER_REASONS = {
     DeadLetterReason.EMPTY_MESSAGE,
     DeadLetterReason.OVERSIZED_MESSAGE,
 }
-from issuance.domain.reference import parse_reference
-from issuance.errors import DecodeError
-from issuance.settings import Settings
-from producers.cases import DEFECT_CASES
-from producers.generator import GenerateOptions, generate
-from producers.identifiers import card_check_character
 
 FILES = (
     "reference.json",
