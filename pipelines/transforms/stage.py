@@ -37,7 +37,7 @@ _ROW_TABLES = (
     ("staged_agreements", STAGED_AGREEMENT_COLUMNS),
 )
 
-Row = Sequence[Any]
+Row = tuple[Any, ...]
 
 
 def refused_rows(
