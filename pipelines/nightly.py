@@ -23,7 +23,7 @@ import apache_beam as beam
 from apache_beam.options.pipeline_options import PipelineOptions
 
 from issuance.crypto import Vault
-from issuance.domain.contract import DEFAULT_MAX_MESSAGE_BYTES
+from issuance.domain.contract import CONTRACT_REVISION, DEFAULT_MAX_MESSAGE_BYTES
 from issuance.errors import InputError, ReconciliationFailed
 from issuance.gc_policy import use_batch_thresholds
 from issuance.kafka.outbox_relay import publish_outbox
@@ -47,6 +47,9 @@ from pipelines.transforms.stage import StageChunks
 from pipelines.transforms.verify import VerifyApplications
 
 Progress = Callable[[str, dict[str, int]], None]
+STAGED_UNDER = (
+    "decode.contract_revision"  # kept with the run's counters: the contract its rows were staged under
+)
 PROGRESS_INTERVAL_S = 1.0
 
 
@@ -201,11 +204,11 @@ def run(
         timings["plan_s"] = time.monotonic() - started
         crash_point("planned")
 
-        # 2. Stage with Beam (skipped when a resumed run had already staged everything).
+        # 2. Stage with Beam (skipped when a resumed run had already staged everything under this contract).
         catalog = load_catalog(conn)
         conn.commit()
         counters: dict[str, int] = dict(run_.counters or {})
-        if not run_.staged:
+        if not run_.staged or counters.get(STAGED_UNDER) != CONTRACT_REVISION:
             t0 = time.monotonic()
             run_repo.clear_staging(conn)
             run_repo.mark_running(conn, run_.run_id)
@@ -227,6 +230,7 @@ def run(
                 result = pipeline.run()
                 result.wait_until_finish()
             counters = _counters(result)
+            counters[STAGED_UNDER] = CONTRACT_REVISION
             run_repo.mark_staged(conn, run_.run_id, planned, counters)
             conn.commit()
             timings["stage_s"] = time.monotonic() - t0

@@ -46,6 +46,10 @@ CARD_NUMBER = re.compile(r"[0-9A-Z]{9}")
 PHONE = re.compile(r"(\+[0-9]{1,3}[ -]?)?[0-9][0-9 -]{5,18}[0-9]")
 SHA256_HEX = re.compile(r"[0-9a-f]{64}")
 
+# Raised whenever the contract refuses more than before: a crashed night staged under an older revision is
+# staged again when it is resumed, so that records the current contract refuses become dead letters instead of
+# failing its final transaction again and again.
+CONTRACT_REVISION = 2
 MAX_TEXT = 64
 MAX_TERMS_VERSION = 16
 MAX_MATERIALS = 8  # four kinds of material; a few repeats are harmless, a list of thousands is not

@@ -10,12 +10,13 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
 from kafka import KafkaProducer
+from psycopg import sql
 
 from issuance.codec.avro import encode
 from issuance.crypto import Vault
@@ -25,10 +26,13 @@ from issuance.store import run_repo
 from issuance.store.db import connect
 from pipelines import nightly
 from pipelines.records import Chunk, StagedBatch
+from pipelines.transforms.decode import DecodedBatch
 from pipelines.transforms.stage import StageBatch
+from pipelines.transforms.verify import VerifyBatch
 from producers.client import BranchClient
 from producers.generator import AGREEMENT_FILES, APPLICATION_FILES
 from producers.submission import Kind, submit_file
+from tests import factories
 from tests.fixtures_nightly import (
     Generated,
     expected_after,
@@ -283,3 +287,63 @@ def test_a_value_postgresql_refuses_is_set_aside_at_staging(settings: Settings, 
     offset, stage_name, reason, detail = dead
     assert (offset, stage_name, reason) == (1, "stage", "UNPROCESSABLE_RECORD")
     assert "terms_version" in detail and "\x00" not in detail and "2026" not in detail
+
+
+def test_a_night_staged_under_an_earlier_contract_is_staged_again(
+    settings: Settings, database_url: str, tmp_path: Path
+) -> None:
+    """A night that crashed after staging, under a contract that let poison records through, would fail its
+    final transaction on every resume; resumed now, it is staged again under the current contract."""
+    generated = make_generated(tmp_path / "data", 80, seed=13)
+    load_reference_file(settings, database_url, generated)
+    publish_night(settings, generated, 1)
+    poisons = [p for p in poison_cases(generated) if p.case.startswith("YEAR_9999")]
+    _produce(settings, poisons)
+    env = {**settings_env(settings), "ISSUANCE_CRASH_AT": "staged"}
+    day = generated.business_date(1)
+    crashed = subprocess.run(
+        [str(Path(sys.executable).parent / "issuance"), "batch", "run", "--business-date", day],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert crashed.returncode != 0
+    with connect(database_url) as conn:  # what an earlier contract staged: not these rows, no revision
+        conn.execute("UPDATE runs SET counters = counters - %s", (nightly.STAGED_UNDER,))
+        for table in ("staged_applications", "staged_agreements", "staged_dead_letters"):
+            conn.execute(sql.SQL("DELETE FROM {}").format(sql.Identifier(table)))
+
+    result = nightly.run(["--business-date", day], settings=settings)
+    assert result.resumed and result.balanced
+    assert mismatches(states(database_url), expected_after(generated.expected(), day)) == []
+    assert result.reconciliation["dead_letters"]["applications.SCHEMA_VIOLATION"] >= len(poisons)
+
+
+class _BranchesThatFail(dict[str, Any]):
+    """A catalog's branches whose lookup fails for one code: a stand-in for a bug in a rule."""
+
+    def get(self, key: str, default: Any = None) -> Any:
+        if key == "BR-BOOM":
+            raise RuntimeError("a rule failed")
+        return super().get(key, default)
+
+
+def test_a_record_the_rules_cannot_judge_is_set_aside_at_verification(
+    settings: Settings, database_url: str
+) -> None:
+    reference = factories.reference()
+    catalog = replace(reference, branches=_BranchesThatFail(reference.branches))
+    chunk = Chunk(1, "application", "t.applications", 0, 0, 2)
+    good, bad = factories.application(), factories.application(application_id="APP-2", branch_code="BR-BOOM")
+    verify = VerifyBatch(database_url, Vault.from_settings(settings), catalog)
+    verify.setup()
+    try:
+        (staged,) = list(verify.process(DecodedBatch(chunk, applications=[(0, good), (1, bad)])))
+    finally:
+        verify.teardown()
+    assert [row[3] for row in staged.applications] == [0]
+    ((_, _, _, offset, stage, reason, detail, _, branch),) = staged.dead_letters
+    assert (offset, stage, reason, branch) == (1, "verify", "UNPROCESSABLE_RECORD", "BR-BOOM")
+    assert "RuntimeError" in detail and factories.ADULT_NAME not in detail
