@@ -38,7 +38,13 @@ from pipelines.commit import NightContext, apply_night
 from pipelines.faults import crash_point
 from pipelines.kafka_read import ReadChunk
 from pipelines.personalization_files import files_complete, write_files
-from pipelines.plan import APPLICATION, application_records, plan_ranges, split_chunks
+from pipelines.plan import (
+    APPLICATION,
+    application_records,
+    check_stored_plan,
+    plan_ranges,
+    split_chunks,
+)
 from pipelines.reconcile import reconcile
 from pipelines.records import Chunk, PartitionRange, RecordBatch
 from pipelines.transforms.decode import DecodeRecords
@@ -190,6 +196,8 @@ def run(
             )
         conn.commit()
         plan = [PartitionRange.from_json(p) for p in run_.plan]
+        if resumed and not run_.staged:  # a staged run commits from PostgreSQL alone
+            check_stored_plan(endpoints.kafka_bootstrap, run_.run_id, plan)
         planned = sum(p.size for p in plan)
         progress("plan", {"run_id": run_.run_id, "records": planned, "resumed": int(resumed)})
         timings["plan_s"] = time.monotonic() - started
