@@ -117,14 +117,16 @@ def discontinuities(expected: Iterable[Expectation], view: BrokerView) -> list[D
     return found
 
 
-def describe(breaks: Iterable[Discontinuity]) -> str:
-    """One line: each kind of break with its topic and partitions (offsets, never record content)."""
+def describe(breaks: Iterable[Discontinuity], offsets: bool = False) -> str:
+    """One line: each kind of break with its topic and partitions (with `offsets`: what was needed and what
+    the broker holds). Offsets only, never record content."""
     by_kind: dict[tuple[Break, str], list[Discontinuity]] = {}
     for item in breaks:
         by_kind.setdefault((item.kind, item.topic), []).append(item)
     parts = []
     for (kind, topic), items in by_kind.items():
-        where = ", ".join(_where(d) for d in sorted(items, key=lambda d: d.partition))
+        ordered = sorted(items, key=lambda d: d.partition)
+        where = ", ".join(_where(d) if offsets else str(d.partition) for d in ordered)
         parts.append(f"{kind.value}: {topic} partitions {where}")
     return "; ".join(parts)
 
@@ -139,9 +141,8 @@ def broker_state_lost(breaks: list[Discontinuity], what: str) -> BrokerStateLost
     """The operator's one-line error for `breaks`; `what` says what was stopped."""
     return BrokerStateLost(
         f"the broker no longer holds what the night expects, {what}: {describe(breaks)}."
-        " Check the broker (a restart of a memory-only broker, a topic deleted and created again),"
-        " then review with `issuance checkpoints show` and re-baseline with"
-        " `issuance checkpoints rebaseline --operator NAME --yes`"
+        " Check the broker (restarted without its data? topic deleted and created again?), compare with"
+        " `issuance checkpoints show`, then `issuance checkpoints rebaseline --operator NAME --yes`"
     )
 
 

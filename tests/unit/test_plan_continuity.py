@@ -10,6 +10,7 @@ from pipelines.plan import (
     BrokerView,
     PartitionState,
     broker_state_lost,
+    describe,
     discontinuities,
     from_checkpoint,
     from_range,
@@ -74,7 +75,10 @@ def test_the_error_names_topic_partitions_and_offsets_and_what_to_do_on_one_line
     breaks = discontinuities(map(from_checkpoint, [checkpoint(120), checkpoint(3, 1)]), view((0, 0), (0, 0)))
     message = str(broker_state_lost(breaks, "so the night was not planned"))
     assert "\n" not in message
-    assert f"{TOPIC} partitions 0 (needs 120, broker holds 0-0), 1 (needs 3, broker holds 0-0)" in message
+    assert f"offsets went backwards (the log ends below the checkpoint): {TOPIC} partitions 0, 1." in message
+    assert "issuance checkpoints rebaseline --operator NAME --yes" in message
+    detail = describe(breaks, offsets=True)
+    assert f"{TOPIC} partitions 0 (needs 120, broker holds 0-0), 1 (needs 3, broker holds 0-0)" in detail
     assert "issuance checkpoints rebaseline --operator NAME --yes" in message
 
 
