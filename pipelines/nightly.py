@@ -26,6 +26,7 @@ from issuance.crypto import Vault
 from issuance.errors import InputError, ReconciliationFailed
 from issuance.gc_policy import use_batch_thresholds
 from issuance.kafka.outbox_relay import publish_outbox
+from issuance.kafka.republish import resend_unanswered
 from issuance.kafka.topics import Topics, ensure_topics
 from issuance.services.endpoints import Endpoints, resolve
 from issuance.settings import Settings
@@ -72,6 +73,7 @@ class NightlyResult:
     files: list[dict[str, Any]] = field(default_factory=list)
     published: int = 0
     timings: dict[str, float] = field(default_factory=dict)
+    resent_unanswered: int = 0  # activation requests sent again (unanswered after the configured hours)
 
     @property
     def balanced(self) -> bool:
@@ -88,6 +90,7 @@ class NightlyResult:
             "counters": self.counters,
             "files": self.files,
             "published": self.published,
+            "resent_unanswered": self.resent_unanswered,
             "timings": self.timings,
         }
 
@@ -248,9 +251,12 @@ def run(
         files, published = _files_and_events(
             conn, settings, endpoints, vault, catalog.banks, run_, progress, timings
         )
+
+        # 5. Activation requests still unanswered long after publishing: the broker may have lost them.
+        resent = resend_unanswered(conn, settings, endpoints, vault)
     timings["total_s"] = time.monotonic() - started
     return NightlyResult(
-        run_.run_id, run_.business_date, resumed, planned, report, counters, files, published, timings
+        run_.run_id, run_.business_date, resumed, planned, report, counters, files, published, timings, resent
     )
 
 
