@@ -73,4 +73,4 @@ class BrokerUnavailable(IssuanceError):
 
 class BrokerStateLost(IssuanceError):
     """The broker's log no longer holds what the checkpoints or a stored plan point at (a restart that lost
-    its state, a topic deleted and created again, another cluster): reading on would be silence, not a night."""
+    its state, a topic deleted and created again, another cluster): reading on would be silence."""
