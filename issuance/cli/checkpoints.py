@@ -46,17 +46,21 @@ def _print(found: Review) -> None:
     run = found.run_in_flight
     if run is not None:
         lost = "its planned ranges are gone from the broker" if found.run_breaks else "its ranges are intact"
-        out.print(f"run {run.run_id} is in flight ({'staged' if run.staged else 'not staged'}); {lost}")
+        out.print(
+            f"run {run.run_id} is in flight ({'staged' if run.staged else 'not staged'}); {lost}",
+            soft_wrap=True,
+        )
     for step in found.steps:
         target = "drop (partition gone)" if step.next_offset is None else f"{step.next_offset:,}"
         out.print(
             f"re-baseline {step.topic} partition {step.partition}: {step.old_offset:,} -> {target}"
-            f" ({step.readable:,} records for the next night; {step.why})"
+            f" ({step.readable:,} records for the next night; {step.why})",
+            soft_wrap=True,
         )
     if found.abandons_run and run is not None:
-        out.print(f"close run {run.run_id} as FAILED (nothing of it was applied)")
+        out.print(f"close run {run.run_id} as FAILED (nothing of it was applied)", soft_wrap=True)
     if found.refusal:
-        out.print(f"cannot re-baseline now: {found.refusal}")
+        out.print(f"cannot re-baseline now: {found.refusal}", soft_wrap=True)
 
 
 @checkpoints_app.command("show")

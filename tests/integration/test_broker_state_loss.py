@@ -65,6 +65,7 @@ def test_a_restarted_broker_stops_the_night_until_the_checkpoints_are_rebaseline
     preview = cli(after, "checkpoints", "rebaseline", "--operator", OPERATOR)
     assert preview.returncode == 0, preview.stderr
     assert "nothing written" in preview.stdout
+    assert f"re-baseline {Topics(after).applications} partition 0: " in preview.stdout
     assert _rows(database_url, "SELECT topic, partition, next_offset FROM checkpoints ORDER BY 1, 2") == (
         checkpoints_before
     )
@@ -118,6 +119,7 @@ def test_a_run_left_in_flight_over_lost_ranges_is_an_error_then_closed_by_the_re
     applied = cli(after, "checkpoints", "rebaseline", "--operator", OPERATOR, "--yes")
 
     assert applied.returncode == 0, applied.stderr
+    assert f"close run {run_id} as FAILED" in applied.stdout
     assert _rows(database_url, "SELECT status FROM runs") == [("FAILED",)]
     assert _rows(database_url, "SELECT actor, entity_id FROM audit_log WHERE action = 'run.abandon'") == [
         (OPERATOR, str(run_id))
