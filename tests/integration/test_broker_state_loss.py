@@ -7,6 +7,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+from kafka import KafkaAdminClient
+
+from issuance.errors import BrokerStateLost
 from issuance.kafka.topics import Topics, ensure_topics
 from issuance.settings import Settings
 from issuance.store.db import connect
@@ -127,3 +131,40 @@ def test_a_run_left_in_flight_over_lost_ranges_is_an_error_then_closed_by_the_re
     resent = publish_night(after, generated, 1, raw=False)  # the branches submit again
     night = nightly.run(["--business-date", day], settings=after)
     assert night.balanced and night.records_planned == resent
+
+
+def _topic_ids(bootstrap: str, names: list[str]) -> dict[str, str]:
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+    try:
+        return {str(t["name"]): str(t["topic_id"]) for t in admin.describe_topics(names)}
+    finally:
+        admin.close()
+
+
+def test_a_topic_created_again_is_noticed_even_when_it_grew_past_the_checkpoint(
+    settings: Settings, database_url: str, tmp_path: Path
+) -> None:
+    """On a real cluster a topic can be deleted and created again; offsets alone miss it once the new log is
+    longer than the old one. The topic id does not."""
+    generated = make_generated(tmp_path / "data", 40)
+    load_reference_file(settings, database_url, generated)
+    publish_night(settings, generated, 1, raw=False)
+    first = nightly.run(["--business-date", generated.business_date(1)], settings=settings)
+    assert first.balanced
+    topics = Topics(settings)
+    names = [topics.applications, topics.agreements]
+    old_ids = _topic_ids(str(settings.kafka_bootstrap), names)
+    admin = KafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
+    try:
+        admin.delete_topics(names)
+    finally:
+        admin.close()
+    ensure_topics(str(settings.kafka_bootstrap), settings, [])
+    assert set(_topic_ids(str(settings.kafka_bootstrap), names).values()).isdisjoint(old_ids.values())
+    publish_night(settings, generated, 1, raw=False)  # the same records again, then more:
+    publish_night(settings, generated, 2, raw=False)  # every partition reaches past its checkpoint
+
+    with pytest.raises(BrokerStateLost, match=r"topic created again \(topic id changed\)"):
+        nightly.run(["--business-date", generated.business_date(2)], settings=settings)
+
+    assert _rows(database_url, "SELECT run_id FROM runs") == [(first.run_id,)]
