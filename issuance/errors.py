@@ -81,3 +81,8 @@ class ReconciliationFailed(IssuanceError):
 
 class BrokerUnavailable(IssuanceError):
     """The Kafka broker did not answer within the retry budget."""
+
+
+class BrokerStateLost(IssuanceError):
+    """The broker's log no longer holds what the checkpoints or a stored plan point at (a restart that lost
+    its state, a topic deleted and created again, another cluster): reading on would be silence."""

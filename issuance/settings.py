@@ -34,6 +34,9 @@ class Settings(BaseSettings):
     # Business rules that are configuration, not contract.
     agreement_window_days: int = Field(default=30, ge=1)
     max_activation_attempts: int = Field(default=3, ge=1)
+    # The night sends an activation request again when its application still waits for the bank's answer this
+    # many hours after it was published (the broker may have lost it; a bank's inbox makes a repeat harmless).
+    resend_unanswered_after_hours: float = Field(default=24.0, ge=0)
 
     # Nightly batch.
     # The largest record value a night decodes. A contract record is at most a few KiB (its texts are bounded,

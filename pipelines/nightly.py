@@ -27,6 +27,7 @@ from issuance.domain.contract import CONTRACT_REVISION, DEFAULT_MAX_MESSAGE_BYTE
 from issuance.errors import InputError, ReconciliationFailed
 from issuance.gc_policy import use_batch_thresholds
 from issuance.kafka.outbox_relay import publish_outbox
+from issuance.kafka.republish import resend_unanswered
 from issuance.kafka.topics import Topics, ensure_topics
 from issuance.services.endpoints import Endpoints, resolve
 from issuance.settings import Settings
@@ -39,7 +40,13 @@ from pipelines.commit import NightContext, apply_night
 from pipelines.faults import crash_point
 from pipelines.kafka_read import ReadChunk
 from pipelines.personalization_files import files_complete, write_files
-from pipelines.plan import APPLICATION, application_records, plan_ranges, split_chunks
+from pipelines.plan import (
+    APPLICATION,
+    application_records,
+    check_stored_plan,
+    plan_ranges,
+    split_chunks,
+)
 from pipelines.reconcile import reconcile
 from pipelines.records import Chunk, PartitionRange, RecordBatch
 from pipelines.transforms.decode import DecodeRecords
@@ -70,6 +77,7 @@ class NightlyResult:
     files: list[dict[str, Any]] = field(default_factory=list)
     published: int = 0
     timings: dict[str, float] = field(default_factory=dict)
+    resent_unanswered: int = 0  # activation requests sent again (unanswered after the configured hours)
 
     @property
     def balanced(self) -> bool:
@@ -86,6 +94,7 @@ class NightlyResult:
             "counters": self.counters,
             "files": self.files,
             "published": self.published,
+            "resent_unanswered": self.resent_unanswered,
             "timings": self.timings,
         }
 
@@ -199,6 +208,8 @@ def run(
             )
         conn.commit()
         plan = [PartitionRange.from_json(p) for p in run_.plan]
+        if resumed and not run_.staged:  # a staged run commits from PostgreSQL alone
+            check_stored_plan(endpoints.kafka_bootstrap, run_.run_id, plan)
         planned = sum(p.size for p in plan)
         progress("plan", {"run_id": run_.run_id, "records": planned, "resumed": int(resumed)})
         timings["plan_s"] = time.monotonic() - started
@@ -257,9 +268,12 @@ def run(
         files, published = _files_and_events(
             conn, settings, endpoints, vault, catalog.banks, run_, progress, timings
         )
+
+        # 5. Activation requests still unanswered long after publishing: the broker may have lost them.
+        resent = resend_unanswered(conn, settings, endpoints, vault)
     timings["total_s"] = time.monotonic() - started
     return NightlyResult(
-        run_.run_id, run_.business_date, resumed, planned, report, counters, files, published, timings
+        run_.run_id, run_.business_date, resumed, planned, report, counters, files, published, timings, resent
     )
 
 

@@ -12,19 +12,36 @@ from typing import Any
 
 @dataclass(frozen=True, slots=True)
 class PartitionRange:
-    """The offsets [start, end) of one partition that one run reads."""
+    """The offsets [start, end) of one partition that one run reads, in the log the broker identified by its
+    topic id and cluster id when the run was planned (None where it reports none, or in older plans)."""
 
     topic: str
     partition: int
     start: int
     end: int
+    topic_id: str | None = None
+    cluster_id: str | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return {"topic": self.topic, "partition": self.partition, "start": self.start, "end": self.end}
+        return {
+            "topic": self.topic,
+            "partition": self.partition,
+            "start": self.start,
+            "end": self.end,
+            "topic_id": self.topic_id,
+            "cluster_id": self.cluster_id,
+        }
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> PartitionRange:
-        return cls(str(data["topic"]), int(data["partition"]), int(data["start"]), int(data["end"]))
+        return cls(
+            str(data["topic"]),
+            int(data["partition"]),
+            int(data["start"]),
+            int(data["end"]),
+            data.get("topic_id"),
+            data.get("cluster_id"),
+        )
 
     @property
     def size(self) -> int:

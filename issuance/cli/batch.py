@@ -110,7 +110,10 @@ def _print_report(result: Any) -> None:
         out.print(
             f"file {manifest['bank_code']}: {manifest['record_count']:,} records sha256 {manifest['sha256']}"
         )
-    out.print(f"published {result.published:,} events; {state}")
+    out.print(
+        f"published {result.published:,} events; unanswered activation requests sent again"
+        f" {result.resent_unanswered:,}; {state}"
+    )
 
 
 @command

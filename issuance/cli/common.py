@@ -61,10 +61,11 @@ def exit_codes() -> Iterator[None]:
     try:
         yield
     except InputError as exc:
-        console.print(f"[red]error:[/red] {exc}")
+        console.print(f"[red]error:[/red] {exc}", soft_wrap=True)
         raise typer.Exit(EXIT_BAD_INPUT) from exc
     except IssuanceError as exc:
-        console.print(f"[red]error:[/red] {exc}")
+        # One line whatever the width (soft_wrap): operators grep logs for it.
+        console.print(f"[red]error:[/red] {exc}", soft_wrap=True)
         raise typer.Exit(EXIT_FAILURE) from exc
 
 

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 from typing import Any
 
 from psycopg import Connection, sql
-from psycopg.rows import TupleRow
+from psycopg.rows import TupleRow, class_row
 from psycopg.types.json import Jsonb
 
 from issuance.errors import IssuanceError
@@ -166,23 +166,72 @@ def finish_run(
     )
 
 
-def checkpoints(conn: Conn, topics: Collection[str]) -> dict[tuple[str, int], int]:
+@dataclass(frozen=True, slots=True)
+class Checkpoint:
+    """Where the next run starts reading one partition, in the log identified by its topic and cluster ids."""
+
+    topic: str
+    partition: int
+    next_offset: int
+    topic_id: str | None
+    cluster_id: str | None
+    run_id: int | None  # the run that advanced it (None: set by a re-baseline)
+    updated_at: datetime
+
+
+def checkpoints(conn: Conn, topics: Collection[str]) -> dict[tuple[str, int], Checkpoint]:
     """Where the next run starts reading, per (topic, partition)."""
-    rows = conn.execute(
-        "SELECT topic, partition, next_offset FROM checkpoints WHERE topic = ANY(%s)", (list(topics),)
-    )
-    return {(str(t), int(p)): int(o) for t, p, o in rows}
+    with conn.cursor(row_factory=class_row(Checkpoint)) as cur:
+        rows = cur.execute(
+            "SELECT topic, partition, next_offset, topic_id, cluster_id, run_id, updated_at FROM checkpoints"
+            " WHERE topic = ANY(%s) ORDER BY topic, partition",
+            (list(topics),),
+        ).fetchall()
+    return {(cp.topic, cp.partition): cp for cp in rows}
 
 
 def advance_checkpoints(conn: Conn, run_id: int, plan: Iterable[dict[str, Any]]) -> None:
-    """Move every planned partition's checkpoint to the plan's end (inside the run's final transaction)."""
+    """Move every planned partition's checkpoint to the plan's end (inside the run's final transaction), with
+    the topic and cluster ids the plan was made in."""
     with conn.cursor() as cur:
         cur.executemany(
-            "INSERT INTO checkpoints (topic, partition, next_offset, run_id) VALUES (%s, %s, %s, %s)"
+            "INSERT INTO checkpoints (topic, partition, next_offset, run_id, topic_id, cluster_id)"
+            " VALUES (%s, %s, %s, %s, %s, %s)"
             " ON CONFLICT (topic, partition) DO UPDATE SET next_offset = excluded.next_offset,"
-            " run_id = excluded.run_id, updated_at = now()",
-            [(p["topic"], p["partition"], p["end"], run_id) for p in plan],
+            " run_id = excluded.run_id, topic_id = excluded.topic_id, cluster_id = excluded.cluster_id,"
+            " updated_at = now()",
+            [
+                (p["topic"], p["partition"], p["end"], run_id, p.get("topic_id"), p.get("cluster_id"))
+                for p in plan
+            ],
         )
+
+
+def rebaseline_checkpoint(
+    conn: Conn, topic: str, partition: int, next_offset: int, topic_id: str | None, cluster_id: str | None
+) -> None:
+    """Point one partition's checkpoint at `next_offset` of the log the broker holds now (operator action)."""
+    conn.execute(
+        "INSERT INTO checkpoints (topic, partition, next_offset, run_id, topic_id, cluster_id)"
+        " VALUES (%s, %s, %s, NULL, %s, %s)"
+        " ON CONFLICT (topic, partition) DO UPDATE SET next_offset = excluded.next_offset, run_id = NULL,"
+        " topic_id = excluded.topic_id, cluster_id = excluded.cluster_id, updated_at = now()",
+        (topic, partition, next_offset, topic_id, cluster_id),
+    )
+
+
+def drop_checkpoint(conn: Conn, topic: str, partition: int) -> None:
+    """Forget a partition the broker no longer has (its topic now has fewer partitions)."""
+    conn.execute("DELETE FROM checkpoints WHERE topic = %s AND partition = %s", (topic, partition))
+
+
+def abandon_run(conn: Conn, run_id: int, error: str) -> None:
+    """Close a run left in flight that can never be resumed: FAILED, nothing of it applied."""
+    conn.execute(
+        "UPDATE runs SET status = 'FAILED', finished_at = now(), balanced = false, error = %s"
+        " WHERE run_id = %s AND status IN ('PLANNED', 'RUNNING')",
+        (error, run_id),
+    )
 
 
 def clear_staging(conn: Conn) -> None:
