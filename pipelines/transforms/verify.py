@@ -50,7 +50,10 @@ class VerifyBatch(beam.DoFn):  # type: ignore[misc]
         apps = [app for _, app in batch.applications]
         vault = self._vault
         keys = [vault.blind_index(app.applicant.id_number) for app in apps]
-        persons = lookup_persons(conn, vault, set(keys))
+        guardian_keys = [
+            vault.blind_index(app.guardian_id_number) if app.guardian_id_number else None for app in apps
+        ]
+        persons = lookup_persons(conn, vault, set(keys) | {k for k in guardian_keys if k is not None})
         registered = lookup_cards(conn, {app.card_number for app in apps if app.card_number})
         holders = issued_card_holders(conn, set(keys))
         sealed = vault.encrypt_many(
@@ -65,13 +68,16 @@ class VerifyBatch(beam.DoFn):  # type: ignore[misc]
         )
         rows: list[tuple[Any, ...]] = []
         outcomes: Counter[str] = Counter()
-        for index, ((offset, app), key) in enumerate(zip(batch.applications, keys, strict=True)):
+        for index, ((offset, app), key, guardian_key) in enumerate(
+            zip(batch.applications, keys, guardian_keys, strict=True)
+        ):
             reasons = verify(
                 app,
                 persons.get(key),
                 catalog,
                 app.card_number in registered if app.card_number else False,
                 key in holders,
+                persons.get(guardian_key) if guardian_key is not None else None,
             )
             outcomes.update([r.value for r in reasons] or ["passed"])
             branch = catalog.branches.get(app.branch_code)
