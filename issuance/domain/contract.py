@@ -23,7 +23,7 @@ from issuance.errors import SchemaViolation
 APPLICATION_RECORD = "ApplicationSubmitted"
 AGREEMENT_RECORD = "AgreementSigned"
 
-# A lowercase check character "x" is accepted and written "X" (`issuance.domain.identity.normalize_id_number`).
+# A lowercase check character "x" is accepted, then written "X" (`identity.normalize_id_number`).
 ID_NUMBER = re.compile(r"[0-9]{17}[0-9Xx]")
 CARD_NUMBER = re.compile(r"[0-9A-Z]{9}")
 # Mainland mobile and fixed-line numbers, optionally with a country code; digits, spaces and hyphens.

@@ -3,10 +3,10 @@ dashboard.
 
 The rules behind the codes, in the order verification checks them:
 
-- the ID number (GB 11643-1999) is 17 digits and a check character (a lowercase `x` counts as `X`), the ISO 7064
-  MOD 11-2 check character matches, the birth date is a real day from 1900 to the submission day, and the area
-  code is a GB/T 2260 code or a residence-permit code of Hong Kong, Macau or Taiwan residents (810000, 820000,
-  830000): else ID_NUMBER_INVALID with one ID_NUMBER_<problem> detail;
+- the ID number (GB 11643-1999) is 17 digits and a check character (a lowercase `x` counts as `X`), the
+  ISO 7064 MOD 11-2 check character matches, the birth date is a real day from 1900 to the submission day,
+  and the area code is a GB/T 2260 code or a residence-permit code of Hong Kong, Macau or Taiwan residents
+  (810000, 820000, 830000): else ID_NUMBER_INVALID with one ID_NUMBER_<problem> detail;
 - the registry knows the person (PERSON_NOT_FOUND), under the same name once both are written canonically
   (NFKC, every middle-dot variant as U+00B7: NAME_MISMATCH), who is insured (NOT_INSURED);
 - a new card only for someone without a valid card (ALREADY_HAS_CARD); an activation only of the applicant's
@@ -32,13 +32,13 @@ from issuance.domain.model import Reason
 
 REASON_MESSAGES: Mapping[Reason, str] = MappingProxyType(
     {
-        Reason.ID_NUMBER_INVALID: "The ID number is not valid; the detail code says why. Check it against the "
-        "ID card or household register and submit again.",
+        Reason.ID_NUMBER_INVALID: "The ID number is not valid; the detail code says why. Check it against "
+        "the ID card or household register and submit again.",
         Reason.ID_NUMBER_FORMAT: "The ID number is not 17 digits followed by a digit or X.",
         Reason.ID_NUMBER_CHECKSUM: "The ID number's last character does not match the others: a digit was "
         "probably mistyped.",
-        Reason.ID_NUMBER_BIRTH_DATE: "The birth date inside the ID number is not a real day, is before 1900, or "
-        "is after the submission.",
+        Reason.ID_NUMBER_BIRTH_DATE: "The birth date inside the ID number is not a real day, is before 1900, "
+        "or is after the submission.",
         Reason.ID_NUMBER_AREA_CODE: "The first six digits of the ID number are not a known area code.",
         Reason.PERSON_NOT_FOUND: "No person with this ID number is in the registry.",
         Reason.NAME_MISMATCH: "The applicant's name differs from the name in the registry.",

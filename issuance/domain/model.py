@@ -79,7 +79,9 @@ class DeadLetterReason(StrEnum):
     SCHEMA_VIOLATION = "SCHEMA_VIOLATION"  # decodes, breaks the contract
     EMPTY_MESSAGE = "EMPTY_MESSAGE"  # no value at all (a null or zero-length record)
     OVERSIZED_MESSAGE = "OVERSIZED_MESSAGE"  # larger than any contract record may be
-    UNPROCESSABLE_RECORD = "UNPROCESSABLE_RECORD"  # meets the contract, but a stage could not process its values
+    UNPROCESSABLE_RECORD = (
+        "UNPROCESSABLE_RECORD"  # meets the contract, but a stage could not process its values
+    )
     APPLICATION_ID_REUSED = "APPLICATION_ID_REUSED"  # a different application under an id already submitted
 
 

@@ -4,11 +4,11 @@ Materials required, by application type and the applicant's age on the submissio
 normally has no resident ID card: the household register shows who the child is, and the guardian's ID card is
 the one named by `guardian_id_number`):
 
-| application type       | applicant 16 or older                    | applicant under 16                        |
-|------------------------|------------------------------------------|-------------------------------------------|
-| `NEW_CARD`             | RESIDENT_ID_CARD                         | HOUSEHOLD_REGISTER + guardian's ID card   |
-| `FINANCIAL_ACTIVATION` | RESIDENT_ID_CARD + SOCIAL_SECURITY_CARD  | HOUSEHOLD_REGISTER + SOCIAL_SECURITY_CARD |
-|                        |                                          | + guardian's ID card                      |
+| application type       | applicant 16 or older      | applicant under 16                       |
+|------------------------|----------------------------|------------------------------------------|
+| `NEW_CARD`             | RESIDENT_ID_CARD           | HOUSEHOLD_REGISTER, guardian's ID card   |
+| `FINANCIAL_ACTIVATION` | RESIDENT_ID_CARD,          | HOUSEHOLD_REGISTER, SOCIAL_SECURITY_CARD,|
+|                        | SOCIAL_SECURITY_CARD       | guardian's ID card                       |
 
 More materials than required never hurt. When the ID number is invalid (age unknown), either column's set
 is complete. A missing material is MATERIALS_MISSING with one MISSING_<material> per missing one.
@@ -26,8 +26,8 @@ from types import MappingProxyType
 
 from issuance.domain.decision import normalize_reasons
 from issuance.domain.identity import (
-    IdProblem,
     Identity,
+    IdProblem,
     age_on,
     normalize_id_number,
     parse_id_number,

@@ -19,6 +19,10 @@ Conn = Connection[TupleRow]
 OPEN_STATES = ("AWAITING_AGREEMENT", "PERSONALIZED", "ACTIVATION_REQUESTED")
 DECISION_COLUMNS = ("application_id", "is_new", "from_state", "state", "reasons", "stage", "agreement_id")
 FETCH_SIZE = 10_000
+# The SQL twin of `issuance.domain.agreement.window_closed` (held to it by
+# tests/integration/test_agreement_window_oracle.py): the night's business date is past the last
+# Asia/Shanghai day of a window opened at {start}.
+WINDOW_CLOSED = "(({start}) AT TIME ZONE 'Asia/Shanghai')::date + {window} < {date}"
 
 
 def analyze(conn: Conn, *tables: str) -> None:
@@ -99,7 +103,7 @@ def settle_agreements(conn: Conn, run_id: int, business_date: date, window_days:
     """After the decisions: the run's new agreements are kept with their settled status, and earlier pending
     ones leave PENDING once examined. An agreement is MATCHED by its application's decision (INVALID when the
     agreement step rejected it) or because its application is known; one whose application is still unknown
-    expires `window_days` after signing."""
+    expires once the night is past the last Asia/Shanghai day of the `window_days` after signing."""
     conn.execute(
         "INSERT INTO agreements (agreement_id, application_id, bank_code, terms_version, document_sha256,"
         " signed_at, channel, status, received_run_id, source_topic, source_partition, source_offset)"
@@ -110,7 +114,9 @@ def settle_agreements(conn: Conn, run_id: int, business_date: date, window_days:
         "   WHEN d.application_id IS NOT NULL THEN 'MATCHED'"
         "   WHEN EXISTS (SELECT 1 FROM applications a WHERE a.application_id = r.application_id)"
         "    THEN 'MATCHED'"
-        "   WHEN (r.signed_at AT TIME ZONE 'UTC')::date + %(window)s <= %(date)s THEN 'EXPIRED'"
+        "   WHEN "
+        + WINDOW_CLOSED.format(start="r.signed_at", window="%(window)s", date="%(date)s")
+        + " THEN 'EXPIRED'"
         "   ELSE 'PENDING' END,"
         "  %(run)s, r.source_topic, r.source_partition, r.source_offset"
         " FROM run_agreements r LEFT JOIN run_decisions d ON d.application_id = r.application_id",
@@ -129,8 +135,8 @@ def settle_agreements(conn: Conn, run_id: int, business_date: date, window_days:
         " AND EXISTS (SELECT 1 FROM applications a WHERE a.application_id = g.application_id)"
     )
     conn.execute(
-        "UPDATE agreements SET status = 'EXPIRED' WHERE status = 'PENDING'"
-        " AND (signed_at AT TIME ZONE 'UTC')::date + %s <= %s",
+        "UPDATE agreements SET status = 'EXPIRED' WHERE status = 'PENDING' AND "
+        + WINDOW_CLOSED.format(start="signed_at", window="%s", date="%s"),
         (window_days, business_date),
     )
 

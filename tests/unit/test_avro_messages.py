@@ -7,7 +7,6 @@ from datetime import UTC, datetime, timedelta, timezone
 import pytest
 
 from issuance.codec.avro import registry
-
 from issuance.domain.model import ApplicationType, DeadLetterReason, Reason, State
 from issuance.errors import SchemaViolation
 from issuance.messages import (

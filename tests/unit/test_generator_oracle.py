@@ -67,6 +67,7 @@ def _replay(out: Path) -> dict[str, list[tuple[str, str, list[str]]]]:
                 catalog,
                 app.card_number in registered_cards,
                 issued_card_holder=app.applicant.id_number in issued_to,
+                guardian=catalog.persons.get(app.guardian_id_number or ""),
             )
             if reasons:
                 state[app.application_id] = "REJECTED"

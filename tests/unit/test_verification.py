@@ -115,7 +115,10 @@ def test_lowercase_x_check_character_is_the_same_number() -> None:
     number = "44030420121130005X"
     adult = "11010519491231002X"
     assert run(application(id_number=adult.lower()), person(id_number=adult)) == []
-    assert run(application(id_number=number.lower(), guardian_id_number=GUARDIAN_ID), person(id_number=number)) == []
+    assert (
+        run(application(id_number=number.lower(), guardian_id_number=GUARDIAN_ID), person(id_number=number))
+        == []
+    )
 
 
 def test_id_number_invalid_skips_person_checks() -> None:
@@ -218,7 +221,10 @@ def test_not_insured() -> None:
     ],
 )
 def test_new_card_materials_missing(materials: tuple[Material, ...]) -> None:
-    assert run(application(materials=materials)) == [Reason.MATERIALS_MISSING, Reason.MISSING_RESIDENT_ID_CARD]
+    assert run(application(materials=materials)) == [
+        Reason.MATERIALS_MISSING,
+        Reason.MISSING_RESIDENT_ID_CARD,
+    ]
 
 
 def test_an_adults_resident_id_card_is_enough_for_a_new_card() -> None:
@@ -226,12 +232,16 @@ def test_an_adults_resident_id_card_is_enough_for_a_new_card() -> None:
 
 
 def test_a_childs_household_register_and_guardian_are_enough_for_a_new_card() -> None:
-    app, child = _minor(date(2015, 6, 1), guardian_id_number=GUARDIAN_ID, materials=(Material.HOUSEHOLD_REGISTER,))
+    app, child = _minor(
+        date(2015, 6, 1), guardian_id_number=GUARDIAN_ID, materials=(Material.HOUSEHOLD_REGISTER,)
+    )
     assert run(app, child) == []
 
 
 def test_a_child_without_the_household_register_misses_it() -> None:
-    app, child = _minor(date(2015, 6, 1), guardian_id_number=GUARDIAN_ID, materials=(Material.RESIDENT_ID_CARD,))
+    app, child = _minor(
+        date(2015, 6, 1), guardian_id_number=GUARDIAN_ID, materials=(Material.RESIDENT_ID_CARD,)
+    )
     assert run(app, child) == [Reason.MATERIALS_MISSING, Reason.MISSING_HOUSEHOLD_REGISTER]
 
 
