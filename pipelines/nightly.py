@@ -23,6 +23,7 @@ import apache_beam as beam
 from apache_beam.options.pipeline_options import PipelineOptions
 
 from issuance.crypto import Vault
+from issuance.domain.business_dates import business_day
 from issuance.errors import InputError, ReconciliationFailed
 from issuance.gc_policy import use_batch_thresholds
 from issuance.kafka.outbox_relay import publish_outbox
@@ -184,7 +185,7 @@ def run(
         if run_ is None:
             checkpoints = run_repo.checkpoints(conn, list(kinds))
             plan = plan_ranges(endpoints.kafka_bootstrap, list(kinds), checkpoints)
-            business_date = business_date_arg or datetime.now(UTC).date()
+            business_date = business_date_arg or business_day(datetime.now(UTC))
             run_ = run_repo.create_run(
                 conn, business_date, [p.to_json() for p in plan], application_records(plan, kinds)
             )

@@ -15,14 +15,13 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from enum import StrEnum
 from functools import cache
-from zoneinfo import ZoneInfo
 
+from issuance.domain.business_dates import business_day
 from issuance.domain.decision import normalize_reasons
 from issuance.domain.model import Agreement, Application, Bank, Reason
 
 AGREEMENT_WINDOW_DAYS = 30
 CLOCK_TOLERANCE = timedelta(minutes=2)
-BUSINESS_ZONE = ZoneInfo("Asia/Shanghai")
 
 
 class AgreementStatus(StrEnum):
@@ -42,11 +41,6 @@ class AgreementOutcome:
 @cache
 def _days(days: int) -> timedelta:
     return timedelta(days=days)  # a night checks one window a hundred thousand times
-
-
-def business_day(moment: datetime) -> date:
-    """The Asia/Shanghai calendar day of an instant."""
-    return moment.astimezone(BUSINESS_ZONE).date()
 
 
 def last_day(start: datetime, window_days: int = AGREEMENT_WINDOW_DAYS) -> date:

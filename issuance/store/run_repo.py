@@ -113,6 +113,14 @@ def open_run(conn: Conn) -> Run | None:
     return _run(row) if row else None
 
 
+def last_succeeded_business_date(conn: Conn) -> date | None:
+    """The business date of the latest successful run, if any."""
+    row = conn.execute(
+        "SELECT business_date FROM runs WHERE status = 'SUCCEEDED' ORDER BY run_id DESC LIMIT 1"
+    ).fetchone()
+    return row[0] if row else None
+
+
 def get_run(conn: Conn, run_id: int) -> Run:
     row = conn.execute(f"SELECT {_RUN_COLUMNS} FROM runs WHERE run_id = %s", (run_id,)).fetchone()
     if row is None:
