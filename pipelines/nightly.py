@@ -262,6 +262,7 @@ def _commit(conn: Any, night: NightContext, topics: Topics) -> dict[str, Any]:
                 "decisions": stats.decisions,
                 "dead_letters": stats.dead_letters,
                 "repeated_application_ids": stats.repeated_ids,
+                "resent_applications": stats.resent,
                 "reexamined": stats.reexamined,
                 "commit_timings_s": stats.timings,
             }

@@ -27,6 +27,7 @@ from producers.world import (
 
 REJECTED = "REJECTED"
 AWAITING = "AWAITING_AGREEMENT"
+DEAD_LETTERED = "DEAD_LETTERED"
 Case = Callable[[World], int]
 _NO_PROVINCE = ("00", "19", "20", "24", "38", "48", "55", "60", "77", "88", "99")
 _TOLERANCE_SECONDS = int(CLOCK_TOLERANCE.total_seconds())
@@ -460,6 +461,41 @@ def duplicate_across_nights(w: World) -> int:
     return 2
 
 
+RESENT = "resent_application"
+REUSED = "reused_application_id"
+
+
+def application_resent(w: World) -> int:
+    """A valid night-1 application whose branch sends the very same record again for night 2: the record
+    gets the first decision again; the application is not decided twice."""
+    kind = _kind(w)
+    person, card = _applicant(w, kind)
+    w.register(person)
+    app = w.application(person, kind, 1, card=card)
+    w.emit(app, 1, "RESENT_ORIGINAL", [Step(1, REQUESTED)])
+    w.emit_agreement(w.agreement(app), 1)
+    w.emit_repeat(dict(app), 2, RESENT, "RESENT_SAME_CONTENT", Step(2, REQUESTED))
+    return 1
+
+
+def application_id_reused(w: World) -> int:
+    """Another person's application for night 2 under the id of a night-1 application: a dead letter."""
+    kind = _kind(w)
+    person, card = _applicant(w, kind)
+    w.register(person)
+    app = w.application(person, kind, 1, card=card)
+    w.emit(app, 1, "REUSED_ID_ORIGINAL", [Step(1, REQUESTED)])
+    w.emit_agreement(w.agreement(app), 1)
+    other, other_card = _applicant(w, kind)
+    w.register(other)
+    reuse = w.application(other, kind, 2, card=other_card)
+    reuse["application_id"] = app["application_id"]
+    w.emit_repeat(
+        reuse, 2, REUSED, "APPLICATION_ID_REUSED", Step(2, DEAD_LETTERED, ("APPLICATION_ID_REUSED",))
+    )
+    return 1
+
+
 def reapply_after_rejection(w: World) -> int:
     """Rejected on night 1 for missing materials, corrected and accepted on night 2."""
     kind = _kind(w)
@@ -721,6 +757,8 @@ DEFECT_CASES: tuple[Case, ...] = (
     agreement_last_moment,
     agreement_end_of_last_day,
     agreement_clock_skew,
+    application_resent,
+    application_id_reused,
 )
 # Cases that write two applications; the rest write one.
 PAIR_CASES: frozenset[Case] = frozenset(

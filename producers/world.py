@@ -292,6 +292,14 @@ class World:
         self.applications_written += 1
         self.expect("application", application["application_id"], None, night, defect, steps)
 
+    def emit_repeat(
+        self, application: dict[str, Any], night: int, kind: str, defect: str, step: Step
+    ) -> None:
+        """Write a record repeating an earlier application's id to a night's file, and what it must come to:
+        not an application of its own, so not counted as one."""
+        self.sinks.applications[night].write(json_line(application))
+        self.expect(kind, application["application_id"], None, night, defect, [step])
+
     def emit_agreement(self, agreement: dict[str, Any], night: int) -> None:
         """Write an agreement to the file of the night it arrives."""
         self.sinks.agreements[night].write(json_line(agreement))

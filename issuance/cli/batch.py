@@ -75,7 +75,9 @@ def _print_report(result: Any) -> None:
         f"run {result.run_id} business date {result.business_date} "
         f"{'(resumed) ' if result.resumed else ''}read {result.records_planned:,} records"
     )
-    table = Table(title="Reconciliation: read = activation requested + rejected + awaiting + dead-lettered")
+    table = Table(
+        title="Reconciliation: read = activation requested + rejected + awaiting + dead-lettered + re-sent"
+    )
     for column in (
         "branch",
         "read",
@@ -83,6 +85,7 @@ def _print_report(result: Any) -> None:
         "rejected",
         "awaiting agreement",
         "dead-lettered",
+        "re-sent",
         "ok",
     ):
         table.add_column(column, justify="left" if column == "branch" else "right")
@@ -91,8 +94,15 @@ def _print_report(result: Any) -> None:
         table.add_row(
             name,
             *(
-                f"{line[k]:,}"
-                for k in ("read", "activation_requested", "rejected", "awaiting_agreement", "dead_lettered")
+                f"{line.get(k, 0):,}"
+                for k in (
+                    "read",
+                    "activation_requested",
+                    "rejected",
+                    "awaiting_agreement",
+                    "dead_lettered",
+                    "resent",
+                )
             ),
             "yes" if line["balanced"] else "NO",
         )

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from datetime import date, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from psycopg import Connection, sql
 from psycopg.rows import TupleRow
@@ -17,6 +17,15 @@ from issuance.errors import ReconciliationFailed
 
 Conn = Connection[TupleRow]
 OPEN_STATES = ("AWAITING_AGREEMENT", "PERSONALIZED", "ACTIVATION_REQUESTED")
+RESENT_COLUMNS = (
+    "run_id",
+    "source_topic",
+    "source_partition",
+    "source_offset",
+    "application_id",
+    "branch_code",
+    "event_id",
+)
 DECISION_COLUMNS = ("application_id", "is_new", "from_state", "state", "reasons", "stage", "agreement_id")
 FETCH_SIZE = 10_000
 # The SQL twin of `issuance.domain.agreement.window_closed` (held to it by
@@ -56,19 +65,45 @@ def stream(conn: Conn, query: str, params: Sequence[Any] | dict[str, Any]) -> It
 # -------------------------------------------------------------------------------------
 
 
-def repeated_applications(conn: Conn, run_id: int) -> list[tuple[str, int, int, str, str]]:
-    """Staged records whose application_id was already submitted (earlier run, or earlier in this run)."""
+class Repeated(NamedTuple):
+    """A staged record whose application_id was already submitted, and whether it is the same application."""
+
+    topic: str
+    partition: int
+    offset: int
+    application_id: str
+    branch_code: str
+    same_content: bool  # the content digest equals the first submission's
+
+
+def repeated_applications(conn: Conn, run_id: int) -> list[Repeated]:
+    """Staged records whose application_id was already submitted (earlier run, or earlier in this run),
+    compared by content digest with that first submission (an earlier run's, else this run's first record)."""
     rows = conn.execute(
         "WITH ranked AS ("
-        " SELECT source_topic, source_partition, source_offset, application_id, branch_code,"
-        "  row_number() OVER (PARTITION BY application_id"
-        "   ORDER BY source_topic, source_partition, source_offset) AS n"
-        " FROM staged_applications WHERE run_id = %s)"
-        " SELECT source_topic, source_partition, source_offset, application_id, branch_code FROM ranked r"
-        " WHERE n > 1 OR EXISTS (SELECT 1 FROM applications a WHERE a.application_id = r.application_id)",
+        " SELECT source_topic, source_partition, source_offset, application_id, branch_code, content_digest,"
+        "  row_number() OVER w AS n, first_value(content_digest) OVER w AS first_digest"
+        " FROM staged_applications WHERE run_id = %s"
+        " WINDOW w AS (PARTITION BY application_id ORDER BY source_topic, source_partition, source_offset))"
+        " SELECT r.source_topic, r.source_partition, r.source_offset, r.application_id, r.branch_code,"
+        "  coalesce(r.content_digest = CASE WHEN a.application_id IS NULL THEN r.first_digest"
+        "   ELSE a.content_digest END, false)"
+        " FROM ranked r LEFT JOIN applications a ON a.application_id = r.application_id"
+        " WHERE r.n > 1 OR a.application_id IS NOT NULL"
+        " ORDER BY r.source_topic, r.source_partition, r.source_offset",
         (run_id,),
     ).fetchall()
-    return [(str(t), int(p), int(o), str(a), str(b)) for t, p, o, a, b in rows]
+    return [Repeated(str(t), int(p), int(o), str(a), str(b), bool(same)) for t, p, o, a, b, same in rows]
+
+
+def first_decisions(conn: Conn, application_ids: list[str]) -> dict[str, tuple[str, list[str]]]:
+    """Each application's first decision (state and reasons), from its history."""
+    rows = conn.execute(
+        "SELECT DISTINCT ON (application_id) application_id, to_state, reasons FROM application_history"
+        " WHERE application_id = ANY(%s) AND stage <> 'read' ORDER BY application_id, id",
+        (application_ids,),
+    ).fetchall()
+    return {str(app): (str(state), list(reasons)) for app, state, reasons in rows}
 
 
 def drop_staged_application(conn: Conn, run_id: int, topic: str, partition: int, offset: int) -> None:
@@ -208,12 +243,12 @@ def apply_decisions(conn: Conn, run_id: int) -> None:
         "INSERT INTO applications (application_id, application_type, branch_code, bank_code, channel,"
         " person_key, id_number_enc, name_enc, phone_enc, guardian_id_enc, card_number, materials,"
         " submitted_at, submitted_utc_offset, area_code, state, reasons, is_open, agreement_id,"
-        " first_run_id, last_run_id, source_topic, source_partition, source_offset, slot)"
+        " first_run_id, last_run_id, source_topic, source_partition, source_offset, slot, content_digest)"
         " SELECT s.application_id, s.application_type, s.branch_code, s.bank_code, s.channel, s.person_key,"
         "  s.id_number_enc, s.name_enc, s.phone_enc, s.guardian_id_enc, s.card_number, s.materials,"
         "  s.submitted_at, s.submitted_utc_offset, s.area_code, d.state, d.reasons,"
         "  d.state = ANY(%(open)s), d.agreement_id, %(run)s, %(run)s, s.source_topic, s.source_partition,"
-        "  s.source_offset, s.slot"
+        "  s.source_offset, s.slot, s.content_digest"
         " FROM staged_applications s JOIN run_decisions d ON d.application_id = s.application_id AND d.is_new"
         " WHERE s.run_id = %(run)s",
         {"run": run_id, "open": list(OPEN_STATES)},

@@ -38,6 +38,7 @@ STAGED_APPLICATION_COLUMNS = (
     "area_code",
     "reasons",
     "slot",
+    "content_digest",
 )
 STAGED_AGREEMENT_COLUMNS = (
     "run_id",

@@ -13,6 +13,7 @@ from apache_beam.metrics import Metrics
 from psycopg import Connection
 
 from issuance.crypto import Vault
+from issuance.domain.duplicates import content_parts
 from issuance.domain.model import Application, ReferenceData
 from issuance.domain.verification import verify
 from issuance.store.db import connect
@@ -106,6 +107,7 @@ class VerifyBatch(beam.DoFn):  # type: ignore[misc]
                     area_code,
                     [r.value for r in reasons],
                     chunk.slot(offset),
+                    vault.digest(*content_parts(app)),
                 )
             )
         for outcome, count in outcomes.items():
