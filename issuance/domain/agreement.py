@@ -2,8 +2,8 @@
 
 Two clocks: the branch system stamps `submitted_at`, the bank's signing system `signed_at`. An agreement
 signed up to `CLOCK_TOLERANCE` (two minutes) before the submission is the same visit seen through two clocks,
-not a mismatch. The window: an agreement is valid when signed by the end (23:59:59) of the thirtieth calendar day
-after the submission day, both days counted in Asia/Shanghai, whatever offset the records carry; the
+not a mismatch. The window: an agreement is valid when signed by the end (23:59:59) of the thirtieth calendar
+day after the submission day, both days counted in Asia/Shanghai, whatever offset the records carry; the
 application expires on the first night whose business date is past that last day. (Calendar days, not working
 days: the contract says "within 30 days", and no working-day practice applies to agreements.)
 """

@@ -16,6 +16,11 @@ from issuance.codec.avro import decode
 from issuance.domain.contract import parse_agreement, parse_application
 from issuance.domain.identity import age_on, is_valid_id_number, normalize_id_number, parse_id_number
 from issuance.domain.model import DeadLetterReason, Reason
+from issuance.domain.reference import parse_reference
+from issuance.errors import DecodeError
+from producers.cases import DEFECT_CASES
+from producers.generator import GenerateOptions, generate
+from producers.identifiers import card_check_character
 
 # Reasons the generator does not inject yet (each is added with the generator case that produces it).
 NOT_GENERATED_YET = {
@@ -33,11 +38,6 @@ DECODER_REASONS = {
     DeadLetterReason.EMPTY_MESSAGE,
     DeadLetterReason.OVERSIZED_MESSAGE,
 }
-from issuance.domain.reference import parse_reference
-from issuance.errors import DecodeError
-from producers.cases import DEFECT_CASES
-from producers.generator import GenerateOptions, generate
-from producers.identifiers import card_check_character
 
 FILES = (
     "reference.json",
