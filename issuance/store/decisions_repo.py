@@ -97,10 +97,14 @@ def repeated_applications(conn: Conn, run_id: int) -> list[Repeated]:
 
 
 def first_decisions(conn: Conn, application_ids: list[str]) -> dict[str, tuple[str, list[str]]]:
-    """Each application's first decision (state and reasons), from its history."""
+    """Each application's first decision (state and reasons) from its history; its current state and reasons
+    if its history holds no decision."""
     rows = conn.execute(
-        "SELECT DISTINCT ON (application_id) application_id, to_state, reasons FROM application_history"
-        " WHERE application_id = ANY(%s) AND stage <> 'read' ORDER BY application_id, id",
+        "SELECT a.application_id, coalesce(h.to_state, a.state), coalesce(h.reasons, a.reasons)"
+        " FROM applications a LEFT JOIN LATERAL ("
+        "  SELECT to_state, reasons FROM application_history h"
+        "  WHERE h.application_id = a.application_id AND h.stage <> 'read' ORDER BY h.id LIMIT 1) h ON true"
+        " WHERE a.application_id = ANY(%s)",
         (application_ids,),
     ).fetchall()
     return {str(app): (str(state), list(reasons)) for app, state, reasons in rows}
