@@ -267,7 +267,7 @@ def _dead_letter_repeated_ids(conn: Conn, night: NightContext) -> tuple[int, lis
 
 def _reissue_first_decisions(conn: Conn, night: NightContext, resent: list[repo.Repeated]) -> int:
     """Each re-sent record gets its application's first decision again, on the branch decisions topic, with
-    an event id of its own (from the record's position, so a re-run of the night gives the same id); the
+    an event id of its own (from the record's id and position: a re-run of the night gives the same id); the
     record is kept in resent_applications, which the reconciliation counts."""
     if not resent:
         return 0
@@ -277,7 +277,7 @@ def _reissue_first_decisions(conn: Conn, night: NightContext, resent: list[repo.
     outbox, kept = [], []
     for r in resent:
         state, reasons = first[r.application_id]
-        event_id = resent_decision_event_id(r.topic, r.partition, r.offset)
+        event_id = resent_decision_event_id(r.application_id, r.partition, r.offset)
         decision = DecisionIssued(
             event_id,
             r.application_id,
