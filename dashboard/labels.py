@@ -4,11 +4,21 @@ from __future__ import annotations
 
 REASONS: dict[str, str] = {
     "ID_NUMBER_INVALID": "ID number invalid (check digit, birth date or area code)",
+    "ID_NUMBER_FORMAT": "ID number: wrong shape",
+    "ID_NUMBER_CHECKSUM": "ID number: check digit wrong",
+    "ID_NUMBER_BIRTH_DATE": "ID number: impossible birth date",
+    "ID_NUMBER_AREA_CODE": "ID number: unknown area code",
     "PERSON_NOT_FOUND": "Person not in the registry",
     "NAME_MISMATCH": "Name differs from the registry",
     "NOT_INSURED": "Person not insured",
     "MATERIALS_MISSING": "Required documents missing",
+    "MISSING_RESIDENT_ID_CARD": "Missing: resident ID card",
+    "MISSING_SOCIAL_SECURITY_CARD": "Missing: social security card",
+    "MISSING_HOUSEHOLD_REGISTER": "Missing: household register",
     "GUARDIAN_REQUIRED": "Under 16 without a valid guardian",
+    "GUARDIAN_NOT_ADULT": "Guardian under 18",
+    "GUARDIAN_IS_APPLICANT": "Guardian is the applicant",
+    "GUARDIAN_NOT_FOUND": "Guardian not in the registry",
     "BRANCH_UNKNOWN": "Unknown branch",
     "BANK_NOT_COOPERATING": "Bank does not issue in this area",
     "AREA_NOT_APPROVED": "Issuing area not approved",
@@ -18,7 +28,7 @@ REASONS: dict[str, str] = {
     "CARD_NOT_ELIGIBLE": "Card cannot be activated (other holder or bank, not valid, already active)",
     "AGREEMENT_MISMATCH": "Agreement names another bank or was signed before the application",
     "AGREEMENT_TERMS_OUTDATED": "Agreement signed on outdated bank terms",
-    "AGREEMENT_EXPIRED": "No valid agreement within 30 days",
+    "AGREEMENT_EXPIRED": "No valid agreement by the end of the 30th day",
 }
 
 DEAD_LETTER_REASONS: dict[str, str] = {

@@ -39,6 +39,11 @@ def decision_event_id(application_id: str, state: State, run_id: int | None) -> 
     return event_id("decision-issued", application_id, state.value, run_id)
 
 
+def resent_decision_event_id(application_id: str, partition: int, offset: int) -> str:
+    """The decision re-issued to a re-sent application record (one per record of the applications topic)."""
+    return event_id("decision-reissued", application_id, partition, offset)
+
+
 def activation_request_event_id(application_id: str, attempt: int) -> str:
     """One activation request per application and attempt."""
     return event_id("activation-requested", application_id, attempt)

@@ -39,7 +39,13 @@ from issuance.domain.model import (
 )
 from issuance.kafka.outbox_relay import seal_payloads
 from issuance.kafka.topics import Topics
-from issuance.messages import DecisionIssued, MessageDeadLettered, dead_letter_event_id, decision_event_id
+from issuance.messages import (
+    DecisionIssued,
+    MessageDeadLettered,
+    dead_letter_event_id,
+    decision_event_id,
+    resent_decision_event_id,
+)
 from issuance.store import decisions_repo as repo
 from issuance.store.db import copy_rows
 from issuance.store.run_repo import STAGED_DEAD_LETTER_COLUMNS, Conn, Run, reserve_slots
@@ -94,7 +100,8 @@ class NightContext:
 class CommitStats:
     """What the final transaction did, for the reconciliation report."""
 
-    repeated_ids: int = 0
+    repeated_ids: int = 0  # different applications under a used application id: dead letters
+    resent: int = 0  # the same application sent again: its first decision re-issued
     agreements_new: int = 0
     personalized: int = 0  # verified applications personalized beside the transaction (accepted or not)
     cards: int = 0
@@ -165,7 +172,7 @@ def _apply_night(conn: Conn, night: NightContext, personalized: Future[int]) -> 
     repo.create_work_tables(conn)
     repo.analyze(conn, "staged_applications", "staged_agreements", "staged_dead_letters")
     with timer("repeated_ids"):
-        stats.repeated_ids = _dead_letter_repeated_ids(conn, night)
+        stats.repeated_ids, resent = _dead_letter_repeated_ids(conn, night)
     with timer("agreements_in"):
         stats.agreements_new = repo.stage_new_agreements(conn, run_id)
     with timer("verification_rejects"):
@@ -186,6 +193,8 @@ def _apply_night(conn: Conn, night: NightContext, personalized: Future[int]) -> 
             )
         with timer("history"):
             repo.record_history(conn, run_id)
+        with timer("resent"):
+            stats.resent = _reissue_first_decisions(conn, night, resent)
         with timer("settle_agreements"):
             repo.settle_agreements(conn, run_id, night.run.business_date, night.window_days)
         with timer("personalized_wait"):
@@ -220,23 +229,31 @@ class _Timer:
             self._into[name] = round(time.monotonic() - started, 3)
 
 
-def _dead_letter_repeated_ids(conn: Conn, night: NightContext) -> int:
-    """A record whose application_id was already submitted breaks the contract (ids are unique)."""
+def _dead_letter_repeated_ids(conn: Conn, night: NightContext) -> tuple[int, list[repo.Repeated]]:
+    """Records whose application_id was already submitted leave the night's applications: the same
+    application sent again (equal content digest) is set aside to get its first decision again; a different
+    application under that id is a dead letter (APPLICATION_ID_REUSED). Returns the dead letters' count and
+    the re-sent records."""
     run_id = night.run.run_id
     rows = []
-    for topic, partition, offset, application_id, branch_code in repo.repeated_applications(conn, run_id):
-        repo.drop_staged_application(conn, run_id, topic, partition, offset)
+    resent = []
+    for repeated in repo.repeated_applications(conn, run_id):
+        repo.drop_staged_application(conn, run_id, repeated.topic, repeated.partition, repeated.offset)
+        if repeated.same_content:
+            resent.append(repeated)
+            continue
         rows.append(
             (
                 run_id,
-                topic,
-                partition,
-                offset,
+                repeated.topic,
+                repeated.partition,
+                repeated.offset,
                 "dedupe",
-                DeadLetterReason.SCHEMA_VIOLATION.value,
-                "application_id: already submitted (the record was decoded; its bytes are not kept)",
-                night.vault.encrypt_bytes(application_id.encode()),
-                branch_code,
+                DeadLetterReason.APPLICATION_ID_REUSED.value,
+                "application_id: already submitted with other content; send the new application under a new"
+                " application_id (the record was decoded; its bytes are not kept)",
+                night.vault.encrypt_bytes(repeated.application_id.encode()),
+                repeated.branch_code,
             )
         )
     copy_rows(
@@ -245,7 +262,46 @@ def _dead_letter_repeated_ids(conn: Conn, night: NightContext) -> int:
         STAGED_DEAD_LETTER_COLUMNS,
         rows,
     )
-    return len(rows)
+    return len(rows), resent
+
+
+def _reissue_first_decisions(conn: Conn, night: NightContext, resent: list[repo.Repeated]) -> int:
+    """Each re-sent record gets its application's first decision again, on the branch decisions topic, with
+    an event id of its own (from the record's id and position: a re-run of the night gives the same id); the
+    record is kept in resent_applications, which the reconciliation counts."""
+    if not resent:
+        return 0
+    run_id = night.run.run_id
+    first = repo.first_decisions(conn, sorted({r.application_id for r in resent}))
+    now = datetime.now(UTC)
+    outbox, kept = [], []
+    for r in resent:
+        state, reasons = first[r.application_id]
+        event_id = resent_decision_event_id(r.application_id, r.partition, r.offset)
+        decision = DecisionIssued(
+            event_id,
+            r.application_id,
+            r.branch_code,
+            State(state),
+            tuple(Reason(reason) for reason in reasons),
+            now,
+            run_id,
+        )
+        outbox.append(
+            (
+                event_id,
+                night.topics.decisions,
+                r.application_id.encode(),
+                decision.to_bytes(),
+                "DecisionIssued",
+                run_id,
+                False,
+            )
+        )
+        kept.append((run_id, r.topic, r.partition, r.offset, r.application_id, r.branch_code, event_id))
+    copy_rows(conn, "outbox", repo.OUTBOX_COLUMNS, outbox)
+    copy_rows(conn, "resent_applications", repo.RESENT_COLUMNS, kept)
+    return len(kept)
 
 
 def _decide_duplicates(conn: Conn, run_id: int) -> None:

@@ -23,6 +23,7 @@ import apache_beam as beam
 from apache_beam.options.pipeline_options import PipelineOptions
 
 from issuance.crypto import Vault
+from issuance.domain.business_dates import business_day
 from issuance.domain.contract import CONTRACT_REVISION, DEFAULT_MAX_MESSAGE_BYTES
 from issuance.errors import InputError, ReconciliationFailed
 from issuance.gc_policy import use_batch_thresholds
@@ -202,7 +203,7 @@ def run(
         if run_ is None:
             checkpoints = run_repo.checkpoints(conn, list(kinds))
             plan = plan_ranges(endpoints.kafka_bootstrap, list(kinds), checkpoints)
-            business_date = business_date_arg or datetime.now(UTC).date()
+            business_date = business_date_arg or business_day(datetime.now(UTC))
             run_ = run_repo.create_run(
                 conn, business_date, [p.to_json() for p in plan], application_records(plan, kinds)
             )
@@ -292,6 +293,7 @@ def _commit(conn: Any, night: NightContext, topics: Topics) -> dict[str, Any]:
                 "decisions": stats.decisions,
                 "dead_letters": stats.dead_letters,
                 "repeated_application_ids": stats.repeated_ids,
+                "resent_applications": stats.resent,
                 "reexamined": stats.reexamined,
                 "commit_timings_s": stats.timings,
             }

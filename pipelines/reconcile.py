@@ -1,6 +1,10 @@
 """Reconciliation of one run, per run and per branch: every application read is accounted for exactly once.
 
-    read = personalized or activation-requested + rejected + waiting for agreement + dead-lettered
+    read = personalized or activation-requested + rejected + waiting for agreement + dead-lettered + re-sent
+
+A re-sent record (the same application sent again under its id) is read and accounted for as `resent`: it got
+its application's first decision again, and the application itself is counted once, in the run that first
+decided it.
 
 `read` is counted from what the pipeline staged (the records of the application topic inside the plan); the
 outcomes are counted from the system of record after the run's writes, inside the same transaction.
@@ -12,7 +16,7 @@ from typing import Any
 
 from issuance.store.run_repo import Conn
 
-OUTCOMES = ("activation_requested", "rejected", "awaiting_agreement", "dead_lettered")
+OUTCOMES = ("activation_requested", "rejected", "awaiting_agreement", "dead_lettered", "resent")
 UNKNOWN_BRANCH = "(unknown)"
 
 _OUTCOME_OF_STATE = {
@@ -49,12 +53,14 @@ def reconcile(conn: Conn, run_id: int, applications_topic: str, agreements_topic
     for branch, n in conn.execute(
         "SELECT coalesce(branch_code, %s), count(*) FROM ("
         " SELECT branch_code FROM staged_applications WHERE run_id = %s"
-        " UNION ALL SELECT branch_code FROM staged_dead_letters WHERE run_id = %s AND source_topic = %s) t"
+        " UNION ALL SELECT branch_code FROM staged_dead_letters WHERE run_id = %s AND source_topic = %s"
+        " UNION ALL SELECT branch_code FROM resent_applications WHERE run_id = %s) t"
         " GROUP BY 1",
-        (UNKNOWN_BRANCH, run_id, run_id, applications_topic),
+        (UNKNOWN_BRANCH, run_id, run_id, applications_topic, run_id),
     ):
         read[str(branch)] = int(n)
-    # Repeated application ids were moved from staged_applications to staged_dead_letters: counted once.
+    # Repeated application ids left staged_applications for staged_dead_letters (another application under a
+    # used id) or resent_applications (the same one sent again): each record counted once.
     outcomes: dict[str, dict[str, int]] = {}
     for branch, state, n in conn.execute(
         "SELECT branch_code, state, count(*) FROM applications WHERE first_run_id = %s GROUP BY 1, 2",
@@ -70,6 +76,11 @@ def reconcile(conn: Conn, run_id: int, applications_topic: str, agreements_topic
     ):
         line = outcomes.setdefault(str(branch), {})
         line["dead_lettered"] = line.get("dead_lettered", 0) + int(n)
+    for branch, n in conn.execute(
+        "SELECT branch_code, count(*) FROM resent_applications WHERE run_id = %s GROUP BY 1", (run_id,)
+    ):
+        line = outcomes.setdefault(str(branch), {})
+        line["resent"] = line.get("resent", 0) + int(n)
     report = balance(read, outcomes)
     report["reasons"] = {
         str(reason): int(n)

@@ -11,14 +11,42 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import date, datetime, time, timedelta
 
+from issuance.domain.agreement import CLOCK_TOLERANCE
 from issuance.domain.identity import area_codes, check_character
 from producers.identifiers import make_id_number
-from producers.world import CST, FINANCIAL_ACTIVATION, NEW_CARD, REQUESTED, REQUIRED, Step, SynthPerson, World
+from producers.world import (
+    CST,
+    FINANCIAL_ACTIVATION,
+    NEW_CARD,
+    REQUESTED,
+    REQUIRED,
+    Step,
+    SynthPerson,
+    World,
+)
 
 REJECTED = "REJECTED"
 AWAITING = "AWAITING_AGREEMENT"
+DEAD_LETTERED = "DEAD_LETTERED"
 Case = Callable[[World], int]
 _NO_PROVINCE = ("00", "19", "20", "24", "38", "48", "55", "60", "77", "88", "99")
+_TOLERANCE_SECONDS = int(CLOCK_TOLERANCE.total_seconds())
+# Uyghur given names as written in Chinese characters; a full name joins two with a middle dot.
+_MINORITY_NAMES = (
+    "买买提",
+    "艾力",
+    "阿不都",
+    "热依拉",
+    "古丽",
+    "艾山",
+    "吐尔逊",
+    "努尔",
+    "阿依古丽",
+    "帕提古丽",
+)
+# How counters type the dot: bullet, katakana middle dot, its half-width form, hyphenation point, full stop,
+# full-width full stop.
+_DOT_VARIANTS = ("\u2022", "\u30fb", "\uff65", "\u2027", ".", "\uff0e")
 UNKNOWN_BANK = "HXB"  # 华夏银行: a real bank that never cooperates in the generated catalog
 
 
@@ -91,14 +119,14 @@ def _set_id(app: dict[str, object], id_number: str) -> None:
     applicant["id_number"] = id_number
 
 
-def _id_case(defect: str, broken_id: Callable[[World, str, date], str]) -> Case:
+def _id_case(defect: str, detail: str, broken_id: Callable[[World, str, date], str]) -> Case:
     def case(w: World) -> int:
-        person, app, finish = _rejected(w, defect, ("ID_NUMBER_INVALID",))
+        person, app, finish = _rejected(w, defect, tuple(sorted(("ID_NUMBER_INVALID", detail))))
         _set_id(app, broken_id(w, person.id_number, w.nights[1].business_date))
         finish()
         return 1
 
-    case.__doc__ = f"ID_NUMBER_INVALID: {defect}."
+    case.__doc__ = f"ID_NUMBER_INVALID ({detail}): {defect}."
     return case
 
 
@@ -153,17 +181,36 @@ def not_insured(w: World) -> int:
     return 1
 
 
-def _materials_case(kind: str) -> Case:
+def _materials_case(kind: str, minor: bool = False) -> Case:
+    defect = f"MATERIALS_MISSING_{kind}" + ("_CHILD" if minor else "")
+
     def case(w: World) -> int:
-        _person, app, finish = _rejected(w, f"MATERIALS_MISSING_{kind}", ("MATERIALS_MISSING",), kind=kind)
+        missing = w.rng.choice(REQUIRED[kind, minor])
+        reasons = ("MATERIALS_MISSING", f"MISSING_{missing}")
+        _person, app, finish = _rejected(w, defect, reasons, kind=kind, minor=minor)
         materials = app["materials"]
         assert isinstance(materials, list)
-        missing = w.rng.choice([m for m in materials if m in REQUIRED[kind]])
         app["materials"] = [m for m in materials if m != missing]
         finish()
         return 1
 
-    case.__doc__ = f"MATERIALS_MISSING on a {kind} application."
+    case.__doc__ = f"MATERIALS_MISSING on a {kind} application of {'a child' if minor else 'an adult'}."
+    return case
+
+
+def _complete_case(defect: str, kind: str, minor: bool) -> Case:
+    def case(w: World) -> int:
+        person, card = _applicant(w, kind, minor_share=1.0 if minor else 0.0)
+        w.register(person)
+        app = w.application(person, kind, 1, card=card)
+        app["materials"] = list(REQUIRED[kind, minor])
+        w.emit(app, 1, defect, [Step(1, REQUESTED)])
+        w.emit_agreement(w.agreement(app), 1)
+        return 1
+
+    case.__doc__ = (
+        f"A {kind} application of {'a child' if minor else 'an adult'} with only the required materials."
+    )
     return case
 
 
@@ -175,6 +222,38 @@ def guardian_missing(w: World) -> int:
     return 1
 
 
+def guardian_not_adult(w: World) -> int:
+    """An applicant under 16 whose registered guardian is 15 to 17 years old."""
+    _person, app, finish = _rejected(
+        w, "GUARDIAN_NOT_ADULT", ("GUARDIAN_NOT_ADULT",), kind=NEW_CARD, minor=True
+    )
+    teen = w.person_from(w.teens)
+    w.register(teen)
+    app["guardian_id_number"] = teen.id_number
+    finish()
+    return 1
+
+
+def guardian_is_applicant(w: World) -> int:
+    """An applicant under 16 whose own ID number was entered as the guardian's."""
+    person, app, finish = _rejected(
+        w, "GUARDIAN_IS_APPLICANT", ("GUARDIAN_IS_APPLICANT",), kind=NEW_CARD, minor=True
+    )
+    app["guardian_id_number"] = person.id_number
+    finish()
+    return 1
+
+
+def guardian_not_found(w: World) -> int:
+    """An applicant under 16 whose adult guardian is not in the registry."""
+    _person, app, finish = _rejected(
+        w, "GUARDIAN_NOT_FOUND", ("GUARDIAN_NOT_FOUND",), kind=NEW_CARD, minor=True
+    )
+    app["guardian_id_number"] = w.guardian_id(register=False)
+    finish()
+    return 1
+
+
 def guardian_invalid(w: World) -> int:
     """An applicant under 16 whose guardian's ID number has a wrong check character."""
     _person, app, finish = _rejected(w, "GUARDIAN_INVALID", ("GUARDIAN_REQUIRED",), kind=NEW_CARD, minor=True)
@@ -182,6 +261,41 @@ def guardian_invalid(w: World) -> int:
     app["guardian_id_number"] = _wrong_check(w, guardian, w.nights[1].business_date)
     finish()
     return 1
+
+
+def _served(w: World, defect: str, person: SynthPerson, typed: dict[str, str] | None = None) -> int:
+    """A valid application of `person` (registered as is), its applicant fields as typed at the counter."""
+    kind = _kind(w)
+    card = w.card(person, w.rng.choice(w.catalog.banks).bank_code) if kind == FINANCIAL_ACTIVATION else None
+    w.register(person)
+    app = w.application(person, kind, 1, card=card)
+    applicant = app["applicant"]
+    assert isinstance(applicant, dict)
+    applicant.update(typed or {})
+    w.emit(app, 1, defect, [Step(1, REQUESTED)])
+    w.emit_agreement(w.agreement(app), 1)
+    return 1
+
+
+def id_lowercase_x(w: World) -> int:
+    """An ID number whose check character X was typed as a lowercase x: the same number."""
+    person = w.person()
+    while not person.id_number.endswith("X"):
+        person = w.person()
+    return _served(w, "ID_LOWERCASE_X", person, {"id_number": person.id_number.lower()})
+
+
+def id_residence_permit(w: World) -> int:
+    """A Hong Kong, Macau or Taiwan resident's residence-permit number (area 810000, 820000 or 830000)."""
+    return _served(w, "ID_RESIDENCE_PERMIT", w.person_from(w.permit_holders))
+
+
+def name_dot_variant(w: World) -> int:
+    """A minority name registered with U+00B7 and typed with another middle dot."""
+    person = w.person()
+    first, second = w.rng.sample(_MINORITY_NAMES, 2)
+    person.name = f"{first}\u00b7{second}"
+    return _served(w, "NAME_DOT_VARIANT", person, {"name": f"{first}{w.rng.choice(_DOT_VARIANTS)}{second}"})
 
 
 def branch_unknown(w: World) -> int:
@@ -347,14 +461,51 @@ def duplicate_across_nights(w: World) -> int:
     return 2
 
 
+RESENT = "resent_application"
+REUSED = "reused_application_id"
+
+
+def application_resent(w: World) -> int:
+    """A valid night-1 application whose branch sends the very same record again for night 2: the record
+    gets the first decision again; the application is not decided twice."""
+    kind = _kind(w)
+    person, card = _applicant(w, kind)
+    w.register(person)
+    app = w.application(person, kind, 1, card=card)
+    w.emit(app, 1, "RESENT_ORIGINAL", [Step(1, REQUESTED)])
+    w.emit_agreement(w.agreement(app), 1)
+    w.emit_repeat(dict(app), 2, RESENT, "RESENT_SAME_CONTENT", Step(2, REQUESTED))
+    return 1
+
+
+def application_id_reused(w: World) -> int:
+    """Another person's application for night 2 under the id of a night-1 application: a dead letter."""
+    kind = _kind(w)
+    person, card = _applicant(w, kind)
+    w.register(person)
+    app = w.application(person, kind, 1, card=card)
+    w.emit(app, 1, "REUSED_ID_ORIGINAL", [Step(1, REQUESTED)])
+    w.emit_agreement(w.agreement(app), 1)
+    other, other_card = _applicant(w, kind)
+    w.register(other)
+    reuse = w.application(other, kind, 2, card=other_card)
+    reuse["application_id"] = app["application_id"]
+    w.emit_repeat(
+        reuse, 2, REUSED, "APPLICATION_ID_REUSED", Step(2, DEAD_LETTERED, ("APPLICATION_ID_REUSED",))
+    )
+    return 1
+
+
 def reapply_after_rejection(w: World) -> int:
     """Rejected on night 1 for missing materials, corrected and accepted on night 2."""
     kind = _kind(w)
     person, card = _applicant(w, kind)
     w.register(person)
     first = w.application(person, kind, 1, card=card)
-    first["materials"] = [m for m in first["materials"] if m != "RESIDENT_ID_CARD"]
-    w.emit(first, 1, "MATERIALS_MISSING_BEFORE_REAPPLYING", [Step(1, REJECTED, ("MATERIALS_MISSING",))])
+    missing = REQUIRED[kind, person.minor][0]
+    first["materials"] = [m for m in first["materials"] if m != missing]
+    reasons = ("MATERIALS_MISSING", f"MISSING_{missing}")
+    w.emit(first, 1, "MATERIALS_MISSING_BEFORE_REAPPLYING", [Step(1, REJECTED, reasons)])
     w.emit_agreement(w.agreement(first), 1)
     second = w.application(person, kind, 2, card=card)
     w.emit(second, 2, "REAPPLIED", [Step(2, REQUESTED)])
@@ -409,7 +560,14 @@ def agreement_signed_before(w: World) -> int:
         "AGREEMENT_SIGNED_BEFORE",
         [Step(1, REJECTED, ("AGREEMENT_MISMATCH",))],
         lambda app: [
-            (1, w.agreement(app, signed_at=_submitted(app) - timedelta(seconds=w.rng.randint(1, 86400))))
+            (
+                1,
+                w.agreement(
+                    app,
+                    signed_at=_submitted(app)
+                    - timedelta(seconds=w.rng.randint(_TOLERANCE_SECONDS + 1, 86400)),
+                ),
+            )
         ],
     )
 
@@ -432,7 +590,14 @@ def agreement_two_invalid(w: World) -> int:
         [Step(1, REJECTED, ("AGREEMENT_MISMATCH", "AGREEMENT_TERMS_OUTDATED"))],
         lambda app: [
             (1, w.agreement(app, terms_version=_outdated(w, app))),
-            (1, w.agreement(app, signed_at=_submitted(app) - timedelta(seconds=w.rng.randint(1, 3600)))),
+            (
+                1,
+                w.agreement(
+                    app,
+                    signed_at=_submitted(app)
+                    - timedelta(seconds=w.rng.randint(_TOLERANCE_SECONDS + 1, 3600)),
+                ),
+            ),
         ],
     )
 
@@ -468,20 +633,46 @@ def agreement_never(w: World) -> int:
 
 
 def agreement_too_late(w: World) -> int:
-    """The agreement is signed more than thirty days after submission."""
+    """The agreement is signed on the 31st day after submission (Asia/Shanghai)."""
     return _with_agreements(
         w,
         "AGREEMENT_SIGNED_TOO_LATE",
         [Step(1, AWAITING), Step(2, AWAITING), Step(3, REJECTED, ("AGREEMENT_EXPIRED",))],
+        lambda app: [(3, w.agreement(app, signed_at=_on_day(w, app, 31, time(0, 0), 16 * 3600)))],
+    )
+
+
+def agreement_end_of_last_day(w: World) -> int:
+    """The agreement is signed in the last hour of the 30th day after submission (Asia/Shanghai): valid."""
+    return _with_agreements(
+        w,
+        "AGREEMENT_END_OF_LAST_DAY",
+        [Step(1, AWAITING), Step(2, AWAITING), Step(3, REQUESTED)],
+        lambda app: [(3, w.agreement(app, signed_at=_on_day(w, app, 30, time(23, 0), 3600)))],
+    )
+
+
+def agreement_clock_skew(w: World) -> int:
+    """The agreement is stamped seconds before the submission by the bank's clock: the same visit."""
+    return _with_agreements(
+        w,
+        "AGREEMENT_CLOCK_SKEW",
+        [Step(1, REQUESTED)],
         lambda app: [
             (
-                3,
+                1,
                 w.agreement(
-                    app, signed_at=_submitted(app) + timedelta(days=30, seconds=w.rng.randint(1, 72000))
+                    app, signed_at=_submitted(app) - timedelta(seconds=w.rng.randint(1, _TOLERANCE_SECONDS))
                 ),
             )
         ],
     )
+
+
+def _on_day(w: World, app: dict[str, object], days: int, start: time, seconds: int) -> datetime:
+    """A moment `days` Asia/Shanghai days after the submission day, within `seconds` after `start`."""
+    day = _submitted(app).astimezone(CST).date() + timedelta(days=days)
+    return datetime.combine(day, start, CST) + timedelta(seconds=w.rng.randrange(seconds))
 
 
 def agreement_last_moment(w: World) -> int:
@@ -516,7 +707,7 @@ VALID_CASES: tuple[tuple[Case, float], ...] = ((valid, 0.95), (valid_night2, 0.0
 
 # Round-robin order: the first len(DEFECT_CASES) invalid cases cover every reason code.
 DEFECT_CASES: tuple[Case, ...] = (
-    _id_case("ID_WRONG_CHECK_CHARACTER", _wrong_check),
+    _id_case("ID_WRONG_CHECK_CHARACTER", "ID_NUMBER_CHECKSUM", _wrong_check),
     person_not_found,
     name_mismatch,
     not_insured,
@@ -533,12 +724,22 @@ DEFECT_CASES: tuple[Case, ...] = (
     agreement_terms_outdated,
     agreement_never,
     agreement_late,
-    _id_case("ID_IMPOSSIBLE_BIRTH_DATE", _impossible_birth),
-    _id_case("ID_FUTURE_BIRTH_DATE", _future_birth),
-    _id_case("ID_BIRTH_BEFORE_1900", _birth_before_1900),
-    _id_case("ID_UNKNOWN_AREA", _unknown_area),
+    _id_case("ID_IMPOSSIBLE_BIRTH_DATE", "ID_NUMBER_BIRTH_DATE", _impossible_birth),
+    _id_case("ID_FUTURE_BIRTH_DATE", "ID_NUMBER_BIRTH_DATE", _future_birth),
+    _id_case("ID_BIRTH_BEFORE_1900", "ID_NUMBER_BIRTH_DATE", _birth_before_1900),
+    _id_case("ID_UNKNOWN_AREA", "ID_NUMBER_AREA_CODE", _unknown_area),
     _materials_case(FINANCIAL_ACTIVATION),
     guardian_invalid,
+    guardian_not_adult,
+    guardian_is_applicant,
+    guardian_not_found,
+    _materials_case(NEW_CARD, minor=True),
+    _materials_case(FINANCIAL_ACTIVATION, minor=True),
+    _complete_case("ADULT_ID_CARD_ONLY", NEW_CARD, minor=False),
+    _complete_case("CHILD_HOUSEHOLD_REGISTER_ONLY", NEW_CARD, minor=True),
+    id_lowercase_x,
+    id_residence_permit,
+    name_dot_variant,
     bank_unknown,
     bank_not_in_area,
     card_missing,
@@ -554,6 +755,10 @@ DEFECT_CASES: tuple[Case, ...] = (
     agreement_corrected,
     agreement_too_late,
     agreement_last_moment,
+    agreement_end_of_last_day,
+    agreement_clock_skew,
+    application_resent,
+    application_id_reused,
 )
 # Cases that write two applications; the rest write one.
 PAIR_CASES: frozenset[Case] = frozenset(

@@ -28,11 +28,22 @@ BUSINESS_SECONDS = 9 * 3600
 AGREEMENT_WINDOW = timedelta(days=30)
 NEW_CARD = "NEW_CARD"
 FINANCIAL_ACTIVATION = "FINANCIAL_ACTIVATION"
+# (application type, applicant under 16) -> materials: an adult shows the resident ID card, a child (who
+# normally has none) the household register; the child's guardian is named by guardian_id_number.
 REQUIRED = {
-    NEW_CARD: ("RESIDENT_ID_CARD", "HOUSEHOLD_REGISTER"),
-    FINANCIAL_ACTIVATION: ("RESIDENT_ID_CARD", "SOCIAL_SECURITY_CARD"),
+    (NEW_CARD, False): ("RESIDENT_ID_CARD",),
+    (NEW_CARD, True): ("HOUSEHOLD_REGISTER",),
+    (FINANCIAL_ACTIVATION, False): ("RESIDENT_ID_CARD", "SOCIAL_SECURITY_CARD"),
+    (FINANCIAL_ACTIVATION, True): ("SOCIAL_SECURITY_CARD", "HOUSEHOLD_REGISTER"),
 }
-OPTIONAL = {NEW_CARD: ("SOCIAL_SECURITY_CARD", "BANK_CARD"), FINANCIAL_ACTIVATION: ("BANK_CARD",)}
+OPTIONAL = {
+    (NEW_CARD, False): ("SOCIAL_SECURITY_CARD", "BANK_CARD", "HOUSEHOLD_REGISTER"),
+    (NEW_CARD, True): ("SOCIAL_SECURITY_CARD", "BANK_CARD"),
+    (FINANCIAL_ACTIVATION, False): ("BANK_CARD",),
+    (FINANCIAL_ACTIVATION, True): ("BANK_CARD",),
+}
+PERMIT_AREAS = ("810000", "820000", "830000")  # residence permits of Hong Kong, Macau and Taiwan residents
+ADULT_AGE = 18
 MATERIAL_ORDER = ("RESIDENT_ID_CARD", "SOCIAL_SECURITY_CARD", "BANK_CARD", "HOUSEHOLD_REGISTER")
 REQUESTED = "ACTIVATION_REQUESTED"
 
@@ -133,6 +144,15 @@ class World:
         # Disjoint birth ranges keep minors and adults apart and leave a year's gap around the 16th birthday.
         self.minors = IdNumberAllocator(rng, areas, _years_before(start, 15), start - timedelta(days=60))
         self.adults = IdNumberAllocator(rng, areas, date(1935, 1, 1), _years_before(start, 17))
+        # The gap between minors and adults: teenagers of 15 to 17, who may not stand as guardians.
+        self.teens = IdNumberAllocator(
+            rng,
+            areas,
+            _years_before(start, 17) + timedelta(days=1),
+            _years_before(start, 15) - timedelta(days=1),
+        )
+        self.permit_holders = IdNumberAllocator(rng, PERMIT_AREAS, date(1950, 1, 1), _years_before(start, 17))
+        self._adult_from = _years_before(start, ADULT_AGE)
         self.registry_cards = CardNumberAllocator(rng, "R")
         self.unknown_cards = CardNumberAllocator(rng, "U")
         self._applications = 0
@@ -146,6 +166,11 @@ class World:
         """A fresh person with a unique valid ID number and a name matching its sex."""
         id_number, birth = (self.minors if minor else self.adults).take()
         return SynthPerson(id_number, self.names.name(_male(id_number)), birth, minor, insured)
+
+    def person_from(self, allocator: IdNumberAllocator) -> SynthPerson:
+        """A fresh adult-named person from another allocator (teenagers, residence-permit holders)."""
+        id_number, birth = allocator.take()
+        return SynthPerson(id_number, self.names.name(_male(id_number)), birth, minor=False)
 
     def card(
         self, person: SynthPerson, bank_code: str, status: str = "VALID", financial: str = "INACTIVE"
@@ -166,9 +191,15 @@ class World:
         self.sinks.registry.write(separator + json.dumps(person.to_json(), ensure_ascii=False))
         self.sinks.persons_written += 1
 
-    def guardian_id(self) -> str:
-        """A valid adult ID number nobody else uses."""
-        return self.adults.take()[0]
+    def guardian_id(self, register: bool = True) -> str:
+        """The ID number of a fresh person of 18 or older, nobody else's, written to the registry unless not
+        `register`."""
+        id_number, birth = self.adults.take()
+        while birth > self._adult_from:  # 17-year-olds are adults to the allocator, not to guardianship
+            id_number, birth = self.adults.take()
+        if register:
+            self.register(SynthPerson(id_number, self.names.name(_male(id_number)), birth, minor=False))
+        return id_number
 
     def other_name(self, person: SynthPerson) -> str:
         """A name of the same sex different from the person's."""
@@ -202,8 +233,8 @@ class World:
         """A valid application of the person (callers inject one defect afterwards)."""
         self._applications += 1
         branch = branch or self.branch_for(card["bank_code"] if card else None)
-        materials = set(REQUIRED[kind])
-        materials.update(m for m in OPTIONAL[kind] if self.rng.random() < 0.4)
+        materials = set(REQUIRED[kind, person.minor])
+        materials.update(m for m in OPTIONAL[kind, person.minor] if self.rng.random() < 0.4)
         return {
             "application_id": f"APP{self.nights[1].business_date:%Y%m%d}{self._applications:08d}",
             "application_type": kind,
@@ -260,6 +291,14 @@ class World:
         self.sinks.applications[night].write(json_line(application))
         self.applications_written += 1
         self.expect("application", application["application_id"], None, night, defect, steps)
+
+    def emit_repeat(
+        self, application: dict[str, Any], night: int, kind: str, defect: str, step: Step
+    ) -> None:
+        """Write a record repeating an earlier application's id to a night's file, and what it must come to:
+        not an application of its own, so not counted as one."""
+        self.sinks.applications[night].write(json_line(application))
+        self.expect(kind, application["application_id"], None, night, defect, [step])
 
     def emit_agreement(self, agreement: dict[str, Any], night: int) -> None:
         """Write an agreement to the file of the night it arrives."""

@@ -45,6 +45,15 @@ SAMPLES: dict[tuple[str, int], dict[str, Any]] = {
         "decided_at": "2026-11-02T01:30:00+00:00",
         "run_id": 42,
     },
+    ("DecisionIssued", 2): {
+        "event_id": "3c2d8b5f-1a6e-5d4b-8f9c-2e3d4c5b6a71",
+        "application_id": "APP-000002",
+        "branch_code": "BR-110105-001",
+        "state": "REJECTED",
+        "reasons": ["GUARDIAN_NOT_FOUND", "MATERIALS_MISSING", "MISSING_HOUSEHOLD_REGISTER"],
+        "decided_at": "2026-11-02T01:30:00+00:00",
+        "run_id": 43,
+    },
     ("ActivationRequested", 1): {
         "event_id": "9d6e1f2a-3b4c-5d6e-8f70-112233445566",
         "application_id": "APP-000001",

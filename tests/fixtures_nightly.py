@@ -146,6 +146,8 @@ def end_state(database_url: str) -> dict[str, Any]:
         "decision_and_request_ids": "SELECT event_id FROM outbox WHERE event_type <> 'MessageDeadLettered'"
         " ORDER BY event_id",
         "unpublished": "SELECT count(*) FROM outbox WHERE published_at IS NULL",
+        "resent": "SELECT source_partition, source_offset, application_id, event_id FROM resent_applications"
+        " ORDER BY source_partition, source_offset",
         "runs": "SELECT run_id, status, business_date, balanced FROM runs ORDER BY run_id",
     }
     with connect(database_url) as conn:

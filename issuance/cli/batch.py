@@ -1,9 +1,14 @@
-"""`issuance batch run`: one nightly run, its progress on the terminal and its reconciliation."""
+"""`issuance batch run`: one nightly run, its progress on the terminal and its reconciliation.
+
+The business date defaults to today in Asia/Shanghai (the bureau's calendar, not the server's UTC). A date
+earlier than the last successful run's is refused (exit 2) unless `--force` and `--operator` are given; the
+forced date is written to the audit log with the operator before the run starts.
+"""
 
 from __future__ import annotations
 
 import logging
-from datetime import date
+from datetime import UTC, date, datetime
 from typing import Annotated, Any
 
 import typer
@@ -11,7 +16,17 @@ from rich.console import Console
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from issuance.cli.common import command, console, load_settings, print_json
+from issuance.cli.common import (
+    OperatorOption,
+    command,
+    console,
+    load_settings,
+    operator_identity,
+    print_json,
+)
+from issuance.domain.business_dates import behind_last_run, business_day
+from issuance.errors import InputError
+from issuance.settings import Settings
 
 STAGE_LABELS = {
     "plan": "Planning the read",
@@ -60,7 +75,9 @@ def _print_report(result: Any) -> None:
         f"run {result.run_id} business date {result.business_date} "
         f"{'(resumed) ' if result.resumed else ''}read {result.records_planned:,} records"
     )
-    table = Table(title="Reconciliation: read = activation requested + rejected + awaiting + dead-lettered")
+    table = Table(
+        title="Reconciliation: read = activation requested + rejected + awaiting + dead-lettered + re-sent"
+    )
     for column in (
         "branch",
         "read",
@@ -68,6 +85,7 @@ def _print_report(result: Any) -> None:
         "rejected",
         "awaiting agreement",
         "dead-lettered",
+        "re-sent",
         "ok",
     ):
         table.add_column(column, justify="left" if column == "branch" else "right")
@@ -76,8 +94,15 @@ def _print_report(result: Any) -> None:
         table.add_row(
             name,
             *(
-                f"{line[k]:,}"
-                for k in ("read", "activation_requested", "rejected", "awaiting_agreement", "dead_lettered")
+                f"{line.get(k, 0):,}"
+                for k in (
+                    "read",
+                    "activation_requested",
+                    "rejected",
+                    "awaiting_agreement",
+                    "dead_lettered",
+                    "resent",
+                )
             ),
             "yes" if line["balanced"] else "NO",
         )
@@ -116,14 +141,66 @@ def _print_report(result: Any) -> None:
     )
 
 
+def _parse_date(text: str | None) -> date:
+    """The --business-date given, else today in Asia/Shanghai."""
+    if text is None:
+        return business_day(datetime.now(UTC))
+    try:
+        return date.fromisoformat(text)
+    except ValueError as exc:
+        raise InputError(f"--business-date {text!r} is not a date (YYYY-MM-DD)") from exc
+
+
+def check_business_date(settings: Settings, requested: date, force: bool, operator: str | None) -> None:
+    """Refuse a business date behind the last successful run's unless forced; record a forced one.
+
+    A crashed run left in flight is resumed with its own stored date, so nothing is checked then."""
+    from issuance.services.endpoints import resolve
+    from issuance.store import run_repo
+    from issuance.store.audit import record_action
+    from issuance.store.db import connect
+    from issuance.store.migrate import ensure_current
+
+    with connect(resolve(settings).database_url, application_name="issuance-batch") as conn:
+        ensure_current(conn)
+        if run_repo.open_run(conn) is not None:
+            return
+        last = run_repo.last_succeeded_business_date(conn)
+        if last is None or not behind_last_run(requested, last):
+            return
+        if not force:
+            raise InputError(
+                f"--business-date {requested} is earlier than the last successful run's ({last}): nights go "
+                "forward; to run an earlier date on purpose, add --force --operator NAME"
+            )
+        if operator is None:
+            raise InputError("--force needs --operator NAME (or ISSUANCE_OPERATOR): the audit log names you")
+        record_action(
+            conn,
+            actor=operator,
+            action="batch.run.earlier_business_date",
+            entity="business_date",
+            entity_id=requested.isoformat(),
+            detail={"last_succeeded_business_date": last.isoformat()},
+        )
+        conn.commit()
+
+
 @command
 def run(
     ctx: typer.Context,
     business_date: Annotated[
         str | None,
-        typer.Option("--business-date", help="The night's business date, YYYY-MM-DD (default today)."),
+        typer.Option(
+            "--business-date", help="The night's business date, YYYY-MM-DD (default today in Asia/Shanghai)."
+        ),
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as one JSON document.")] = False,
+    force: Annotated[
+        bool,
+        typer.Option("--force", help="Run a business date earlier than the last successful run's (audited)."),
+    ] = False,
+    operator: OperatorOption = "",  # needed with --force only
 ) -> None:
     """Run one night: read the planned offsets, verify, join agreements, personalize, publish, reconcile.
 
@@ -131,20 +208,14 @@ def run(
     `-- --direct_running_mode=multi_processing --direct_num_workers=2`.
     A crashed run is resumed over its stored plan. Exits 1 when the run does not balance.
     """
-    from issuance.errors import InputError
     from pipelines import nightly
 
     settings = load_settings(ctx)
     # kafka-python warns about its own event loop under load; the run reports what matters.
     logging.getLogger("kafka").setLevel(logging.ERROR)
-    argv: list[str] = []
-    if business_date is not None:
-        try:
-            date.fromisoformat(business_date)
-        except ValueError as exc:
-            raise InputError(f"--business-date {business_date!r} is not a date (YYYY-MM-DD)") from exc
-        argv += ["--business-date", business_date]
-    argv += list(ctx.args)
+    night = _parse_date(business_date)
+    check_business_date(settings, night, force, operator_identity(operator) if operator else None)
+    argv = ["--business-date", night.isoformat(), *ctx.args]
     if console.is_terminal and not as_json:
         with Progress(
             SpinnerColumn(),

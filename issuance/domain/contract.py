@@ -34,13 +34,15 @@ from enum import StrEnum
 from typing import Any, TypeVar
 
 from issuance.codec.avro import decode, encode
+from issuance.domain.identity import normalize_id_number
 from issuance.domain.model import Agreement, Applicant, Application, ApplicationType, Channel, Material
 from issuance.errors import EmptyMessage, OversizedMessage, SchemaViolation
 
 APPLICATION_RECORD = "ApplicationSubmitted"
 AGREEMENT_RECORD = "AgreementSigned"
 
-ID_NUMBER = re.compile(r"[0-9]{17}[0-9X]")
+# A lowercase check character "x" is accepted, then written "X" (`identity.normalize_id_number`).
+ID_NUMBER = re.compile(r"[0-9]{17}[0-9Xx]")
 CARD_NUMBER = re.compile(r"[0-9A-Z]{9}")
 # Mainland mobile and fixed-line numbers, optionally with a country code; digits, spaces and hyphens.
 PHONE = re.compile(r"(\+[0-9]{1,3}[ -]?)?[0-9][0-9 -]{5,18}[0-9]")
@@ -305,12 +307,14 @@ def _build_application(reader: _Reader) -> Application | None:
     applicant = None
     if applicant_reader is not None:
         applicant = Applicant(
-            id_number=applicant_reader.text("id_number", pattern=ID_NUMBER),
+            id_number=normalize_id_number(applicant_reader.text("id_number", pattern=ID_NUMBER)),
             name=applicant_reader.text("name"),
             phone=applicant_reader.text("phone", pattern=PHONE),
         )
     card_number = reader.optional_text("card_number", pattern=CARD_NUMBER)
     guardian_id_number = reader.optional_text("guardian_id_number", pattern=ID_NUMBER)
+    if guardian_id_number is not None:
+        guardian_id_number = normalize_id_number(guardian_id_number)
     materials = reader.enum_list("materials", Material)
     submitted_at = reader.timestamp("submitted_at")
     if reader.problems:

@@ -1,4 +1,5 @@
-"""Which of one person's verified applications goes on; the others are DUPLICATE_APPLICATION."""
+"""Which of one person's verified applications goes on (the others are DUPLICATE_APPLICATION), and what makes
+two records under one application id the same application."""
 
 from __future__ import annotations
 
@@ -14,6 +15,27 @@ class DuplicateResolution:
 
     kept: Application | None
     duplicates: tuple[Application, ...]
+
+
+def content_parts(application: Application) -> tuple[str, ...]:
+    """Every field of the application as the contract reads it (ID numbers with an upper-case X, the
+    submission time with its offset), in a fixed order: two records are the same application sent again when
+    these are equal. The nightly run keeps a keyed digest of them, never the parts."""
+    applicant = application.applicant
+    return (
+        application.application_id,
+        application.application_type.value,
+        application.branch_code,
+        application.bank_code,
+        application.channel.value,
+        applicant.id_number,
+        applicant.name,
+        applicant.phone,
+        application.card_number or "",
+        application.guardian_id_number or "",
+        ",".join(material.value for material in application.materials),
+        application.submitted_at.isoformat(),
+    )
 
 
 def precedence(application: Application) -> tuple[object, ...]:

@@ -4,7 +4,11 @@ Built from python-stdnum's parts (the MOD 11-2 check character formula and the G
 `stdnum.cn.ric`) but not from its `validate()`, which rejects an area code created after the birth year. The
 area code is where the household was registered when the number was assigned, so 310115 (Pudong, 1992) is
 right for people born in 1980. An area code is accepted when it appears in stdnum's list with any validity
-period.
+period, or is one of the residence-permit codes of Hong Kong, Macau and Taiwan residents (810000, 820000,
+830000: the permits carry 18-character numbers built by the same standard, and stdnum's list lacks 830000).
+
+A lowercase check character `x` is the same number as `X`: `normalize_id_number` writes it the one way, and
+parsing accepts either.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ EARLIEST_BIRTH_DATE = date(1900, 1, 1)
 _DIGIT_CHARACTERS = "0123456789"
 _CHECK_CHARACTERS = frozenset("0123456789X")
 _EVEN = frozenset("02468")
+RESIDENCE_PERMIT_AREAS = frozenset({"810000", "820000", "830000"})  # Hong Kong, Macau, Taiwan residents
 
 
 class Sex(StrEnum):
@@ -30,10 +35,10 @@ class Sex(StrEnum):
 class IdProblem(StrEnum):
     """Why an ID number is invalid, checked in this order."""
 
-    FORMAT = "FORMAT"  # not 17 digits followed by a digit or "X"
+    FORMAT = "FORMAT"  # not 17 digits followed by a digit or "X" (or "x")
     CHECKSUM = "CHECKSUM"  # ISO 7064 MOD 11-2 check character wrong
     BIRTH_DATE = "BIRTH_DATE"  # not a real date, before 1900-01-01 or after the reference day
-    AREA_CODE = "AREA_CODE"  # not in stdnum.cn.ric's area code list
+    AREA_CODE = "AREA_CODE"  # neither in stdnum.cn.ric's area code list nor a residence-permit code
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,7 +67,12 @@ def area_codes() -> frozenset[str]:
     for _length, province, _high, _props, counties in numdb.get("cn/loc").prefixes:
         for _clen, low, high, _cprops, _children in counties:
             codes.update(f"{province}{n:04d}" for n in range(int(low), int(high) + 1))
-    return frozenset(codes)
+    return frozenset(codes | RESIDENCE_PERMIT_AREAS)
+
+
+def normalize_id_number(number: str) -> str:
+    """The number with a lowercase check character `x` written `X`; anything else unchanged."""
+    return number[:17] + "X" if len(number) == 18 and number[17] == "x" else number
 
 
 def check_character(body: str) -> str:
@@ -72,7 +82,9 @@ def check_character(body: str) -> str:
 
 
 def parse_id_number(number: str, on: date | None = None) -> Identity | InvalidId:
-    """Parse an ID number exactly as written (no normalizing); `on` rejects birth dates after that day."""
+    """Parse an ID number (a lowercase `x` check character counts as `X`); `on` rejects birth dates after
+    that day."""
+    number = normalize_id_number(number)
     body = number[:17]
     if len(number) != 18 or not (body.isascii() and body.isdigit()) or number[17] not in _CHECK_CHARACTERS:
         return _INVALID[IdProblem.FORMAT]

@@ -35,14 +35,29 @@ class State(StrEnum):
 
 
 class Reason(StrEnum):
-    """Rejection reasons; an application may carry several."""
+    """Rejection reasons; an application may carry several.
+
+    Two codes are umbrellas that always come with a detail code saying what exactly to fix:
+    ID_NUMBER_INVALID with one ID_NUMBER_<problem>, MATERIALS_MISSING with one MISSING_<material> per missing
+    material. Readers that only know the umbrella keep working.
+    """
 
     ID_NUMBER_INVALID = "ID_NUMBER_INVALID"
+    ID_NUMBER_FORMAT = "ID_NUMBER_FORMAT"  # detail: not 17 digits and a check character
+    ID_NUMBER_CHECKSUM = "ID_NUMBER_CHECKSUM"  # detail: the check character does not match (mistyped)
+    ID_NUMBER_BIRTH_DATE = "ID_NUMBER_BIRTH_DATE"  # detail: no such day, before 1900 or after submission
+    ID_NUMBER_AREA_CODE = "ID_NUMBER_AREA_CODE"  # detail: no such administrative area code
     PERSON_NOT_FOUND = "PERSON_NOT_FOUND"
     NAME_MISMATCH = "NAME_MISMATCH"
     NOT_INSURED = "NOT_INSURED"
     MATERIALS_MISSING = "MATERIALS_MISSING"
-    GUARDIAN_REQUIRED = "GUARDIAN_REQUIRED"
+    MISSING_RESIDENT_ID_CARD = "MISSING_RESIDENT_ID_CARD"  # detail of MATERIALS_MISSING
+    MISSING_SOCIAL_SECURITY_CARD = "MISSING_SOCIAL_SECURITY_CARD"  # detail of MATERIALS_MISSING
+    MISSING_HOUSEHOLD_REGISTER = "MISSING_HOUSEHOLD_REGISTER"  # detail of MATERIALS_MISSING
+    GUARDIAN_REQUIRED = "GUARDIAN_REQUIRED"  # under 16 without a guardian ID number that is valid
+    GUARDIAN_NOT_ADULT = "GUARDIAN_NOT_ADULT"  # the guardian is under 18
+    GUARDIAN_IS_APPLICANT = "GUARDIAN_IS_APPLICANT"  # the guardian ID number is the applicant's own
+    GUARDIAN_NOT_FOUND = "GUARDIAN_NOT_FOUND"  # the registry does not know the guardian
     BRANCH_UNKNOWN = "BRANCH_UNKNOWN"
     BANK_NOT_COOPERATING = "BANK_NOT_COOPERATING"
     AREA_NOT_APPROVED = "AREA_NOT_APPROVED"
@@ -64,7 +79,9 @@ class DeadLetterReason(StrEnum):
     SCHEMA_VIOLATION = "SCHEMA_VIOLATION"  # decodes, breaks the contract
     EMPTY_MESSAGE = "EMPTY_MESSAGE"  # no value at all (a null or zero-length record)
     OVERSIZED_MESSAGE = "OVERSIZED_MESSAGE"  # larger than any contract record may be
-    UNPROCESSABLE_RECORD = "UNPROCESSABLE_RECORD"  # meets the contract, but a stage could not process its values
+    UNPROCESSABLE_RECORD = (
+        "UNPROCESSABLE_RECORD"  # meets the contract, but a stage could not process its values
+    )
     APPLICATION_ID_REUSED = "APPLICATION_ID_REUSED"  # a different application under an id already submitted
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from datetime import date, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from psycopg import Connection, sql
 from psycopg.rows import TupleRow
@@ -17,8 +17,21 @@ from issuance.errors import ReconciliationFailed
 
 Conn = Connection[TupleRow]
 OPEN_STATES = ("AWAITING_AGREEMENT", "PERSONALIZED", "ACTIVATION_REQUESTED")
+RESENT_COLUMNS = (
+    "run_id",
+    "source_topic",
+    "source_partition",
+    "source_offset",
+    "application_id",
+    "branch_code",
+    "event_id",
+)
 DECISION_COLUMNS = ("application_id", "is_new", "from_state", "state", "reasons", "stage", "agreement_id")
 FETCH_SIZE = 10_000
+# The SQL twin of `issuance.domain.agreement.window_closed` (held to it by
+# tests/integration/test_agreement_window_oracle.py): the night's business date is past the last
+# Asia/Shanghai day of a window opened at {start}.
+WINDOW_CLOSED = "(({start}) AT TIME ZONE 'Asia/Shanghai')::date + {window} < {date}"
 
 
 def analyze(conn: Conn, *tables: str) -> None:
@@ -52,19 +65,49 @@ def stream(conn: Conn, query: str, params: Sequence[Any] | dict[str, Any]) -> It
 # -------------------------------------------------------------------------------------
 
 
-def repeated_applications(conn: Conn, run_id: int) -> list[tuple[str, int, int, str, str]]:
-    """Staged records whose application_id was already submitted (earlier run, or earlier in this run)."""
+class Repeated(NamedTuple):
+    """A staged record whose application_id was already submitted, and whether it is the same application."""
+
+    topic: str
+    partition: int
+    offset: int
+    application_id: str
+    branch_code: str
+    same_content: bool  # the content digest equals the first submission's
+
+
+def repeated_applications(conn: Conn, run_id: int) -> list[Repeated]:
+    """Staged records whose application_id was already submitted (earlier run, or earlier in this run),
+    compared by content digest with that first submission (an earlier run's, else this run's first record)."""
     rows = conn.execute(
         "WITH ranked AS ("
-        " SELECT source_topic, source_partition, source_offset, application_id, branch_code,"
-        "  row_number() OVER (PARTITION BY application_id"
-        "   ORDER BY source_topic, source_partition, source_offset) AS n"
-        " FROM staged_applications WHERE run_id = %s)"
-        " SELECT source_topic, source_partition, source_offset, application_id, branch_code FROM ranked r"
-        " WHERE n > 1 OR EXISTS (SELECT 1 FROM applications a WHERE a.application_id = r.application_id)",
+        " SELECT source_topic, source_partition, source_offset, application_id, branch_code, content_digest,"
+        "  row_number() OVER w AS n, first_value(content_digest) OVER w AS first_digest"
+        " FROM staged_applications WHERE run_id = %s"
+        " WINDOW w AS (PARTITION BY application_id ORDER BY source_topic, source_partition, source_offset))"
+        " SELECT r.source_topic, r.source_partition, r.source_offset, r.application_id, r.branch_code,"
+        "  coalesce(r.content_digest = CASE WHEN a.application_id IS NULL THEN r.first_digest"
+        "   ELSE a.content_digest END, false)"
+        " FROM ranked r LEFT JOIN applications a ON a.application_id = r.application_id"
+        " WHERE r.n > 1 OR a.application_id IS NOT NULL"
+        " ORDER BY r.source_topic, r.source_partition, r.source_offset",
         (run_id,),
     ).fetchall()
-    return [(str(t), int(p), int(o), str(a), str(b)) for t, p, o, a, b in rows]
+    return [Repeated(str(t), int(p), int(o), str(a), str(b), bool(same)) for t, p, o, a, b, same in rows]
+
+
+def first_decisions(conn: Conn, application_ids: list[str]) -> dict[str, tuple[str, list[str]]]:
+    """Each application's first decision (state and reasons) from its history; its current state and reasons
+    if its history holds no decision."""
+    rows = conn.execute(
+        "SELECT a.application_id, coalesce(h.to_state, a.state), coalesce(h.reasons, a.reasons)"
+        " FROM applications a LEFT JOIN LATERAL ("
+        "  SELECT to_state, reasons FROM application_history h"
+        "  WHERE h.application_id = a.application_id AND h.stage <> 'read' ORDER BY h.id LIMIT 1) h ON true"
+        " WHERE a.application_id = ANY(%s)",
+        (application_ids,),
+    ).fetchall()
+    return {str(app): (str(state), list(reasons)) for app, state, reasons in rows}
 
 
 def drop_staged_application(conn: Conn, run_id: int, topic: str, partition: int, offset: int) -> None:
@@ -99,7 +142,7 @@ def settle_agreements(conn: Conn, run_id: int, business_date: date, window_days:
     """After the decisions: the run's new agreements are kept with their settled status, and earlier pending
     ones leave PENDING once examined. An agreement is MATCHED by its application's decision (INVALID when the
     agreement step rejected it) or because its application is known; one whose application is still unknown
-    expires `window_days` after signing."""
+    expires once the night is past the last Asia/Shanghai day of the `window_days` after signing."""
     conn.execute(
         "INSERT INTO agreements (agreement_id, application_id, bank_code, terms_version, document_sha256,"
         " signed_at, channel, status, received_run_id, source_topic, source_partition, source_offset)"
@@ -110,7 +153,9 @@ def settle_agreements(conn: Conn, run_id: int, business_date: date, window_days:
         "   WHEN d.application_id IS NOT NULL THEN 'MATCHED'"
         "   WHEN EXISTS (SELECT 1 FROM applications a WHERE a.application_id = r.application_id)"
         "    THEN 'MATCHED'"
-        "   WHEN (r.signed_at AT TIME ZONE 'UTC')::date + %(window)s <= %(date)s THEN 'EXPIRED'"
+        "   WHEN "
+        + WINDOW_CLOSED.format(start="r.signed_at", window="%(window)s", date="%(date)s")
+        + " THEN 'EXPIRED'"
         "   ELSE 'PENDING' END,"
         "  %(run)s, r.source_topic, r.source_partition, r.source_offset"
         " FROM run_agreements r LEFT JOIN run_decisions d ON d.application_id = r.application_id",
@@ -129,8 +174,8 @@ def settle_agreements(conn: Conn, run_id: int, business_date: date, window_days:
         " AND EXISTS (SELECT 1 FROM applications a WHERE a.application_id = g.application_id)"
     )
     conn.execute(
-        "UPDATE agreements SET status = 'EXPIRED' WHERE status = 'PENDING'"
-        " AND (signed_at AT TIME ZONE 'UTC')::date + %s <= %s",
+        "UPDATE agreements SET status = 'EXPIRED' WHERE status = 'PENDING' AND "
+        + WINDOW_CLOSED.format(start="signed_at", window="%s", date="%s"),
         (window_days, business_date),
     )
 
@@ -202,12 +247,12 @@ def apply_decisions(conn: Conn, run_id: int) -> None:
         "INSERT INTO applications (application_id, application_type, branch_code, bank_code, channel,"
         " person_key, id_number_enc, name_enc, phone_enc, guardian_id_enc, card_number, materials,"
         " submitted_at, submitted_utc_offset, area_code, state, reasons, is_open, agreement_id,"
-        " first_run_id, last_run_id, source_topic, source_partition, source_offset, slot)"
+        " first_run_id, last_run_id, source_topic, source_partition, source_offset, slot, content_digest)"
         " SELECT s.application_id, s.application_type, s.branch_code, s.bank_code, s.channel, s.person_key,"
         "  s.id_number_enc, s.name_enc, s.phone_enc, s.guardian_id_enc, s.card_number, s.materials,"
         "  s.submitted_at, s.submitted_utc_offset, s.area_code, d.state, d.reasons,"
         "  d.state = ANY(%(open)s), d.agreement_id, %(run)s, %(run)s, s.source_topic, s.source_partition,"
-        "  s.source_offset, s.slot"
+        "  s.source_offset, s.slot, s.content_digest"
         " FROM staged_applications s JOIN run_decisions d ON d.application_id = s.application_id AND d.is_new"
         " WHERE s.run_id = %(run)s",
         {"run": run_id, "open": list(OPEN_STATES)},

@@ -38,6 +38,7 @@ STAGED_APPLICATION_COLUMNS = (
     "area_code",
     "reasons",
     "slot",
+    "content_digest",
 )
 STAGED_AGREEMENT_COLUMNS = (
     "run_id",
@@ -111,6 +112,14 @@ def open_run(conn: Conn) -> Run | None:
         f"SELECT {_RUN_COLUMNS} FROM runs WHERE status IN ('PLANNED', 'RUNNING') FOR UPDATE"
     ).fetchone()
     return _run(row) if row else None
+
+
+def last_succeeded_business_date(conn: Conn) -> date | None:
+    """The business date of the latest successful run, if any."""
+    row = conn.execute(
+        "SELECT business_date FROM runs WHERE status = 'SUCCEEDED' ORDER BY run_id DESC LIMIT 1"
+    ).fetchone()
+    return row[0] if row else None
 
 
 def get_run(conn: Conn, run_id: int) -> Run:

@@ -14,6 +14,7 @@ from psycopg import Connection
 
 from issuance.crypto import Vault
 from issuance.domain.contract import record_bytes, valid_code
+from issuance.domain.duplicates import content_parts
 from issuance.domain.model import Application, DeadLetterReason, ReferenceData
 from issuance.domain.verification import verify
 from issuance.store.db import connect
@@ -51,7 +52,10 @@ class VerifyBatch(beam.DoFn):  # type: ignore[misc]
         apps = [app for _, app in batch.applications]
         vault = self._vault
         keys = [vault.blind_index(app.applicant.id_number) for app in apps]
-        persons = lookup_persons(conn, vault, set(keys))
+        guardian_keys = [
+            vault.blind_index(app.guardian_id_number) if app.guardian_id_number else None for app in apps
+        ]
+        persons = lookup_persons(conn, vault, set(keys) | {k for k in guardian_keys if k is not None})
         registered = lookup_cards(conn, {app.card_number for app in apps if app.card_number})
         holders = issued_card_holders(conn, set(keys))
         sealed = vault.encrypt_many(
@@ -66,7 +70,9 @@ class VerifyBatch(beam.DoFn):  # type: ignore[misc]
         )
         rows: list[tuple[Any, ...]] = []
         outcomes: Counter[str] = Counter()
-        for index, ((offset, app), key) in enumerate(zip(batch.applications, keys, strict=True)):
+        for index, ((offset, app), key, guardian_key) in enumerate(
+            zip(batch.applications, keys, guardian_keys, strict=True)
+        ):
             try:
                 reasons = verify(
                     app,
@@ -74,6 +80,7 @@ class VerifyBatch(beam.DoFn):  # type: ignore[misc]
                     catalog,
                     app.card_number in registered if app.card_number else False,
                     key in holders,
+                    persons.get(guardian_key) if guardian_key is not None else None,
                 )
             except Exception as exc:  # the safety net: one record never stops a night
                 outcomes.update([DeadLetterReason.UNPROCESSABLE_RECORD.value])
@@ -106,6 +113,7 @@ class VerifyBatch(beam.DoFn):  # type: ignore[misc]
                     area_code,
                     [r.value for r in reasons],
                     chunk.slot(offset),
+                    vault.digest(*content_parts(app)),
                 )
             )
         for outcome, count in outcomes.items():

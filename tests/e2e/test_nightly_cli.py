@@ -136,6 +136,33 @@ def test_sigkill_at_each_point_then_rerun_reaches_the_uninterrupted_end_state(
     assert set(topic_event_ids(settings, [topics.decisions])) == set(_event_ids(url, "DecisionIssued"))
 
 
+def test_night_two_with_resent_and_reused_ids_killed_then_rerun_reaches_the_uninterrupted_end_state(
+    settings: Settings, twin_settings: Settings, generated: Generated
+) -> None:
+    kinds = {line["kind"] for line in generated.expected()}
+    assert {"resent_application", "reused_application_id"} <= kinds
+    first, second = generated.business_date(1), generated.business_date(2)
+    urls = {}
+    for world in (twin_settings, settings):
+        urls[id(world)] = _prepare(world, generated)
+        done = batch_run(_env(world), "--business-date", first)
+        assert done.returncode == 0, done.stderr[-2000:]
+        publish_night(world, generated, 2)
+    clean = batch_run(_env(twin_settings), "--business-date", second, "--json")
+    assert clean.returncode == 0, clean.stderr[-2000:]
+    assert json.loads(clean.stdout)["reconciliation"]["total"]["resent"] > 0
+
+    env = _env(settings)
+    for point in ("allocated", "committed"):
+        killed = batch_run(env, "--business-date", second, crash_at=point)
+        assert killed.returncode == -signal.SIGKILL, (point, killed.returncode, killed.stderr[-2000:])
+    final = batch_run(env, "--business-date", second, "--json")
+    assert final.returncode == 0, final.stderr[-2000:]
+    crashed, uninterrupted = end_state(urls[id(settings)]), end_state(urls[id(twin_settings)])
+    assert _comparable(crashed) == _comparable(uninterrupted)
+    assert crashed["resent"] and crashed["dead_letters"]
+
+
 def _event_ids(url: str, event_type: str) -> list[str]:
     from issuance.store.db import connect
 

@@ -46,6 +46,7 @@ def _staged(offset: int, application_id: str, kind: str, slot: int, reasons: lis
         "area_code": AREA,
         "reasons": reasons,
         "slot": slot,
+        "content_digest": VAULT.digest(application_id),
     }
     return tuple(by_column[column] for column in STAGED_APPLICATION_COLUMNS)
 

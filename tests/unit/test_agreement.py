@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta, timezone
 
-from issuance.domain.agreement import AgreementOutcome, AgreementStatus, agreement_problems, check_agreements
+from issuance.domain.agreement import (
+    CLOCK_TOLERANCE,
+    AgreementOutcome,
+    AgreementStatus,
+    agreement_problems,
+    check_agreements,
+)
 from issuance.domain.model import Reason
 from tests.factories import OTHER_BANK, SUBMITTED_AT, agreement, application, bank
 
@@ -34,21 +40,46 @@ def test_signed_exactly_30_days_after_submission_is_valid() -> None:
     assert check(agreement(signed_at=SUBMITTED_AT + timedelta(days=30))).status is AgreementStatus.ACCEPTED
 
 
-def test_signed_a_second_after_30_days_is_expired() -> None:
-    late = agreement(signed_at=SUBMITTED_AT + timedelta(days=30, seconds=1))
-    assert check(late) == rejected(Reason.AGREEMENT_EXPIRED)
+def test_signed_later_on_the_30th_day_is_valid() -> None:
+    # SUBMITTED_AT is 10:00 +08:00; the window ends at 23:59:59 Asia/Shanghai on the 30th day.
+    evening = agreement(signed_at=SUBMITTED_AT + timedelta(days=30, hours=13, minutes=59, seconds=59))
+    assert check(evening).status is AgreementStatus.ACCEPTED
 
 
-def test_signed_before_submission_is_a_mismatch() -> None:
-    early = agreement(signed_at=SUBMITTED_AT - timedelta(seconds=1))
+def test_signed_on_the_31st_day_is_expired() -> None:
+    midnight = agreement(signed_at=SUBMITTED_AT + timedelta(days=30, hours=14))
+    assert check(midnight) == rejected(Reason.AGREEMENT_EXPIRED)
+
+
+def test_the_window_counts_asia_shanghai_days_whatever_the_offsets() -> None:
+    # Submitted 2026-11-01 23:30 +08:00 (15:30 UTC, still 1 November): last day 1 December in Shanghai.
+    late_submission = application(submitted_at=datetime(2026, 11, 1, 15, 30, tzinfo=UTC))
+    on_last_day = agreement(signed_at=datetime(2026, 12, 1, 15, 59, 59, tzinfo=UTC))  # 23:59:59 +08:00
+    day_after = agreement(signed_at=datetime(2026, 12, 1, 16, 0, tzinfo=UTC))  # 00:00 on 2 December
+    assert check_agreements(late_submission, [on_last_day], BANK, DAY).status is AgreementStatus.ACCEPTED
+    assert check_agreements(late_submission, [day_after], BANK, DAY) == rejected(Reason.AGREEMENT_EXPIRED)
+    # Submitted 2026-11-01 20:00 -08:00 is 2 November 12:00 in Shanghai: last day 2 December.
+    pacific = application(submitted_at=datetime(2026, 11, 1, 20, 0, tzinfo=timezone(timedelta(hours=-8))))
+    assert check_agreements(pacific, [], BANK, date(2026, 12, 2)).status is AgreementStatus.AWAITING
+    assert check_agreements(pacific, [], BANK, date(2026, 12, 3)).status is AgreementStatus.EXPIRED
+
+
+def test_signed_before_submission_beyond_the_clock_tolerance_is_a_mismatch() -> None:
+    early = agreement(signed_at=SUBMITTED_AT - CLOCK_TOLERANCE - timedelta(seconds=1))
     assert check(early) == rejected(Reason.AGREEMENT_MISMATCH)
+
+
+def test_signed_seconds_before_submission_is_two_clocks_not_a_mismatch() -> None:
+    assert check(agreement(signed_at=SUBMITTED_AT - timedelta(seconds=7))).status is AgreementStatus.ACCEPTED
+    at_tolerance = agreement(signed_at=SUBMITTED_AT - CLOCK_TOLERANCE)
+    assert check(at_tolerance).status is AgreementStatus.ACCEPTED
 
 
 def test_instants_are_compared_across_offsets() -> None:
     # 02:30 UTC is 10:30 in +08:00, after the 10:00 +08:00 submission.
     utc = agreement(signed_at=datetime(2026, 11, 1, 2, 30, tzinfo=UTC))
     assert check(utc).status is AgreementStatus.ACCEPTED
-    before = agreement(signed_at=datetime(2026, 11, 1, 1, 59, tzinfo=UTC))
+    before = agreement(signed_at=datetime(2026, 11, 1, 1, 57, tzinfo=UTC))
     assert check(before) == rejected(Reason.AGREEMENT_MISMATCH)
 
 
@@ -102,8 +133,9 @@ def test_no_agreement_awaits_until_day_29() -> None:
     assert check(business_date=DAY + timedelta(days=29)).status is AgreementStatus.AWAITING
 
 
-def test_no_agreement_expires_on_day_30() -> None:
-    assert check(business_date=DAY + timedelta(days=30)) == AgreementOutcome(
+def test_no_agreement_awaits_through_the_night_of_day_30_and_expires_after_it() -> None:
+    assert check(business_date=DAY + timedelta(days=30)).status is AgreementStatus.AWAITING
+    assert check(business_date=DAY + timedelta(days=31)) == AgreementOutcome(
         AgreementStatus.EXPIRED, reasons=(Reason.AGREEMENT_EXPIRED,)
     )
     assert check(business_date=DAY + timedelta(days=90)).status is AgreementStatus.EXPIRED
@@ -119,6 +151,6 @@ def test_window_is_configurable() -> None:
     signed = agreement(signed_at=SUBMITTED_AT + timedelta(days=10))
     assert check_agreements(APP, [signed], BANK, DAY, window_days=7) == rejected(Reason.AGREEMENT_EXPIRED)
     assert (
-        check_agreements(APP, [], BANK, DAY + timedelta(days=7), window_days=7).status
+        check_agreements(APP, [], BANK, DAY + timedelta(days=8), window_days=7).status
         is AgreementStatus.EXPIRED
     )

@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
+from issuance.codec.avro import registry
 from issuance.domain.model import ApplicationType, DeadLetterReason, Reason, State
 from issuance.errors import SchemaViolation
 from issuance.messages import (
@@ -116,3 +117,8 @@ def test_repr_of_events_with_personal_data_hides_it() -> None:
     assert "110105198001011238" not in repr(EVENTS[1])
     assert "6222020000000000011" not in repr(EVENTS[1])
     assert "payload=<10 bytes>" in repr(EVENTS[4])
+
+
+def test_the_newest_decision_schema_carries_every_reason_code() -> None:
+    fields = {f["name"]: f for f in registry().latest("DecisionIssued").parsed["fields"]}
+    assert fields["reasons"]["type"]["items"]["symbols"] == [reason.value for reason in Reason]

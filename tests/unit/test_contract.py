@@ -72,7 +72,7 @@ def test_all_problems_of_a_record_are_reported_together() -> None:
         "application_type": "must be one of NEW_CARD, FINANCIAL_ACTIVATION",
         "bank_code": "required",
         "channel": "required",
-        "applicant.id_number": "does not match ^[0-9]{17}[0-9X]$",
+        "applicant.id_number": "does not match ^[0-9]{17}[0-9Xx]$",
         "applicant.name": "must be 1..64 characters, not blank",
         "applicant.phone": "must be a string",
         "materials[1]": "must be a string",
@@ -88,7 +88,7 @@ def test_all_problems_of_a_record_are_reported_together() -> None:
         ("branch_code", None, "required"),
         ("card_number", "a1b2c3d4e", "does not match ^[0-9A-Z]{9}$"),
         ("card_number", "A1B2C3D4E5", "does not match ^[0-9A-Z]{9}$"),
-        ("guardian_id_number", "44030419750520123x", "does not match ^[0-9]{17}[0-9X]$"),
+        ("guardian_id_number", "44030419750520123Y", "does not match ^[0-9]{17}[0-9Xx]$"),
         ("materials", "RESIDENT_ID_CARD", "must be a list"),
         ("submitted_at", "2026-11-01T10:00:00", "must be an ISO-8601 date-time with an explicit offset"),
         ("submitted_at", "2026-11-01", "must be an ISO-8601 date-time with an explicit offset"),
@@ -99,6 +99,14 @@ def test_all_problems_of_a_record_are_reported_together() -> None:
 )
 def test_each_application_contract_break(field: str, value: Any, problem: str) -> None:
     assert _problems(_application_record(**{field: value})) == {field: problem}
+
+
+def test_lowercase_x_check_character_is_written_upper_case() -> None:
+    record = _application_record(guardian_id_number="44030420121130005x")
+    record["applicant"] = {**record["applicant"], "id_number": "11010519491231002x"}
+    application = parse_application(record)
+    assert application.applicant.id_number == "11010519491231002X"
+    assert application.guardian_id_number == "44030420121130005X"
 
 
 def test_id_number_checksum_is_not_a_contract_break() -> None:

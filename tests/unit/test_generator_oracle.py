@@ -59,6 +59,8 @@ def _replay(out: Path) -> dict[str, list[tuple[str, str, list[str]]]]:
             agreements[agreement.application_id].append(agreement)
         passed: dict[str, list[Application]] = defaultdict(list)
         for app in new:
+            if app.application_id in apps:
+                continue  # re-sent (its first decision again) or reused (a dead letter): not decided again
             apps[app.application_id] = app
             person = catalog.persons.get(app.applicant.id_number)
             reasons = verify(
@@ -67,6 +69,7 @@ def _replay(out: Path) -> dict[str, list[tuple[str, str, list[str]]]]:
                 catalog,
                 app.card_number in registered_cards,
                 issued_card_holder=app.applicant.id_number in issued_to,
+                guardian=catalog.persons.get(app.guardian_id_number or ""),
             )
             if reasons:
                 state[app.application_id] = "REJECTED"
@@ -112,3 +115,27 @@ def test_expected_outcomes_match_the_domain_rules(generated: Path) -> None:
         if replayed[line["application_id"]] != expected:
             mismatches.append((line["defect"], expected, replayed[line["application_id"]]))
     assert mismatches == []
+
+
+def test_repeated_ids_are_told_apart_by_content(generated: Path) -> None:
+    """A re-sent record equals the first one and expects its first decision; a reused id does not."""
+    manifest = json.loads((generated / "manifest.json").read_text())
+    first: dict[str, Application] = {}
+    repeats: dict[str, Application] = {}
+    for night in manifest["nights"]:
+        for record in _lines(generated / night["applications"]) if night["applications"] else []:
+            app = parse_application(record)
+            (repeats if app.application_id in first else first)[app.application_id] = app
+    replayed = _replay(generated)
+    kinds = set()
+    for line in _lines(generated / "expected.jsonl"):
+        if line["kind"] == "resent_application":
+            app_id = line["application_id"]
+            assert repeats[app_id] == first[app_id]
+            _date, state, reasons = replayed[app_id][0]
+            assert (line["timeline"][0]["state"], line["timeline"][0]["reasons"]) == (state, reasons)
+        elif line["kind"] == "reused_application_id":
+            assert repeats[line["application_id"]] != first[line["application_id"]]
+            assert line["reasons"] == ["APPLICATION_ID_REUSED"]
+        kinds.add(line["kind"])
+    assert {"resent_application", "reused_application_id"} <= kinds

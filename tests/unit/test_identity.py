@@ -15,6 +15,7 @@ from issuance.domain.identity import (
     age_on,
     area_codes,
     is_valid_id_number,
+    normalize_id_number,
     parse_id_number,
 )
 from tests.factories import ADULT_ID, MINOR_ID, PUDONG_1980_ID, id_number
@@ -40,6 +41,21 @@ def test_check_character_x() -> None:
     assert parse_id_number(number[:-1] + "0") == InvalidId(IdProblem.CHECKSUM)
 
 
+def test_lowercase_check_character_x_is_normalized() -> None:
+    assert normalize_id_number("44030420121130005x") == "44030420121130005X"
+    assert normalize_id_number("44030420121130005X") == "44030420121130005X"
+    assert normalize_id_number("x4030420121130005x"[:-1]) == "x4030420121130005"  # only the check character
+    assert parse_id_number("44030420121130005x") == parse_id_number("44030420121130005X")
+    assert parse_id_number("11010519800101123x") == InvalidId(IdProblem.CHECKSUM)  # lowercase of a wrong X
+
+
+@pytest.mark.parametrize("area", ["810000", "820000", "830000"])
+def test_residence_permit_area_codes_are_valid(area: str) -> None:
+    number = id_number(area_code=area, birth=date(1990, 2, 3))
+    assert parse_id_number(number) == Identity(area, date(1990, 2, 3), Sex.MALE)
+    assert area in area_codes()
+
+
 @pytest.mark.parametrize("position", range(18))
 def test_one_changed_character_is_detected(position: int) -> None:
     original = ADULT_ID[position]
@@ -54,7 +70,6 @@ def test_one_changed_character_is_detected(position: int) -> None:
         "",
         "11010519800101123",
         "1101051980010112380",
-        "11010519800101123x",
         "1101051980010112X8",
         "A10105198001011238",
     ],

@@ -1,4 +1,4 @@
-"""Verification rules 1-10: each test flips one thing of a valid application."""
+"""Verification rules: each test flips one thing of a valid application."""
 
 from __future__ import annotations
 
@@ -51,8 +51,14 @@ def run(
     catalog: ReferenceData = CATALOG,
     card_registered: bool = False,
     issued_card_holder: bool = False,
+    guardian: Person | None = None,
 ) -> list[Reason]:
-    return verify(app, who if who is not None else person(), catalog, card_registered, issued_card_holder)
+    """Verify against `person()` and, when the application names one, a registered guardian."""
+    if guardian is None and app.guardian_id_number:
+        guardian = person(id_number=app.guardian_id_number, name="张建国")
+    return verify(
+        app, who if who is not None else person(), catalog, card_registered, issued_card_holder, guardian
+    )
 
 
 def test_valid_new_card_passes() -> None:
@@ -82,26 +88,68 @@ def test_pudong_born_before_1992_passes() -> None:
     ],
 )
 def test_id_number_invalid(bad_id: str) -> None:
-    assert run(application(id_number=bad_id)) == [Reason.ID_NUMBER_INVALID]
+    assert Reason.ID_NUMBER_INVALID in run(application(id_number=bad_id))
+
+
+@pytest.mark.parametrize(
+    ("bad_id", "detail"),
+    [
+        (BAD_CHECKSUM_ID, Reason.ID_NUMBER_CHECKSUM),
+        (id_number(birth=date(2026, 11, 2)), Reason.ID_NUMBER_BIRTH_DATE),
+        (id_number(birth=date(1899, 12, 31)), Reason.ID_NUMBER_BIRTH_DATE),
+        (id_number(area_code="999999"), Reason.ID_NUMBER_AREA_CODE),
+        ("11010519800101123", Reason.ID_NUMBER_FORMAT),
+    ],
+)
+def test_id_number_invalid_names_the_problem(bad_id: str, detail: Reason) -> None:
+    assert run(application(id_number=bad_id)) == sorted([Reason.ID_NUMBER_INVALID, detail])
+
+
+@pytest.mark.parametrize("area", ["810000", "820000", "830000"])
+def test_residence_permit_numbers_of_hong_kong_macau_and_taiwan_residents_pass(area: str) -> None:
+    number = id_number(area_code=area, birth=date(1985, 7, 1))
+    assert run(application(id_number=number), person(id_number=number)) == []
+
+
+def test_lowercase_x_check_character_is_the_same_number() -> None:
+    number = "44030420121130005X"
+    adult = "11010519491231002X"
+    assert run(application(id_number=adult.lower()), person(id_number=adult)) == []
+    assert (
+        run(application(id_number=number.lower(), guardian_id_number=GUARDIAN_ID), person(id_number=number))
+        == []
+    )
 
 
 def test_id_number_invalid_skips_person_checks() -> None:
     stranger = person(name="李娜", insured=False, cards=(card(),))
-    assert run(application(id_number=BAD_CHECKSUM_ID), stranger) == [Reason.ID_NUMBER_INVALID]
-    assert verify(application(id_number=BAD_CHECKSUM_ID), None, CATALOG, False) == [Reason.ID_NUMBER_INVALID]
-    assert run(activation(id_number=BAD_CHECKSUM_ID, card_number=None), holder()) == [
-        Reason.ID_NUMBER_INVALID
-    ]
+    invalid = [Reason.ID_NUMBER_CHECKSUM, Reason.ID_NUMBER_INVALID]
+    assert run(application(id_number=BAD_CHECKSUM_ID), stranger) == invalid
+    assert verify(application(id_number=BAD_CHECKSUM_ID), None, CATALOG, False) == invalid
+    assert run(activation(id_number=BAD_CHECKSUM_ID, card_number=None), holder()) == invalid
 
 
 def test_id_number_invalid_skips_the_guardian_check() -> None:
     minor_bad = MINOR_ID[:-1] + ("1" if MINOR_ID[-1] != "1" else "2")
-    assert run(application(id_number=minor_bad)) == [Reason.ID_NUMBER_INVALID]
+    assert run(application(id_number=minor_bad)) == [Reason.ID_NUMBER_CHECKSUM, Reason.ID_NUMBER_INVALID]
 
 
 def test_id_number_invalid_still_checks_materials_and_branch() -> None:
     app = application(id_number=BAD_CHECKSUM_ID, materials=(), branch_code="NOPE")
-    assert run(app) == [Reason.BRANCH_UNKNOWN, Reason.ID_NUMBER_INVALID, Reason.MATERIALS_MISSING]
+    assert run(app) == [
+        Reason.BRANCH_UNKNOWN,
+        Reason.ID_NUMBER_CHECKSUM,
+        Reason.ID_NUMBER_INVALID,
+        Reason.MATERIALS_MISSING,
+        Reason.MISSING_RESIDENT_ID_CARD,
+    ]
+
+
+def test_id_number_invalid_accepts_either_ages_materials() -> None:
+    assert run(application(id_number=BAD_CHECKSUM_ID, materials=(Material.HOUSEHOLD_REGISTER,))) == [
+        Reason.ID_NUMBER_CHECKSUM,
+        Reason.ID_NUMBER_INVALID,
+    ]
 
 
 def test_born_on_the_submission_day_is_valid() -> None:
@@ -143,28 +191,91 @@ def test_name_compared_after_stripping_whitespace() -> None:
     assert run(application(), person(name="张伟 ")) == []
 
 
+@pytest.mark.parametrize("dot", ["\u00b7", "\u2022", "\u30fb", "\uff65", "\uff0e", "\u2027", ".", " \u00b7 "])
+def test_minority_names_match_however_the_dot_was_typed(dot: str) -> None:
+    registered = person(name="买买提·艾力")
+    assert run(application(name=f"买买提{dot}艾力"), registered) == []
+    assert run(application(name="买买提·艾力"), person(name=f"买买提{dot}艾力")) == []
+
+
+def test_full_width_forms_match_their_plain_forms() -> None:
+    assert run(application(name="ＡＢＣ张"), person(name="ABC张")) == []
+
+
+def test_a_dot_does_not_make_different_names_equal() -> None:
+    assert run(application(name="买买提·艾力"), person(name="买买提·艾山")) == [Reason.NAME_MISMATCH]
+
+
 def test_not_insured() -> None:
     assert run(application(), person(insured=False)) == [Reason.NOT_INSURED]
 
 
-# Rule 4
+# Materials by type and age
 
 
 @pytest.mark.parametrize(
     "materials",
     [
         (),
-        (Material.RESIDENT_ID_CARD,),
         (Material.HOUSEHOLD_REGISTER, Material.SOCIAL_SECURITY_CARD, Material.BANK_CARD),
     ],
 )
 def test_new_card_materials_missing(materials: tuple[Material, ...]) -> None:
-    assert run(application(materials=materials)) == [Reason.MATERIALS_MISSING]
+    assert run(application(materials=materials)) == [
+        Reason.MATERIALS_MISSING,
+        Reason.MISSING_RESIDENT_ID_CARD,
+    ]
+
+
+def test_an_adults_resident_id_card_is_enough_for_a_new_card() -> None:
+    assert run(application(materials=(Material.RESIDENT_ID_CARD,))) == []
+
+
+def test_a_childs_household_register_and_guardian_are_enough_for_a_new_card() -> None:
+    app, child = _minor(
+        date(2015, 6, 1), guardian_id_number=GUARDIAN_ID, materials=(Material.HOUSEHOLD_REGISTER,)
+    )
+    assert run(app, child) == []
+
+
+def test_a_child_without_the_household_register_misses_it() -> None:
+    app, child = _minor(
+        date(2015, 6, 1), guardian_id_number=GUARDIAN_ID, materials=(Material.RESIDENT_ID_CARD,)
+    )
+    assert run(app, child) == [Reason.MATERIALS_MISSING, Reason.MISSING_HOUSEHOLD_REGISTER]
 
 
 def test_activation_materials_missing() -> None:
     app = activation(materials=(Material.RESIDENT_ID_CARD, Material.HOUSEHOLD_REGISTER))
-    assert run(app, holder(), card_registered=True) == [Reason.MATERIALS_MISSING]
+    assert run(app, holder(), card_registered=True) == [
+        Reason.MATERIALS_MISSING,
+        Reason.MISSING_SOCIAL_SECURITY_CARD,
+    ]
+
+
+def test_activation_materials_missing_names_each_one() -> None:
+    app = activation(materials=(Material.BANK_CARD,))
+    assert run(app, holder(), card_registered=True) == [
+        Reason.MATERIALS_MISSING,
+        Reason.MISSING_RESIDENT_ID_CARD,
+        Reason.MISSING_SOCIAL_SECURITY_CARD,
+    ]
+
+
+def test_a_childs_activation_needs_the_household_register_and_the_card() -> None:
+    number = id_number(birth=date(2015, 6, 1))
+    child = holder(id_number=number)
+    complete = activation(
+        id_number=number,
+        guardian_id_number=GUARDIAN_ID,
+        materials=(Material.HOUSEHOLD_REGISTER, Material.SOCIAL_SECURITY_CARD),
+    )
+    assert run(complete, child, card_registered=True) == []
+    without = replace(complete, materials=(Material.SOCIAL_SECURITY_CARD,))
+    assert run(without, child, card_registered=True) == [
+        Reason.MATERIALS_MISSING,
+        Reason.MISSING_HOUSEHOLD_REGISTER,
+    ]
 
 
 def test_extra_and_repeated_materials_are_fine() -> None:
@@ -177,7 +288,7 @@ def test_extra_and_repeated_materials_are_fine() -> None:
     assert run(application(materials=materials)) == []
 
 
-# Rule 5
+# Guardians
 
 
 def _minor(birth: date, **overrides: object) -> tuple[Application, Person]:
@@ -205,6 +316,37 @@ def test_guardian_born_after_the_submission_day_is_not_valid() -> None:
 
 def test_sixteenth_birthday_on_the_submission_day_needs_no_guardian() -> None:
     assert run(*_minor(date(2010, 11, 1))) == []
+
+
+def test_guardian_not_adult() -> None:
+    seventeen = id_number(birth=date(2009, 11, 2), sequence=456)
+    assert run(*_minor(date(2015, 6, 1), guardian_id_number=seventeen)) == [Reason.GUARDIAN_NOT_ADULT]
+
+
+def test_guardian_eighteen_on_the_submission_day_is_adult() -> None:
+    eighteen = id_number(birth=date(2008, 11, 1), sequence=456)
+    assert run(*_minor(date(2015, 6, 1), guardian_id_number=eighteen)) == []
+
+
+def test_guardian_is_the_applicant() -> None:
+    app, child = _minor(date(2015, 6, 1))
+    itself = replace(app, guardian_id_number=app.applicant.id_number)
+    assert run(itself, child) == [Reason.GUARDIAN_IS_APPLICANT]
+
+
+def test_guardian_not_in_the_registry() -> None:
+    app, child = _minor(date(2015, 6, 1), guardian_id_number=GUARDIAN_ID)
+    assert verify(app, child, CATALOG, False, guardian=None) == [Reason.GUARDIAN_NOT_FOUND]
+
+
+def test_guardian_not_adult_and_not_found_together() -> None:
+    seventeen = id_number(birth=date(2009, 11, 2), sequence=456)
+    app, child = _minor(date(2015, 6, 1), guardian_id_number=seventeen)
+    assert verify(app, child, CATALOG, False) == [Reason.GUARDIAN_NOT_ADULT, Reason.GUARDIAN_NOT_FOUND]
+
+
+def test_adults_guardian_is_not_checked() -> None:
+    assert verify(application(guardian_id_number=ADULT_ID), person(), CATALOG, False) == []
 
 
 def test_one_day_before_the_sixteenth_birthday_needs_a_guardian() -> None:
@@ -346,6 +488,7 @@ def test_reasons_are_sorted_and_unique() -> None:
         Reason.BANK_NOT_COOPERATING,
         Reason.GUARDIAN_REQUIRED,
         Reason.MATERIALS_MISSING,
+        Reason.MISSING_HOUSEHOLD_REGISTER,
         Reason.NAME_MISMATCH,
         Reason.NOT_INSURED,
     ]
