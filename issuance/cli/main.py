@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
+import sys
+from typing import Annotated
 
 import typer
 
 import issuance.cli
+from issuance.cli.common import configure, report_failure
 from issuance.settings import Settings
 
 app = typer.Typer(
@@ -29,14 +32,35 @@ def _command_modules() -> list[str]:
 
 
 @app.callback()
-def root(ctx: typer.Context) -> None:
+def root(
+    ctx: typer.Context,
+    debug: Annotated[
+        bool, typer.Option("--debug", help="On failure, print the traceback before the one-line error.")
+    ] = False,
+) -> None:
     """Configuration comes from ISSUANCE_* environment variables (see the README)."""
-    ctx.obj = Settings()
+    settings = Settings()
+    configure(settings, debug=debug)
+    ctx.obj = settings
 
 
 for _name in _command_modules():
     importlib.import_module(_name).register(app)
 
 
+def _typed_command(argv: list[str]) -> str:
+    """The command words of argv ("issuance batch run"), for an error raised outside any command body."""
+    words = ["issuance"]
+    for arg in argv:
+        if arg.startswith("-") or len(words) == 3:
+            break
+        words.append(arg)
+    return " ".join(words)
+
+
 def main() -> None:
-    app()
+    """Run the command; an error its body did not map (settings, start-up) still ends as one line."""
+    try:
+        app()
+    except Exception as exc:
+        sys.exit(report_failure(exc, _typed_command([a for a in sys.argv[1:] if a != "--debug"])))
