@@ -1,4 +1,4 @@
-"""A dead letter's bytes read as far as they go, masked for screens; the re-drive's validation; error lines."""
+"""A dead letter's bytes read as far as they go and masked; the re-drive's validation; one-line errors."""
 
 from __future__ import annotations
 
@@ -193,7 +193,10 @@ def test_library_text_is_never_quoted() -> None:
     error = translate(psycopg.errors.UniqueViolation("Key (id_number)=(110105198001011238)"), "issuance x")
     assert "110105198001011238" not in str(error) and "23505" in str(error)
     unexpected = translate(KeyError("110105198001011238"), "issuance x")
-    assert str(unexpected) == "issuance x failed unexpectedly (KeyError): run again with --debug for the traceback"
+    assert (
+        str(unexpected)
+        == "issuance x failed unexpectedly (KeyError): run again with --debug for the traceback"
+    )
 
 
 def test_an_unreachable_broker_is_one_line() -> None:
