@@ -11,12 +11,12 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Annotated, Any
 
-import click
 import psycopg
 import typer
 from kafka import errors as kafka_errors
 from rich.console import Console
 from rich.markup import escape
+from typer.exceptions import TyperException
 
 from issuance.errors import BrokerUnavailable, InputError, IssuanceError
 from issuance.settings import Settings
@@ -67,6 +67,7 @@ def print_json(payload: Any) -> None:
 class Invocation:
     """What the root callback learned about this invocation: how to report a failure."""
 
+    command: str = "issuance"  # the command words as typed, set by the entry point
     debug: bool = False  # --debug: the traceback behind the one-line error
     database_configured: bool = False  # ISSUANCE_DATABASE_URL set (else the embedded PostgreSQL)
     broker_configured: bool = False  # ISSUANCE_KAFKA_BOOTSTRAP set (else the embedded broker)
@@ -94,10 +95,18 @@ _BROKER_UNREACHABLE = (
 )
 
 
+def _start_database() -> str:
+    if invocation.database_configured:
+        return "check the server at ISSUANCE_DATABASE_URL"
+    return "start it again (issuance dev up)"
+
+
 def translate(exc: Exception, where: str) -> IssuanceError:
     """A library or unexpected error as the project error an operator reads: what failed, what to do.
 
     Messages never quote the library's text (it may hold values of a row or a record), only codes."""
+    if isinstance(exc, DatabaseUnavailable) and isinstance(exc.__cause__, psycopg.OperationalError):
+        return DatabaseUnavailable(f"{exc}; {_start_database()} and re-run")
     if isinstance(exc, IssuanceError):
         return exc
     if isinstance(exc, psycopg.Error):
@@ -121,11 +130,7 @@ def translate(exc: Exception, where: str) -> IssuanceError:
 
 def _database_error(exc: psycopg.Error, where: str) -> IssuanceError:
     sqlstate = exc.sqlstate
-    start = (
-        "check the server at ISSUANCE_DATABASE_URL"
-        if invocation.database_configured
-        else "start it again (issuance dev up)"
-    )
+    start = _start_database()
     untouched = "nothing was committed by the interrupted step"
     if isinstance(exc, psycopg.InterfaceError | psycopg.OperationalError) and (
         sqlstate is None or sqlstate.startswith(_CONNECTION_LOST)
@@ -149,16 +154,14 @@ def report_failure(exc: Exception, where: str) -> int:
     error = translate(exc, where)
     if invocation.debug:
         traceback.print_exception(exc, file=sys.stderr)
-    console.print(f"[red]error:[/red] {escape(str(error))}")
+    line = " ".join(str(error).split())  # one line, whatever a library put in it
+    console.print(f"[red]error:[/red] {escape(line)}", soft_wrap=True)
     return EXIT_BAD_INPUT if isinstance(error, InputError) else EXIT_FAILURE
 
 
 def command_path() -> str:
     """The running command as typed ("issuance dead-letters redrive"), for error messages."""
-    ctx = click.get_current_context(silent=True)
-    if ctx is None:
-        return "issuance"
-    return " ".join(["issuance", *ctx.command_path.split()[1:]])
+    return invocation.command
 
 
 @contextmanager
@@ -166,7 +169,7 @@ def exit_codes() -> Iterator[None]:
     """Every error as one line for the operator and the contract's exit code (2 bad input, 1 failure)."""
     try:
         yield
-    except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException):
+    except (typer.Exit, typer.Abort, TyperException):  # exit codes and usage errors: already for the user
         raise
     except Exception as exc:
         raise typer.Exit(report_failure(exc, command_path())) from exc

@@ -49,7 +49,9 @@ MAX_PAGE = 1000
 MAX_HANDLED_REASON = 500
 _LONG_DIGITS = re.compile(r"\d{6,}")  # could be part of an ID, card or account number
 
-IdArg = Annotated[int, typer.Argument(help="The dead letter's id (see `dead-letters list`).", min=1)]
+IdArg = Annotated[
+    int, typer.Argument(metavar="ID", help="The dead letter's id (see `dead-letters list`).", min=1)
+]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print a JSON document on stdout.")]
 
 

@@ -8,9 +8,10 @@ import sys
 from typing import Annotated
 
 import typer
+import typer.main
 
 import issuance.cli
-from issuance.cli.common import configure, report_failure
+from issuance.cli.common import configure, invocation, report_failure
 from issuance.settings import Settings
 
 app = typer.Typer(
@@ -48,19 +49,24 @@ for _name in _command_modules():
     importlib.import_module(_name).register(app)
 
 
-def _typed_command(argv: list[str]) -> str:
-    """The command words of argv ("issuance batch run"), for an error raised outside any command body."""
+def typed_command(argv: list[str]) -> str:
+    """The command words of argv ("issuance dead-letters redrive"), found in the registered command groups."""
     words = ["issuance"]
+    commands = getattr(typer.main.get_command(app), "commands", {})
     for arg in argv:
-        if arg.startswith("-") or len(words) == 3:
+        if arg.startswith("-"):
+            continue
+        if arg not in commands:
             break
         words.append(arg)
+        commands = getattr(commands[arg], "commands", {})
     return " ".join(words)
 
 
 def main() -> None:
     """Run the command; an error its body did not map (settings, start-up) still ends as one line."""
+    invocation.command = typed_command(sys.argv[1:])
     try:
         app()
     except Exception as exc:
-        sys.exit(report_failure(exc, _typed_command([a for a in sys.argv[1:] if a != "--debug"])))
+        sys.exit(report_failure(exc, invocation.command))
