@@ -101,22 +101,26 @@ def _start_database() -> str:
     return "start it again (issuance dev up)"
 
 
+def _start_broker() -> str:
+    if invocation.broker_configured:
+        return "check the broker at ISSUANCE_KAFKA_BOOTSTRAP"
+    return "start it again (issuance dev up)"
+
+
 def translate(exc: Exception, where: str) -> IssuanceError:
     """A library or unexpected error as the project error an operator reads: what failed, what to do.
 
     Messages never quote the library's text (it may hold values of a row or a record), only codes."""
     if isinstance(exc, DatabaseUnavailable) and isinstance(exc.__cause__, psycopg.OperationalError):
         return DatabaseUnavailable(f"{exc}; {_start_database()} and re-run")
+    if isinstance(exc, BrokerUnavailable) and "re-run" not in str(exc):
+        return BrokerUnavailable(f"{exc}; {_start_broker()} and re-run")
     if isinstance(exc, IssuanceError):
         return exc
     if isinstance(exc, psycopg.Error):
         return _database_error(exc, where)
     if isinstance(exc, kafka_errors.KafkaError):
-        start = (
-            "check the broker at ISSUANCE_KAFKA_BOOTSTRAP"
-            if invocation.broker_configured
-            else "start it again (issuance dev up)"
-        )
+        start = _start_broker()
         if isinstance(exc, _BROKER_UNREACHABLE):
             return BrokerUnavailable(f"the Kafka broker did not answer during {where}: {start} and re-run")
         return BrokerUnavailable(
