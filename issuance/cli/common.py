@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Annotated, Any
 
 import psycopg
+import pydantic
 import typer
 from kafka import errors as kafka_errors
 from rich.console import Console
@@ -117,6 +118,11 @@ def translate(exc: Exception, where: str) -> IssuanceError:
         return BrokerUnavailable(f"{exc}; {_start_broker()} and re-run")
     if isinstance(exc, IssuanceError):
         return exc
+    if isinstance(exc, pydantic.ValidationError):
+        names = sorted({"ISSUANCE_" + str(error["loc"][0]).upper() for error in exc.errors() if error["loc"]})
+        return InputError(
+            f"invalid setting(s) {', '.join(names) or 'ISSUANCE_*'}: fix the environment (see the README)"
+        )
     if isinstance(exc, psycopg.Error):
         return _database_error(exc, where)
     if isinstance(exc, kafka_errors.KafkaError):
@@ -180,7 +186,7 @@ def exit_codes() -> Iterator[None]:
 
 
 def command(func: Callable[..., Any]) -> Callable[..., Any]:
-    """Decorate a command body so that project errors become exit codes."""
+    """Decorate a command body so that every error becomes one line and an exit code."""
     import functools
 
     @functools.wraps(func)

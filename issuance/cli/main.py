@@ -65,7 +65,11 @@ def typed_command(argv: list[str]) -> str:
 
 def main() -> None:
     """Run the command; an error its body did not map (settings, start-up) still ends as one line."""
-    invocation.command = typed_command(sys.argv[1:])
+    argv = sys.argv[1:]
+    invocation.command = typed_command(argv)
+    invocation.debug = (
+        "--debug" in argv[: next((i for i, a in enumerate(argv) if not a.startswith("-")), len(argv))]
+    )
     try:
         app()
     except Exception as exc:

@@ -8,6 +8,7 @@ from typing import Any
 
 import kafka.errors
 import psycopg
+import pydantic
 import pytest
 from pydantic import SecretStr
 
@@ -203,3 +204,20 @@ def test_an_unreachable_broker_is_one_line() -> None:
     error = translate(kafka.errors.KafkaConnectionError("no route"), "issuance dead-letters redrive")
     assert isinstance(error, BrokerUnavailable)
     assert "did not answer during issuance dead-letters redrive" in str(error)
+
+
+def test_an_agreement_is_re_driven_through_the_agreement_contract() -> None:
+    record = agreement_to_record(factories.agreement())
+    original = encode("AgreementSigned", dict(record, document_sha256="AB" * 20))
+    with pytest.raises(InputError, match="document_sha256"):
+        prepare_redrive(_preparer(), RecordKind.AGREEMENT, original, None)
+    redrive = prepare_redrive(_preparer(), RecordKind.AGREEMENT, original, json.dumps(record).encode())
+    assert redrive.prepared.topic == "t.branch.agreements" and redrive.prepared.record_id == "AGR-000001"
+
+
+def test_invalid_settings_are_bad_input_naming_the_variable_not_its_value() -> None:
+    with pytest.raises(pydantic.ValidationError) as caught:
+        Settings(application_partitions="secret-value")  # type: ignore[arg-type]
+    error = translate(caught.value, "issuance setup")
+    assert isinstance(error, InputError)
+    assert "ISSUANCE_APPLICATION_PARTITIONS" in str(error) and "secret-value" not in str(error)
