@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
+import psycopg
 import typer
 
 from issuance.cli.common import (
@@ -29,7 +30,7 @@ from issuance.crypto import Vault
 from issuance.domain.contract import parse_agreement, parse_application
 from issuance.domain.dead_letter_payload import PayloadForm, PayloadView, RecordKind, inspect_payload
 from issuance.domain.model import DeadLetterReason
-from issuance.errors import InputError, SchemaViolation
+from issuance.errors import InputError, IssuanceError, SchemaViolation
 from issuance.kafka.topics import Topics
 from issuance.services.endpoints import resolve
 from issuance.settings import Settings
@@ -455,25 +456,32 @@ def redrive_command(
         redrive = prepare_redrive(client.preparer, kind, original, repaired)
         client.require_topics(redrive.prepared.topic)
         ack: Acknowledged = client.send(redrive.prepared).result(timeout=timeout + 5)
-        done = repo.record_redrive(
-            conn,
-            row.id,
-            operator=actor,
-            repaired=redrive.repaired,
-            record_id=redrive.prepared.record_id,
-            topic=ack.topic,
-            partition=ack.partition,
-            offset=ack.offset,
-        )
-        record_action(
-            conn,
-            actor=actor,
-            action="dead_letter.redrive",
-            entity=ENTITY,
-            entity_id=str(row.id),
-            detail=_redrive_json(done) | {"again": row.status != repo.DeadLetterStatus.OPEN},
-        )
-        conn.commit()
+        try:
+            done = repo.record_redrive(
+                conn,
+                row.id,
+                operator=actor,
+                repaired=redrive.repaired,
+                record_id=redrive.prepared.record_id,
+                topic=ack.topic,
+                partition=ack.partition,
+                offset=ack.offset,
+            )
+            record_action(
+                conn,
+                actor=actor,
+                action="dead_letter.redrive",
+                entity=ENTITY,
+                entity_id=str(row.id),
+                detail=_redrive_json(done) | {"again": row.status != repo.DeadLetterStatus.OPEN},
+            )
+            conn.commit()
+        except psycopg.Error as exc:
+            raise IssuanceError(
+                f"dead letter {row.id}: the record was published to {ack.topic}/{ack.partition}@{ack.offset}"
+                f" but PostgreSQL failed before recording the re-drive ({type(exc).__name__}): when it is"
+                " back, re-drive it again (the night decides the repeated record once)"
+            ) from exc
     if as_json:
         print_json({"id": row.id, "status": repo.DeadLetterStatus.REDRIVEN.value} | _redrive_json(done))
         return
