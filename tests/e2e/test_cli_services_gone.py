@@ -1,5 +1,5 @@
-"""PostgreSQL shutting down in the middle of a command: one line that says what failed and what to do, exit 1,
-the traceback only behind `issuance --debug`.
+"""PostgreSQL shutting down in the middle of a command, or a broker that does not answer: one line that says
+what failed and what to do, exit 1, the traceback only behind `issuance --debug`.
 
 The test starts its own PostgreSQL (never the session's server, which other tests use), holds a row lock so
 that `dead-letters redrive` is provably inside its transaction, and stops the server under it.
@@ -106,3 +106,18 @@ def test_postgresql_stopped_mid_command_is_one_line_and_exit_1(
         [*CLI, "dead-letters", "list"], env=env, capture_output=True, text=True, timeout=WAIT_S
     )
     assert quiet.returncode == 1 and len(quiet.stderr.splitlines()) == 1 and "Traceback" not in quiet.stderr
+
+
+def test_an_unreachable_broker_is_one_line_and_exit_1(cli_env: dict[str, str]) -> None:
+    env = {**cli_env, "ISSUANCE_KAFKA_BOOTSTRAP": "127.0.0.1:9"}  # the discard port: nothing answers Kafka
+    done = subprocess.run(
+        [*CLI, "dead-letters", "redrive", "1", "--operator", "ops.li", "--timeout", "1"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=WAIT_S,
+    )
+    assert done.returncode == 1
+    (line,) = done.stderr.splitlines()
+    assert line.startswith("error: Kafka at 127.0.0.1:9 did not answer")
+    assert line.endswith("check the broker at ISSUANCE_KAFKA_BOOTSTRAP and re-run")
