@@ -41,6 +41,12 @@ DEAD_LETTER_REASONS: dict[str, str] = {
     "APPLICATION_ID_REUSED": "A different application under an application id already used",
 }
 
+DEAD_LETTER_STATUSES: dict[str, str] = {
+    "OPEN": "Open",
+    "REDRIVEN": "Re-driven",
+    "HANDLED": "Handled (closed)",
+}
+
 STATES: dict[str, str] = {
     "SUBMITTED": "Submitted, not yet processed",
     "REJECTED": "Rejected",

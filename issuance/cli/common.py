@@ -1,18 +1,27 @@
-"""What every command shares: settings, JSON output, and mapping errors to the exit codes of the contract."""
+"""What every command shares: settings, JSON output, the operator's identity, and every error as one line
+with the exit code of the contract (the traceback behind `issuance --debug`)."""
 
 from __future__ import annotations
 
 import json
 import sys
+import traceback
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Annotated, Any
 
+import psycopg
+import pydantic
 import typer
+from kafka import errors as kafka_errors
 from rich.console import Console
+from rich.markup import escape
+from typer.exceptions import TyperException
 
-from issuance.errors import InputError, IssuanceError
+from issuance.errors import BrokerUnavailable, InputError, IssuanceError
 from issuance.settings import Settings
+from issuance.store.db import DatabaseUnavailable
 
 EXIT_OK = 0
 EXIT_FAILURE = 1
@@ -20,8 +29,8 @@ EXIT_BAD_INPUT = 2
 
 console = Console(stderr=True)
 
-# Who runs an operator action that changes what the system will do (re-drive, re-baseline, re-publish): recorded
-# in the audit log with the action. Required, so that the log names a person or a service, not a shell account.
+# Who runs an operator action that reveals or changes something (show, export, re-drive, re-publish): recorded
+# in the audit log with the action. Required, so that the log names a person or a service, not an account.
 OperatorOption = Annotated[
     str,
     typer.Option(
@@ -55,22 +64,129 @@ def print_json(payload: Any) -> None:
     sys.stdout.write(json.dumps(payload, indent=2, sort_keys=True, default=str, ensure_ascii=False) + "\n")
 
 
+@dataclass(slots=True)
+class Invocation:
+    """What the root callback learned about this invocation: how to report a failure."""
+
+    command: str = "issuance"  # the command words as typed, set by the entry point
+    debug: bool = False  # --debug: the traceback behind the one-line error
+    database_configured: bool = False  # ISSUANCE_DATABASE_URL set (else the embedded PostgreSQL)
+    broker_configured: bool = False  # ISSUANCE_KAFKA_BOOTSTRAP set (else the embedded broker)
+
+
+invocation = Invocation()
+
+
+def configure(settings: Settings, *, debug: bool) -> None:
+    """Called once by the root callback, before any command runs."""
+    invocation.debug = debug
+    invocation.database_configured = settings.database_url is not None
+    invocation.broker_configured = settings.kafka_bootstrap is not None
+
+
+# SQLSTATE classes and codes of a server that went away: connection exceptions (08), operator intervention
+# (57P01 admin shutdown, 57P02 crash shutdown, 57P03 cannot connect now). None: the client lost the socket.
+_CONNECTION_LOST = ("08", "57P01", "57P02", "57P03")
+_BROKER_UNREACHABLE = (
+    kafka_errors.KafkaConnectionError,
+    kafka_errors.NodeNotReadyError,
+    kafka_errors.KafkaTimeoutError,
+    kafka_errors.BrokerNotAvailableError,
+    kafka_errors.RequestTimedOutError,
+)
+
+
+def _start_database() -> str:
+    if invocation.database_configured:
+        return "check the server at ISSUANCE_DATABASE_URL"
+    return "start it again (issuance dev up)"
+
+
+def _start_broker() -> str:
+    if invocation.broker_configured:
+        return "check the broker at ISSUANCE_KAFKA_BOOTSTRAP"
+    return "start it again (issuance dev up)"
+
+
+def translate(exc: Exception, where: str) -> IssuanceError:
+    """A library or unexpected error as the project error an operator reads: what failed, what to do.
+
+    Messages never quote the library's text (it may hold values of a row or a record), only codes."""
+    if isinstance(exc, DatabaseUnavailable) and isinstance(exc.__cause__, psycopg.OperationalError):
+        return DatabaseUnavailable(f"{exc}; {_start_database()} and re-run")
+    if isinstance(exc, BrokerUnavailable) and "re-run" not in str(exc):
+        return BrokerUnavailable(f"{exc}; {_start_broker()} and re-run")
+    if isinstance(exc, IssuanceError):
+        return exc
+    if isinstance(exc, pydantic.ValidationError):
+        names = sorted({"ISSUANCE_" + str(error["loc"][0]).upper() for error in exc.errors() if error["loc"]})
+        return InputError(
+            f"invalid setting(s) {', '.join(names) or 'ISSUANCE_*'}: fix the environment (see the README)"
+        )
+    if isinstance(exc, psycopg.Error):
+        return _database_error(exc, where)
+    if isinstance(exc, kafka_errors.KafkaError):
+        start = _start_broker()
+        if isinstance(exc, _BROKER_UNREACHABLE):
+            return BrokerUnavailable(f"the Kafka broker did not answer during {where}: {start} and re-run")
+        return BrokerUnavailable(
+            f"Kafka refused a request during {where} ({type(exc).__name__}): {start}, check the topics "
+            "exist (issuance setup) and re-run"
+        )
+    return IssuanceError(
+        f"{where} failed unexpectedly ({type(exc).__name__}): run again with --debug for the traceback"
+    )
+
+
+def _database_error(exc: psycopg.Error, where: str) -> IssuanceError:
+    sqlstate = exc.sqlstate
+    start = _start_database()
+    untouched = "nothing was committed by the interrupted step"
+    if isinstance(exc, psycopg.InterfaceError | psycopg.OperationalError) and (
+        sqlstate is None or sqlstate.startswith(_CONNECTION_LOST)
+    ):
+        return DatabaseUnavailable(
+            f"PostgreSQL closed the connection during {where}: {start} and re-run; {untouched}"
+        )
+    if isinstance(exc, psycopg.errors.LockNotAvailable):
+        return IssuanceError(
+            f"PostgreSQL: {where} waited too long for a lock another command holds; re-run when it has "
+            f"finished ({untouched})"
+        )
+    return IssuanceError(
+        f"PostgreSQL refused a statement of {where} (SQLSTATE {sqlstate or 'none'}, "
+        f"{type(exc).__name__}); {untouched}: run again with --debug for the traceback"
+    )
+
+
+def report_failure(exc: Exception, where: str) -> int:
+    """Print one line for the operator (and, with --debug, the traceback first); returns the exit code."""
+    error = translate(exc, where)
+    if invocation.debug:
+        traceback.print_exception(exc, file=sys.stderr)
+    line = " ".join(str(error).split())  # one line, whatever a library put in it
+    console.print(f"[red]error:[/red] {escape(line)}", soft_wrap=True)
+    return EXIT_BAD_INPUT if isinstance(error, InputError) else EXIT_FAILURE
+
+
+def command_path() -> str:
+    """The running command as typed ("issuance dead-letters redrive"), for error messages."""
+    return invocation.command
+
+
 @contextmanager
 def exit_codes() -> Iterator[None]:
-    """Turn the project's errors into a message and the contract's exit code."""
+    """Every error as one line for the operator and the contract's exit code (2 bad input, 1 failure)."""
     try:
         yield
-    except InputError as exc:
-        console.print(f"[red]error:[/red] {exc}", soft_wrap=True)
-        raise typer.Exit(EXIT_BAD_INPUT) from exc
-    except IssuanceError as exc:
-        # One line whatever the width (soft_wrap): operators grep logs for it.
-        console.print(f"[red]error:[/red] {exc}", soft_wrap=True)
-        raise typer.Exit(EXIT_FAILURE) from exc
+    except (typer.Exit, typer.Abort, TyperException):  # exit codes and usage errors: already for the user
+        raise
+    except Exception as exc:
+        raise typer.Exit(report_failure(exc, command_path())) from exc
 
 
 def command(func: Callable[..., Any]) -> Callable[..., Any]:
-    """Decorate a command body so that project errors become exit codes."""
+    """Decorate a command body so that every error becomes one line and an exit code."""
     import functools
 
     @functools.wraps(func)

@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
+import sys
+from typing import Annotated
 
 import typer
+import typer.main
 
 import issuance.cli
+from issuance.cli.common import configure, invocation, report_failure
 from issuance.settings import Settings
 
 app = typer.Typer(
@@ -29,14 +33,44 @@ def _command_modules() -> list[str]:
 
 
 @app.callback()
-def root(ctx: typer.Context) -> None:
+def root(
+    ctx: typer.Context,
+    debug: Annotated[
+        bool, typer.Option("--debug", help="On failure, print the traceback before the one-line error.")
+    ] = False,
+) -> None:
     """Configuration comes from ISSUANCE_* environment variables (see the README)."""
-    ctx.obj = Settings()
+    settings = Settings()
+    configure(settings, debug=debug)
+    ctx.obj = settings
 
 
 for _name in _command_modules():
     importlib.import_module(_name).register(app)
 
 
+def typed_command(argv: list[str]) -> str:
+    """The command words of argv ("issuance dead-letters redrive"), found in the registered command groups."""
+    words = ["issuance"]
+    commands = getattr(typer.main.get_command(app), "commands", {})
+    for arg in argv:
+        if arg.startswith("-"):
+            continue
+        if arg not in commands:
+            break
+        words.append(arg)
+        commands = getattr(commands[arg], "commands", {})
+    return " ".join(words)
+
+
 def main() -> None:
-    app()
+    """Run the command; an error its body did not map (settings, start-up) still ends as one line."""
+    argv = sys.argv[1:]
+    invocation.command = typed_command(argv)
+    invocation.debug = (
+        "--debug" in argv[: next((i for i, a in enumerate(argv) if not a.startswith("-")), len(argv))]
+    )
+    try:
+        app()
+    except Exception as exc:
+        sys.exit(report_failure(exc, invocation.command))

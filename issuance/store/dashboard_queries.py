@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from typing import Any
 
@@ -259,6 +259,7 @@ class DeadLetterSample:
     source: str
     branch_code: str | None
     detail: str
+    status: str  # OPEN, REDRIVEN or HANDLED (`issuance dead-letters`)
 
 
 def dead_letters(
@@ -276,14 +277,16 @@ def dead_letters(
     }
     samples: list[DeadLetterSample] = []
     for reason in counts:
-        rows = conn.execute(
-            sql.SQL(
-                "SELECT id, created_at, reason, stage,"
-                " source_topic || '/' || source_partition || '@' || source_offset,"
-                " branch_code, detail FROM dead_letters {} AND reason = {} ORDER BY id DESC LIMIT {}"
-            ).format(clause, sql.Literal(reason), sql.Literal(samples_per_reason))
-        ).fetchall()
-        samples.extend(DeadLetterSample(r[0], r[1], r[2], r[3], r[4], r[5], mask_detail(r[6])) for r in rows)
+        with conn.cursor(row_factory=class_row(DeadLetterSample)) as cur:
+            rows = cur.execute(
+                sql.SQL(
+                    "SELECT id, created_at, reason, stage,"
+                    " source_topic || '/' || source_partition || '@' || source_offset AS source,"
+                    " branch_code, detail, status"
+                    " FROM dead_letters {} AND reason = {} ORDER BY id DESC LIMIT {}"
+                ).format(clause, sql.Literal(reason), sql.Literal(samples_per_reason))
+            ).fetchall()
+        samples.extend(replace(r, detail=mask_detail(r.detail)) for r in rows)
     return counts, samples
 
 

@@ -187,6 +187,8 @@ def test_dead_letters_never_carry_the_payload(dashboard_data: DashboardData, cli
     letters = client.get("/api/dead-letters").json()
     assert letters["by_reason"] and letters["samples"]
     assert all("payload" not in s and "payload_enc" not in s for s in letters["samples"])
+    assert {s["status"] for s in letters["samples"]} == {"OPEN"}
+    assert "<th>Status</th>" in client.get("/dead-letters").text
 
 
 def test_metrics_need_a_token_or_a_bureau_login(dashboard_data: DashboardData, client: httpx.Client) -> None:
