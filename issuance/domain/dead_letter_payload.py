@@ -62,6 +62,7 @@ class PayloadForm(StrEnum):
 
     AVRO = "avro"  # a contract record in Avro single-object encoding (it may still break the contract)
     JSON_TEXT = "json-text"  # a JSON object sent as text instead of Avro
+    EMPTY = "empty"  # no bytes at all (a null or zero-length record)
     UNDECODABLE = "undecodable"
 
 
@@ -130,6 +131,8 @@ def inspect_payload(data: bytes, expected: RecordKind | None) -> PayloadView:
     """Read the bytes as far as they go: an Avro record checked against the contract of `expected`, a JSON
     object sent as text, or nothing (then a hex excerpt)."""
     size, digest = len(data), hashlib.sha256(data).hexdigest()
+    if not data:
+        return PayloadView(size, digest, PayloadForm.EMPTY, error="the record has no value")
     try:
         decoded = decode(data)
     except DecodeError as exc:

@@ -221,3 +221,9 @@ def test_invalid_settings_are_bad_input_naming_the_variable_not_its_value() -> N
     error = translate(caught.value, "issuance setup")
     assert isinstance(error, InputError)
     assert "ISSUANCE_APPLICATION_PARTITIONS" in str(error) and "secret-value" not in str(error)
+
+
+def test_an_empty_record_is_shown_as_empty() -> None:
+    view = inspect_payload(b"", RecordKind.APPLICATION)
+    assert view.form is PayloadForm.EMPTY and view.size == 0 and not view.valid
+    assert view.masked()["form"] == "empty"
