@@ -11,6 +11,7 @@ from typing import Any
 
 from consumers.activation_results import CONSUMER, ActivationResults
 from consumers.bank_simulator import BankSimulator, FailurePolicy
+from consumers.dead_letters import DeadLetterSink
 from consumers.loop import LoopOptions, make_producer, run_loop
 from consumers.publish import publish_outbox
 from issuance.crypto import Vault
@@ -52,6 +53,7 @@ def serve_banks(
     ensure_topics(endpoints.kafka_bootstrap, settings, codes)
     topics = Topics(settings)
     vault = Vault.from_settings(settings)
+    limit = settings.max_message_bytes
     stats: dict[str, dict[str, int]] = {}
 
     def one(code: str) -> None:
@@ -60,15 +62,24 @@ def serve_banks(
             with connect(
                 endpoints.database_url, autocommit=True, application_name=f"bank-sim-{code}"
             ) as conn:
-                bank = BankSimulator(code, conn, producer, vault, topics.activation_results, policy)
+                sink = DeadLetterSink(conn, vault, topics.dead_letters, f"bank-simulator.{code}")
+                bank = BankSimulator(code, conn, producer, vault, topics.activation_results, policy, sink)
+
+                def handle(records: Sequence[Any]) -> None:
+                    unreadable = bank.stats.unreadable
+                    bank.handle(records)
+                    if bank.stats.unreadable > unreadable:  # dead-letter events to publish
+                        publish_outbox(conn, endpoints.kafka_bootstrap, vault, endpoints.database_url, limit)
+
                 options = LoopOptions(
                     endpoints.kafka_bootstrap,
                     (topics.activation_requests(code),),
                     bank_group(settings, code),
                     until_idle,
                     batch_size,
+                    join_timeout=settings.consumer_join_timeout_s,
                 )
-                run_loop(options, bank.handle, stop)
+                run_loop(options, handle, stop)
                 stats[code] = asdict(bank.stats)
         finally:
             producer.close()
@@ -97,7 +108,9 @@ def consume_results(
             queued = consumer.stats.queued
             consumer.handle(records)
             if consumer.stats.queued > queued:  # decisions or dead letters to publish
-                published += publish_outbox(conn, endpoints.kafka_bootstrap, vault, endpoints.database_url)
+                published += publish_outbox(
+                    conn, endpoints.kafka_bootstrap, vault, endpoints.database_url, settings.max_message_bytes
+                )
 
         options = LoopOptions(
             endpoints.kafka_bootstrap,
@@ -105,9 +118,12 @@ def consume_results(
             f"{settings.topic_prefix}bureau.activation-results",
             until_idle,
             batch_size,
+            join_timeout=settings.consumer_join_timeout_s,
         )
         run_loop(options, handle, stop)
-        published += publish_outbox(conn, endpoints.kafka_bootstrap, vault, endpoints.database_url)
+        published += publish_outbox(
+            conn, endpoints.kafka_bootstrap, vault, endpoints.database_url, settings.max_message_bytes
+        )
         return {**asdict(consumer.stats), "published": published}
 
 

@@ -33,6 +33,12 @@ class MalformedMessage(DecodeError):
     reason = "MALFORMED_MESSAGE"
 
 
+class EmptyMessage(DecodeError):
+    """The record has no value at all (a null or zero-length value)."""
+
+    reason = "EMPTY_MESSAGE"
+
+
 class UnknownSchema(DecodeError):
     """The message names a writer schema this system does not know."""
 

@@ -25,7 +25,7 @@ from apache_beam.options.pipeline_options import PipelineOptions
 from issuance.crypto import Vault
 from issuance.errors import InputError, ReconciliationFailed
 from issuance.gc_policy import use_batch_thresholds
-from issuance.kafka.outbox_relay import publish_outbox
+from issuance.kafka.outbox_relay import publish_outbox, set_aside_count
 from issuance.kafka.topics import Topics, ensure_topics
 from issuance.services.endpoints import Endpoints, resolve
 from issuance.settings import Settings
@@ -66,6 +66,7 @@ class NightlyResult:
     files: list[dict[str, Any]] = field(default_factory=list)
     published: int = 0
     timings: dict[str, float] = field(default_factory=dict)
+    set_aside: int = 0  # events of this run the broker will not take (never published; `issuance report`)
 
     @property
     def balanced(self) -> bool:
@@ -82,6 +83,7 @@ class NightlyResult:
             "counters": self.counters,
             "files": self.files,
             "published": self.published,
+            "set_aside": self.set_aside,
             "timings": self.timings,
         }
 
@@ -240,9 +242,19 @@ def run(
         files, published = _files_and_events(
             conn, settings, endpoints, vault, catalog.banks, run_, progress, timings
         )
+        set_aside = set_aside_count(conn, run_.run_id)
     timings["total_s"] = time.monotonic() - started
     return NightlyResult(
-        run_.run_id, run_.business_date, resumed, planned, report, counters, files, published, timings
+        run_.run_id,
+        run_.business_date,
+        resumed,
+        planned,
+        report,
+        counters,
+        files,
+        published,
+        timings,
+        set_aside,
     )
 
 
@@ -332,6 +344,7 @@ def _publish(
         after_batch=after_batch,
         before_stamp=before_stamp,
         processes=settings.relay_processes or os.cpu_count() or 1,
+        max_message_bytes=settings.max_message_bytes,
     )
 
 
@@ -349,7 +362,9 @@ def _finish_earlier_runs(
     if not files_complete(Path(settings.personalization_dir), run_id):
         write_files(conn, settings.personalization_dir, run_id, business_date.isoformat())
         conn.commit()
-    pending = conn.execute("SELECT count(*) FROM outbox WHERE published_at IS NULL").fetchone()
+    pending = conn.execute(
+        "SELECT count(*) FROM outbox WHERE published_at IS NULL AND set_aside_at IS NULL"
+    ).fetchone()
     conn.commit()
     if pending and pending[0]:
         catalog = load_catalog(conn)

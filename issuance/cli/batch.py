@@ -111,6 +111,11 @@ def _print_report(result: Any) -> None:
             f"file {manifest['bank_code']}: {manifest['record_count']:,} records sha256 {manifest['sha256']}"
         )
     out.print(f"published {result.published:,} events; {state}")
+    if result.set_aside:
+        out.print(
+            f"[yellow]{result.set_aside:,} events set aside, too large for the broker or refused by it:"
+            " `issuance report` lists them (RUNBOOK: an event too large to publish)[/yellow]"
+        )
 
 
 @command
