@@ -5,7 +5,8 @@ from __future__ import annotations
 import functools
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict
 from typing import Any
 
@@ -15,11 +16,40 @@ from consumers.dead_letters import DeadLetterSink
 from consumers.loop import LoopOptions, make_producer, run_loop
 from consumers.publish import publish_outbox
 from issuance.crypto import Vault
-from issuance.errors import BrokerUnavailable, InputError
+from issuance.errors import BrokerUnavailable, InputError, IssuanceError
 from issuance.kafka.topics import Topics, ensure_topics
 from issuance.services.endpoints import Endpoints
 from issuance.settings import Settings
 from issuance.store.db import connect
+
+# First key of the pg_advisory_lock that makes a consumer group single-instance ("group" as a number); the
+# second is hashtext(group id).
+GROUP_LOCK_CLASS = 0x67726F75
+
+
+class AlreadyConsuming(IssuanceError):
+    """Another process already consumes as this group (exit 1)."""
+
+
+@contextmanager
+def only_member(database_url: str, group_id: str) -> Iterator[None]:
+    """Hold the group's single-instance lock for the block, or raise AlreadyConsuming.
+
+    One process per consumer group: a second one would only add a rebalance, and on the embedded broker a
+    member that leaves while another is joining leaves the group unable to form again (see README.md). The
+    lock is a PostgreSQL session lock, so a process that dies releases it with its connection."""
+    with connect(database_url, autocommit=True, application_name=f"consumer-lock {group_id}"[:63]) as conn:
+        row = conn.execute(
+            "SELECT pg_try_advisory_lock(%s, hashtext(%s))", (GROUP_LOCK_CLASS, group_id)
+        ).fetchone()
+        if not (row and row[0]):
+            raise AlreadyConsuming(
+                f"another process already consumes as group {group_id}: stop it (or let it finish) first"
+            )
+        try:
+            yield
+        finally:
+            conn.execute("SELECT pg_advisory_unlock(%s, hashtext(%s))", (GROUP_LOCK_CLASS, group_id))
 
 
 def known_banks(database_url: str) -> list[str]:
@@ -59,9 +89,10 @@ def serve_banks(
     def one(code: str) -> None:
         producer = make_producer(endpoints.kafka_bootstrap)
         try:
-            with connect(
-                endpoints.database_url, autocommit=True, application_name=f"bank-sim-{code}"
-            ) as conn:
+            with (
+                only_member(endpoints.database_url, bank_group(settings, code)),
+                connect(endpoints.database_url, autocommit=True, application_name=f"bank-sim-{code}") as conn,
+            ):
                 sink = DeadLetterSink(conn, vault, topics.dead_letters, f"bank-simulator.{code}")
                 bank = BankSimulator(code, conn, producer, vault, topics.activation_results, policy, sink)
 
@@ -99,7 +130,11 @@ def consume_results(
     ensure_topics(endpoints.kafka_bootstrap, settings, [])
     topics = Topics(settings)
     vault = Vault.from_settings(settings)
-    with connect(endpoints.database_url, autocommit=True, application_name="issuance-consume") as conn:
+    group = f"{settings.topic_prefix}bureau.activation-results"
+    with (
+        only_member(endpoints.database_url, group),
+        connect(endpoints.database_url, autocommit=True, application_name="issuance-consume") as conn,
+    ):
         consumer = ActivationResults(conn, vault, topics, settings.max_activation_attempts)
         published = 0
 
@@ -115,7 +150,7 @@ def consume_results(
         options = LoopOptions(
             endpoints.kafka_bootstrap,
             (topics.activation_results,),
-            f"{settings.topic_prefix}bureau.activation-results",
+            group,
             until_idle,
             batch_size,
             join_timeout=settings.consumer_join_timeout_s,
