@@ -65,14 +65,17 @@ REFUSED: tuple[type[KafkaError], ...] = (
 
 
 def _producer(bootstrap: str, max_message_bytes: int) -> KafkaProducer:
-    return KafkaProducer(
-        bootstrap_servers=bootstrap,
-        acks="all",
-        linger_ms=100,
-        batch_size=min(BATCH_BYTES, max_message_bytes),  # a full batch is still one acceptable message
-        max_request_size=max_message_bytes,
-        client_id="issuance-outbox-relay",
-    )
+    try:
+        return KafkaProducer(
+            bootstrap_servers=bootstrap,
+            acks="all",
+            linger_ms=100,
+            batch_size=min(BATCH_BYTES, max_message_bytes),  # a full batch is still one acceptable message
+            max_request_size=max_message_bytes,
+            client_id="issuance-outbox-relay",
+        )
+    except KafkaError as exc:
+        raise BrokerUnavailable(f"cannot reach the Kafka broker at {bootstrap} to publish: {exc}") from exc
 
 
 def record_size(key: bytes | None, value: bytes) -> int:
