@@ -25,13 +25,14 @@ from apache_beam.options.pipeline_options import PipelineOptions
 from issuance.crypto import Vault
 from issuance.errors import InputError, ReconciliationFailed
 from issuance.gc_policy import use_batch_thresholds
-from issuance.kafka.outbox_relay import publish_outbox, set_aside_count
+from issuance.kafka.outbox_relay import publish_outbox
 from issuance.kafka.topics import Topics, ensure_topics
 from issuance.services.endpoints import Endpoints, resolve
 from issuance.settings import Settings
 from issuance.store import run_repo
 from issuance.store.db import connect
 from issuance.store.migrate import ensure_current
+from issuance.store.outbox_queries import set_aside_count
 from issuance.store.reference_repo import load_catalog
 from pipelines.coders import register_batch_coders
 from pipelines.commit import NightContext, apply_night

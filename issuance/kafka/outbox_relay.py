@@ -96,7 +96,7 @@ def publish_outbox(
     max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
 ) -> int:
     """Send every unpublished event (of one run, or all) in batches; returns how many were sent (events set
-    aside are not counted: `set_aside_count` tells how many are waiting for an operator).
+    aside are not counted: `outbox_queries.set_aside_count` tells how many wait for an operator).
 
     One relay at a time (an advisory lock; a second caller waits). A backlog of at least PARALLEL_FROM events
     is split by `seq` modulo `processes` between this process and helper processes, each with its own
@@ -399,14 +399,3 @@ def _in_partition_order(producer: KafkaProducer, rows: list[Any], vault: Vault) 
         out.append(Outgoing(int(seq), str(event_id), str(event_type), topic, partition, key_bytes, value))
     out.sort(key=lambda e: (e.topic, -1 if e.partition is None else e.partition))
     return out
-
-
-def set_aside_count(conn: Conn, run_id: int | None = None) -> int:
-    """Events set aside (of one run, or all): never published, waiting for an operator."""
-    row = conn.execute(
-        "SELECT count(*) FROM outbox WHERE set_aside_at IS NOT NULL"
-        " AND (%(run)s::bigint IS NULL OR run_id = %(run)s)",
-        {"run": run_id},
-    ).fetchone()
-    _end_read(conn)
-    return int(row[0]) if row else 0

@@ -13,13 +13,14 @@ from issuance.crypto import Vault
 from issuance.dead_letter_events import EXCERPT_BYTES, payload_location
 from issuance.domain.model import State
 from issuance.errors import BrokerUnavailable
-from issuance.kafka.outbox_relay import publish_outbox, set_aside_count
+from issuance.kafka.outbox_relay import publish_outbox
 from issuance.kafka.topics import Topics, ensure_topics
 from issuance.messages import DecisionIssued, MessageDeadLettered, decision_event_id
 from issuance.services.processes import free_port
 from issuance.settings import Settings
 from issuance.store.db import connect, copy_rows
 from issuance.store.decisions_repo import OUTBOX_COLUMNS
+from issuance.store.outbox_queries import set_aside_count, set_aside_events
 from pipelines import nightly
 from tests.fixtures_nightly import load_reference_file, make_generated, publish_night, topic_event_ids
 from tests.integration.test_consume_activation_results import read_topic
@@ -69,6 +70,8 @@ def test_an_event_above_the_largest_message_is_set_aside_and_the_others_publishe
         assert publish_outbox(conn, bootstrap, vault, database_url, max_message_bytes=LIMIT) == 3
         assert publish_outbox(conn, bootstrap, vault, database_url, max_message_bytes=LIMIT) == 0
         assert set_aside_count(conn) == 1
+        (listed,) = set_aside_events(conn)
+        assert listed.event_id == "too-large" and listed.size == 2 * LIMIT
         row = conn.execute(
             "SELECT published_at, set_aside_at, set_aside_reason FROM outbox WHERE event_id = 'too-large'"
         ).fetchone()
