@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 
 from kafka.consumer.fetcher import ConsumerRecord
 
+from consumers.dead_letters import DeadLetterSink, record_value
 from issuance.crypto import Vault
 from issuance.domain.model import DeadLetterReason, State
 from issuance.errors import DecodeError, SchemaViolation
@@ -23,14 +24,12 @@ from issuance.messages import (
     ActivationCompleted,
     ActivationFailed,
     DecisionIssued,
-    MessageDeadLettered,
     activation_request_event_id,
-    dead_letter_event_id,
     decision_event_id,
     decode_event,
 )
 from issuance.store import activation_repo as repo
-from issuance.store.activation_repo import ActivationTarget, Audit, Conn, DeadLetter, OutboxEvent, Transition
+from issuance.store.activation_repo import ActivationTarget, Audit, Conn, OutboxEvent, Transition
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +71,7 @@ class ActivationResults:
         self._topics = topics
         self._max_attempts = max_attempts
         self._request_id_of = request_id_of
+        self._dead_letters = DeadLetterSink(conn, vault, topics.dead_letters, CONSUMER)
         self.stats = ResultStats()
 
     def handle(self, records: Sequence[ConsumerRecord]) -> None:
@@ -81,7 +81,7 @@ class ActivationResults:
         for record in records:
             self.stats.results += 1
             try:
-                event = decode_event(bytes(record.value))
+                event = decode_event(record_value(record))
                 if not isinstance(event, ActivationCompleted | ActivationFailed):
                     raise SchemaViolation(
                         f"expected an activation result, got {event.RECORD}", [("$record", "unexpected")]
@@ -217,35 +217,6 @@ class ActivationResults:
         )
 
     def _dead_letter(self, record: ConsumerRecord, exc: DecodeError) -> None:
-        letter = DeadLetter(
-            source_topic=record.topic,
-            source_partition=record.partition,
-            source_offset=record.offset,
-            stage=CONSUMER,
-            reason=exc.reason,
-            detail=str(exc),
-            payload_enc=self._vault.encrypt_bytes(bytes(record.value)),
-        )
-        if not repo.add_dead_letter(self._conn, letter):
-            return
-        self.stats.dead_lettered += 1
-        message = MessageDeadLettered(
-            event_id=dead_letter_event_id(record.topic, record.partition, record.offset),
-            source_topic=record.topic,
-            partition=record.partition,
-            offset=record.offset,
-            stage=CONSUMER,
-            reason=DeadLetterReason(exc.reason),
-            detail=str(exc),
-            payload=bytes(record.value),
-            dead_lettered_at=datetime.now(UTC),
-        )
-        self.stats.queued += 1
-        repo.add_outbox(
-            self._conn,
-            [
-                OutboxEvent(
-                    message.event_id, self._topics.dead_letters, None, message.to_bytes(), message.RECORD
-                )
-            ],
-        )
+        if self._dead_letters.add(record, DeadLetterReason(exc.reason), str(exc)):
+            self.stats.dead_lettered += 1
+            self.stats.queued += 1

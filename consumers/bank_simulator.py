@@ -3,6 +3,8 @@
 For each ActivationRequested on its own topic the bank opens the savings account in its own ledger at most
 once, answers with ActivationCompleted or ActivationFailed, and only then commits its offsets. A re-delivered
 request gets the answer it got the first time (kept in the bank's inbox): a replay opens no second account.
+A record it cannot answer (empty, undecodable, or a request for another bank) goes to the dead letters in the
+same transaction, and the bank goes on past it.
 """
 
 from __future__ import annotations
@@ -16,9 +18,11 @@ from datetime import UTC, datetime
 from kafka import KafkaProducer
 from kafka.consumer.fetcher import ConsumerRecord
 
+from consumers.dead_letters import DeadLetterSink, record_value
 from consumers.loop import send_all
 from issuance.crypto import Vault
 from issuance.domain.masking import mask_account
+from issuance.domain.model import DeadLetterReason
 from issuance.errors import DecodeError
 from issuance.messages import (
     ActivationCompleted,
@@ -66,7 +70,7 @@ class BankStats:
     opened: int = 0
     failed: int = 0
     repeated: int = 0
-    unreadable: int = 0
+    unreadable: int = 0  # dead-lettered: empty, undecodable, or not a request for this bank
 
 
 class BankSimulator:
@@ -80,6 +84,7 @@ class BankSimulator:
         vault: Vault,
         results_topic: str,
         policy: FailurePolicy,
+        dead_letters: DeadLetterSink,
     ) -> None:
         self.bank_code = bank_code
         self._conn = conn
@@ -87,15 +92,19 @@ class BankSimulator:
         self._vault = vault
         self._results_topic = results_topic
         self._policy = policy
+        self._dead_letters = dead_letters
         self.stats = BankStats()
 
     def handle(self, records: Sequence[ConsumerRecord]) -> None:
         """Apply a batch of requests at most once, then send every answer and wait for the broker's acks."""
         by_id: dict[str, ActivationRequested] = {}
-        for request in self._readable(records):
+        readable, unreadable = self._readable(records)
+        for request in readable:
             by_id.setdefault(request.event_id, request)
         order = list(by_id)
         with self._conn.transaction():
+            for record, reason, detail in unreadable:
+                self._dead_letters.add(record, reason, detail)
             known = bank_ledger.answered(self._conn, self.bank_code, order)
             fresh = [by_id[i] for i in order if i not in known]
             holding = bank_ledger.accounts_open(self._conn, self.bank_code, [r.application_id for r in fresh])
@@ -109,31 +118,34 @@ class BankSimulator:
             [(self._results_topic, every[i].application_id.encode(), every[i].payload) for i in order],
         )
 
-    def _readable(self, records: Sequence[ConsumerRecord]) -> list[ActivationRequested]:
+    def _readable(
+        self, records: Sequence[ConsumerRecord]
+    ) -> tuple[list[ActivationRequested], list[tuple[ConsumerRecord, DeadLetterReason, str]]]:
+        """The requests this bank can answer, and the records it cannot (for the dead letters)."""
         out = []
+        bad: list[tuple[ConsumerRecord, DeadLetterReason, str]] = []
         for record in records:
             self.stats.requests += 1
             try:
-                request = ActivationRequested.from_bytes(record.value)
+                request = ActivationRequested.from_bytes(record_value(record))
             except DecodeError as exc:
-                # A real bank reports this to the bureau's operators; it cannot answer what it cannot read.
-                self.stats.unreadable += 1
-                log.warning(
-                    "unreadable request at %s/%s@%s: %s",
-                    record.topic,
-                    record.partition,
-                    record.offset,
-                    exc.reason,
-                )
+                bad.append((record, DeadLetterReason(exc.reason), str(exc)))
                 continue
             if request.bank_code != self.bank_code:
-                self.stats.unreadable += 1
-                log.warning(
-                    "request for another bank at %s/%s@%s", record.topic, record.partition, record.offset
-                )
+                detail = f"bank_code: a request for another bank on bank {self.bank_code}'s topic"
+                bad.append((record, DeadLetterReason.SCHEMA_VIOLATION, detail))
                 continue
             out.append(request)
-        return out
+        for record, reason, _detail in bad:
+            self.stats.unreadable += 1
+            log.warning(
+                "request at %s/%s@%s set aside as a dead letter: %s",
+                record.topic,
+                record.partition,
+                record.offset,
+                reason.value,
+            )
+        return out, bad
 
     def _answer(
         self, requests: Sequence[ActivationRequested], holding: set[str]

@@ -15,7 +15,7 @@ from kafka import KafkaConsumer, KafkaProducer
 from kafka.consumer.fetcher import ConsumerRecord
 from kafka.errors import CommitFailedError, KafkaError
 
-from issuance.errors import BrokerUnavailable
+from issuance.errors import BrokerUnavailable, IssuanceError
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +38,8 @@ class LoopOptions:
     until_idle: float | None = None
     max_records: int = 1_000
     poll_timeout_ms: int = 500
-    # With --until-idle, give up when the group never assigns partitions within this many seconds.
+    # Stop with NoPartitions when the group has not given this consumer a partition for this many seconds
+    # (at the start or after a rebalance took its partitions away).
     join_timeout: float = 60.0
 
 
@@ -48,6 +49,18 @@ class LoopStats:
 
     batches: int = 0
     records: int = 0
+
+
+class NoPartitions(IssuanceError):
+    """The consumer group gave this consumer no partition within the join timeout (exit 1)."""
+
+    def __init__(self, options: LoopOptions, waited: float) -> None:
+        topics = ", ".join(options.topics)
+        super().__init__(
+            f"consumer group {options.group_id} gave this consumer no partition of {topics} for"
+            f" {waited:.0f}s: another process of the group holds them or the group cannot settle; stop every"
+            " consumer of this group, then start one (see RUNBOOK.md: a consumer gets no partitions)"
+        )
 
 
 def make_producer(bootstrap: str) -> KafkaProducer:
@@ -98,7 +111,7 @@ def run_loop(options: LoopOptions, handle: BatchHandler, stop: threading.Event) 
     """Poll batches and hand each to `handle`; commit offsets only after `handle` returned."""
     stats = LoopStats()
     consumer = _consumer(options)
-    started = time.monotonic()
+    held_at = time.monotonic()  # when this consumer last held a partition (the start counts as holding)
     last_activity: float | None = None
     try:
         while not stop.is_set():
@@ -107,6 +120,10 @@ def run_loop(options: LoopOptions, handle: BatchHandler, stop: threading.Event) 
             )
             records = [record for tp in sorted(polled, key=str) for record in polled[tp]]
             now = time.monotonic()
+            if consumer.assignment():
+                held_at = now
+            elif now - held_at >= options.join_timeout:
+                raise NoPartitions(options, now - held_at)
             if records:
                 handle(records)
                 try:
@@ -123,9 +140,6 @@ def run_loop(options: LoopOptions, handle: BatchHandler, stop: threading.Event) 
             if last_activity is None and consumer.assignment():
                 last_activity = now  # the idle clock starts once the group has given us partitions
             if last_activity is not None and now - last_activity >= options.until_idle:
-                break
-            if last_activity is None and now - started >= options.join_timeout:
-                log.warning("group %s was never assigned a partition; stopping", options.group_id)
                 break
     finally:
         consumer.close(autocommit=False)

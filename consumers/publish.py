@@ -7,6 +7,8 @@ from issuance.kafka.outbox_relay import publish_outbox as relay
 from issuance.store.activation_repo import Conn
 
 
-def publish_outbox(conn: Conn, bootstrap: str, vault: Vault, database_url: str) -> int:
+def publish_outbox(
+    conn: Conn, bootstrap: str, vault: Vault, database_url: str, max_message_bytes: int
+) -> int:
     """Publish every unpublished outbox event; return how many were sent."""
-    return relay(conn, bootstrap, vault, database_url)
+    return relay(conn, bootstrap, vault, database_url, max_message_bytes=max_message_bytes)

@@ -5,20 +5,51 @@ from __future__ import annotations
 import functools
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict
 from typing import Any
 
 from consumers.activation_results import CONSUMER, ActivationResults
 from consumers.bank_simulator import BankSimulator, FailurePolicy
+from consumers.dead_letters import DeadLetterSink
 from consumers.loop import LoopOptions, make_producer, run_loop
 from consumers.publish import publish_outbox
 from issuance.crypto import Vault
-from issuance.errors import BrokerUnavailable, InputError
+from issuance.errors import BrokerUnavailable, InputError, IssuanceError
 from issuance.kafka.topics import Topics, ensure_topics
 from issuance.services.endpoints import Endpoints
 from issuance.settings import Settings
 from issuance.store.db import connect
+
+# First key of the pg_advisory_lock that makes a consumer group single-instance ("group" as a number); the
+# second is hashtext(group id).
+GROUP_LOCK_CLASS = 0x67726F75
+
+
+class AlreadyConsuming(IssuanceError):
+    """Another process already consumes as this group (exit 1)."""
+
+
+@contextmanager
+def only_member(database_url: str, group_id: str) -> Iterator[None]:
+    """Hold the group's single-instance lock for the block, or raise AlreadyConsuming.
+
+    One process per consumer group: a second one would only add a rebalance, and on the embedded broker a
+    member that leaves while another is joining leaves the group unable to form again (see README.md). The
+    lock is a PostgreSQL session lock, so a process that dies releases it with its connection."""
+    with connect(database_url, autocommit=True, application_name=f"consumer-lock {group_id}"[:63]) as conn:
+        row = conn.execute(
+            "SELECT pg_try_advisory_lock(%s, hashtext(%s))", (GROUP_LOCK_CLASS, group_id)
+        ).fetchone()
+        if not (row and row[0]):
+            raise AlreadyConsuming(
+                f"another process already consumes as group {group_id}: stop it (or let it finish) first"
+            )
+        try:
+            yield
+        finally:
+            conn.execute("SELECT pg_advisory_unlock(%s, hashtext(%s))", (GROUP_LOCK_CLASS, group_id))
 
 
 def known_banks(database_url: str) -> list[str]:
@@ -52,23 +83,34 @@ def serve_banks(
     ensure_topics(endpoints.kafka_bootstrap, settings, codes)
     topics = Topics(settings)
     vault = Vault.from_settings(settings)
+    limit = settings.max_message_bytes
     stats: dict[str, dict[str, int]] = {}
 
     def one(code: str) -> None:
         producer = make_producer(endpoints.kafka_bootstrap)
         try:
-            with connect(
-                endpoints.database_url, autocommit=True, application_name=f"bank-sim-{code}"
-            ) as conn:
-                bank = BankSimulator(code, conn, producer, vault, topics.activation_results, policy)
+            with (
+                only_member(endpoints.database_url, bank_group(settings, code)),
+                connect(endpoints.database_url, autocommit=True, application_name=f"bank-sim-{code}") as conn,
+            ):
+                sink = DeadLetterSink(conn, vault, topics.dead_letters, f"bank-simulator.{code}")
+                bank = BankSimulator(code, conn, producer, vault, topics.activation_results, policy, sink)
+
+                def handle(records: Sequence[Any]) -> None:
+                    unreadable = bank.stats.unreadable
+                    bank.handle(records)
+                    if bank.stats.unreadable > unreadable:  # dead-letter events to publish
+                        publish_outbox(conn, endpoints.kafka_bootstrap, vault, endpoints.database_url, limit)
+
                 options = LoopOptions(
                     endpoints.kafka_bootstrap,
                     (topics.activation_requests(code),),
                     bank_group(settings, code),
                     until_idle,
                     batch_size,
+                    join_timeout=settings.consumer_join_timeout_s,
                 )
-                run_loop(options, bank.handle, stop)
+                run_loop(options, handle, stop)
                 stats[code] = asdict(bank.stats)
         finally:
             producer.close()
@@ -88,7 +130,11 @@ def consume_results(
     ensure_topics(endpoints.kafka_bootstrap, settings, [])
     topics = Topics(settings)
     vault = Vault.from_settings(settings)
-    with connect(endpoints.database_url, autocommit=True, application_name="issuance-consume") as conn:
+    group = f"{settings.topic_prefix}bureau.activation-results"
+    with (
+        only_member(endpoints.database_url, group),
+        connect(endpoints.database_url, autocommit=True, application_name="issuance-consume") as conn,
+    ):
         consumer = ActivationResults(conn, vault, topics, settings.max_activation_attempts)
         published = 0
 
@@ -97,17 +143,22 @@ def consume_results(
             queued = consumer.stats.queued
             consumer.handle(records)
             if consumer.stats.queued > queued:  # decisions or dead letters to publish
-                published += publish_outbox(conn, endpoints.kafka_bootstrap, vault, endpoints.database_url)
+                published += publish_outbox(
+                    conn, endpoints.kafka_bootstrap, vault, endpoints.database_url, settings.max_message_bytes
+                )
 
         options = LoopOptions(
             endpoints.kafka_bootstrap,
             (topics.activation_results,),
-            f"{settings.topic_prefix}bureau.activation-results",
+            group,
             until_idle,
             batch_size,
+            join_timeout=settings.consumer_join_timeout_s,
         )
         run_loop(options, handle, stop)
-        published += publish_outbox(conn, endpoints.kafka_bootstrap, vault, endpoints.database_url)
+        published += publish_outbox(
+            conn, endpoints.kafka_bootstrap, vault, endpoints.database_url, settings.max_message_bytes
+        )
         return {**asdict(consumer.stats), "published": published}
 
 

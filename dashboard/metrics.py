@@ -22,13 +22,21 @@ def metrics_text(conn: psycopg.Connection) -> bytes:
         "Age of the oldest unpublished event",
         registry=registry,
     )
+    set_aside = Gauge(
+        "issuance_outbox_set_aside",
+        "Events set aside because the broker will not take them (never published)",
+        registry=registry,
+    )
     row = conn.execute(
-        "SELECT count(*), coalesce(extract(epoch FROM now() - min(created_at)), 0)"
+        "SELECT count(*) FILTER (WHERE set_aside_at IS NULL),"
+        " coalesce(extract(epoch FROM now() - min(created_at) FILTER (WHERE set_aside_at IS NULL)), 0),"
+        " count(*) FILTER (WHERE set_aside_at IS NOT NULL)"
         " FROM outbox WHERE published_at IS NULL"
     ).fetchone()
     assert row is not None
     outbox.set(row[0])
     outbox_age.set(float(row[1]))
+    set_aside.set(row[2])
 
     dead = Gauge("issuance_dead_letters", "Dead letters by reason", ["reason"], registry=registry)
     for reason in DeadLetterReason:

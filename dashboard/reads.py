@@ -11,7 +11,8 @@ from dashboard import labels
 from issuance.crypto import DecryptionFailed, Vault
 from issuance.domain.masking import mask_id_number, mask_name, mask_phone
 from issuance.store import dashboard_queries as q
-from issuance.store.report_queries import Filters, Scope, counts_by_reason
+from issuance.store.outbox_queries import set_aside_events
+from issuance.store.report_queries import Filters, Role, Scope, counts_by_reason
 
 
 def overview(conn: psycopg.Connection, scope: Scope, filters: Filters) -> dict[str, Any]:
@@ -63,7 +64,7 @@ def runs(conn: psycopg.Connection, scope: Scope, filters: Filters) -> dict[str, 
 
 
 def dead_letters(conn: psycopg.Connection, scope: Scope, filters: Filters) -> dict[str, Any]:
-    """Dead letters per reason and masked samples (never the payload)."""
+    """Dead letters per reason and masked samples (never the payload), and the events set aside."""
     counts, samples = q.dead_letters(conn, scope, filters)
     return {
         "by_reason": [
@@ -71,6 +72,8 @@ def dead_letters(conn: psycopg.Connection, scope: Scope, filters: Filters) -> di
             for k, n in counts.items()
         ],
         "samples": [asdict(s) for s in samples],
+        # Outgoing events the broker will not take: an operator's matter, shown to the bureau only.
+        "events_set_aside": [asdict(e) for e in set_aside_events(conn)] if scope.role is Role.BUREAU else [],
     }
 
 

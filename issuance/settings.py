@@ -30,6 +30,14 @@ class Settings(BaseSettings):
     agreement_partitions: int = Field(default=4, ge=1)
     bank_partitions: int = Field(default=2, ge=1)
     replication_factor: int = Field(default=1, ge=1)
+    # The largest message the relay publishes (and its producer's max_request_size): Apache Kafka's default
+    # message.max.bytes (1,048,588) less headroom for the record batch's own framing. An event larger than
+    # this is set aside, never sent. Raise it only together with the broker's and the topics' limits.
+    max_message_bytes: int = Field(default=1_000_000, ge=64 * 1024)
+
+    # Consumers: a consumer that holds no partition of its topics for this long stops with exit 1 (a group
+    # that cannot settle is an error for its supervisor, not a silent idle process).
+    consumer_join_timeout_s: float = Field(default=60.0, gt=0)
 
     # Business rules that are configuration, not contract.
     agreement_window_days: int = Field(default=30, ge=1)
@@ -41,7 +49,7 @@ class Settings(BaseSettings):
     # Nightly batch.
     # The largest record value a night decodes. A contract record is at most a few KiB (its texts are bounded,
     # see issuance/domain/contract.py); anything larger is dead-lettered OVERSIZED_MESSAGE without decoding.
-    max_message_bytes: int = Field(default=16_384, ge=4_096)
+    max_record_bytes: int = Field(default=16_384, ge=4_096)
     chunk_size: int = Field(default=20_000, ge=1)
     # A night planned with at least this many records runs Beam's workers in `beam_workers` processes (unless
     # the Beam options given to `batch run` choose a running mode) and personalizes in a helper process beside

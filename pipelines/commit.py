@@ -23,6 +23,7 @@ from typing import Any
 
 from issuance.codec.avro import encode_many
 from issuance.crypto import Vault
+from issuance.dead_letter_events import dead_letter_event
 from issuance.domain.agreement import AgreementStatus, check_agreements
 from issuance.domain.duplicates import resolve_duplicates
 from issuance.domain.model import (
@@ -39,13 +40,7 @@ from issuance.domain.model import (
 )
 from issuance.kafka.outbox_relay import seal_payloads
 from issuance.kafka.topics import Topics
-from issuance.messages import (
-    DecisionIssued,
-    MessageDeadLettered,
-    dead_letter_event_id,
-    decision_event_id,
-    resent_decision_event_id,
-)
+from issuance.messages import DecisionIssued, decision_event_id, resent_decision_event_id
 from issuance.store import decisions_repo as repo
 from issuance.store.db import copy_rows
 from issuance.store.run_repo import STAGED_DEAD_LETTER_COLUMNS, Conn, Run, reserve_slots
@@ -606,22 +601,20 @@ def _dead_letter_events(conn: Conn, night: NightContext) -> int:
     for topic, partition, offset, stage, reason, detail, payload_enc in repo.insert_dead_letters(
         conn, run_id
     ):
-        event_id = dead_letter_event_id(topic, partition, offset)
-        message = MessageDeadLettered(
-            event_id,
-            topic,
-            partition,
-            offset,
-            stage,
-            DeadLetterReason(reason),
-            detail,
-            night.vault.decrypt_bytes(payload_enc),
-            now,
-            run_id,
-        )
+        message = dead_letter_event(
+            source_topic=topic,
+            partition=partition,
+            offset=offset,
+            stage=stage,
+            reason=DeadLetterReason(reason),
+            detail=detail,
+            payload=night.vault.decrypt_bytes(payload_enc),
+            at=now,
+            run_id=run_id,
+        )  # bounded: an excerpt of the payload, its size, digest and the dead_letters row that keeps it
         outbox.append(
             (
-                event_id,
+                message.event_id,
                 night.topics.dead_letters,
                 None,
                 message.to_bytes(),

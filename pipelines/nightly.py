@@ -24,7 +24,7 @@ from apache_beam.options.pipeline_options import PipelineOptions
 
 from issuance.crypto import Vault
 from issuance.domain.business_dates import business_day
-from issuance.domain.contract import CONTRACT_REVISION, DEFAULT_MAX_MESSAGE_BYTES
+from issuance.domain.contract import CONTRACT_REVISION, DEFAULT_MAX_RECORD_BYTES
 from issuance.errors import InputError, ReconciliationFailed
 from issuance.gc_policy import use_batch_thresholds
 from issuance.kafka.outbox_relay import publish_outbox
@@ -35,6 +35,7 @@ from issuance.settings import Settings
 from issuance.store import run_repo
 from issuance.store.db import connect
 from issuance.store.migrate import ensure_current
+from issuance.store.outbox_queries import set_aside_count
 from issuance.store.reference_repo import load_catalog
 from pipelines.coders import register_batch_coders
 from pipelines.commit import NightContext, apply_night
@@ -79,6 +80,7 @@ class NightlyResult:
     published: int = 0
     timings: dict[str, float] = field(default_factory=dict)
     resent_unanswered: int = 0  # activation requests sent again (unanswered after the configured hours)
+    set_aside: int = 0  # events of this run the broker will not take (never published; `issuance report`)
 
     @property
     def balanced(self) -> bool:
@@ -96,6 +98,7 @@ class NightlyResult:
             "files": self.files,
             "published": self.published,
             "resent_unanswered": self.resent_unanswered,
+            "set_aside": self.set_aside,
             "timings": self.timings,
         }
 
@@ -118,7 +121,7 @@ def build_pipeline(
     database_url: str,
     vault: Vault,
     business_date: date | None = None,
-    max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
+    max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES,
 ) -> beam.PCollection:
     """The staging pipeline; its only effect is the run's rows in the staging tables.
 
@@ -130,7 +133,7 @@ def build_pipeline(
         | "SpreadChunks" >> beam.Reshuffle()  # Chunk, one worker each
         | "ReadChunk" >> beam.ParDo(ReadChunk(bootstrap)).with_output_types(RecordBatch)  # RecordBatch
         | "DecodeRecords"
-        >> DecodeRecords(vault, business_date, max_message_bytes)  # DecodedBatch (+ dead-letter rows)
+        >> DecodeRecords(vault, business_date, max_record_bytes)  # DecodedBatch (+ dead-letter rows)
         | "VerifyApplications" >> VerifyApplications(database_url, vault, catalog)  # StagedBatch
         | "StageChunks" >> StageChunks(database_url, vault)  # ChunkSummary
     )
@@ -237,7 +240,7 @@ def run(
                     endpoints.database_url,
                     vault,
                     run_.business_date,
-                    settings.max_message_bytes,
+                    settings.max_record_bytes,
                 )
                 result = pipeline.run()
                 result.wait_until_finish()
@@ -272,9 +275,20 @@ def run(
 
         # 5. Activation requests still unanswered long after publishing: the broker may have lost them.
         resent = resend_unanswered(conn, settings, endpoints, vault)
+        set_aside = set_aside_count(conn, run_.run_id)
     timings["total_s"] = time.monotonic() - started
     return NightlyResult(
-        run_.run_id, run_.business_date, resumed, planned, report, counters, files, published, timings, resent
+        run_.run_id,
+        run_.business_date,
+        resumed,
+        planned,
+        report,
+        counters,
+        files,
+        published,
+        timings,
+        resent_unanswered=resent,
+        set_aside=set_aside,
     )
 
 
@@ -365,6 +379,7 @@ def _publish(
         after_batch=after_batch,
         before_stamp=before_stamp,
         processes=settings.relay_processes or os.cpu_count() or 1,
+        max_message_bytes=settings.max_message_bytes,
     )
 
 
@@ -382,7 +397,9 @@ def _finish_earlier_runs(
     if not files_complete(Path(settings.personalization_dir), run_id):
         write_files(conn, settings.personalization_dir, run_id, business_date.isoformat())
         conn.commit()
-    pending = conn.execute("SELECT count(*) FROM outbox WHERE published_at IS NULL").fetchone()
+    pending = conn.execute(
+        "SELECT count(*) FROM outbox WHERE published_at IS NULL AND set_aside_at IS NULL"
+    ).fetchone()
     conn.commit()
     if pending and pending[0]:
         catalog = load_catalog(conn)

@@ -24,7 +24,7 @@ APPLICATION_RECORD = "ApplicationSubmitted"
 AGREEMENT_RECORD = "AgreementSigned"
 MARKER = b"\xc3\x01"
 
-# Larger than any limit a night is configured with (`max_message_bytes` defaults to 16 KiB): the oversized
+# Larger than any limit a night is configured with (`max_record_bytes` defaults to 16 KiB): the oversized
 # case is a well-formed application padded in its name, so only the size check can set it aside as oversized.
 OVERSIZED_BYTES = 48 * 1024
 

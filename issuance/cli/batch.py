@@ -139,6 +139,11 @@ def _print_report(result: Any) -> None:
         f"published {result.published:,} events; unanswered activation requests sent again"
         f" {result.resent_unanswered:,}; {state}"
     )
+    if result.set_aside:
+        out.print(
+            f"[yellow]{result.set_aside:,} events set aside, too large for the broker or refused by it:"
+            " `issuance report` lists them (RUNBOOK: an event too large to publish)[/yellow]"
+        )
 
 
 def _parse_date(text: str | None) -> date:

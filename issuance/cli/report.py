@@ -11,6 +11,7 @@ from issuance.services.endpoints import resolve
 from issuance.store import report_queries as rq
 from issuance.store import status_queries as q
 from issuance.store.db import connect
+from issuance.store.outbox_queries import set_aside_events
 
 SHOWN_STATES = ("ACTIVE", "ACTIVATION_REQUESTED", "ACTIVATION_FAILED", "AWAITING_AGREEMENT", "REJECTED")
 COLUMN_LABELS = ("active", "at bank", "failed", "awaiting", "rejected")
@@ -28,6 +29,18 @@ def gather(conn: q.Conn) -> dict[str, Any]:
         "by_bank": rq.counts_by(conn, "bank_code", scope),
         "activation_failures": q.activation_failures(conn),
         "dead_letters": {str(r[0]): int(r[1]) for r in dead},
+        "events_set_aside": [
+            {
+                "event_id": e.event_id,
+                "event_type": e.event_type,
+                "topic": e.topic,
+                "run_id": e.run_id,
+                "size": e.size,
+                "set_aside_at": e.set_aside_at.isoformat(),
+                "reason": e.reason,
+            }
+            for e in set_aside_events(conn)
+        ],
         "runs": [
             {
                 "run_id": r.run_id,
@@ -68,6 +81,10 @@ def _print(report: dict[str, Any]) -> None:
             typer.echo(_row(name, counts))
     if report["dead_letters"]:
         typer.echo("dead letters: " + ", ".join(f"{k} {v:,}" for k, v in report["dead_letters"].items()))
+    if report["events_set_aside"]:
+        typer.echo("events set aside, never published (the broker will not take them; see RUNBOOK.md)")
+        for e in report["events_set_aside"]:
+            typer.echo(f"  {e['event_type']:<22} {e['event_id']}  run {e['run_id']}  {e['reason']}")
     typer.echo("runs")
     for run in report["runs"]:
         balanced = {True: "balanced", False: "NOT BALANCED", None: "not reconciled"}[run["balanced"]]

@@ -17,7 +17,7 @@ The bounds keep one record from harming a night or a screen, and are the same at
   UTC two days after it). At submit the business date is today (UTC); in the night it is the run's business
   date, stored with the run, so a re-run of the same night judges every record the same way. Without a
   business date only the absolute bound (before 2100) applies;
-- a message (Avro bytes) of more than the configured `max_message_bytes` is not decoded at all
+- a message (Avro bytes) of more than the configured `max_record_bytes` is not decoded at all
   (OversizedMessage), a null or zero-length one is EmptyMessage.
 
 Fields a JSON record carries beyond the contract are not an error here (the contract allows them); Avro cannot
@@ -60,7 +60,7 @@ EARLIEST_TIMESTAMP = datetime(2000, 1, 1, tzinfo=UTC)
 ABSOLUTE_LATEST_TIMESTAMP = datetime(2100, 1, 1, tzinfo=UTC)
 MIN_OFFSET = timedelta(hours=-12)
 MAX_OFFSET = timedelta(hours=14)
-DEFAULT_MAX_MESSAGE_BYTES = 16_384  # Settings.max_message_bytes
+DEFAULT_MAX_RECORD_BYTES = 16_384  # Settings.max_record_bytes
 
 APPLICATION_FIELDS = frozenset(
     {
@@ -436,7 +436,7 @@ def record_bytes(record: Application | Agreement) -> bytes:
 
 
 def decode_checked(
-    data: bytes | None, record_name: str, max_bytes: int = DEFAULT_MAX_MESSAGE_BYTES
+    data: bytes | None, record_name: str, max_bytes: int = DEFAULT_MAX_RECORD_BYTES
 ) -> dict[str, Any]:
     """The record of one message: EmptyMessage, OversizedMessage (not decoded) or the codec's typed errors."""
     if not data:
@@ -453,7 +453,7 @@ def decode_record(
     data: bytes | None,
     record_name: str,
     *,
-    max_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
+    max_bytes: int = DEFAULT_MAX_RECORD_BYTES,
     business_date: date | None = None,
 ) -> Application | Agreement:
     """Bytes to a contract record: only the DecodeError family is raised, whatever the bytes."""

@@ -52,6 +52,7 @@ class OutboxEvent:
     key: bytes | None
     payload: bytes
     event_type: str
+    sealed: bool = False  # payload is a vault envelope (the event carries personal data), opened by the relay
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,10 +136,10 @@ def add_outbox(conn: Conn, events: Sequence[OutboxEvent]) -> None:
         return
     with conn.cursor() as cur:
         cur.executemany(
-            "INSERT INTO outbox (event_id, topic, message_key, payload, event_type) VALUES (%s,"
-            " %s, %s, %s, %s)"
+            "INSERT INTO outbox (event_id, topic, message_key, payload, event_type, payload_encrypted)"
+            " VALUES (%s, %s, %s, %s, %s, %s)"
             " ON CONFLICT (event_id) DO NOTHING",
-            [(e.event_id, e.topic, e.key, e.payload, e.event_type) for e in events],
+            [(e.event_id, e.topic, e.key, e.payload, e.event_type, e.sealed) for e in events],
         )
 
 

@@ -16,7 +16,7 @@ from apache_beam.metrics import Metrics
 
 from issuance.crypto import Vault
 from issuance.domain.contract import (
-    DEFAULT_MAX_MESSAGE_BYTES,
+    DEFAULT_MAX_RECORD_BYTES,
     decode_checked,
     parse_agreement,
     parse_application,
@@ -70,11 +70,11 @@ class DecodeBatch(beam.DoFn):  # type: ignore[misc]
         self,
         vault: Vault,
         business_date: date | None = None,
-        max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
+        max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES,
     ) -> None:
         self._vault = vault
         self._business_date = business_date
-        self._max_bytes = max_message_bytes
+        self._max_bytes = max_record_bytes
 
     def process(self, batch: RecordBatch) -> Iterator[DecodedBatch]:
         chunk = batch.chunk
@@ -113,9 +113,9 @@ class DecodeBatch(beam.DoFn):  # type: ignore[misc]
         out: DecodedBatch,
     ) -> None:
         Metrics.counter(STAGE, reason).inc()
-        # An oversized value is kept up to the limit: the event that carries it must stay publishable; the
-        # whole record stays on its topic at its offset.
-        payload = (record.value or b"")[: self._max_bytes]
+        # The whole value is kept (sealed) in the dead letter, however large: its event carries only a bounded
+        # excerpt with the size and digest (issuance/dead_letter_events.py), and re-drive and export need it all.
+        payload = record.value or b""
         out.dead_letters.append(
             dead_letter_row(
                 chunk, record.offset, STAGE, reason, detail, self._vault.encrypt_bytes(payload), branch_code
@@ -132,12 +132,12 @@ class DecodeRecords(beam.PTransform):  # type: ignore[misc]
         self,
         vault: Vault,
         business_date: date | None = None,
-        max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
+        max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES,
     ) -> None:
         super().__init__()
         self._vault = vault
         self._business_date = business_date
-        self._max_bytes = max_message_bytes
+        self._max_bytes = max_record_bytes
 
     def expand(self, batches: beam.PCollection) -> beam.PCollection:
         return batches | "DecodeEachRecord" >> beam.ParDo(

@@ -7,6 +7,7 @@ import threading
 from kafka import KafkaConsumer
 
 from consumers.bank_simulator import BankSimulator, BankStats, FailurePolicy
+from consumers.dead_letters import DeadLetterSink
 from consumers.loop import LoopOptions, make_producer, run_loop
 from consumers.serve import serve_banks
 from issuance.crypto import Vault
@@ -76,9 +77,9 @@ def replay_from_start(settings: Settings, topic: str) -> BankStats:
     vault = Vault.from_settings(settings)
     try:
         with connect(settings.database_url.get_secret_value(), autocommit=True) as conn:
-            bank = BankSimulator(
-                BANK, conn, producer, vault, Topics(settings).activation_results, NO_FAILURES
-            )
+            topics = Topics(settings)
+            sink = DeadLetterSink(conn, vault, topics.dead_letters, "bank-simulator")
+            bank = BankSimulator(BANK, conn, producer, vault, topics.activation_results, NO_FAILURES, sink)
             options = LoopOptions(
                 settings.kafka_bootstrap or "", (topic,), f"{settings.topic_prefix}replay", IDLE
             )

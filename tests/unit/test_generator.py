@@ -174,7 +174,7 @@ def test_raw_messages_really_fail_as_expected(generated: Path) -> None:
         data = None if line["value_b64"] is None else base64.b64decode(line["value_b64"])
         record = "ApplicationSubmitted" if line["topic"] == "applications" else "AgreementSigned"
         with pytest.raises(DecodeError) as caught:
-            decode_record(data, record, max_bytes=Settings().max_message_bytes)
+            decode_record(data, record, max_bytes=Settings().max_record_bytes)
         assert caught.value.reason == line["expected_reason"]
         seen.add((line["topic"], line["expected_reason"]))
     assert {reason for _, reason in seen} == {r.value for r in DECODER_REASONS - NEVER_GENERATED}

@@ -1,0 +1,66 @@
+"""Where the long-running consumers put a record they cannot use: the dead_letters table and its event.
+
+A consumer never stops on a bad record. An empty, undecodable or contract-breaking record is stored once per
+source position (its bytes encrypted) with a bounded MessageDeadLettered event in the outbox, in the same
+transaction as the batch's other writes; the consumer then commits past it and goes on.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from kafka.consumer.fetcher import ConsumerRecord
+
+from issuance.crypto import Vault
+from issuance.dead_letter_events import dead_letter_event
+from issuance.domain.model import DeadLetterReason
+from issuance.errors import EmptyMessage
+from issuance.kafka.outbox_relay import seal_payloads
+from issuance.store import activation_repo as repo
+from issuance.store.activation_repo import Conn, DeadLetter, OutboxEvent
+
+
+def record_value(record: ConsumerRecord) -> bytes:
+    """The record's value as bytes; EmptyMessage when it has none (a null or zero-length value)."""
+    if not record.value:
+        raise EmptyMessage("the record has no value")
+    return bytes(record.value)
+
+
+class DeadLetterSink:
+    """Writes one consumer's dead letters (inside the caller's transaction)."""
+
+    def __init__(self, conn: Conn, vault: Vault, dead_letter_topic: str, stage: str) -> None:
+        self._conn = conn
+        self._vault = vault
+        self._topic = dead_letter_topic
+        self._stage = stage
+
+    def add(self, record: ConsumerRecord, reason: DeadLetterReason, detail: str) -> bool:
+        """Store the record as a dead letter and queue its event; False when it was stored before."""
+        payload = bytes(record.value or b"")
+        letter = DeadLetter(
+            source_topic=record.topic,
+            source_partition=record.partition,
+            source_offset=record.offset,
+            stage=self._stage,
+            reason=reason.value,
+            detail=detail,
+            payload_enc=self._vault.encrypt_bytes(payload),
+        )
+        if not repo.add_dead_letter(self._conn, letter):
+            return False
+        message = dead_letter_event(
+            source_topic=record.topic,
+            partition=record.partition,
+            offset=record.offset,
+            stage=self._stage,
+            reason=reason,
+            detail=detail,
+            payload=payload,
+            at=datetime.now(UTC),
+        )
+        (sealed,) = seal_payloads(self._vault, [message.to_bytes()])  # the excerpt may hold personal data
+        event = OutboxEvent(message.event_id, self._topic, None, sealed, message.RECORD, sealed=True)
+        repo.add_outbox(self._conn, [event])
+        return True
