@@ -53,7 +53,7 @@ def test_rejected_lines_exit_2_and_name_line_and_field(cli_env: dict[str, str], 
         json.loads(line) for line in (out / "applications.jsonl").read_text(encoding="utf-8").splitlines()
     ]
     secret = records[1]["applicant"]["id_number"]
-    records[1]["applicant"]["id_number"] = secret[:-1] + "x"  # lower-case check character: breaks the pattern
+    records[1]["applicant"]["id_number"] = secret[:-1] + "A"  # a letter other than X: breaks the pattern
     records[2]["channel"] = "FAX"
     path = tmp_path / "mixed.jsonl"
     path.write_text("\n".join(json.dumps(r, ensure_ascii=False) for r in records) + "\n", encoding="utf-8")
