@@ -14,7 +14,7 @@ import itertools
 import operator
 import queue
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -33,15 +33,19 @@ from issuance.domain.model import (
     Bank,
     Channel,
     DeadLetterReason,
+    Material,
+    Person,
     Reason,
     ReferenceData,
     State,
 )
+from issuance.domain.verification import verify
 from issuance.kafka.outbox_relay import seal_payloads
 from issuance.kafka.topics import Topics
 from issuance.messages import DecisionIssued, MessageDeadLettered, dead_letter_event_id, decision_event_id
 from issuance.store import decisions_repo as repo
 from issuance.store.db import copy_rows
+from issuance.store.reference_repo import lookup_persons
 from issuance.store.run_repo import STAGED_DEAD_LETTER_COLUMNS, Conn, Run, reserve_slots
 from pipelines.faults import crash_point
 from pipelines.personalize import Candidate, Request, activation_requests, personalize
@@ -101,6 +105,7 @@ class CommitStats:
     accounts: int = 0
     activation_requests: int = 0
     requested_again: int = 0
+    retries_rejected: int = 0  # failed activations that no longer pass verification: rejected, not retried
     decisions: int = 0
     dead_letters: int = 0
     reexamined: dict[str, int] = field(default_factory=dict)
@@ -175,6 +180,8 @@ def _apply_night(conn: Conn, night: NightContext, personalized: Future[int]) -> 
     repo.analyze(conn, "run_decisions")
     with timer("agreement_join"):
         stats.reexamined = _decide_agreements(conn, night, timer)
+    with timer("recheck"):
+        stats.retries_rejected = _recheck_reference(conn, night, stats.reexamined)
     repo.analyze(conn, "run_decisions")
     with timer("apply_decisions"):
         repo.apply_decisions(conn, run_id)
@@ -186,6 +193,7 @@ def _apply_night(conn: Conn, night: NightContext, personalized: Future[int]) -> 
             )
         with timer("history"):
             repo.record_history(conn, run_id)
+            repo.cancel_rejected_cards(conn)
         with timer("settle_agreements"):
             repo.settle_agreements(conn, run_id, night.run.business_date, night.window_days)
         with timer("personalized_wait"):
@@ -360,6 +368,98 @@ def _decide_page(
         from_state = _SUBMITTED if is_new else _AWAITING
         decisions.append((application_id, is_new, from_state, state, reasons, "agreement", agreement_id))
     return decisions
+
+
+@dataclass(frozen=True, slots=True)
+class Recheck:
+    """An earlier application about to lead to a card or a bank request tonight, as verification sees it."""
+
+    from_state: str  # AWAITING_AGREEMENT (accepted on a late agreement) or ACTIVATION_FAILED (a retry)
+    agreement_id: str | None
+    application: Application
+    person_key: bytes
+    card_registered: bool
+    issued_card_holder: bool  # the person holds another card this system issued (not cancelled)
+
+
+def recheck(
+    candidates: Sequence[Recheck], persons: Mapping[bytes, Person], catalog: ReferenceData
+) -> list[tuple[str, str, str | None, list[str]]]:
+    """Article 5 on every decision: (application id, from state, agreement id, reasons) of each candidate that
+    no longer passes verification against tonight's reference data; the same rule as on its first night."""
+    rejections = []
+    for c in candidates:
+        reasons = verify(
+            c.application, persons.get(c.person_key), catalog, c.card_registered, c.issued_card_holder
+        )
+        if reasons:
+            rejections.append(
+                (c.application.application_id, c.from_state, c.agreement_id, [r.value for r in reasons])
+            )
+    return rejections
+
+
+def _recheck_reference(conn: Conn, night: NightContext, reexamined: dict[str, int]) -> int:
+    """The applications accepted tonight on a late agreement and the failed activations about to be requested
+    again are verified again (issuing area approved, bank cooperating there, person in the registry and
+    insured, existing cards); one that no longer passes is rejected with the ordinary reason codes. Returns
+    how many failed activations were rejected instead of requested again."""
+    vault = night.vault
+    candidates = [
+        Recheck(
+            from_state,
+            agreement_id,
+            Application(
+                application_id,
+                _TYPES[application_type],
+                branch_code,
+                bank_code,
+                _CHANNELS[channel],
+                Applicant(vault.decrypt(id_enc), vault.decrypt(name_enc), _opened(vault, phone_enc) or ""),
+                tuple(Material(m) for m in materials),
+                submitted_at.astimezone(_zone(int(utc_offset))),
+                card_number,
+                _opened(vault, guardian_enc),
+            ),
+            bytes(person_key),
+            bool(card_registered),
+            bool(issued_card_holder),
+        )
+        for (
+            from_state,
+            agreement_id,
+            application_id,
+            application_type,
+            branch_code,
+            bank_code,
+            channel,
+            person_key,
+            id_enc,
+            name_enc,
+            phone_enc,
+            guardian_enc,
+            card_number,
+            materials,
+            submitted_at,
+            utc_offset,
+            card_registered,
+            issued_card_holder,
+        ) in conn.execute(repo.RECHECK_QUERY, {"max_attempts": night.max_activation_attempts})
+    ]
+    persons = lookup_persons(conn, vault, {c.person_key for c in candidates})
+    rejections = recheck(candidates, persons, night.catalog)
+    repo.reject_rechecked(conn, rejections)
+    again = sum(1 for r in rejections if r[1] == _AWAITING)
+    if again:
+        reexamined[_REQUESTED] -= again
+        if not reexamined[_REQUESTED]:
+            del reexamined[_REQUESTED]
+        reexamined[_REJECTED] = reexamined.get(_REJECTED, 0) + again
+    return len(rejections) - again
+
+
+def _opened(vault: Vault, envelope: bytes | None) -> str | None:
+    return None if envelope is None else vault.decrypt(envelope)
 
 
 def _allocate_and_request(conn: Conn, night: NightContext, stats: CommitStats) -> None:
