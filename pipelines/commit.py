@@ -18,7 +18,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from issuance.codec.avro import encode_many
@@ -48,7 +48,15 @@ from issuance.store.db import copy_rows
 from issuance.store.reference_repo import lookup_persons
 from issuance.store.run_repo import STAGED_DEAD_LETTER_COLUMNS, Conn, Run, reserve_slots
 from pipelines.faults import crash_point
-from pipelines.personalize import Candidate, Request, activation_requests, personalize
+from pipelines.personalize import (
+    Candidate,
+    Request,
+    SignedAgreement,
+    activation_requests,
+    application_shell,
+    local_time,
+    personalize,
+)
 from pipelines.personalize_staged import personalizing
 
 SPEC_VERSION = "3.00"
@@ -77,7 +85,6 @@ ACCOUNT_COLUMNS = (
     "status",
     "run_id",
 )
-_NO_APPLICANT = Applicant("", "", "")  # the rules after verification never read personal data
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,31 +130,7 @@ def valid_until(issued: date) -> date:
 
 _TYPES = {t.value: t for t in ApplicationType}
 _CHANNELS = {c.value: c for c in Channel}
-_ZONES: dict[int, timezone] = {}  # a night's applications come from a handful of UTC offsets
-
-
-def _zone(utc_offset: int) -> timezone:
-    zone = _ZONES.get(utc_offset)
-    if zone is None:
-        zone = _ZONES[utc_offset] = timezone(timedelta(seconds=utc_offset))
-    return zone
-
-
-def _shell(
-    application_id: str, application_type: str, bank_code: str, submitted_at: datetime, utc_offset: int
-) -> Application:
-    """An application as the rules after verification see it: keys, bank, submission time in its offset."""
-    local = submitted_at.astimezone(_zone(utc_offset))
-    return Application(
-        application_id,
-        _TYPES[application_type],
-        "",
-        bank_code,
-        Channel.COUNTER,
-        _NO_APPLICANT,
-        (),
-        local,
-    )
+_shell = application_shell
 
 
 def apply_night(conn: Conn, night: NightContext) -> CommitStats:
@@ -158,6 +141,8 @@ def apply_night(conn: Conn, night: NightContext) -> CommitStats:
         night.vault,
         night.catalog.banks,
         night.run.run_id,
+        night.run.business_date,
+        night.window_days,
         in_process=night.personalize_in_process,
     ) as personalized:
         return _apply_night(conn, night, personalized)
@@ -417,7 +402,7 @@ def _recheck_reference(conn: Conn, night: NightContext, reexamined: dict[str, in
                 _CHANNELS[channel],
                 Applicant(vault.decrypt(id_enc), vault.decrypt(name_enc), _opened(vault, phone_enc) or ""),
                 tuple(Material(m) for m in materials),
-                submitted_at.astimezone(_zone(int(utc_offset))),
+                local_time(submitted_at, int(utc_offset)),
                 card_number,
                 _opened(vault, guardian_enc),
             ),
@@ -446,7 +431,9 @@ def _recheck_reference(conn: Conn, night: NightContext, reexamined: dict[str, in
             issued_card_holder,
         ) in conn.execute(repo.RECHECK_QUERY, {"max_attempts": night.max_activation_attempts})
     ]
-    persons = lookup_persons(conn, vault, {c.person_key for c in candidates})
+    persons = lookup_persons(
+        conn, vault, {c.person_key for c in candidates}, [c.application.application_id for c in candidates]
+    )
     rejections = recheck(candidates, persons, night.catalog)
     repo.reject_rechecked(conn, rejections)
     again = sum(1 for r in rejections if r[1] == _AWAITING)
@@ -460,6 +447,15 @@ def _recheck_reference(conn: Conn, night: NightContext, reexamined: dict[str, in
 
 def _opened(vault: Vault, envelope: bytes | None) -> str | None:
     return None if envelope is None else vault.decrypt(envelope)
+
+
+def _signed(
+    agreement_id: str | None, terms_version: str | None, document_sha256: str | None
+) -> SignedAgreement | None:
+    """The accepted agreement of a stored application (None for one accepted before it was recorded)."""
+    if agreement_id is None or terms_version is None or document_sha256 is None:
+        return None
+    return SignedAgreement(agreement_id, terms_version, document_sha256)
 
 
 def _allocate_and_request(conn: Conn, night: NightContext, stats: CommitStats) -> None:
@@ -486,7 +482,7 @@ def _personalize_reexamined(
     person_keys = {}
     for row in page:
         application_id, application_type, bank_code, area_code, person_key, card, id_enc, name_enc = row[:8]
-        attempts, slot = row[8], row[9]
+        attempts, slot, agreement_id, terms_version, document_sha256 = row[8:13]
         if slot is None:  # submitted before slots were reserved with the plan (migration 0009)
             slot = reserve_slots(conn, 1)
         person_keys[application_id] = person_key
@@ -501,6 +497,7 @@ def _personalize_reexamined(
                 vault.decrypt(name_enc),
                 int(slot),
                 int(attempts) + 1,
+                _signed(agreement_id, terms_version, document_sha256),
             )
         )
     personalized = personalize(applicants, night.catalog.banks, vault, run.run_id, datetime.now(UTC))
@@ -573,10 +570,11 @@ def _request_failed_again(conn: Conn, night: NightContext, stats: CommitStats) -
                 vault.decrypt(name_enc),
                 0,
                 int(attempts) + 1,
+                _signed(agreement_id, terms_version, document_sha256),
             ),
             number,
             cic,
-            vault.decrypt(account_enc),
+            _opened(vault, account_enc),
         )
         for (
             application_id,
@@ -588,6 +586,9 @@ def _request_failed_again(conn: Conn, night: NightContext, stats: CommitStats) -
             number,
             cic,
             account_enc,
+            agreement_id,
+            terms_version,
+            document_sha256,
         ) in rows
     ]
     sealed = activation_requests(requests, vault, night.run.run_id, datetime.now(UTC))

@@ -329,8 +329,8 @@ def insert_personalized(
 ) -> tuple[int, int, int]:
     """Cards, accounts and first activation requests of the applications this run read and accepted, from
     what the helper personalized (`pipelines.personalize_staged`); returns (cards, accounts, requests). An
-    accepted application without a personalization (or whose bank has no topic) breaks a NOT NULL: the run
-    fails.
+    accepted application without a personalization for the agreement it was accepted on (or whose bank has
+    no topic) breaks a NOT NULL: the run fails.
 
     One statement: the accepted applications are joined with their personalization once, and the three
     inserts read that result."""
@@ -342,6 +342,7 @@ def insert_personalized(
         " FROM run_decisions d JOIN staged_applications s"
         "  ON s.run_id = %(run)s AND s.application_id = d.application_id"
         " LEFT JOIN staged_personalized p ON p.run_id = %(run)s AND p.application_id = d.application_id"
+        "  AND p.agreement_id IS NOT DISTINCT FROM d.agreement_id"
         " LEFT JOIN unnest(%(banks)s::text[], %(topics)s::text[]) AS t(bank, topic) ON t.bank = s.bank_code"
         " WHERE d.is_new AND d.state = 'ACTIVATION_REQUESTED'"
         "), new_cards AS ("
@@ -382,8 +383,10 @@ def insert_personalized(
 
 REEXAMINED_ACCEPTED_QUERY = """
 SELECT a.application_id, a.application_type, a.bank_code, a.area_code, a.person_key, a.card_number,
-       a.id_number_enc, a.name_enc, a.activation_attempts, a.slot
+       a.id_number_enc, a.name_enc, a.activation_attempts, a.slot, g.agreement_id, g.terms_version,
+       g.document_sha256
 FROM run_decisions d JOIN applications a USING (application_id)
+LEFT JOIN agreements g ON g.agreement_id = a.agreement_id  -- kept by settle_agreements before allocation
 WHERE NOT d.is_new AND d.state = 'ACTIVATION_REQUESTED' AND d.application_id > %(after)s
   AND a.application_id > %(after)s  -- both sides start at the page: no rescan from the first row
 ORDER BY d.application_id
@@ -392,10 +395,12 @@ LIMIT %(limit)s
 
 RETRY_QUERY = """
 SELECT a.application_id, a.application_type, a.bank_code, a.activation_attempts, a.id_number_enc, a.name_enc,
-       coalesce(c.card_number, a.card_number), c.card_identification_code, b.account_number_enc
+       coalesce(c.card_number, a.card_number), c.card_identification_code, b.account_number_enc,
+       g.agreement_id, g.terms_version, g.document_sha256
 FROM applications a
 JOIN bank_accounts b USING (application_id)
 LEFT JOIN cards c USING (application_id)
+LEFT JOIN agreements g ON g.agreement_id = a.agreement_id
 WHERE a.state = 'ACTIVATION_FAILED' AND a.activation_attempts < %s
 ORDER BY a.application_id
 FOR UPDATE OF a

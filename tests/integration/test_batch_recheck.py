@@ -7,7 +7,10 @@ from typing import Any
 
 import pytest
 
+from issuance.crypto import Vault
 from issuance.domain.model import IssuingArea, ReferenceData
+from issuance.kafka.outbox_relay import open_payload
+from issuance.messages import ActivationRequested
 from issuance.settings import Settings
 from issuance.store.db import connect
 from pipelines import nightly
@@ -107,6 +110,7 @@ def test_a_late_agreement_on_unchanged_reference_data_is_still_accepted(
         1,
     )
     assert report["reexamined"] == {"ACTIVATION_REQUESTED": 1}
+    assert _request_agreements(settings, database_url) == ["AGR-000001"], "the late agreement travels along"
 
 
 def test_a_retry_is_rejected_when_the_holder_is_no_longer_insured(
@@ -158,3 +162,14 @@ def test_a_retry_on_unchanged_reference_data_is_requested_again(
 
     assert (report["requested_again"], report["retries_rejected"]) == (1, 0)
     assert _application(database_url, "APP-000001")["state"] == "ACTIVATION_REQUESTED"
+    assert _request_agreements(settings, database_url) == ["AGR-000001", "AGR-000001"]
+
+
+def _request_agreements(settings: Settings, database_url: str) -> list[str | None]:
+    """The agreement each activation request names, in the order they were written."""
+    vault = Vault.from_settings(settings)
+    with connect(database_url) as conn:
+        rows = conn.execute(
+            "SELECT payload FROM outbox WHERE event_type = 'ActivationRequested' ORDER BY seq"
+        ).fetchall()
+    return [ActivationRequested.from_bytes(open_payload(vault, bytes(r[0]))).agreement_id for r in rows]

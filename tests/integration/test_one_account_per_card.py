@@ -7,6 +7,9 @@ import psycopg
 import pytest
 from psycopg import errors
 
+from issuance.crypto import Vault
+from issuance.kafka.outbox_relay import open_payload
+from issuance.messages import ActivationRequested
 from issuance.settings import Settings
 from issuance.store.db import connect
 from pipelines import nightly
@@ -127,3 +130,48 @@ def test_a_refused_account_leaves_the_card_free(database_url: str) -> None:
         _account(conn, "APP-1", "FAILED")
         _account(conn, "APP-2", "REQUESTED")
         conn.commit()
+
+
+def _requests(settings: Settings, database_url: str) -> list[ActivationRequested]:
+    vault = Vault.from_settings(settings)
+    with connect(database_url) as conn:
+        rows = conn.execute(
+            "SELECT payload FROM outbox WHERE event_type = 'ActivationRequested' ORDER BY seq"
+        ).fetchall()
+    return [ActivationRequested.from_bytes(open_payload(vault, bytes(r[0]))) for r in rows]
+
+
+def test_an_activation_switches_on_the_cards_account_and_names_the_agreement(
+    settings: Settings, database_url: str
+) -> None:
+    load_reference_data(settings, database_url, f.reference(persons={f.ADULT_ID: f.holder()}))
+    publish_records(settings, applications=[f.activation()], agreements=[f.agreement()])
+
+    assert nightly.run(["--business-date", "2026-11-01"], settings=settings).balanced
+
+    [request] = _requests(settings, database_url)
+    assert (request.card_number, request.account_number) == (f.CARD, None), "no new account number"
+    agreement = f.agreement()
+    assert (request.agreement_id, request.terms_version, request.document_sha256) == (
+        agreement.agreement_id,
+        agreement.terms_version,
+        agreement.document_sha256,
+    )
+    with connect(database_url) as conn:
+        row = conn.execute(
+            "SELECT card_number, account_index, account_number_enc, status FROM bank_accounts"
+        ).fetchone()
+    assert row is not None and tuple(row) == (f.CARD, None, None, "REQUESTED")
+
+
+def test_a_new_card_request_carries_its_chip_account_and_its_agreement(
+    settings: Settings, database_url: str
+) -> None:
+    load_reference_data(settings, database_url, f.reference())
+    publish_records(settings, applications=[f.application()], agreements=[f.agreement()])
+
+    assert nightly.run(["--business-date", "2026-11-01"], settings=settings).balanced
+
+    [request] = _requests(settings, database_url)
+    assert request.account_number is not None and request.account_number.startswith(f.bank().bin)
+    assert request.agreement_id == f.agreement().agreement_id
