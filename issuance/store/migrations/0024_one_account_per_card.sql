@@ -16,3 +16,10 @@ ALTER TABLE staged_personalized
 -- leaves the card free for a new application. Also the lookup "has this card an account" of verification.
 CREATE UNIQUE INDEX bank_accounts_one_per_card ON bank_accounts (card_number)
     WHERE status IN ('REQUESTED', 'OPEN');
+
+-- A bank's last refusal leaves nothing that blocks the holder from applying again: the card of an application
+-- refused for the last time before this version is cancelled, as the bureau's consumer now does at once.
+UPDATE cards c SET status = 'CANCELLED'
+FROM applications a
+WHERE a.application_id = c.application_id AND a.state = 'ACTIVATION_FAILED' AND NOT a.is_open
+  AND c.status = 'IN_PRODUCTION';
