@@ -21,6 +21,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
+from psycopg import errors
+
 from issuance.codec.avro import encode_many
 from issuance.crypto import Vault
 from issuance.domain.agreement import AgreementStatus, check_agreements
@@ -40,6 +42,7 @@ from issuance.domain.model import (
     State,
 )
 from issuance.domain.verification import verify
+from issuance.errors import ReconciliationFailed
 from issuance.kafka.outbox_relay import seal_payloads
 from issuance.kafka.topics import Topics
 from issuance.messages import DecisionIssued, MessageDeadLettered, dead_letter_event_id, decision_event_id
@@ -60,6 +63,7 @@ from pipelines.personalize import (
 from pipelines.personalize_staged import personalizing
 
 SPEC_VERSION = "3.00"
+ONE_ACCOUNT_PER_CARD = "bank_accounts_one_per_card"  # migration 0024
 VALIDITY_YEARS = 10
 CARD_COLUMNS = (
     "card_number",
@@ -145,7 +149,15 @@ def apply_night(conn: Conn, night: NightContext) -> CommitStats:
         night.window_days,
         in_process=night.personalize_in_process,
     ) as personalized:
-        return _apply_night(conn, night, personalized)
+        try:
+            return _apply_night(conn, night, personalized)
+        except errors.UniqueViolation as exc:
+            if exc.diag.constraint_name != ONE_ACCOUNT_PER_CARD:
+                raise
+            raise ReconciliationFailed(
+                f"run {night.run.run_id}: a card would get a second live bank account (index"
+                f" {ONE_ACCOUNT_PER_CARD}); the night was rolled back: see RUNBOOK.md, 'one account per card'"
+            ) from exc
 
 
 def _apply_night(conn: Conn, night: NightContext, personalized: Future[int]) -> CommitStats:

@@ -175,3 +175,29 @@ def test_a_new_card_request_carries_its_chip_account_and_its_agreement(
     [request] = _requests(settings, database_url)
     assert request.account_number is not None and request.account_number.startswith(f.bank().bin)
     assert request.agreement_id == f.agreement().agreement_id
+
+
+def test_a_night_that_would_open_a_second_account_on_a_card_fails_whole_and_says_why(
+    settings: Settings, database_url: str
+) -> None:
+    from issuance.domain.numbers import card_number
+    from issuance.errors import ReconciliationFailed
+
+    load_reference_data(settings, database_url, f.reference())
+    publish_records(settings, applications=[f.application()], agreements=[f.agreement()])
+    with connect(database_url) as conn:  # a live account already on the card the night will personalize
+        row = conn.execute("SELECT next_value FROM allocation_counters WHERE name = 'slot'").fetchone()
+        first_slot = int(row[0]) if row else 1
+        conn.execute(
+            "INSERT INTO bank_accounts (application_id, bank_code, sequence, card_number, status)"
+            " VALUES ('ELSEWHERE', 'ICBC', 0, %s, 'OPEN')",
+            (card_number(first_slot),),
+        )
+        conn.commit()
+
+    with pytest.raises(ReconciliationFailed, match="second live bank account"):
+        nightly.run(["--business-date", "2026-11-01"], settings=settings)
+
+    with connect(database_url) as conn:
+        assert conn.execute("SELECT count(*) FROM applications").fetchone() == (0,)
+        assert conn.execute("SELECT status FROM runs").fetchone() == ("FAILED",)
