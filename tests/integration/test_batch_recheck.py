@@ -173,3 +173,23 @@ def _request_agreements(settings: Settings, database_url: str) -> list[str | Non
             "SELECT payload FROM outbox WHERE event_type = 'ActivationRequested' ORDER BY seq"
         ).fetchall()
     return [ActivationRequested.from_bytes(open_payload(vault, bytes(r[0]))).agreement_id for r in rows]
+
+
+def test_a_late_agreement_for_an_existing_card_switches_on_its_account(
+    settings: Settings, database_url: str
+) -> None:
+    load_reference_data(settings, database_url, f.reference(persons={f.ADULT_ID: f.holder()}))
+    publish_records(settings, applications=[f.activation()])
+    _night(settings, NIGHT_1)
+    publish_records(settings, agreements=[f.agreement()])
+    _night(settings, NIGHT_2)
+
+    vault = Vault.from_settings(settings)
+    with connect(database_url) as conn:
+        [(payload,)] = conn.execute(
+            "SELECT payload FROM outbox WHERE event_type = 'ActivationRequested'"
+        ).fetchall()
+        account = conn.execute("SELECT card_number, account_number_enc FROM bank_accounts").fetchone()
+    request = ActivationRequested.from_bytes(open_payload(vault, bytes(payload)))
+    assert (request.card_number, request.account_number, request.agreement_id) == (f.CARD, None, "AGR-000001")
+    assert account is not None and tuple(account) == (f.CARD, None)
