@@ -1,12 +1,14 @@
 """The run's final step: one PostgreSQL transaction that applies the whole night.
 
 What needs more than one record (duplicates per person, the agreement join across nights) is done here,
-set-based over the staging tables, calling the pure domain functions for the rules. The accepted applications
-keep what a helper personalized from their slots while the transaction decided
-(`pipelines.personalize_staged`). Everything the night changes commits together: application states and
-history, agreements, cards, bank accounts, outbox events, dead letters, the reconciliation, the checkpoint and
-the run's status. A crash before COMMIT leaves nothing behind; the run is resumed over the same plan, whose
-slots give the same numbers."""
+set-based over the staging tables, calling the pure domain functions for the rules. Earlier applications that
+would lead to a card or a bank request tonight (accepted on a late agreement, a failed activation asked again)
+are verified again against tonight's reference data by the first night's rule. The accepted applications keep
+what a helper personalized from their slots while the transaction decided (`pipelines.personalize_staged`).
+Everything the night changes commits together: application states and history, agreements, cards, bank
+accounts, outbox events, dead letters, the reconciliation, the checkpoint and the run's status. A crash
+before COMMIT leaves nothing behind; the run is resumed over the same plan, whose slots give the same
+numbers."""
 
 from __future__ import annotations
 
@@ -134,7 +136,6 @@ def valid_until(issued: date) -> date:
 
 _TYPES = {t.value: t for t in ApplicationType}
 _CHANNELS = {c.value: c for c in Channel}
-_shell = application_shell
 
 
 def apply_night(conn: Conn, night: NightContext) -> CommitStats:
@@ -258,7 +259,7 @@ def _decide_duplicates(conn: Conn, run_id: int) -> None:
     rows = conn.execute(repo.CONTESTED_QUERY, {"run": run_id}).fetchall()
     for _key, group in itertools.groupby(rows, key=lambda r: bytes(r[0])):
         members = list(group)
-        shells = [_shell(str(r[1]), "NEW_CARD", "", r[2], int(r[3])) for r in members]
+        shells = [application_shell(str(r[1]), "NEW_CARD", "", r[2], int(r[3])) for r in members]
         resolution = resolve_duplicates(shells, open_elsewhere=bool(members[0][4]))
         for duplicate in resolution.duplicates:
             decisions.append(
@@ -340,7 +341,7 @@ def _decide_page(
         rows = list(group)
         first = rows[0]
         is_new = bool(first[1])
-        application = _shell(application_id, first[2], first[3], first[4], first[5])
+        application = application_shell(application_id, first[2], first[3], first[4], first[5])
         agreements = [
             Agreement(r[6], application_id, r[7], r[8], r[9], r[10], _CHANNELS[r[11]])
             for r in rows
