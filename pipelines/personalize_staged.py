@@ -173,7 +173,8 @@ def _candidate(
     vault: Vault,
 ) -> Candidate:
     """One verified application (its rows: one per agreement that names it), with the agreement the
-    transaction's rule accepts, if any."""
+    transaction's rule accepts, if any. With a single candidate there is nothing to choose (the night accepts
+    the application on that one or not at all), so the rule runs only where several agreements compete."""
     (
         application_id,
         application_type,
@@ -186,13 +187,15 @@ def _candidate(
         submitted_at,
         utc_offset,
     ) = rows[0][:10]
-    agreements = [
-        Agreement(r[10], application_id, r[11], r[12], r[13], r[14], Channel(r[15]))
-        for r in rows
-        if r[10] is not None
-    ]
+    signed = [r for r in rows if r[10] is not None]
     accepted = None
-    if agreements:
+    if len(signed) == 1:
+        only = signed[0]
+        accepted = SignedAgreement(only[10], only[12], only[13])
+    elif signed:
+        agreements = [
+            Agreement(r[10], application_id, r[11], r[12], r[13], r[14], Channel(r[15])) for r in signed
+        ]
         shell = application_shell(application_id, application_type, bank_code, submitted_at, int(utc_offset))
         bank = banks.get(bank_code) or Bank(bank_code, "", "", "")
         outcome = check_agreements(shell, agreements, bank, business_date, window_days)
