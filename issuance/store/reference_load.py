@@ -4,6 +4,10 @@ Each table is COPYed into a temporary table and merged with one INSERT ... ON CO
 clause skips identical rows, so loading the same file twice writes nothing (no updated_at churn). Persons are
 stored encrypted; whether one changed is decided by a keyed fingerprint of its ID number and name, not by
 decrypting the stored values.
+
+A load never undoes what this system wrote itself: a card whose savings account the bank opened at our
+request keeps `financial_status = ACTIVE` whatever the file says (an export older than the activation, or the
+same file loaded again), so that no second account is ever requested for it.
 """
 
 from __future__ import annotations
