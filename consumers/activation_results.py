@@ -157,7 +157,11 @@ class ActivationResults:
         self.stats.final_failures += int(final)
         reason = result.failure_reason.value
         detail = f"bank {target.bank_code}: {reason} (attempt {attempts} of {self._max_attempts}"
-        detail += ", final)" if final else ", requested again by the next run)"
+        if final:  # nothing of the application is left open: the history says the holder may apply again
+            card = " and its card in production cancelled" if target.application_type == "NEW_CARD" else ""
+            detail += f", final: account refused{card}; the holder may apply again)"
+        else:
+            detail += ", requested again by the next run)"
         return Transition(
             application_id=target.application_id,
             from_state=target.state,
@@ -170,6 +174,7 @@ class ActivationResults:
             card_active=False,
             application_type=target.application_type,
             card_number=target.card_number,
+            card_cancelled=final and target.application_type == "NEW_CARD",  # an existing card is not ours
         )
 
     def _audit(self, result: Result, target: ActivationTarget, transition: Transition) -> Audit:

@@ -5,6 +5,12 @@ once, answers with ActivationCompleted or ActivationFailed, and only then commit
 request gets the answer it got the first time (kept in the bank's inbox): a replay opens no second account.
 A record it cannot answer (empty, undecodable, or a request for another bank) goes to the dead letters in the
 same transaction, and the bank goes on past it.
+
+A new card's request carries the account number personalized on its chip. An existing card's request carries
+none: a bank bound the account to the card when the card was personalized and finds it by the card number. The
+simulator has no such history, so it stands the bound account in with a number derived from the card
+(`bound_account`). The request also names the signed agreement (id, terms version, document hash) the bank
+ties the account to; the simulator only logs the agreement id.
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ from consumers.loop import send_all
 from issuance.crypto import Vault
 from issuance.domain.masking import mask_account
 from issuance.domain.model import DeadLetterReason
+from issuance.domain.numbers import bank_account_number
 from issuance.errors import DecodeError
 from issuance.messages import (
     ActivationCompleted,
@@ -36,12 +43,22 @@ from issuance.store.bank_ledger import Conn, OpenedAccount, StoredAnswer
 
 log = logging.getLogger(__name__)
 
+# The simulated banks' stand-in BIN for accounts bound to existing cards before this system knew them.
+BOUND_ACCOUNT_BIN = "621999"
+
 # The failures a bank may answer with (the ActivationFailureReason enum), as the simulator injects them.
 INJECTED_FAILURES: tuple[tuple[ActivationFailureReason, str], ...] = (
     (ActivationFailureReason.KYC_FAILED, "identity check at the bank did not pass"),
     (ActivationFailureReason.ACCOUNT_LIMIT, "the holder reached the number of accounts allowed"),
     (ActivationFailureReason.BANK_SYSTEM_ERROR, "core banking system rejected the opening"),
 )
+
+
+def bound_account(card_number: str) -> str:
+    """The account a simulated bank bound to an existing card when it was personalized (a real bank looks it
+    up by the card number): a valid 19-digit number, the same for the same card."""
+    sequence = int.from_bytes(hashlib.sha256(card_number.encode()).digest()[:8], "big") % 10**12
+    return bank_account_number(BOUND_ACCOUNT_BIN, sequence)
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,6 +172,8 @@ class BankSimulator:
         now = datetime.now(UTC)
         for request in requests:
             answer_id = activation_answer_event_id(request.event_id)
+            account_number = request.account_number or bound_account(request.card_number)
+            log.debug("request %s names agreement %s", request.event_id, request.agreement_id)
             # An account already open for this application is never opened again: the answer is "completed".
             failure = None if request.application_id in holding else self._policy.failure(request.event_id)
             answer: ActivationCompleted | ActivationFailed
@@ -164,8 +183,8 @@ class BankSimulator:
                         OpenedAccount(
                             bank_code=self.bank_code,
                             application_id=request.application_id,
-                            account_index=self._vault.blind_index(request.account_number),
-                            account_number_enc=self._vault.encrypt(request.account_number),
+                            account_index=self._vault.blind_index(account_number),
+                            account_number_enc=self._vault.encrypt(account_number),
                             card_number=request.card_number,
                             request_event_id=request.event_id,
                         )
@@ -176,7 +195,7 @@ class BankSimulator:
                     request_event_id=request.event_id,
                     application_id=request.application_id,
                     bank_code=self.bank_code,
-                    account_reference=mask_account(request.account_number),
+                    account_reference=mask_account(account_number),
                     completed_at=now,
                 )
                 self.stats.opened += 1

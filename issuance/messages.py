@@ -151,7 +151,11 @@ class DecisionIssued(_Codec):
 
 @dataclass(frozen=True, slots=True, repr=False)
 class ActivationRequested(_Codec):
-    """Asks a bank to open a card's account; carries personal data, so only on the bank's own topic."""
+    """Asks a bank to switch on a card's account; carries personal data, so only on the bank's own topic.
+
+    The signed agreement travels with it (id, terms version, document hash) so the bank can tie the account to
+    the document. `account_number` is the number on a new card's chip; None for an existing card, whose
+    account the bank bound to it when it was personalized and finds by the card number."""
 
     RECORD: ClassVar[str] = "ActivationRequested"
 
@@ -161,12 +165,15 @@ class ActivationRequested(_Codec):
     application_type: ApplicationType
     attempt: int
     card_number: str
-    account_number: str
+    account_number: str | None
     holder_id_number: str
     holder_name: str
     requested_at: datetime
     card_identification_code: str | None = None
     run_id: int | None = None
+    agreement_id: str | None = None  # None only in v1 messages
+    terms_version: str | None = None
+    document_sha256: str | None = None
 
     def __repr__(self) -> str:
         # Never print the personal fields (logs, tracebacks).
@@ -189,6 +196,9 @@ class ActivationRequested(_Codec):
             "holder_name": self.holder_name,
             "requested_at": _timestamp(self.requested_at),
             "run_id": self.run_id,
+            "agreement_id": self.agreement_id,
+            "terms_version": self.terms_version,
+            "document_sha256": self.document_sha256,
         }
 
     @classmethod
@@ -209,6 +219,9 @@ class ActivationRequested(_Codec):
                 requested_at=requested_at,
                 card_identification_code=record.get("card_identification_code"),
                 run_id=record.get("run_id"),
+                agreement_id=record.get("agreement_id"),
+                terms_version=record.get("terms_version"),
+                document_sha256=record.get("document_sha256"),
             ),
         )
         return result

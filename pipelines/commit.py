@@ -1,12 +1,14 @@
 """The run's final step: one PostgreSQL transaction that applies the whole night.
 
 What needs more than one record (duplicates per person, the agreement join across nights) is done here,
-set-based over the staging tables, calling the pure domain functions for the rules. The accepted applications
-keep what a helper personalized from their slots while the transaction decided
-(`pipelines.personalize_staged`). Everything the night changes commits together: application states and
-history, agreements, cards, bank accounts, outbox events, dead letters, the reconciliation, the checkpoint and
-the run's status. A crash before COMMIT leaves nothing behind; the run is resumed over the same plan, whose
-slots give the same numbers."""
+set-based over the staging tables, calling the pure domain functions for the rules. Earlier applications that
+would lead to a card or a bank request tonight (accepted on a late agreement, a failed activation asked again)
+are verified again against tonight's reference data by the first night's rule. The accepted applications keep
+what a helper personalized from their slots while the transaction decided (`pipelines.personalize_staged`).
+Everything the night changes commits together: application states and history, agreements, cards, bank
+accounts, outbox events, dead letters, the reconciliation, the checkpoint and the run's status. A crash
+before COMMIT leaves nothing behind; the run is resumed over the same plan, whose slots give the same
+numbers."""
 
 from __future__ import annotations
 
@@ -14,12 +16,14 @@ import itertools
 import operator
 import queue
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
+
+from psycopg import errors
 
 from issuance.codec.avro import encode_many
 from issuance.crypto import Vault
@@ -34,21 +38,35 @@ from issuance.domain.model import (
     Bank,
     Channel,
     DeadLetterReason,
+    Material,
+    Person,
     Reason,
     ReferenceData,
     State,
 )
+from issuance.domain.verification import verify
+from issuance.errors import ReconciliationFailed
 from issuance.kafka.outbox_relay import seal_payloads
 from issuance.kafka.topics import Topics
 from issuance.messages import DecisionIssued, decision_event_id, resent_decision_event_id
 from issuance.store import decisions_repo as repo
 from issuance.store.db import copy_rows
+from issuance.store.reference_repo import lookup_persons
 from issuance.store.run_repo import STAGED_DEAD_LETTER_COLUMNS, Conn, Run, reserve_slots
 from pipelines.faults import crash_point
-from pipelines.personalize import Candidate, Request, activation_requests, personalize
+from pipelines.personalize import (
+    Candidate,
+    Request,
+    SignedAgreement,
+    activation_requests,
+    application_shell,
+    local_time,
+    personalize,
+)
 from pipelines.personalize_staged import personalizing
 
 SPEC_VERSION = "3.00"
+ONE_ACCOUNT_PER_CARD = "bank_accounts_one_per_card"  # migration 0024
 VALIDITY_YEARS = 10
 CARD_COLUMNS = (
     "card_number",
@@ -74,7 +92,6 @@ ACCOUNT_COLUMNS = (
     "status",
     "run_id",
 )
-_NO_APPLICANT = Applicant("", "", "")  # the rules after verification never read personal data
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,6 +120,7 @@ class CommitStats:
     accounts: int = 0
     activation_requests: int = 0
     requested_again: int = 0
+    retries_rejected: int = 0  # failed activations that no longer pass verification: rejected, not retried
     decisions: int = 0
     dead_letters: int = 0
     reexamined: dict[str, int] = field(default_factory=dict)
@@ -120,31 +138,6 @@ def valid_until(issued: date) -> date:
 
 _TYPES = {t.value: t for t in ApplicationType}
 _CHANNELS = {c.value: c for c in Channel}
-_ZONES: dict[int, timezone] = {}  # a night's applications come from a handful of UTC offsets
-
-
-def _zone(utc_offset: int) -> timezone:
-    zone = _ZONES.get(utc_offset)
-    if zone is None:
-        zone = _ZONES[utc_offset] = timezone(timedelta(seconds=utc_offset))
-    return zone
-
-
-def _shell(
-    application_id: str, application_type: str, bank_code: str, submitted_at: datetime, utc_offset: int
-) -> Application:
-    """An application as the rules after verification see it: keys, bank, submission time in its offset."""
-    local = submitted_at.astimezone(_zone(utc_offset))
-    return Application(
-        application_id,
-        _TYPES[application_type],
-        "",
-        bank_code,
-        Channel.COUNTER,
-        _NO_APPLICANT,
-        (),
-        local,
-    )
 
 
 def apply_night(conn: Conn, night: NightContext) -> CommitStats:
@@ -155,9 +148,19 @@ def apply_night(conn: Conn, night: NightContext) -> CommitStats:
         night.vault,
         night.catalog.banks,
         night.run.run_id,
+        night.run.business_date,
+        night.window_days,
         in_process=night.personalize_in_process,
     ) as personalized:
-        return _apply_night(conn, night, personalized)
+        try:
+            return _apply_night(conn, night, personalized)
+        except errors.UniqueViolation as exc:
+            if exc.diag.constraint_name != ONE_ACCOUNT_PER_CARD:
+                raise
+            raise ReconciliationFailed(
+                f"run {night.run.run_id}: a card would get a second live bank account (index"
+                f" {ONE_ACCOUNT_PER_CARD}); the night was rolled back: see RUNBOOK.md, 'one account per card'"
+            ) from exc
 
 
 def _apply_night(conn: Conn, night: NightContext, personalized: Future[int]) -> CommitStats:
@@ -177,6 +180,8 @@ def _apply_night(conn: Conn, night: NightContext, personalized: Future[int]) -> 
     repo.analyze(conn, "run_decisions")
     with timer("agreement_join"):
         stats.reexamined = _decide_agreements(conn, night, timer)
+    with timer("recheck"):
+        stats.retries_rejected = _recheck_reference(conn, night, stats.reexamined)
     repo.analyze(conn, "run_decisions")
     with timer("apply_decisions"):
         repo.apply_decisions(conn, run_id)
@@ -188,6 +193,7 @@ def _apply_night(conn: Conn, night: NightContext, personalized: Future[int]) -> 
             )
         with timer("history"):
             repo.record_history(conn, run_id)
+            repo.cancel_rejected_cards(conn)
         with timer("resent"):
             stats.resent = _reissue_first_decisions(conn, night, resent)
         with timer("settle_agreements"):
@@ -304,7 +310,7 @@ def _decide_duplicates(conn: Conn, run_id: int) -> None:
     rows = conn.execute(repo.CONTESTED_QUERY, {"run": run_id}).fetchall()
     for _key, group in itertools.groupby(rows, key=lambda r: bytes(r[0])):
         members = list(group)
-        shells = [_shell(str(r[1]), "NEW_CARD", "", r[2], int(r[3])) for r in members]
+        shells = [application_shell(str(r[1]), "NEW_CARD", "", r[2], int(r[3])) for r in members]
         resolution = resolve_duplicates(shells, open_elsewhere=bool(members[0][4]))
         for duplicate in resolution.duplicates:
             decisions.append(
@@ -386,7 +392,7 @@ def _decide_page(
         rows = list(group)
         first = rows[0]
         is_new = bool(first[1])
-        application = _shell(application_id, first[2], first[3], first[4], first[5])
+        application = application_shell(application_id, first[2], first[3], first[4], first[5])
         agreements = [
             Agreement(r[6], application_id, r[7], r[8], r[9], r[10], _CHANNELS[r[11]])
             for r in rows
@@ -413,6 +419,109 @@ def _decide_page(
     return decisions
 
 
+@dataclass(frozen=True, slots=True)
+class Recheck:
+    """An earlier application about to lead to a card or a bank request tonight, as verification sees it."""
+
+    from_state: str  # AWAITING_AGREEMENT (accepted on a late agreement) or ACTIVATION_FAILED (a retry)
+    agreement_id: str | None
+    application: Application
+    person_key: bytes
+    card_registered: bool
+    issued_card_holder: bool  # the person holds another card this system issued (not cancelled)
+
+
+def recheck(
+    candidates: Sequence[Recheck], persons: Mapping[bytes, Person], catalog: ReferenceData
+) -> list[tuple[str, str, str | None, list[str]]]:
+    """Article 5 on every decision: (application id, from state, agreement id, reasons) of each candidate that
+    no longer passes verification against tonight's reference data; the same rule as on its first night."""
+    rejections = []
+    for c in candidates:
+        reasons = verify(
+            c.application, persons.get(c.person_key), catalog, c.card_registered, c.issued_card_holder
+        )
+        if reasons:
+            rejections.append(
+                (c.application.application_id, c.from_state, c.agreement_id, [r.value for r in reasons])
+            )
+    return rejections
+
+
+def _recheck_reference(conn: Conn, night: NightContext, reexamined: dict[str, int]) -> int:
+    """The applications accepted tonight on a late agreement and the failed activations about to be requested
+    again are verified again (issuing area approved, bank cooperating there, person in the registry and
+    insured, existing cards); one that no longer passes is rejected with the ordinary reason codes. Returns
+    how many failed activations were rejected instead of requested again."""
+    vault = night.vault
+    candidates = [
+        Recheck(
+            from_state,
+            agreement_id,
+            Application(
+                application_id,
+                _TYPES[application_type],
+                branch_code,
+                bank_code,
+                _CHANNELS[channel],
+                Applicant(vault.decrypt(id_enc), vault.decrypt(name_enc), _opened(vault, phone_enc) or ""),
+                tuple(Material(m) for m in materials),
+                local_time(submitted_at, int(utc_offset)),
+                card_number,
+                _opened(vault, guardian_enc),
+            ),
+            bytes(person_key),
+            bool(card_registered),
+            bool(issued_card_holder),
+        )
+        for (
+            from_state,
+            agreement_id,
+            application_id,
+            application_type,
+            branch_code,
+            bank_code,
+            channel,
+            person_key,
+            id_enc,
+            name_enc,
+            phone_enc,
+            guardian_enc,
+            card_number,
+            materials,
+            submitted_at,
+            utc_offset,
+            card_registered,
+            issued_card_holder,
+        ) in conn.execute(repo.RECHECK_QUERY, {"max_attempts": night.max_activation_attempts})
+    ]
+    persons = lookup_persons(
+        conn, vault, {c.person_key for c in candidates}, [c.application.application_id for c in candidates]
+    )
+    rejections = recheck(candidates, persons, night.catalog)
+    repo.reject_rechecked(conn, rejections)
+    again = sum(1 for r in rejections if r[1] == _AWAITING)
+    if again:
+        reexamined[_REQUESTED] -= again
+        if not reexamined[_REQUESTED]:
+            del reexamined[_REQUESTED]
+        reexamined[_REJECTED] = reexamined.get(_REJECTED, 0) + again
+    return len(rejections) - again
+
+
+def _opened(vault: Vault, envelope: bytes | None) -> str | None:
+    return None if envelope is None else vault.decrypt(envelope)
+
+
+def _signed(
+    agreement_id: str | None, terms_version: str | None, document_sha256: str | None
+) -> SignedAgreement | None:
+    """The accepted agreement of a stored application (None for one accepted before it was recorded)."""
+    if agreement_id is None or terms_version is None or document_sha256 is None:
+        return None
+    return SignedAgreement(agreement_id, terms_version, document_sha256)
+
+
 def _allocate_and_request(conn: Conn, night: NightContext, stats: CommitStats) -> None:
     """Cards, accounts and activation requests of the accepted applications: those read tonight as the Beam
     workers personalized them, those accepted on re-examination personalized here from the slot they kept."""
@@ -437,7 +546,7 @@ def _personalize_reexamined(
     person_keys = {}
     for row in page:
         application_id, application_type, bank_code, area_code, person_key, card, id_enc, name_enc = row[:8]
-        attempts, slot = row[8], row[9]
+        attempts, slot, agreement_id, terms_version, document_sha256 = row[8:13]
         if slot is None:  # submitted before slots were reserved with the plan (migration 0009)
             slot = reserve_slots(conn, 1)
         person_keys[application_id] = person_key
@@ -452,6 +561,7 @@ def _personalize_reexamined(
                 vault.decrypt(name_enc),
                 int(slot),
                 int(attempts) + 1,
+                _signed(agreement_id, terms_version, document_sha256),
             )
         )
     personalized = personalize(applicants, night.catalog.banks, vault, run.run_id, datetime.now(UTC))
@@ -524,10 +634,11 @@ def _request_failed_again(conn: Conn, night: NightContext, stats: CommitStats) -
                 vault.decrypt(name_enc),
                 0,
                 int(attempts) + 1,
+                _signed(agreement_id, terms_version, document_sha256),
             ),
             number,
             cic,
-            vault.decrypt(account_enc),
+            _opened(vault, account_enc),
         )
         for (
             application_id,
@@ -539,6 +650,9 @@ def _request_failed_again(conn: Conn, night: NightContext, stats: CommitStats) -
             number,
             cic,
             account_enc,
+            agreement_id,
+            terms_version,
+            document_sha256,
         ) in rows
     ]
     sealed = activation_requests(requests, vault, night.run.run_id, datetime.now(UTC))

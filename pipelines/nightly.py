@@ -303,6 +303,7 @@ def _commit(conn: Any, night: NightContext, topics: Topics) -> dict[str, Any]:
                 "bank_accounts": stats.accounts,
                 "activation_requests": stats.activation_requests,
                 "requested_again": stats.requested_again,
+                "retries_rejected": stats.retries_rejected,  # no longer pass verification: not retried
                 "personalized_verified": stats.personalized,  # accepted or not
                 "decisions": stats.decisions,
                 "dead_letters": stats.dead_letters,

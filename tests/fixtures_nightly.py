@@ -187,3 +187,28 @@ def topic_event_ids(settings: Settings, topics: list[str]) -> list[str]:
         return ids
     finally:
         consumer.close()
+
+
+def load_reference_data(settings: Settings, database_url: str, reference: Any) -> None:
+    """Load reference data built by `tests.factories` (the registry as it stands) and its bank topics."""
+    with connect(database_url) as conn:
+        load_reference(conn, Vault.from_settings(settings), reference, actor="test", source="factories")
+    ensure_topics(str(settings.kafka_bootstrap), settings, list(reference.banks))
+
+
+def publish_records(settings: Settings, applications: Any = (), agreements: Any = ()) -> None:
+    """Publish applications and agreements built by `tests.factories`, as a branch would."""
+    from issuance.domain.contract import agreement_to_record, application_to_record
+
+    topics = Topics(settings)
+    producer = KafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks="all", linger_ms=5)
+    try:
+        for application in applications:
+            value = encode("ApplicationSubmitted", application_to_record(application))
+            producer.send(topics.applications, key=application.application_id.encode(), value=value)
+        for agreement in agreements:
+            value = encode("AgreementSigned", agreement_to_record(agreement))
+            producer.send(topics.agreements, key=agreement.application_id.encode(), value=value)
+        producer.flush()
+    finally:
+        producer.close()

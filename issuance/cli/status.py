@@ -57,7 +57,12 @@ def describe(conn: q.Conn, vault: Vault, application_id: str) -> dict[str, Any]:
             {
                 "bank_code": account.bank_code,
                 "status": account.status,
-                "account_number": mask_account(vault.decrypt(account.account_number_enc)),
+                # None for an existing card: the bank switches on the account bound to the card.
+                "account_number": (
+                    mask_account(vault.decrypt(account.account_number_enc))
+                    if account.account_number_enc is not None
+                    else None
+                ),
             }
             if account
             else None

@@ -41,6 +41,9 @@ class Transition:
     card_active: bool
     application_type: str
     card_number: str | None
+    # The bank refused for the last time: the application's card still in production is cancelled, so that
+    # nothing of it blocks the holder from applying again (its account is FAILED already).
+    card_cancelled: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,6 +124,10 @@ def apply_transitions(conn: Conn, transitions: Sequence[Transition], stage: str 
         cur.executemany(
             "UPDATE cards SET status = 'ACTIVE' WHERE application_id = %s",
             [(t.application_id,) for t in active],
+        )
+        cur.executemany(
+            "UPDATE cards SET status = 'CANCELLED' WHERE application_id = %s AND status = 'IN_PRODUCTION'",
+            [(t.application_id,) for t in transitions if t.card_cancelled],
         )
         # An existing card (financial activation) now carries an active financial function.
         existing = [t for t in active if t.application_type == "FINANCIAL_ACTIVATION" and t.card_number]

@@ -234,6 +234,64 @@ ORDER BY c.application_id, g.agreement_id
 """
 
 
+# Re-examinations and retries see the reference data as it stands tonight (Article 5 on every decision). Only
+# the few applications accepted on a late agreement and the failed activations about to be requested again are
+# read; the same rule as on their first night (`issuance.domain.verification`) decides again.
+RECHECK_QUERY = """
+WITH rechecked AS (
+    SELECT d.application_id, d.agreement_id, 'AWAITING_AGREEMENT' AS from_state FROM run_decisions d
+    WHERE NOT d.is_new AND d.state = 'ACTIVATION_REQUESTED'
+    UNION ALL
+    SELECT a.application_id, a.agreement_id, 'ACTIVATION_FAILED' FROM applications a
+    WHERE a.state = 'ACTIVATION_FAILED' AND a.activation_attempts < %(max_attempts)s
+)
+SELECT r.from_state, r.agreement_id, a.application_id, a.application_type, a.branch_code, a.bank_code,
+       a.channel, a.person_key, a.id_number_enc, a.name_enc, a.phone_enc, a.guardian_id_enc, a.card_number,
+       a.materials, a.submitted_at, coalesce(a.submitted_utc_offset, 0) AS submitted_utc_offset,
+       EXISTS (SELECT 1 FROM person_cards p WHERE p.card_number = a.card_number) AS card_registered,
+       EXISTS (SELECT 1 FROM cards c WHERE c.person_key = a.person_key AND c.status <> 'CANCELLED'
+               AND c.application_id <> a.application_id) AS issued_card_holder
+FROM rechecked r JOIN applications a USING (application_id)
+ORDER BY a.application_id
+"""
+
+
+def reject_rechecked(conn: Conn, rejections: Sequence[tuple[str, str, str | None, list[str]]]) -> None:
+    """Applications that no longer pass verification: (application id, from state, agreement id, reasons).
+
+    A re-examined one's acceptance becomes a rejection; a failed activation gets a decision of its own (it is
+    not requested again)."""
+    conn.execute(
+        "CREATE TEMP TABLE run_rechecked (application_id text PRIMARY KEY, from_state text NOT NULL,"
+        " agreement_id text, reasons text[] NOT NULL) ON COMMIT DROP"
+    )
+    with (
+        conn.cursor() as cur,
+        cur.copy("COPY run_rechecked (application_id, from_state, agreement_id, reasons) FROM STDIN") as copy,
+    ):
+        for row in rejections:
+            copy.write_row(row)
+    conn.execute(
+        "UPDATE run_decisions d SET state = 'REJECTED', reasons = r.reasons, stage = 'verify'"
+        " FROM run_rechecked r WHERE d.application_id = r.application_id AND NOT d.is_new"
+    )
+    conn.execute(
+        "INSERT INTO run_decisions (application_id, is_new, from_state, state, reasons, stage, agreement_id)"
+        " SELECT application_id, false, from_state, 'REJECTED', reasons, 'verify', agreement_id"
+        " FROM run_rechecked WHERE from_state = 'ACTIVATION_FAILED'"
+    )
+
+
+def cancel_rejected_cards(conn: Conn) -> int:
+    """A card still in production for an application rejected on its retry is cancelled: nothing of it is
+    left to block the holder (its account was refused already)."""
+    return conn.execute(
+        "UPDATE cards c SET status = 'CANCELLED' FROM run_decisions d"
+        " WHERE d.from_state = 'ACTIVATION_FAILED' AND d.state = 'REJECTED'"
+        "  AND c.application_id = d.application_id AND c.status = 'IN_PRODUCTION'"
+    ).rowcount
+
+
 def apply_decisions(conn: Conn, run_id: int) -> None:
     """New applications inserted with their decided state; re-examined ones updated; history of each step.
 
@@ -316,8 +374,8 @@ def insert_personalized(
 ) -> tuple[int, int, int]:
     """Cards, accounts and first activation requests of the applications this run read and accepted, from
     what the helper personalized (`pipelines.personalize_staged`); returns (cards, accounts, requests). An
-    accepted application without a personalization (or whose bank has no topic) breaks a NOT NULL: the run
-    fails.
+    accepted application without a personalization for the agreement it was accepted on (or whose bank has
+    no topic) breaks a NOT NULL: the run fails.
 
     One statement: the accepted applications are joined with their personalization once, and the three
     inserts read that result."""
@@ -329,6 +387,7 @@ def insert_personalized(
         " FROM run_decisions d JOIN staged_applications s"
         "  ON s.run_id = %(run)s AND s.application_id = d.application_id"
         " LEFT JOIN staged_personalized p ON p.run_id = %(run)s AND p.application_id = d.application_id"
+        "  AND p.agreement_id IS NOT DISTINCT FROM d.agreement_id"
         " LEFT JOIN unnest(%(banks)s::text[], %(topics)s::text[]) AS t(bank, topic) ON t.bank = s.bank_code"
         " WHERE d.is_new AND d.state = 'ACTIVATION_REQUESTED'"
         "), new_cards AS ("
@@ -369,8 +428,10 @@ def insert_personalized(
 
 REEXAMINED_ACCEPTED_QUERY = """
 SELECT a.application_id, a.application_type, a.bank_code, a.area_code, a.person_key, a.card_number,
-       a.id_number_enc, a.name_enc, a.activation_attempts, a.slot
+       a.id_number_enc, a.name_enc, a.activation_attempts, a.slot, g.agreement_id, g.terms_version,
+       g.document_sha256
 FROM run_decisions d JOIN applications a USING (application_id)
+LEFT JOIN agreements g ON g.agreement_id = a.agreement_id  -- kept by settle_agreements before allocation
 WHERE NOT d.is_new AND d.state = 'ACTIVATION_REQUESTED' AND d.application_id > %(after)s
   AND a.application_id > %(after)s  -- both sides start at the page: no rescan from the first row
 ORDER BY d.application_id
@@ -379,10 +440,12 @@ LIMIT %(limit)s
 
 RETRY_QUERY = """
 SELECT a.application_id, a.application_type, a.bank_code, a.activation_attempts, a.id_number_enc, a.name_enc,
-       coalesce(c.card_number, a.card_number), c.card_identification_code, b.account_number_enc
+       coalesce(c.card_number, a.card_number), c.card_identification_code, b.account_number_enc,
+       g.agreement_id, g.terms_version, g.document_sha256
 FROM applications a
 JOIN bank_accounts b USING (application_id)
 LEFT JOIN cards c USING (application_id)
+LEFT JOIN agreements g ON g.agreement_id = a.agreement_id
 WHERE a.state = 'ACTIVATION_FAILED' AND a.activation_attempts < %s
 ORDER BY a.application_id
 FOR UPDATE OF a

@@ -4,6 +4,10 @@ Each table is COPYed into a temporary table and merged with one INSERT ... ON CO
 clause skips identical rows, so loading the same file twice writes nothing (no updated_at churn). Persons are
 stored encrypted; whether one changed is decided by a keyed fingerprint of its ID number and name, not by
 decrypting the stored values.
+
+A load never undoes what this system wrote itself: a card whose savings account the bank opened at our
+request keeps `financial_status = ACTIVE` whatever the file says (an export older than the activation, or the
+same file loaded again), so that no second account is ever requested for it.
 """
 
 from __future__ import annotations
@@ -11,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from itertools import islice
-from typing import Any
+from typing import Any, LiteralString
 
 import psycopg
 from psycopg import sql
@@ -53,6 +57,9 @@ class _Table:
     columns: tuple[str, ...]  # every column written, keys first
     types: tuple[str, ...]  # PostgreSQL type of each column, for binary COPY
     compare: tuple[str, ...]  # a row changed when one of these differs
+    # Run on the loaded rows (the temporary table, as {temp}) before the merge: what this system wrote itself
+    # and the file may not undo.
+    keep_own: LiteralString | None = None
 
 
 AREAS = _Table(
@@ -89,6 +96,10 @@ CARDS = _Table(
     ("card_number", "person_key", "bank_code", "status", "financial_status"),
     ("text", "bytea", "text", "text", "text"),
     ("person_key", "bank_code", "status", "financial_status"),
+    # A savings function this system activated (the bank opened the card's account) stays active, whatever
+    # an older registry export says: a reload must not make the card look activatable a second time.
+    keep_own="UPDATE {temp} AS n SET financial_status = 'ACTIVE' FROM bank_accounts b"
+    " WHERE b.card_number = n.card_number AND b.status = 'OPEN' AND n.financial_status <> 'ACTIVE'",
 )
 
 
@@ -186,6 +197,8 @@ def _upsert(conn: psycopg.Connection[TupleRow], table: _Table, rows: Iterable[Se
             for row in rows:
                 copy.write_row(row)
                 total += 1
+    if table.keep_own is not None:
+        conn.execute(sql.SQL(table.keep_own).format(temp=temp))
     # Temporary tables are never auto-analyzed: without statistics the merge would not use a hash join.
     conn.execute(sql.SQL("ANALYZE {}").format(temp))
     updates = [c for c in table.columns if c not in table.keys]

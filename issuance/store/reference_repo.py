@@ -44,17 +44,26 @@ def load_catalog(conn: psycopg.Connection[TupleRow]) -> ReferenceData:
 
 
 def lookup_persons(
-    conn: psycopg.Connection[TupleRow], vault: Vault, person_keys: Collection[bytes]
+    conn: psycopg.Connection[TupleRow],
+    vault: Vault,
+    person_keys: Collection[bytes],
+    own_applications: Collection[str] = (),
 ) -> dict[bytes, Person]:
-    """The registry persons (decrypted, with their cards) among `person_keys`, by person key."""
+    """The registry persons (decrypted, with their cards) among `person_keys`, by person key.
+
+    Activation is keyed by the card: a card whose account this system has requested or opened counts as
+    financially ACTIVE whatever the registry says, so no second account is ever requested for it. The
+    accounts of `own_applications` do not count (a retried activation is not blocked by its own account)."""
     if not person_keys:
         return {}
     keys = list(person_keys)
     cards: dict[bytes, list[ExistingCard]] = {}
     for card_number, key, bank_code, status, financial in conn.execute(
-        "SELECT card_number, person_key, bank_code, status, financial_status FROM person_cards"
-        " WHERE person_key = ANY(%b) ORDER BY card_number",
-        (keys,),
+        "SELECT c.card_number, c.person_key, c.bank_code, c.status, CASE WHEN EXISTS (SELECT 1"
+        "  FROM bank_accounts b WHERE b.card_number = c.card_number AND b.status IN ('REQUESTED', 'OPEN')"
+        "  AND b.application_id <> ALL(%b)) THEN 'ACTIVE' ELSE c.financial_status END"
+        " FROM person_cards c WHERE c.person_key = ANY(%b) ORDER BY c.card_number",
+        (list(own_applications), keys),
         binary=True,
     ):
         cards.setdefault(bytes(key), []).append(

@@ -66,7 +66,7 @@ class AccountRow:
 
     bank_code: str
     status: str
-    account_number_enc: bytes
+    account_number_enc: bytes | None  # None for an existing card's account (the bank knows it)
 
 
 @dataclass(frozen=True, slots=True)

@@ -114,7 +114,7 @@ class DecodeBatch(beam.DoFn):  # type: ignore[misc]
     ) -> None:
         Metrics.counter(STAGE, reason).inc()
         # The whole value is kept (sealed) in the dead letter, however large: its event carries only a bounded
-        # excerpt with the size and digest (issuance/dead_letter_events.py), and re-drive and export need it all.
+        # excerpt with size and digest (issuance/dead_letter_events.py); re-drive and export need all of it.
         payload = record.value or b""
         out.dead_letters.append(
             dead_letter_row(

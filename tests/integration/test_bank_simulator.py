@@ -114,3 +114,30 @@ def test_injected_failures_follow_the_seed_and_the_request(settings: Settings) -
         )
         == 0
     )
+
+
+def test_an_existing_card_is_switched_on_with_the_account_bound_to_it(settings: Settings) -> None:
+    from dataclasses import replace
+
+    from consumers.bank_simulator import bound_account
+    from issuance.domain.masking import mask_account
+    from issuance.domain.model import ApplicationType
+    from issuance.kafka.topics import Topics
+
+    [waiting] = seed_waiting(settings, 1)
+    request = replace(
+        request_for(waiting),
+        application_type=ApplicationType.FINANCIAL_ACTIVATION,
+        account_number=None,  # the card carries its account: the bank finds it by the card number
+        agreement_id="AGR-000001",
+        terms_version="2026.1",
+        document_sha256="0" * 64,
+    )
+    produce(settings.kafka_bootstrap or "", Topics(settings).activation_requests(BANK), [request.to_bytes()])
+
+    assert serve(settings)[BANK]["opened"] == 1
+
+    [answer] = answers(settings)
+    assert isinstance(answer, ActivationCompleted)
+    assert answer.account_reference == mask_account(bound_account(waiting.card_number))
+    assert scalar(settings, "SELECT count(*) FROM bank_sim.accounts") == 1

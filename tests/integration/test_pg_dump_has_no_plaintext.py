@@ -182,7 +182,12 @@ def test_a_nightly_run_stores_no_personal_data_in_the_clear(
     nightly.run(["--business-date", generated.business_date(1)], settings=settings)
     vault = Vault.from_settings(settings)
     with connect(database_url) as conn:
-        accounts = [vault.decrypt(r[0]) for r in conn.execute("SELECT account_number_enc FROM bank_accounts")]
+        accounts = [  # an existing card's account has no number here: the bank finds it by the card
+            vault.decrypt(r[0])
+            for r in conn.execute(
+                "SELECT account_number_enc FROM bank_accounts WHERE account_number_enc IS NOT NULL"
+            )
+        ]
         dead = conn.execute("SELECT count(*) FROM dead_letters").fetchone()
         applications = conn.execute("SELECT count(*) FROM applications").fetchone()
     assert accounts and dead and dead[0] > 0 and applications and applications[0] > 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
 
 import pytest
 
@@ -28,6 +29,24 @@ from issuance.messages import (
 AT = datetime(2026, 11, 2, 1, 30, tzinfo=UTC)
 CST = timezone(timedelta(hours=8))
 REQUEST_ID = activation_request_event_id("APP-000001", 1)
+
+ACTIVATION_V2 = ActivationRequested(  # v2: an existing card (no account number), with its agreement
+    activation_request_event_id("APP-000002", 2),
+    "APP-000002",
+    "ICBC",
+    ApplicationType.FINANCIAL_ACTIVATION,
+    2,
+    "A1B2C3D4E",
+    None,
+    "110105198001011238",
+    "张伟",
+    AT,
+    None,
+    43,
+    "AGR-000002",
+    "2026.1",
+    "ab" * 32,
+)
 
 EVENTS: list[Event] = [
     DecisionIssued(
@@ -75,6 +94,7 @@ EVENTS: list[Event] = [
         b"\xc3\x01" + bytes(8),
         AT,
     ),
+    ACTIVATION_V2,
 ]
 
 
@@ -122,3 +142,21 @@ def test_repr_of_events_with_personal_data_hides_it() -> None:
 def test_the_newest_decision_schema_carries_every_reason_code() -> None:
     fields = {f["name"]: f for f in registry().latest("DecisionIssued").parsed["fields"]}
     assert fields["reasons"]["type"]["items"]["symbols"] == [reason.value for reason in Reason]
+
+
+def test_a_v1_activation_request_reads_with_no_agreement() -> None:
+    v1 = (Path(__file__).parent / "golden" / "ActivationRequested.v1.bin").read_bytes()
+    request = ActivationRequested.from_bytes(v1)
+    assert request.account_number == "6222020000000000011"
+    assert (request.agreement_id, request.terms_version, request.document_sha256) == (None, None, None)
+
+
+def test_an_activation_request_names_its_agreement_on_the_wire() -> None:
+    decoded = ActivationRequested.from_bytes(ACTIVATION_V2.to_bytes())
+    assert (decoded.agreement_id, decoded.terms_version, decoded.document_sha256) == (
+        "AGR-000002",
+        "2026.1",
+        "ab" * 32,
+    )
+    assert decoded.account_number is None
+    assert "张伟" not in repr(decoded)
