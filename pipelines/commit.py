@@ -19,7 +19,7 @@ import time
 from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -429,6 +429,7 @@ class Recheck:
     person_key: bytes
     card_registered: bool
     issued_card_holder: bool  # the person holds another card this system issued (not cancelled)
+    guardian_key: bytes | None = None  # blind index of the guardian's ID number, when one is given
 
 
 def recheck(
@@ -439,7 +440,12 @@ def recheck(
     rejections = []
     for c in candidates:
         reasons = verify(
-            c.application, persons.get(c.person_key), catalog, c.card_registered, c.issued_card_holder
+            c.application,
+            persons.get(c.person_key),
+            catalog,
+            c.card_registered,
+            c.issued_card_holder,
+            persons.get(c.guardian_key) if c.guardian_key is not None else None,
         )
         if reasons:
             rejections.append(
@@ -495,9 +501,14 @@ def _recheck_reference(conn: Conn, night: NightContext, reexamined: dict[str, in
             issued_card_holder,
         ) in conn.execute(repo.RECHECK_QUERY, {"max_attempts": night.max_activation_attempts})
     ]
-    persons = lookup_persons(
-        conn, vault, {c.person_key for c in candidates}, [c.application.application_id for c in candidates]
-    )
+    candidates = [
+        replace(c, guardian_key=vault.blind_index(guardian))
+        if (guardian := c.application.guardian_id_number)
+        else c
+        for c in candidates
+    ]
+    keys = {c.person_key for c in candidates} | {c.guardian_key for c in candidates if c.guardian_key}
+    persons = lookup_persons(conn, vault, keys, [c.application.application_id for c in candidates])
     rejections = recheck(candidates, persons, night.catalog)
     repo.reject_rechecked(conn, rejections)
     again = sum(1 for r in rejections if r[1] == _AWAITING)

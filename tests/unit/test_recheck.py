@@ -6,7 +6,7 @@ from dataclasses import replace
 
 import pytest
 
-from issuance.domain.model import Bank, IssuingArea, Person, ReferenceData
+from issuance.domain.model import Bank, IssuingArea, Material, Person, ReferenceData
 from pipelines.commit import Recheck, recheck
 from tests import factories as f
 
@@ -78,3 +78,16 @@ def test_only_the_candidates_that_fail_are_returned() -> None:
     failing = _candidate(application=f.application(application_id="APP-2", bank_code="ABC"))
     found = recheck([_candidate(), failing], {KEY: f.person()}, reference)
     assert [r[0] for r in found] == ["APP-2"]
+
+
+def test_a_childs_guardian_is_looked_up_again_like_on_the_first_night() -> None:
+    born = f.id_number(birth=f.SUBMITTED_AT.date().replace(year=f.SUBMITTED_AT.year - 10))
+    child = f.person(id_number=born)
+    app = f.application(
+        id_number=born, guardian_id_number=f.GUARDIAN_ID, materials=(Material.HOUSEHOLD_REGISTER,)
+    )
+    guardian_key = b"guardian-key"
+    candidate = _candidate(application=app, guardian_key=guardian_key)
+    guardian = f.person(id_number=f.GUARDIAN_ID, name="张建国")
+    assert recheck([candidate], {KEY: child, guardian_key: guardian}, f.reference()) == []
+    assert recheck([candidate], {KEY: child}, f.reference())[0][3] == ["GUARDIAN_NOT_FOUND"]
