@@ -1,15 +1,15 @@
-"""The floors the nightly is measured against: one process reading the night's planned records into PostgreSQL.
+"""The floors the nightly is measured against: one process reads the night's planned records into PostgreSQL.
 
 Two floors over the same planned ranges:
-  honest floor:   what this machine can do in one process. Every partition assigned at once, fetches tuned for
-                  throughput (short broker wait, large fetches, many records per poll), the single-object header
-                  checked by hand and the body read by fastavro with the writer's schema looked up by its
-                  fingerprint, a binary COPY of the kept columns into an unlogged table. Measured in three
-                  passes so that the breakdown shows: consume alone, consume + decode, consume + decode + COPY
-                  (the floor's figure).
-  contract floor: the floor of the earlier rounds, kept so that their figures stay comparable. Partitions one
-                  after another with the consumer's default fetch wait, the project's decode and contract parse
-                  into its message objects, a text COPY.
+  honest floor:   what this machine can do in one process. Every partition assigned at once, fetches
+                  tuned for throughput (short broker wait, large fetches, many records per poll), the
+                  single-object header checked by hand and the body read by fastavro with the writer's schema
+                  looked up by its fingerprint, a binary COPY of the kept columns into an unlogged table.
+                  Measured in three passes so that the breakdown shows: consume alone, consume + decode,
+                  consume + decode + COPY (the floor's figure).
+  contract floor: the floor of the earlier rounds, kept so that their figures stay comparable. Partitions
+                  one after another with the consumer's default fetch wait, the project's decode and contract
+                  parse into its message objects, a text COPY.
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ FETCH_MAX_WAIT_MS = 10
 MAX_PARTITION_FETCH_BYTES = 16 * MIB
 FETCH_MAX_BYTES = 64 * MIB
 MAX_POLL_RECORDS = 50_000
-POLL_TIMEOUT_MS = 200
+POLL_TIMEOUT_MS = 50
 STALL_S = 60.0  # no record for this long while planned records are missing: the broker lost them
 # The columns both floors keep, binary-typed for the honest floor's COPY.
 COLUMNS = (
@@ -88,7 +88,7 @@ class HonestFloor:
 
 
 def kind_of(topic: str) -> str:
-    """The contract a benchmark topic carries, from its name (`<prefix>branch.applications` / `.agreements`)."""
+    """The contract a topic carries, from its name (`<prefix>branch.applications` or `.agreements`)."""
     return "application" if topic.endswith("applications") else "agreement"
 
 
@@ -118,7 +118,7 @@ def decoder(kind: str) -> Callable[[bytes | None], Row | None]:
         buffer = BytesIO(value)
         buffer.seek(HEADER_SIZE)
         try:
-            record = schemaless_reader(buffer, writer, None)
+            record: Any = schemaless_reader(buffer, writer, None)  # a dict: our schemas are all records
         except _BODY_ERRORS:
             return None
         if buffer.tell() != len(value):
@@ -128,7 +128,7 @@ def decoder(kind: str) -> Callable[[bytes | None], Row | None]:
         except ValueError:
             at = None
         if at is not None and at.tzinfo is None:
-            at = None  # decodable, but not a time with an offset: the contract rejects it, the floor keeps None
+            at = None  # decodable, but no time with an offset: the contract rejects it, the floor keeps None
         branch = record[branch_field] if branch_field else None
         return (record[id_field], branch, record[bank_field], at)
 

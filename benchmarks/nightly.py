@@ -1,6 +1,7 @@
-"""Nightly throughput against two raw floors, on the same data, in one invocation; where the CPU goes; peak memory.
+"""Nightly throughput against two raw floors on the same data, in one invocation; where the CPU goes; memory.
 
-    python -m benchmarks.nightly --applications 200000 [--beam-args "--direct_running_mode=in_memory"] [--json]
+    python -m benchmarks.nightly --applications 200000 [--beam-args "--direct_running_mode=in_memory"]
+                                 [--json]
 
 Starts a throw-away broker and PostgreSQL, generates N applications (night 1 of the generator, with its
 agreements and malformed messages), publishes them, then measures:
@@ -10,9 +11,9 @@ agreements and malformed messages), publishes them, then measures:
                   steer by (goal 0.5).
   contract floor: the earlier rounds' floor (partitions one after another, the project's decode and contract
                   parse, text COPY), kept so that earlier figures stay comparable. The guard (0.25 or more).
-  nightly:        `pipelines.nightly.run` end to end (plan, Beam staging, the one-transaction commit, vendor files,
-                  outbox relay), with the run's default options unless --beam-args are given (a night of 50,000
-                  records or more: Beam workers and relay processes, one per CPU).
+  nightly:        `pipelines.nightly.run` end to end (plan, Beam staging, the one-transaction commit, vendor
+                  files, outbox relay), with the run's default options unless --beam-args are given (a night
+                  of 50,000 records or more: Beam workers and relay processes, one per CPU).
 CPU per record of each process group, per floor pass and per phase of the night, from sampled process CPU
 times (benchmarks/cpu_profile.py). Peak memory is the largest sum of RSS over this process and all its
 children (Beam workers included), sampled. N defaults to BENCH_N or 200,000.
@@ -169,12 +170,14 @@ def report_lines(figures: dict[str, Any]) -> list[str]:
     records = figures["records"]
     lines = [f"records {records:,} ({figures['applications']:,} applications, night 1 with agreements)"]
     lines.append(
-        f"honest floor   {honest['records_per_s']:>10,} records/s ({honest['s']:.1f} s, one process; breakdown:"
+        f"honest floor   {honest['records_per_s']:>10,} records/s ({honest['s']:.1f} s, one process),"
+        " breakdown:"
     )
     for step in honest["breakdown"]:
         lines.append(f"  {step['label']:<24} {step['records_per_s']:>10,} records/s ({step['s']:.1f} s)")
     lines.append(
-        f"contract floor {contract['records_per_s']:>10,} records/s ({contract['s']:.1f} s, the earlier floor)"
+        f"contract floor {contract['records_per_s']:>10,} records/s ({contract['s']:.1f} s,"
+        " the earlier rounds' floor)"
     )
     timings = nightly["timings_s"]
     lines.append(
@@ -185,10 +188,12 @@ def report_lines(figures: dict[str, Any]) -> list[str]:
     lines.append(f"ratio honest   {figures['ratio_honest']:>10.3f} (the figure we steer by; goal 0.5)")
     lines.append(f"ratio contract {figures['ratio_contract']:>10.3f} (guard: 0.25 or more)")
     lines.append(
-        f"peak memory    {figures['peak_memory_gib']:>10.2f} GiB (this process, Beam workers, broker; limit 4 GiB)"
+        f"peak memory    {figures['peak_memory_gib']:>10.2f} GiB"
+        " (this process, Beam workers, broker; limit 4 GiB)"
     )
     lines.append(
-        f"  with PostgreSQL {figures['peak_memory_with_postgres_gib']:>7.2f} GiB (PSS sum: shared memory counted once)"
+        f"  with PostgreSQL {figures['peak_memory_with_postgres_gib']:>7.2f} GiB"
+        " (PSS sum: shared memory counted once)"
     )
     lines.append(
         "commit         " + ", ".join(f"{k} {v:.1f}" for k, v in nightly["commit_timings_s"].items())
