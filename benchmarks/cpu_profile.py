@@ -30,6 +30,7 @@ import psutil
 
 ROLES = ("beam workers", "run process", "helpers", "postgresql", "broker", "sampling")
 INTERVAL_S = 0.5
+BUSY_S = 0.01  # CPU seconds between two samples above which a role counts as busy
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,11 +80,13 @@ class CpuSampler:
         self.measuring_threads: set[int] = set()
         self.times: list[float] = []
         self.samples: list[dict[str, float]] = []
+        self.last_busy: dict[str, float] = {}  # role -> the last sample in which it spent CPU
         self._service_roots: list[psutil.Process] = []
         self._procs: dict[int, psutil.Process] = {}
         self._role: dict[int, str] = {}
         self._own: dict[int, float] = {}  # last seen own CPU of each live process (baseline removed)
         self._reaped: dict[int, float] = {}  # last seen reaped-children CPU of each live process
+        self._reaped_first: dict[int, float] = {}  # its reaped-children CPU when first seen
         self._parent: dict[int, int] = {}
         self._credited: dict[str, float] = defaultdict(float)  # CPU of processes that ended
         self._base: dict[int, float] = {}  # own CPU at the first sample of processes already running
@@ -134,7 +137,7 @@ class CpuSampler:
             vanished = [pid for pid in self._own if pid not in seen]
             self._credit_ended(seen, vanished)
             for pid in vanished:
-                for table in (self._own, self._reaped, self._role, self._parent):
+                for table in (self._own, self._reaped, self._reaped_first, self._role, self._parent):
                     table.pop(pid, None)
             for pid, (own, reaped) in seen.items():
                 _proc, parent, role = tree[pid]
@@ -142,7 +145,7 @@ class CpuSampler:
                     # Processes running before the first sample count from there; later ones from their start.
                     if self._first:
                         self._base[pid] = own
-                    self._reaped[pid] = reaped
+                    self._reaped[pid] = self._reaped_first[pid] = reaped
                     self._role[pid] = role
                     self._parent[pid] = parent
                 self._own[pid] = own - self._base.get(pid, 0.0)
@@ -155,37 +158,44 @@ class CpuSampler:
             measuring = self._measuring_cpu()
             totals["run process"] -= measuring
             totals["sampling"] += measuring
+            if self.samples:
+                for role in ROLES:
+                    if totals[role] - self.samples[-1][role] > BUSY_S:
+                        self.last_busy[role] = now
             self.times.append(now)
             self.samples.append(totals)
 
     def _credit_ended(self, seen: dict[int, tuple[float, float]], vanished: list[int]) -> None:
         """Credit the CPU of processes that ended since the last sample to their roles.
 
-        A live parent's reaped-children time grew by the final totals of the children it waited for: that
-        growth goes to the children that vanished (what was seen of each, the rest shared by weight). A
-        process whose parent is gone too keeps what was seen of it."""
-        by_parent: dict[int, list[int]] = defaultdict(list)
+        When a process is waited for, its final total (its own time and that of the children it waited for)
+        is added to its parent's reaped-children time. So the growth of a live process's reaped-children
+        time is the final total of the vanished processes below it (nearest live ancestor), less what was
+        already counted of them: their own time last seen and the reaped-children time they had gained
+        since first seen (credited when their own children ended). Each keeps what was seen of it; the rest
+        is shared by weight. A process with no live ancestor keeps what was seen of it."""
+        gone = set(vanished)
+        below: dict[int, list[int]] = defaultdict(list)
         for pid in vanished:
-            parent = self._parent.get(pid, 0)
-            if parent in seen and parent in self._reaped:
-                by_parent[parent].append(pid)
-            else:
-                self._credited[self._role[pid]] += self._own[pid]
+            self._credited[self._role[pid]] += self._own[pid]
+            ancestor = self._parent.get(pid, 0)
+            while ancestor in gone:
+                ancestor = self._parent.get(ancestor, 0)
+            if ancestor in seen and ancestor in self._reaped:
+                below[ancestor].append(pid)
         for pid, (_own, reaped) in seen.items():
             if pid not in self._reaped:
                 continue
             grown = max(reaped - self._reaped[pid], 0.0)
             self._reaped[pid] = reaped
-            gone = by_parent.get(pid, [])
-            seen_of_gone = sum(self._own[v] for v in gone)
-            for v in gone:
-                self._credited[self._role[v]] += self._own[v]
-            rest = grown - seen_of_gone
+            ended = below.get(pid, [])
+            counted = sum(self._own[v] + self._reaped[v] - self._reaped_first[v] for v in ended)
+            rest = grown - counted
             if rest <= 0:
                 continue
-            if gone:
-                total = sum(self._own[v] + 1e-6 for v in gone)
-                for v in gone:
+            if ended:
+                total = sum(self._own[v] + 1e-6 for v in ended)
+                for v in ended:
                     self._credited[self._role[v]] += rest * (self._own[v] + 1e-6) / total
             else:  # a child that started and ended between two samples
                 role = self._role[pid]

@@ -25,6 +25,7 @@ import argparse
 import json
 import os
 import shlex
+import sys
 import tempfile
 import threading
 import time
@@ -200,6 +201,11 @@ def report_lines(figures: dict[str, Any]) -> list[str]:
     )
     lines.append("CPU per record (µs) by process group, per floor pass and per phase of the night:")
     lines.extend("  " + line for line in render(figures["cpu_us_per_record"]))
+    if figures["beam_workers_busy_until_s_after_stage"] is not None:
+        lines.append(
+            f"beam workers   last busy {figures['beam_workers_busy_until_s_after_stage']:.1f} s"
+            " after the stage ended (the commit's start)"
+        )
     lines.append(f"load average   {figures['load_before']} before, {figures['load_after']} after")
     lines.append(f"balanced       {nightly['balanced']}")
     return lines
@@ -261,11 +267,16 @@ def main(argv: list[str] | None = None) -> int:
         honest = honest_floor(bootstrap, database_url, plan)
         print(
             f"honest floor measured: {honest.full.records:,} records in {honest.full.seconds:.1f} s",
+            file=sys.stderr,
             flush=True,
         )
         contract_started = time.monotonic()
         contract_count, contract_s = contract_floor(bootstrap, database_url, plan)
-        print(f"contract floor measured: {contract_count:,} records in {contract_s:.1f} s", flush=True)
+        print(
+            f"contract floor measured: {contract_count:,} records in {contract_s:.1f} s",
+            file=sys.stderr,
+            flush=True,
+        )
         apply_migrations(database_url)  # a migration added to the tree since the start
         marks: dict[str, float] = {}
 
@@ -322,6 +333,11 @@ def main(argv: list[str] | None = None) -> int:
         "peak_memory_gib": round(memory.peak / GIB, 3),
         "peak_memory_with_postgres_gib": round(memory.peak_all / GIB, 3),
         "cpu_us_per_record": profile(cpu, windows, records),
+        "beam_workers_busy_until_s_after_stage": (
+            round(cpu.last_busy["beam workers"] - marks["commit"], 1)
+            if "beam workers" in cpu.last_busy and "commit" in marks
+            else None
+        ),
         "load_before": load_before,
         "load_after": _load(),
         "beam_args": args.beam_args,
