@@ -7,11 +7,12 @@ in a window is read off the samples at its edges (linear between two samples).
 
 Roles: `beam workers` (Beam's SDK worker processes and theirs), `run process` (this process: the nightly's
 main thread and its threads), `helpers` (the other descendants: personalization and relay helpers),
-`postgresql` (the server and its backends), `broker`, and `sampling` (the benchmark's own sampler threads,
-taken out of `run process`).
+PostgreSQL by its process titles: `pg backends` (the clients' connections), `pg autovacuum` (autovacuum
+workers), `pg other` (the postmaster, checkpointer, WAL writer, background writer, I/O workers); `broker`;
+and `sampling` (the benchmark's own sampler threads, taken out of `run process`).
 
 A process that ends between two samples is not lost: its parent's reaped-children times grow by its final
-total when it is waited for, and that growth is credited to the roles of the children that vanished in the
+total when it is waited for, and that growth is credited to the processes below it that vanished in the
 same interval. Reading /proc/<pid>/stat is cheap (no page-table walk, unlike PSS); one sample of the
 twenty-odd processes of a night costs a few milliseconds.
 """
@@ -28,7 +29,27 @@ from pathlib import Path
 
 import psutil
 
-ROLES = ("beam workers", "run process", "helpers", "postgresql", "broker", "sampling")
+ROLES = (
+    "beam workers",
+    "run process",
+    "helpers",
+    "pg backends",
+    "pg autovacuum",
+    "pg other",
+    "broker",
+    "sampling",
+)
+# Titles of PostgreSQL's own processes (`postgres: checkpointer`, ...); a client backend's title names its
+# user, database and client instead.
+_PG_OWN = (
+    "checkpointer",
+    "walwriter",
+    "background writer",
+    "io worker",
+    "logger",
+    "launcher",
+    "walsummarizer",
+)
 INTERVAL_S = 0.5
 BUSY_S = 0.01  # CPU seconds between two samples above which a role counts as busy
 
@@ -60,7 +81,11 @@ def _role_of(proc: psutil.Process, inherited: str) -> str:
     if "tansu" in name or "tansu" in cmdline:
         return "broker"
     if name.startswith("postgres") or cmdline.startswith("postgres"):
-        return "postgresql"
+        if "autovacuum worker" in cmdline:
+            return "pg autovacuum"
+        if cmdline.startswith("postgres:") and not any(title in cmdline for title in _PG_OWN):
+            return "pg backends"
+        return "pg other"
     if "sdk_worker_main" in cmdline:
         return "beam workers"
     return inherited
@@ -266,8 +291,8 @@ def profile(sampler: CpuSampler, windows: Iterable[Window], records: int) -> dic
 def render(table: dict[str, dict[str, float]]) -> list[str]:
     """The profile as text lines: one row per phase, CPU µs per record by role."""
     heads = ["wall s", "cores", *ROLES, "total"]
-    lines = [f"{'phase':<30}" + "".join(f"{h:>13}" for h in heads)]
+    lines = [f"{'phase':<30}" + "".join(f"{h:>14}" for h in heads)]
     for label, row in table.items():
         cells = [row["wall_s"], row["cores"], *(row[r] for r in ROLES), row["total"]]
-        lines.append(f"{label:<30}" + "".join(f"{c:>13,.1f}" for c in cells))
+        lines.append(f"{label:<30}" + "".join(f"{c:>14,.1f}" for c in cells))
     return lines

@@ -186,6 +186,7 @@ def report_lines(figures: dict[str, Any]) -> list[str]:
         + ", ".join(f"{k} {v:.1f}" for k, v in timings.items() if k != "total_s")
         + ")"
     )
+    lines.append(f"events out     {nightly['events_published']:>10,} published by the relay")
     lines.append(f"ratio honest   {figures['ratio_honest']:>10.3f} (the figure we steer by; goal 0.5)")
     lines.append(f"ratio contract {figures['ratio_contract']:>10.3f} (guard: 0.25 or more)")
     lines.append(
@@ -327,6 +328,7 @@ def main(argv: list[str] | None = None) -> int:
             "timings_s": {k: round(v, 2) for k, v in result.timings.items()},
             "commit_timings_s": result.reconciliation["run"]["commit_timings_s"],
             "balanced": result.balanced,
+            "events_published": result.published,
         },
         "ratio_honest": round(nightly_rate / honest_rate, 3),
         "ratio_contract": round(nightly_rate / contract_rate, 3),

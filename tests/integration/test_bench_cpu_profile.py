@@ -43,4 +43,4 @@ def test_processes_that_end_are_counted_once(tmp_path: Path) -> None:
     spent = cpu.spent(Window("children", start, end))
     assert children >= 1.8
     assert spent["helpers"] == pytest.approx(children, rel=0.05)
-    assert spent["beam workers"] == spent["postgresql"] == spent["broker"] == 0.0
+    assert spent["beam workers"] == spent["pg backends"] == spent["broker"] == 0.0
