@@ -27,6 +27,7 @@ from kafka import KafkaConsumer, TopicPartition
 
 from issuance.codec.avro import _BODY_ERRORS, HEADER_SIZE
 from issuance.codec.registry import MAGIC, default_registry
+from issuance.errors import BrokerUnavailable
 from pipelines.records import PartitionRange
 
 HONEST_TABLE = "bench_honest_floor"
@@ -173,7 +174,9 @@ def consume(bootstrap: str, plan: Sequence[PartitionRange]) -> Iterator[tuple[st
                 remaining.difference_update(done)
             if remaining and time.monotonic() - last_progress > STALL_S:
                 missing = sorted(f"{tp.topic}[{tp.partition}]" for tp in remaining)
-                raise RuntimeError(f"honest floor: no record for {STALL_S:.0f} s from {', '.join(missing)}")
+                raise BrokerUnavailable(
+                    f"honest floor: no record for {STALL_S:.0f} s from {', '.join(missing)}"
+                )
     finally:
         consumer.close()
 
