@@ -1,0 +1,316 @@
+"""Chaos over two nights: the broker, PostgreSQL or the command itself SIGKILLed at random moments of the batch,
+the banks and the bureau's consumer; each restarted and recovered as the runbook says; in the end every
+application is accounted for exactly once.
+
+Everything runs on loopback: a broker and a PostgreSQL of the test's own (`tests/fixtures_chaos.py`), the CLI
+as an operator types it. The randomness is seeded: a failure prints the seed and the schedule of kills and
+recoveries, and the same seed replays the same schedule (the moments land on whatever the machine is doing
+then, so the outcome of a kill may differ; the end state may not).
+
+Recovery, as an operator follows the runbook:
+- a command killed, or PostgreSQL killed under it: run the same command again;
+- the broker killed (it comes back empty): `issuance setup`; the night's run is run again and, when it says the
+  broker no longer holds what the night expects, `issuance checkpoints rebaseline --yes`; the branches submit
+  again what the broker lost before a night read it; `issuance outbox republish --unanswered-after-hours 0
+  --yes` sends again the activation requests the banks may not have seen.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import subprocess
+import time
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from issuance.crypto import Vault
+from tests.fixtures_chaos import GRACE_S, ChaosWorld, file_ids, raw_payloads
+from tests.fixtures_nightly import Generated, expected_after, make_generated, mismatches, states
+
+APPLICATIONS = 150
+SEEDS = (3, 8)
+ATTEMPTS = 6  # per phase; the last attempt runs without chaos
+ROUNDS = 4  # bank + consumer rounds per night
+BUDGET_S = 600  # a guard against a hung test, not an assertion on time
+OPERATOR = "ops.chaos"
+TARGETS = ("broker", "postgres", "command")
+IDLE = "2"
+MAX_MESSAGE_BYTES = 16_384
+BROKER_LOST = "the broker no longer holds what the night expects"
+FINISH_STAGED_RUN = "run `issuance batch run` to finish it first"
+
+
+@dataclass
+class Night:
+    number: int
+    business_date: str
+    files: list[tuple[str, str]]  # (submit kind, file name)
+    new_ids: set[str]  # application ids this night reads first
+
+
+class Chaos:
+    """The chaos driver: seeded kills, the runbook's recovery, and the log printed when the test fails."""
+
+    def __init__(self, world: ChaosWorld, generated: Generated, seed: int) -> None:
+        self.world = world
+        self.generated = generated
+        self.rng = random.Random(seed)
+        self.log: list[str] = [f"seed {seed}"]
+        self.started = time.monotonic()
+        self.submitted_on: dict[int, int] = {}  # night -> broker generation its files were submitted to
+        self.republished_for = 0  # broker generation the unanswered requests were last republished on
+        self.deck: list[str] = []
+
+    def note(self, line: str) -> None:
+        self.log.append(f"{time.monotonic() - self.started:6.1f}s {line}")
+        with (self.world.workdir / "chaos.log").open("a", encoding="utf-8") as out:
+            out.write(self.log[-1] + "\n")
+
+    def must(self, *args: str) -> subprocess.CompletedProcess[str]:
+        """A recovery step (no chaos): it must succeed."""
+        done = self.world.cli(*args)
+        self.note(f"  `{' '.join(args[:3])}` exit {done.returncode}")
+        assert done.returncode == 0, self.failure(f"`{' '.join(args)}` failed: {done.stderr[-2000:]}")
+        return done
+
+    def failure(self, what: str) -> str:
+        return "\n".join([what, "chaos schedule:", *self.log])
+
+    def within_budget(self) -> None:
+        assert time.monotonic() - self.started < BUDGET_S, self.failure("the chaos test ran out of time")
+
+    # --- one attempt of a command, with or without a kill -----------------------------------------------
+
+    def target(self, number: int) -> str | None:
+        """What to kill in the phase's attempt `number`: always on the first (each target in turn, in a
+        shuffled order), half the time on the next ones, never on the last."""
+        if number == 1:
+            if not self.deck:
+                self.deck = self.rng.sample(TARGETS, len(TARGETS))
+            return self.deck.pop()
+        if number < ATTEMPTS and self.rng.random() < 0.5:
+            return self.rng.choice(TARGETS)
+        return None
+
+    def attempt(self, phase: str, args: tuple[str, ...], number: int) -> tuple[int, str, str | None]:
+        """Run the command; maybe kill something 0.5-3 s in and restart it. (exit code, error line, target)."""
+        delay = self.rng.uniform(0.5, 3.0)
+        target = self.target(number)
+        proc = self.world.start(*args)
+        try:
+            _, stderr = proc.communicate(timeout=delay if target else None)
+            target = None  # finished before the moment came
+        except subprocess.TimeoutExpired:
+            if target == "command":
+                proc.kill()
+            elif target == "broker":
+                self.world.kill_broker()
+            else:
+                self.world.kill_postgres()
+            try:
+                _, stderr = proc.communicate(timeout=GRACE_S)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                _, stderr = proc.communicate()
+                stderr += "\n(still running after its service was killed: killed)"
+        error = _error_line(stderr)
+        self.note(
+            f"{phase}: {'killed ' + target + f' at {delay:.1f}s' if target else 'no kill'}; exit"
+            f" {proc.returncode}{'; ' + error if error else ''}"
+        )
+        if target == "broker":
+            self.after_broker_loss()
+        return proc.returncode, error, target
+
+    # --- recovery ------------------------------------------------------------------------------------
+
+    def after_broker_loss(self) -> None:
+        """The broker came back empty: create the topics again (the runbook's first step)."""
+        self.must("setup")
+
+    def rebaseline(self) -> bool:
+        """`checkpoints rebaseline --yes`; False when a staged run must be finished first."""
+        done = self.world.cli("checkpoints", "rebaseline", "--operator", OPERATOR, "--yes")
+        self.note(f"  `checkpoints rebaseline --yes` exit {done.returncode}")
+        if done.returncode != 0 and FINISH_STAGED_RUN in done.stderr:
+            return False
+        assert done.returncode == 0, self.failure(f"rebaseline failed: {done.stderr[-2000:]}")
+        return True
+
+    def resubmit_lost(self, nights: list[Night]) -> None:
+        """The branches submit again what a lost broker held and no night had read yet."""
+        for night in nights:
+            if night.number not in self.submitted_on:
+                continue
+            lost = self.submitted_on[night.number] < self.world.broker_generation
+            if lost and not self.read(night):
+                self.note(f"  night {night.number} was lost with the broker before it was read: submit again")
+                self.submit(night)
+
+    def read(self, night: Night) -> bool:
+        """Whether a committed run read the night (its new applications are stored)."""
+        stored = self.world.scalar(
+            "SELECT count(*) FROM applications WHERE application_id = ANY(%s)", sorted(night.new_ids)
+        )
+        return stored == len(night.new_ids)
+
+    def submit(self, night: Night) -> None:
+        for kind, name in night.files:
+            self.must("submit", kind, str(self.generated.directory / name))
+        self.submitted_on[night.number] = self.world.broker_generation
+
+    def republish_if_broker_lost(self) -> None:
+        """Activation requests published on a lost broker are sent again with their own event ids."""
+        if self.republished_for == self.world.broker_generation:
+            return
+        self.must(
+            "outbox", "republish", "--operator", OPERATOR, "--unanswered-after-hours", "0", "--yes"
+        )
+        self.republished_for = self.world.broker_generation
+
+    # --- phases --------------------------------------------------------------------------------------
+
+    def batch(self, night: Night, nights: list[Night]) -> None:
+        """`batch run` until the night is read and its run has finished, under chaos."""
+        args = ("batch", "run", "--business-date", night.business_date)
+        for number in range(1, ATTEMPTS + 1):
+            self.within_budget()
+            code, error, target = self.attempt(f"night {night.number} batch #{number}", args, number)
+            if BROKER_LOST in error:
+                if self.rebaseline():
+                    self.resubmit_lost(nights)
+                continue  # a staged run is finished by the next attempt, then re-baselined
+            if code == 0 and target is None:
+                if self.read(night):
+                    return
+                self.resubmit_lost(nights)  # an empty broker planned an empty night
+            elif target == "broker":
+                # Nothing to tell yet whether the night was read: the next attempt finishes a staged run or
+                # says the broker lost what the night expects.
+                continue
+        raise AssertionError(self.failure(f"night {night.number}: the batch did not finish in {ATTEMPTS}"))
+
+    def until_done(self, phase: str, args: tuple[str, ...]) -> None:
+        """Run a consumer until it stops on its own (idle) in an attempt where nothing was killed."""
+        for number in range(1, ATTEMPTS + 1):
+            self.within_budget()
+            code, _, target = self.attempt(f"{phase} #{number}", args, number)
+            if target == "broker":
+                self.republish_if_broker_lost()
+            if code == 0 and target is None:
+                return
+        raise AssertionError(self.failure(f"{phase} did not finish in {ATTEMPTS} attempts"))
+
+    def answers(self, night: Night) -> None:
+        """The banks answer and the bureau applies the answers, until no application waits for its bank."""
+        for number in range(1, ROUNDS + 1):
+            self.republish_if_broker_lost()
+            self.until_done(
+                f"night {night.number} banks (round {number})", ("bank", "serve", "--all", "--until-idle", IDLE)
+            )
+            self.until_done(f"night {night.number} consume (round {number})", ("consume", "--until-idle", IDLE))
+            waiting = self.world.scalar("SELECT count(*) FROM applications WHERE state = 'ACTIVATION_REQUESTED'")
+            self.note(f"  {waiting} application(s) still wait for their bank")
+            if waiting == 0:
+                return
+        raise AssertionError(self.failure(f"night {night.number}: applications still wait after {ROUNDS} rounds"))
+
+
+def _error_line(stderr: str) -> str:
+    lines = [line for line in stderr.splitlines() if line.startswith("error:")]
+    return lines[-1] if lines else ""
+
+
+def _nights(generated: Generated) -> list[Night]:
+    seen: set[str] = set()
+    nights = []
+    for entry in generated.manifest["nights"][:2]:
+        files = [
+            (kind, entry[key])
+            for kind, key in (("applications", "applications"), ("agreements", "agreements"), ("raw", "raw_messages"))
+            if entry.get(key)
+        ]
+        ids = file_ids(generated.directory / entry["applications"]) if entry.get("applications") else set()
+        nights.append(Night(entry["night"], entry["business_date"], files, ids - seen))
+        seen |= ids
+    return nights
+
+
+def _expected_with_answers(generated: Generated, business_date: str) -> dict[str, tuple[str, list[str]]]:
+    """Expected states after the night when every bank answers yes: a requested activation is active."""
+    return {
+        app_id: ("ACTIVE" if state == "ACTIVATION_REQUESTED" else state, reasons)
+        for app_id, (state, reasons) in expected_after(generated.expected(), business_date).items()
+    }
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_two_nights_of_chaos_account_for_every_application_once(
+    chaos_world: ChaosWorld, tmp_path: Path, seed: int
+) -> None:
+    world = chaos_world
+    generated = make_generated(tmp_path / "data", APPLICATIONS, seed=seed)
+    chaos = Chaos(world, generated, seed)
+    try:
+        chaos.must("setup")
+        chaos.must("reference", "load", str(generated.directory / "reference.json"))
+        chaos.must("setup")  # the banks' topics
+        nights = _nights(generated)
+        for night in nights:
+            chaos.submit(night)
+            chaos.batch(night, nights)
+            chaos.answers(night)
+            wrong = mismatches(states(world.database_url), _expected_with_answers(generated, night.business_date))
+            assert wrong == [], chaos.failure(f"after night {night.number}: {wrong}")
+        _assert_accounted_for_once(world, generated, chaos)
+    except BaseException:
+        print("\n".join(chaos.log))
+        raise
+    print("\n".join(chaos.log))
+
+
+def _assert_accounted_for_once(world: ChaosWorld, generated: Generated, chaos: Chaos) -> None:
+    rows, scalar = world.rows, world.scalar
+    assert scalar("SELECT count(*) - count(DISTINCT application_id) FROM applications") == 0
+    for table in ("cards", "bank_accounts"):
+        assert rows(f"SELECT application_id FROM {table} GROUP BY 1 HAVING count(*) > 1") == [], table
+    assert rows("SELECT card_number FROM cards GROUP BY 1 HAVING count(*) > 1") == []
+    assert rows("SELECT account_index FROM bank_accounts GROUP BY 1 HAVING count(*) > 1") == []
+    assert rows("SELECT run_id, business_date FROM runs WHERE status = 'SUCCEEDED' AND NOT balanced") == []
+    nights = {str(d) for (d,) in rows("SELECT DISTINCT business_date FROM runs WHERE status = 'SUCCEEDED'")}
+    assert {generated.business_date(1), generated.business_date(2)} <= nights
+    assert scalar("SELECT count(*) FROM outbox WHERE published_at IS NULL") == 0
+    active = scalar("SELECT count(*) FROM applications WHERE state = 'ACTIVE'")
+    assert active > 0
+    # One request and one applied answer per activated application, however often either was re-delivered.
+    for to_state in ("ACTIVATION_REQUESTED", "ACTIVE"):
+        steps = rows(
+            "SELECT application_id, count(*) FROM application_history WHERE stage = 'activation'"
+            " AND to_state = %s GROUP BY 1 HAVING count(*) <> 1",
+            to_state,
+        )
+        assert steps == [], f"{to_state} applied more than once: {steps[:5]}"
+        assert scalar(
+            "SELECT count(*) FROM application_history WHERE stage = 'activation' AND to_state = %s", to_state
+        ) == active
+    assert scalar("SELECT count(*) FROM bank_sim.accounts") == active
+
+    expected = generated.expected()
+    kinds = Counter(line["kind"] for line in expected)
+    assert scalar("SELECT count(*) FROM resent_applications") == kinds["resent_application"]
+    vault = Vault.from_settings(world.settings)
+    letters = rows("SELECT reason, payload_enc FROM dead_letters")
+    raw = Counter(vault.decrypt_bytes(p)[:MAX_MESSAGE_BYTES] for r, p in letters if r != "APPLICATION_ID_REUSED")
+    assert raw == Counter(p[:MAX_MESSAGE_BYTES] for p in raw_payloads(generated.directory))
+    reasons = Counter(str(r) for r, _ in letters)
+    wanted = Counter(
+        reason
+        for line in expected
+        if line["kind"] in ("raw_message", "reused_application_id")
+        for reason in line["reasons"][:1]
+    )
+    assert reasons == wanted, json.dumps({"got": reasons, "expected": wanted})
