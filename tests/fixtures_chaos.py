@@ -154,7 +154,7 @@ def chaos_world(tmp_path: Path) -> Iterator[ChaosWorld]:
 
 
 def raw_payloads(directory: Path) -> list[bytes]:
-    """The bytes of every generated raw message (a null record reads as empty, as its dead letter keeps it)."""
+    """The bytes of every generated raw message (a null record as empty bytes, as its dead letter has it)."""
     out = []
     for line in (directory / "raw_messages.jsonl").read_text(encoding="utf-8").splitlines():
         if line.strip():
@@ -168,7 +168,5 @@ def file_ids(path: Path, key: str = "application_id") -> set[str]:
     if not path.exists():
         return set()
     return {
-        str(json.loads(line)[key])
-        for line in path.read_text(encoding="utf-8").splitlines()
-        if line.strip()
+        str(json.loads(line)[key]) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()
     }

@@ -1,5 +1,5 @@
-"""Chaos over two nights: the broker, PostgreSQL or the command itself SIGKILLed at random moments of the batch,
-the banks and the bureau's consumer; each restarted and recovered as the runbook says; in the end every
+"""Chaos over two nights: the broker, PostgreSQL or the command itself SIGKILLed at random moments of the
+batch, the banks and the bureau's consumer; each restarted and recovered as the runbook says; in the end every
 application is accounted for exactly once.
 
 Everything runs on loopback: a broker and a PostgreSQL of the test's own (`tests/fixtures_chaos.py`), the CLI
@@ -9,10 +9,10 @@ then, so the outcome of a kill may differ; the end state may not).
 
 Recovery, as an operator follows the runbook:
 - a command killed, or PostgreSQL killed under it: run the same command again;
-- the broker killed (it comes back empty): `issuance setup`; the night's run is run again and, when it says the
-  broker no longer holds what the night expects, `issuance checkpoints rebaseline --yes`; the branches submit
-  again what the broker lost before a night read it; `issuance outbox republish --unanswered-after-hours 0
-  --yes` sends again the activation requests the banks may not have seen.
+- the broker killed (it comes back empty): `issuance setup`; the night's run is run again and, when it says
+  the broker no longer holds what the night expects, `issuance checkpoints rebaseline --yes`; the branches
+  submit again what the broker lost before a night read it; `issuance outbox republish
+  --unanswered-after-hours 0 --yes` sends again the activation requests the banks may not have seen.
 """
 
 from __future__ import annotations
@@ -26,15 +26,28 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from kafka import KafkaProducer
 
 from issuance.crypto import Vault
+from issuance.kafka.topics import Topics, ensure_topics
+from issuance.settings import Settings
+from issuance.store.db import connect
+from tests.fixtures_broker import OwnBroker, cli, on_broker
 from tests.fixtures_chaos import GRACE_S, ChaosWorld, file_ids, raw_payloads
-from tests.fixtures_nightly import Generated, expected_after, make_generated, mismatches, states
+from tests.fixtures_nightly import (
+    Generated,
+    expected_after,
+    load_reference_file,
+    make_generated,
+    mismatches,
+    states,
+)
 
 APPLICATIONS = 150
 SEEDS = (3, 8)
-ATTEMPTS = 6  # per phase; the last attempt runs without chaos
-ROUNDS = 4  # bank + consumer rounds per night
+ATTEMPTS = 6  # per phase and round; the last attempt runs without chaos
+KILLS_PER_PHASE = 3  # a phase (the night's batch, its banks, its consumer) sees at most this many kills
+ROUNDS = KILLS_PER_PHASE + 2  # bank + consumer rounds per night: each broker kill may need one more
 BUDGET_S = 600  # a guard against a hung test, not an assertion on time
 OPERATOR = "ops.chaos"
 TARGETS = ("broker", "postgres", "command")
@@ -64,6 +77,7 @@ class Chaos:
         self.submitted_on: dict[int, int] = {}  # night -> broker generation its files were submitted to
         self.republished_for = 0  # broker generation the unanswered requests were last republished on
         self.deck: list[str] = []
+        self.kills: Counter[str] = Counter()  # kills per phase (night and command)
 
     def note(self, line: str) -> None:
         self.log.append(f"{time.monotonic() - self.started:6.1f}s {line}")
@@ -85,21 +99,28 @@ class Chaos:
 
     # --- one attempt of a command, with or without a kill -----------------------------------------------
 
-    def target(self, number: int) -> str | None:
-        """What to kill in the phase's attempt `number`: always on the first (each target in turn, in a
-        shuffled order), half the time on the next ones, never on the last."""
-        if number == 1:
+    def target(self, phase: str, number: int) -> str | None:
+        """What to kill in attempt `number` of a phase: always in its first attempt (the targets in turn, in a
+        shuffled order), half the time in later ones up to KILLS_PER_PHASE, never in the last."""
+        kills = self.kills[phase]
+        if kills == 0:
             if not self.deck:
                 self.deck = self.rng.sample(TARGETS, len(TARGETS))
-            return self.deck.pop()
-        if number < ATTEMPTS and self.rng.random() < 0.5:
-            return self.rng.choice(TARGETS)
-        return None
+            chosen: str | None = self.deck.pop()
+        elif number < ATTEMPTS and kills < KILLS_PER_PHASE and self.rng.random() < 0.5:
+            chosen = self.rng.choice(TARGETS)
+        else:
+            chosen = None
+        if chosen:
+            self.kills[phase] += 1
+        return chosen
 
-    def attempt(self, phase: str, args: tuple[str, ...], number: int) -> tuple[int, str, str | None]:
-        """Run the command; maybe kill something 0.5-3 s in and restart it. (exit code, error line, target)."""
+    def attempt(
+        self, phase: str, label: str, args: tuple[str, ...], number: int
+    ) -> tuple[int, str, str | None]:
+        """Run the command, maybe kill something 0.5-3 s in: (exit code, error line, what was killed)."""
         delay = self.rng.uniform(0.5, 3.0)
-        target = self.target(number)
+        target = self.target(phase, number)
         proc = self.world.start(*args)
         try:
             _, stderr = proc.communicate(timeout=delay if target else None)
@@ -119,7 +140,7 @@ class Chaos:
                 stderr += "\n(still running after its service was killed: killed)"
         error = _error_line(stderr)
         self.note(
-            f"{phase}: {'killed ' + target + f' at {delay:.1f}s' if target else 'no kill'}; exit"
+            f"{label}: {'killed ' + target + f' at {delay:.1f}s' if target else 'no kill'}; exit"
             f" {proc.returncode}{'; ' + error if error else ''}"
         )
         if target == "broker":
@@ -167,9 +188,7 @@ class Chaos:
         """Activation requests published on a lost broker are sent again with their own event ids."""
         if self.republished_for == self.world.broker_generation:
             return
-        self.must(
-            "outbox", "republish", "--operator", OPERATOR, "--unanswered-after-hours", "0", "--yes"
-        )
+        self.must("outbox", "republish", "--operator", OPERATOR, "--unanswered-after-hours", "0", "--yes")
         self.republished_for = self.world.broker_generation
 
     # --- phases --------------------------------------------------------------------------------------
@@ -179,7 +198,8 @@ class Chaos:
         args = ("batch", "run", "--business-date", night.business_date)
         for number in range(1, ATTEMPTS + 1):
             self.within_budget()
-            code, error, target = self.attempt(f"night {night.number} batch #{number}", args, number)
+            phase = f"night {night.number} batch"
+            code, error, target = self.attempt(phase, f"{phase} #{number}", args, number)
             if BROKER_LOST in error:
                 if self.rebaseline():
                     self.resubmit_lost(nights)
@@ -194,11 +214,11 @@ class Chaos:
                 continue
         raise AssertionError(self.failure(f"night {night.number}: the batch did not finish in {ATTEMPTS}"))
 
-    def until_done(self, phase: str, args: tuple[str, ...]) -> None:
+    def until_done(self, phase: str, label: str, args: tuple[str, ...]) -> None:
         """Run a consumer until it stops on its own (idle) in an attempt where nothing was killed."""
         for number in range(1, ATTEMPTS + 1):
             self.within_budget()
-            code, _, target = self.attempt(f"{phase} #{number}", args, number)
+            code, _, target = self.attempt(phase, f"{label} #{number}", args, number)
             if target == "broker":
                 self.republish_if_broker_lost()
             if code == 0 and target is None:
@@ -209,15 +229,21 @@ class Chaos:
         """The banks answer and the bureau applies the answers, until no application waits for its bank."""
         for number in range(1, ROUNDS + 1):
             self.republish_if_broker_lost()
-            self.until_done(
-                f"night {night.number} banks (round {number})", ("bank", "serve", "--all", "--until-idle", IDLE)
+            for kind, args in (
+                ("banks", ("bank", "serve", "--all", "--until-idle", IDLE)),
+                ("consume", ("consume", "--until-idle", IDLE)),
+            ):
+                phase = f"night {night.number} {kind}"
+                self.until_done(phase, f"{phase} (round {number})", args)
+            waiting = self.world.scalar(
+                "SELECT count(*) FROM applications WHERE state = 'ACTIVATION_REQUESTED'"
             )
-            self.until_done(f"night {night.number} consume (round {number})", ("consume", "--until-idle", IDLE))
-            waiting = self.world.scalar("SELECT count(*) FROM applications WHERE state = 'ACTIVATION_REQUESTED'")
             self.note(f"  {waiting} application(s) still wait for their bank")
             if waiting == 0:
                 return
-        raise AssertionError(self.failure(f"night {night.number}: applications still wait after {ROUNDS} rounds"))
+        raise AssertionError(
+            self.failure(f"night {night.number}: applications still wait after {ROUNDS} rounds")
+        )
 
 
 def _error_line(stderr: str) -> str:
@@ -231,7 +257,11 @@ def _nights(generated: Generated) -> list[Night]:
     for entry in generated.manifest["nights"][:2]:
         files = [
             (kind, entry[key])
-            for kind, key in (("applications", "applications"), ("agreements", "agreements"), ("raw", "raw_messages"))
+            for kind, key in (
+                ("applications", "applications"),
+                ("agreements", "agreements"),
+                ("raw", "raw_messages"),
+            )
             if entry.get(key)
         ]
         ids = file_ids(generated.directory / entry["applications"]) if entry.get("applications") else set()
@@ -248,7 +278,8 @@ def _expected_with_answers(generated: Generated, business_date: str) -> dict[str
     }
 
 
-@pytest.mark.parametrize("seed", SEEDS)
+@pytest.mark.slow
+@pytest.mark.parametrize("seed", [pytest.param(s, id=f"seed{s}") for s in SEEDS])
 def test_two_nights_of_chaos_account_for_every_application_once(
     chaos_world: ChaosWorld, tmp_path: Path, seed: int
 ) -> None:
@@ -264,7 +295,9 @@ def test_two_nights_of_chaos_account_for_every_application_once(
             chaos.submit(night)
             chaos.batch(night, nights)
             chaos.answers(night)
-            wrong = mismatches(states(world.database_url), _expected_with_answers(generated, night.business_date))
+            wrong = mismatches(
+                states(world.database_url), _expected_with_answers(generated, night.business_date)
+            )
             assert wrong == [], chaos.failure(f"after night {night.number}: {wrong}")
         _assert_accounted_for_once(world, generated, chaos)
     except BaseException:
@@ -294,9 +327,13 @@ def _assert_accounted_for_once(world: ChaosWorld, generated: Generated, chaos: C
             to_state,
         )
         assert steps == [], f"{to_state} applied more than once: {steps[:5]}"
-        assert scalar(
-            "SELECT count(*) FROM application_history WHERE stage = 'activation' AND to_state = %s", to_state
-        ) == active
+        assert (
+            scalar(
+                "SELECT count(*) FROM application_history WHERE stage = 'activation' AND to_state = %s",
+                to_state,
+            )
+            == active
+        )
     assert scalar("SELECT count(*) FROM bank_sim.accounts") == active
 
     expected = generated.expected()
@@ -304,7 +341,9 @@ def _assert_accounted_for_once(world: ChaosWorld, generated: Generated, chaos: C
     assert scalar("SELECT count(*) FROM resent_applications") == kinds["resent_application"]
     vault = Vault.from_settings(world.settings)
     letters = rows("SELECT reason, payload_enc FROM dead_letters")
-    raw = Counter(vault.decrypt_bytes(p)[:MAX_MESSAGE_BYTES] for r, p in letters if r != "APPLICATION_ID_REUSED")
+    raw = Counter(
+        vault.decrypt_bytes(p)[:MAX_MESSAGE_BYTES] for r, p in letters if r != "APPLICATION_ID_REUSED"
+    )
     assert raw == Counter(p[:MAX_MESSAGE_BYTES] for p in raw_payloads(generated.directory))
     reasons = Counter(str(r) for r, _ in letters)
     wanted = Counter(
@@ -314,3 +353,45 @@ def _assert_accounted_for_once(world: ChaosWorld, generated: Generated, chaos: C
         for reason in line["reasons"][:1]
     )
     assert reasons == wanted, json.dumps({"got": reasons, "expected": wanted})
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="dead letters are unique by (topic, partition, offset) and inserted ON CONFLICT DO NOTHING"
+    " (issuance/store/decisions_repo.py insert_dead_letters); a broker that lost its state starts its"
+    " offsets again at 0, so after the re-baseline a record dead-lettered at a position an earlier dead"
+    " letter holds is dropped, the run does not balance and every re-run fails the same way",
+)
+def test_a_dead_letter_at_a_position_the_lost_log_used_is_kept(
+    own_broker: OwnBroker, settings: Settings, database_url: str, tmp_path: Path
+) -> None:
+    before = on_broker(settings, own_broker.bootstrap)
+    generated = make_generated(tmp_path / "data", 20)
+    load_reference_file(before, database_url, generated)
+    _garbage(before, b"not a record: night 1")
+    first = cli(before, "batch", "run", "--business-date", generated.business_date(1))
+    assert first.returncode == 0, first.stderr
+
+    after = on_broker(settings, own_broker.restart())
+    ensure_topics(own_broker.bootstrap, after, [])  # `issuance setup`
+    _garbage(after, b"not a record: night 2")  # the same partition and offset on the new log
+    applied = cli(after, "checkpoints", "rebaseline", "--operator", OPERATOR, "--yes")
+    assert applied.returncode == 0, applied.stderr
+
+    second = cli(after, "batch", "run", "--business-date", generated.business_date(2))
+
+    assert second.returncode == 0, second.stderr
+    vault = Vault.from_settings(after)
+    with connect(database_url) as conn:
+        payloads = [vault.decrypt_bytes(p) for (p,) in conn.execute("SELECT payload_enc FROM dead_letters")]
+    assert sorted(payloads) == [b"not a record: night 1", b"not a record: night 2"]
+
+
+def _garbage(settings: Settings, value: bytes) -> None:
+    """One undecodable record at the next offset of partition 0 of the applications topic."""
+    producer = KafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks="all")
+    try:
+        producer.send(Topics(settings).applications, key=b"garbage", value=value, partition=0)
+        producer.flush()
+    finally:
+        producer.close()
