@@ -4,8 +4,8 @@ application is accounted for exactly once.
 
 Everything runs on loopback: a broker and a PostgreSQL of the test's own (`tests/fixtures_chaos.py`), the CLI
 as an operator types it. The randomness is seeded: a failure prints the seed and the schedule of kills and
-recoveries, and the same seed replays the same schedule (the moments land on whatever the machine is doing
-then, so the outcome of a kill may differ; the end state may not).
+recoveries, and the same seed draws the same targets and moments in the same order (they land on whatever the
+machine is doing then, so the outcome of a kill may differ; the end state may not).
 
 Recovery, as an operator follows the runbook:
 - a command killed, or PostgreSQL killed under it: run the same command again;
@@ -50,7 +50,8 @@ SEEDS = (3, 8)
 ATTEMPTS = 6  # per phase and round; the last attempt runs without chaos
 KILLS_PER_PHASE = 3  # a phase (the night's batch, its banks, its consumer) sees at most this many kills
 ROUNDS = KILLS_PER_PHASE + 2  # bank + consumer rounds per night: each broker kill may need one more
-BUDGET_S = 600  # a guard against a hung test, not an assertion on time
+BUDGET_S = 300  # a guard against a hung test, not an assertion on time (a seed takes 1.5-2.5 min)
+COMMAND_TIMEOUT_S = 120  # the same guard for one command left alone
 OPERATOR = "ops.chaos"
 TARGETS = ("broker", "postgres", "command")
 IDLE = "2"
@@ -125,9 +126,14 @@ class Chaos:
         target = self.target(phase, number)
         proc = self.world.start(*args)
         try:
-            _, stderr = proc.communicate(timeout=delay if target else None)
+            _, stderr = proc.communicate(timeout=delay if target else COMMAND_TIMEOUT_S)
             target = None  # finished before the moment came
         except subprocess.TimeoutExpired:
+            if target is None:
+                proc.kill()
+                raise AssertionError(
+                    self.failure(f"{label}: still running after {COMMAND_TIMEOUT_S} s")
+                ) from None
             if target == "command":
                 proc.kill()
             elif target == "broker":
