@@ -279,7 +279,7 @@ def contract_floor(bootstrap: str, database_url: str, plan: Sequence[PartitionRa
                         continue
                     count += 1
                     try:
-                        decoded = decode(record.value)
+                        decoded = decode(record.value or b"")  # a null record: not decodable
                         if applications:
                             a = parse_application(decoded.record)
                             rows.append(

@@ -42,8 +42,10 @@ def planned_records(bootstrap: str, plan: list[PartitionRange]) -> dict[Offset, 
     return values
 
 
-def project_decode(topic: str, value: bytes) -> dict[str, Any] | None:
+def project_decode(topic: str, value: bytes | None) -> dict[str, Any] | None:
     """The record as the project's codec decodes it for the topic's contract, or None."""
+    if value is None:  # a null record: nothing to decode
+        return None
     expected = "ApplicationSubmitted" if topic.endswith("applications") else "AgreementSigned"
     try:
         return decode(value, expected).record
