@@ -21,17 +21,19 @@ DETAIL_CHARS = 2_000
 LOCATION_PREFIX = "dead_letters:"
 
 
-def payload_location(source_topic: str, partition: int, offset: int) -> str:
-    """The stable locator of a dead letter's whole payload: its `dead_letters` row, by source position."""
-    return f"{LOCATION_PREFIX}{source_topic}/{partition}/{offset}"
+def payload_location(source_topic: str, partition: int, offset: int, topic_id: str = "") -> str:
+    """The stable locator of a dead letter's whole payload: its `dead_letters` row, by source position (with
+    `@topic_id` when the broker reports one: a topic created again starts its offsets at 0)."""
+    return f"{LOCATION_PREFIX}{source_topic}/{partition}/{offset}" + (f"@{topic_id}" if topic_id else "")
 
 
-def parse_payload_location(location: str) -> tuple[str, int, int]:
-    """(source_topic, partition, offset) of a locator made by `payload_location`."""
+def parse_payload_location(location: str) -> tuple[str, int, int, str]:
+    """(source_topic, partition, offset, topic_id) of a locator made by `payload_location`."""
     if not location.startswith(LOCATION_PREFIX):
         raise ValueError("not a dead-letter payload location")
-    topic, partition, offset = location[len(LOCATION_PREFIX) :].rsplit("/", 2)
-    return topic, int(partition), int(offset)
+    position, _, topic_id = location[len(LOCATION_PREFIX) :].partition("@")
+    topic, partition, offset = position.rsplit("/", 2)
+    return topic, int(partition), int(offset), topic_id
 
 
 def bounded_detail(detail: str) -> str:
@@ -50,10 +52,11 @@ def dead_letter_event(
     payload: bytes,
     at: datetime,
     run_id: int | None = None,
+    topic_id: str = "",
 ) -> MessageDeadLettered:
     """The event of one dead letter: an excerpt of `payload` (the whole message) with its size and digest."""
     return MessageDeadLettered(
-        event_id=dead_letter_event_id(source_topic, partition, offset),
+        event_id=dead_letter_event_id(source_topic, partition, offset, topic_id),
         source_topic=source_topic,
         partition=partition,
         offset=offset,
@@ -65,5 +68,5 @@ def dead_letter_event(
         run_id=run_id,
         payload_size=len(payload),
         payload_sha256=hashlib.sha256(payload).hexdigest(),
-        payload_location=payload_location(source_topic, partition, offset),
+        payload_location=payload_location(source_topic, partition, offset, topic_id),
     )

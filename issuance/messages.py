@@ -39,9 +39,11 @@ def decision_event_id(application_id: str, state: State, run_id: int | None) -> 
     return event_id("decision-issued", application_id, state.value, run_id)
 
 
-def resent_decision_event_id(application_id: str, partition: int, offset: int) -> str:
-    """The decision re-issued to a re-sent application record (one per record of the applications topic)."""
-    return event_id("decision-reissued", application_id, partition, offset)
+def resent_decision_event_id(application_id: str, partition: int, offset: int, topic_id: str = "") -> str:
+    """The decision re-issued to a re-sent application record (one per record of the applications topic; the
+    topic id, when the broker reports one, tells apart the lives of a topic created again)."""
+    life = [topic_id] if topic_id else []
+    return event_id("decision-reissued", application_id, partition, offset, *life)
 
 
 def activation_request_event_id(application_id: str, attempt: int) -> str:
@@ -54,9 +56,10 @@ def activation_answer_event_id(request_event_id: str) -> str:
     return event_id("activation-answered", request_event_id)
 
 
-def dead_letter_event_id(source_topic: str, partition: int, offset: int) -> str:
-    """One dead letter per source message."""
-    return event_id("message-dead-lettered", source_topic, partition, offset)
+def dead_letter_event_id(source_topic: str, partition: int, offset: int, topic_id: str = "") -> str:
+    """One dead letter per source message (the topic id, when known, tells apart the lives of a topic)."""
+    life = [topic_id] if topic_id else []
+    return event_id("message-dead-lettered", source_topic, partition, offset, *life)
 
 
 def _timestamp(value: datetime) -> str:

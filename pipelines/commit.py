@@ -274,11 +274,13 @@ def _reissue_first_decisions(conn: Conn, night: NightContext, resent: list[repo.
         return 0
     run_id = night.run.run_id
     first = repo.first_decisions(conn, sorted({r.application_id for r in resent}))
+    topic_ids = _topic_ids(night)
     now = datetime.now(UTC)
     outbox, kept = [], []
     for r in resent:
         state, reasons = first[r.application_id]
-        event_id = resent_decision_event_id(r.application_id, r.partition, r.offset)
+        topic_id = topic_ids.get(r.topic, "")
+        event_id = resent_decision_event_id(r.application_id, r.partition, r.offset, topic_id)
         decision = DecisionIssued(
             event_id,
             r.application_id,
@@ -299,7 +301,9 @@ def _reissue_first_decisions(conn: Conn, night: NightContext, resent: list[repo.
                 False,
             )
         )
-        kept.append((run_id, r.topic, r.partition, r.offset, r.application_id, r.branch_code, event_id))
+        kept.append(
+            (run_id, r.topic, topic_id, r.partition, r.offset, r.application_id, r.branch_code, event_id)
+        )
     copy_rows(conn, "outbox", repo.OUTBOX_COLUMNS, outbox)
     copy_rows(conn, "resent_applications", repo.RESENT_COLUMNS, kept)
     return len(kept)
@@ -719,13 +723,18 @@ def _decision_events(night: NightContext, decided: list[tuple[Any, ...]]) -> lis
     ]
 
 
+def _topic_ids(night: NightContext) -> dict[str, str]:
+    """The topic id each planned topic had when the night was planned ('' where the broker reports none): with
+    the partition and offset it names a record across the lives of a topic (a broker that lost its state)."""
+    return {str(part["topic"]): str(part.get("topic_id") or "") for part in night.run.plan}
+
+
 def _dead_letter_events(conn: Conn, night: NightContext) -> int:
     run_id = night.run.run_id
     now = datetime.now(UTC)
     outbox = []
-    for topic, partition, offset, stage, reason, detail, payload_enc in repo.insert_dead_letters(
-        conn, run_id
-    ):
+    inserted = repo.insert_dead_letters(conn, run_id, _topic_ids(night))
+    for topic, topic_id, partition, offset, stage, reason, detail, payload_enc in inserted:
         message = dead_letter_event(
             source_topic=topic,
             partition=partition,
@@ -736,6 +745,7 @@ def _dead_letter_events(conn: Conn, night: NightContext) -> int:
             payload=night.vault.decrypt_bytes(payload_enc),
             at=now,
             run_id=run_id,
+            topic_id=topic_id,
         )  # bounded: an excerpt of the payload, its size, digest and the dead_letters row that keeps it
         outbox.append(
             (

@@ -180,7 +180,8 @@ def add_dead_letter(conn: Conn, letter: DeadLetter) -> bool:
     row = conn.execute(
         "INSERT INTO dead_letters (source_topic, source_partition, source_offset, stage, reason, detail,"
         " payload_enc) VALUES (%s, %s, %s, %s, %s, %s, %s)"
-        " ON CONFLICT (source_topic, source_partition, source_offset) DO NOTHING RETURNING id",
+        " ON CONFLICT (source_topic, source_topic_id, source_partition, source_offset)"
+        " DO NOTHING RETURNING id",
         (
             letter.source_topic,
             letter.source_partition,

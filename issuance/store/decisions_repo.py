@@ -6,7 +6,7 @@ allocated) until the whole night is applied; a crashed run leaves no trace here 
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import date, datetime
 from typing import Any, NamedTuple
 
@@ -20,6 +20,7 @@ OPEN_STATES = ("AWAITING_AGREEMENT", "PERSONALIZED", "ACTIVATION_REQUESTED")
 RESENT_COLUMNS = (
     "run_id",
     "source_topic",
+    "source_topic_id",
     "source_partition",
     "source_offset",
     "application_id",
@@ -500,17 +501,22 @@ def pages(
         after = str(rows[-1][0])
 
 
-def insert_dead_letters(conn: Conn, run_id: int) -> list[tuple[Any, ...]]:
-    """The run's dead letters into the table (once per source position); returns the new ones."""
+def insert_dead_letters(conn: Conn, run_id: int, topic_ids: Mapping[str, str]) -> list[tuple[Any, ...]]:
+    """The run's dead letters into the table (once per source position: topic, the topic id the night planned
+    with from `topic_ids`, partition, offset); returns the new ones."""
+    topics = sorted(topic_ids)
     rows = conn.execute(
-        "INSERT INTO dead_letters (source_topic, source_partition, source_offset, stage, reason, detail,"
-        " payload_enc, branch_code, run_id)"
-        " SELECT source_topic, source_partition, source_offset, stage, reason, detail, payload_enc,"
-        " branch_code,"
-        "  run_id FROM staged_dead_letters WHERE run_id = %s"
-        " ON CONFLICT (source_topic, source_partition, source_offset) DO NOTHING"
-        " RETURNING source_topic, source_partition, source_offset, stage, reason, detail, payload_enc",
-        (run_id,),
+        "INSERT INTO dead_letters (source_topic, source_topic_id, source_partition, source_offset, stage,"
+        " reason, detail, payload_enc, branch_code, run_id)"
+        " SELECT s.source_topic, coalesce(t.topic_id, ''), s.source_partition, s.source_offset, s.stage,"
+        " s.reason, s.detail, s.payload_enc, s.branch_code, s.run_id"
+        " FROM staged_dead_letters s"
+        " LEFT JOIN unnest(%s::text[], %s::text[]) AS t (topic, topic_id) ON t.topic = s.source_topic"
+        " WHERE s.run_id = %s"
+        " ON CONFLICT (source_topic, source_topic_id, source_partition, source_offset) DO NOTHING"
+        " RETURNING source_topic, source_topic_id, source_partition, source_offset, stage, reason, detail,"
+        " payload_enc",
+        (topics, [topic_ids[t] for t in topics], run_id),
     ).fetchall()
     return list(rows)
 

@@ -363,13 +363,6 @@ def _assert_accounted_for_once(world: ChaosWorld, generated: Generated, chaos: C
     assert reasons == wanted, json.dumps({"got": reasons, "expected": wanted})
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="dead letters are unique by (topic, partition, offset) and inserted ON CONFLICT DO NOTHING"
-    " (issuance/store/decisions_repo.py insert_dead_letters); a broker that lost its state starts its"
-    " offsets again at 0, so after the re-baseline a record dead-lettered at a position an earlier dead"
-    " letter holds is dropped, the run does not balance and every re-run fails the same way",
-)
 def test_a_dead_letter_at_a_position_the_lost_log_used_is_kept(
     own_broker: OwnBroker, settings: Settings, database_url: str, tmp_path: Path
 ) -> None:
@@ -395,13 +388,6 @@ def test_a_dead_letter_at_a_position_the_lost_log_used_is_kept(
     assert sorted(payloads) == [b"not a record: night 1", b"not a record: night 2"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="resent_applications has the primary key (topic, partition, offset) and is written by COPY"
-    " (pipelines/commit.py); a broker that lost its state starts its offsets again at 0, so after the"
-    " re-baseline an application re-sent at a position an earlier re-sent record holds fails the night's"
-    " transaction with a unique violation, and every re-run fails the same way",
-)
 def test_an_application_resent_at_a_position_the_lost_log_used_is_counted(
     own_broker: OwnBroker, settings: Settings, database_url: str, tmp_path: Path
 ) -> None:

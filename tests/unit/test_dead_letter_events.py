@@ -51,7 +51,8 @@ def test_the_event_carries_an_excerpt_and_the_whole_payloads_size_and_digest(siz
 def test_the_location_names_the_dead_letters_row_and_reads_back() -> None:
     event = letter(b"x")
     assert event.payload_location == "dead_letters:t.branch.applications/3/41"
-    assert parse_payload_location(payload_location("a/b.c", 0, 12)) == ("a/b.c", 0, 12)
+    assert parse_payload_location(payload_location("a/b.c", 0, 12)) == ("a/b.c", 0, 12, "")
+    assert parse_payload_location(payload_location("a.b", 1, 7, "T-1")) == ("a.b", 1, 7, "T-1")
     with pytest.raises(ValueError):
         parse_payload_location("s3://bucket/key")
 
