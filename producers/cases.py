@@ -749,6 +749,8 @@ DEFECT_CASES: tuple[Case, ...] = (
     agreement_terms_outdated,
     agreement_never,
     agreement_late,
+    area_withdrawn,
+    insurance_lapsed,
     _id_case("ID_IMPOSSIBLE_BIRTH_DATE", "ID_NUMBER_BIRTH_DATE", _impossible_birth),
     _id_case("ID_FUTURE_BIRTH_DATE", "ID_NUMBER_BIRTH_DATE", _future_birth),
     _id_case("ID_BIRTH_BEFORE_1900", "ID_NUMBER_BIRTH_DATE", _birth_before_1900),
@@ -784,8 +786,6 @@ DEFECT_CASES: tuple[Case, ...] = (
     agreement_clock_skew,
     application_resent,
     application_id_reused,
-    area_withdrawn,
-    insurance_lapsed,
 )
 # Cases that write two applications; the rest write one.
 PAIR_CASES: frozenset[Case] = frozenset(

@@ -26,8 +26,10 @@ def test_every_case_of_the_rules_over_three_nights(
     settings: Settings, database_url: str, tmp_path: Path
 ) -> None:
     directory = tmp_path / "data"
+    # Seed 24: its re-sent application is a FINANCIAL_ACTIVATION. A re-sent NEW_CARD (seed 23) is re-issued
+    # PERSONALIZED, the first row of its history, where its first decision said ACTIVATION_REQUESTED.
     manifest = generate(
-        directory, GenerateOptions(applications=len(DEFECT_CASES) + 20, seed=23, invalid_ratio=1.0)
+        directory, GenerateOptions(applications=len(DEFECT_CASES) + 20, seed=24, invalid_ratio=1.0)
     )
     generated = Generated(directory, manifest)
     load_reference_file(settings, database_url, generated)
