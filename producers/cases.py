@@ -355,7 +355,7 @@ def area_withdrawn(w: World) -> int:
 
 
 def insurance_lapsed(w: World) -> int:
-    """Waiting for its agreement while the applicant stops being insured: the late agreement brings no card."""
+    """Waiting for its agreement while the applicant stops being insured: the agreement brings no card."""
     kind = _kind(w)
     person, card = _applicant(w, kind)
     person.insured_from[2] = False

@@ -154,7 +154,7 @@ def build_catalog(rng: random.Random) -> Catalog:
     # The first bank also issues in one unapproved area (its branch there is the AREA_NOT_APPROVED branch) and
     # in the area whose approval is withdrawn later (its branch there serves only the withdrawal's cases).
     withdrawn_code, withdrawn_name = rng.choice([area for area in city_areas() if area not in picked])
-    withdrawn = {
+    withdrawn: dict[str, Any] = {
         "area_code": withdrawn_code,
         "name": withdrawn_name,
         "approved": True,
