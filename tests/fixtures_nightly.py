@@ -51,7 +51,8 @@ def load_reference_file(
 def load_night_reference(settings: Settings, generated: Generated, night: int) -> bool:
     """Load the reference document the manifest lists for that night, if any (as an operator would before
     the night's run); returns whether there was one."""
-    name = next((n.get("reference") for n in generated.manifest["nights"] if n["night"] == night), None)
+    nights = generated.manifest.get("nights", ())  # a bare Generated (no manifest) has no changes to load
+    name = next((n.get("reference") for n in nights if n["night"] == night), None)
     if not name:
         return False
     assert settings.database_url is not None, "a night's reference data needs the database"
