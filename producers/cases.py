@@ -13,6 +13,7 @@ from datetime import date, datetime, time, timedelta
 
 from issuance.domain.agreement import CLOCK_TOLERANCE
 from issuance.domain.identity import area_codes, check_character
+from producers.catalog import WITHDRAWN_FROM_NIGHT
 from producers.identifiers import make_id_number
 from producers.world import (
     CST,
@@ -339,6 +340,30 @@ def area_not_approved(w: World) -> int:
     app = w.application(person, NEW_CARD, 1, branch=w.catalog.unapproved_branch)
     w.emit(app, 1, "AREA_NOT_APPROVED", [Step(1, REJECTED, ("AREA_NOT_APPROVED",))])
     w.emit_agreement(w.agreement(app), 1)
+    return 1
+
+
+def area_withdrawn(w: World) -> int:
+    """Waiting for its agreement while its area's approval is withdrawn: the late agreement brings no card."""
+    person, _card = _applicant(w, NEW_CARD, minor_share=0.0)
+    w.register(person)
+    app = w.application(person, NEW_CARD, 1, branch=w.catalog.withdrawn_branch)
+    steps = [Step(1, AWAITING), Step(WITHDRAWN_FROM_NIGHT, REJECTED, ("AREA_NOT_APPROVED",))]
+    w.emit(app, 1, "AREA_WITHDRAWN_BEFORE_AGREEMENT", steps)
+    w.emit_agreement(w.agreement(app, signed_at=_later_day(w, app, 2)), 2)
+    return 1
+
+
+def insurance_lapsed(w: World) -> int:
+    """Waiting for its agreement while the applicant stops being insured: the agreement brings no card."""
+    kind = _kind(w)
+    person, card = _applicant(w, kind)
+    person.insured_from[2] = False
+    w.register(person)
+    app = w.application(person, kind, 1, card=card)
+    steps = [Step(1, AWAITING), Step(2, REJECTED, ("NOT_INSURED",))]
+    w.emit(app, 1, "INSURANCE_LAPSED_BEFORE_AGREEMENT", steps)
+    w.emit_agreement(w.agreement(app, signed_at=_later_day(w, app, 2)), 2)
     return 1
 
 
@@ -724,6 +749,8 @@ DEFECT_CASES: tuple[Case, ...] = (
     agreement_terms_outdated,
     agreement_never,
     agreement_late,
+    area_withdrawn,
+    insurance_lapsed,
     _id_case("ID_IMPOSSIBLE_BIRTH_DATE", "ID_NUMBER_BIRTH_DATE", _impossible_birth),
     _id_case("ID_FUTURE_BIRTH_DATE", "ID_NUMBER_BIRTH_DATE", _future_birth),
     _id_case("ID_BIRTH_BEFORE_1900", "ID_NUMBER_BIRTH_DATE", _birth_before_1900),

@@ -2,7 +2,10 @@
 
 Besides ordinary branches it holds the two deliberately misconfigured ones the generator needs to inject
 BANK_NOT_COOPERATING (a branch in an area its bank does not issue in) and AREA_NOT_APPROVED (a branch in an
-area the ministry has not approved) as single defects.
+area the ministry has not approved) as single defects, and one branch in an area whose approval is withdrawn
+from night 2 on (Article 5: an area that is no longer approved gets no cards, even for applications it took
+while it was). Only the cases written for that withdrawal use this branch, so the withdrawal changes no other
+application's outcome.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ _SINCE = re.compile(r"^\[\d+-\]")
 _OPEN, _CLOSE = "\u3014", "\u3015"  # the tortoise-shell brackets of official document numbers
 AREA_COUNT = 8
 UNAPPROVED_COUNT = 2
+WITHDRAWN_FROM_NIGHT = 2  # the night from which the withdrawn area is no longer approved
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,6 +63,7 @@ class Catalog:
     good_branches: tuple[BranchSpec, ...]  # bank issues in the area, area approved
     uncovered_branch: BranchSpec  # area approved, but its bank does not issue there
     unapproved_branch: BranchSpec  # its bank issues there, but the area is not approved
+    withdrawn_branch: BranchSpec  # approved on night 1, its approval withdrawn from WITHDRAWN_FROM_NIGHT on
 
     def bank(self, bank_code: str) -> BankSpec:
         """The bank with this code."""
@@ -68,11 +73,22 @@ class Catalog:
         """The good branches of one bank."""
         return tuple(branch for branch in self.good_branches if branch.bank_code == bank_code)
 
-    def to_json(self) -> dict[str, Any]:
-        """The reference document's areas, banks and branches (persons are streamed separately)."""
-        branches = (*self.good_branches, self.uncovered_branch, self.unapproved_branch)
+    def areas_on(self, night: int) -> list[dict[str, Any]]:
+        """The issuing areas as they stand on that night: the withdrawn area loses its approval."""
+        withdrawn = self.withdrawn_branch.area_code
+        return [
+            {**area, "approved": False, "approval_ref": None}
+            if area["area_code"] == withdrawn and night >= WITHDRAWN_FROM_NIGHT
+            else area
+            for area in self.areas
+        ]
+
+    def to_json(self, night: int = 1) -> dict[str, Any]:
+        """The reference document's areas, banks and branches on that night (persons are streamed
+        separately)."""
+        branches = (*self.good_branches, self.uncovered_branch, self.unapproved_branch, self.withdrawn_branch)
         return {
-            "issuing_areas": list(self.areas),
+            "issuing_areas": self.areas_on(night),
             "banks": [
                 {
                     "bank_code": bank.bank_code,
@@ -112,7 +128,8 @@ def city_areas() -> tuple[tuple[str, str], ...]:
 
 
 def build_catalog(rng: random.Random) -> Catalog:
-    """Choose 8 issuing areas (2 not approved), 3-5 banks and their branches."""
+    """Choose 8 issuing areas (2 not approved), 3-5 banks and their branches, and a ninth area approved until
+    its approval is withdrawn."""
     picked = sorted(rng.sample(city_areas(), AREA_COUNT))
     unapproved = {code for code, _ in rng.sample(picked, UNAPPROVED_COUNT)}
     areas = tuple(
@@ -134,7 +151,16 @@ def build_catalog(rng: random.Random) -> Catalog:
         covered = sorted(rng.sample(approved, rng.randint(3, len(approved) - 1)))
         year, minor = rng.randint(2023, 2025), rng.randint(1, 4)
         banks.append(BankSpec(code, name, bin_, f"{year}.{minor}", f"{year - 1}.{minor}", tuple(covered)))
-    # The first bank also issues in one unapproved area: its branch there is the AREA_NOT_APPROVED branch.
+    # The first bank also issues in one unapproved area (its branch there is the AREA_NOT_APPROVED branch) and
+    # in the area whose approval is withdrawn later (its branch there serves only the withdrawal's cases).
+    withdrawn_code, withdrawn_name = rng.choice([area for area in city_areas() if area not in picked])
+    withdrawn: dict[str, Any] = {
+        "area_code": withdrawn_code,
+        "name": withdrawn_name,
+        "approved": True,
+        "approval_ref": f"人社部函{_OPEN}{rng.randint(2012, 2023)}{_CLOSE}{rng.randint(10, 199)}号",
+    }
+    areas = tuple(sorted((*areas, withdrawn), key=lambda area: str(area["area_code"])))
     first = banks[0]
     unapproved_area = sorted(unapproved)[0]
     banks[0] = BankSpec(
@@ -143,13 +169,13 @@ def build_catalog(rng: random.Random) -> Catalog:
         first.bin,
         first.terms_version,
         first.outdated_terms_version,
-        tuple(sorted((*first.area_codes, unapproved_area))),
+        tuple(sorted((*first.area_codes, unapproved_area, withdrawn_code))),
     )
     names = dict(picked)
     good: list[BranchSpec] = []
     for bank in banks:
         for area in bank.area_codes:
-            if area in unapproved:
+            if area in unapproved or area == withdrawn_code:
                 continue
             for number, suffix in enumerate(rng.sample(_BRANCH_NAMES, rng.randint(1, 3)), start=1):
                 good.append(_branch(bank, area, number, names[area] + suffix))
@@ -161,6 +187,7 @@ def build_catalog(rng: random.Random) -> Catalog:
         good_branches=tuple(good),
         uncovered_branch=_branch(first_bank, outside, 1, names[outside] + _BRANCH_NAMES[0]),
         unapproved_branch=_branch(first_bank, unapproved_area, 1, names[unapproved_area] + _BRANCH_NAMES[0]),
+        withdrawn_branch=_branch(first_bank, withdrawn_code, 1, withdrawn_name + _BRANCH_NAMES[0]),
     )
 
 

@@ -27,6 +27,8 @@ EXTRA_PERSON_SHARE = 0.05  # registry entries of people who apply for nothing
 APPLICATION_FILES = {1: "applications.jsonl", 2: "applications-night2.jsonl"}
 AGREEMENT_FILES = {1: "agreements.jsonl", 2: "agreements-night2.jsonl", 3: "agreements-night3.jsonl"}
 REFERENCE_FILE = "reference.json"
+# Nights whose reference data differs from the night before: a whole document each, loaded before that night.
+REFERENCE_FILES = {1: REFERENCE_FILE, 2: "reference.night2.json"}
 EXPECTED_FILE = "expected.jsonl"
 RAW_FILE = "raw_messages.jsonl"
 MANIFEST_FILE = "manifest.json"
@@ -66,11 +68,12 @@ def generate(out_dir: Path, options: GenerateOptions) -> dict[str, Any]:
         def open_(name: str) -> IO[str]:
             return stack.enter_context((out_dir / name).open("w", encoding="utf-8", newline="\n"))
 
-        registry = open_(REFERENCE_FILE)
-        head = json.dumps(catalog.to_json(), ensure_ascii=False, indent=1)
-        registry.write(head[: head.rindex("}")].rstrip() + ',\n "persons": [')
+        registries = {night: open_(name) for night, name in REFERENCE_FILES.items()}
+        for night, registry in registries.items():
+            head = json.dumps(catalog.to_json(night), ensure_ascii=False, indent=1)
+            registry.write(head[: head.rindex("}")].rstrip() + ',\n "persons": [')
         sinks = Sinks(
-            registry,
+            registries,
             {n: open_(name) for n, name in APPLICATION_FILES.items()},
             {n: open_(name) for n, name in AGREEMENT_FILES.items()},
             open_(EXPECTED_FILE),
@@ -79,7 +82,8 @@ def generate(out_dir: Path, options: GenerateOptions) -> dict[str, Any]:
         world = World(rng, catalog, nights, sinks)
         _write_cases(world, options)
         write_raw_messages(world, raw_message_count(options.applications))
-        registry.write("\n ]\n}\n")
+        for registry in registries.values():
+            registry.write("\n ]\n}\n")
     manifest = _manifest(options, nights, world)
     (out_dir / MANIFEST_FILE).write_text(
         json.dumps(manifest, indent=2, sort_keys=True) + "\n", encoding="utf-8"
@@ -135,6 +139,7 @@ def _manifest(options: GenerateOptions, nights: dict[int, Night], world: World) 
             {
                 "night": night.number,
                 "business_date": night.business_date.isoformat(),
+                "reference": REFERENCE_FILES.get(night.number) if night.number > 1 else None,
                 "applications": APPLICATION_FILES.get(night.number),
                 "agreements": AGREEMENT_FILES.get(night.number),
                 "raw_messages": RAW_FILE if night.number == 1 else None,

@@ -96,10 +96,15 @@ class SynthPerson:
     minor: bool
     insured: bool = True
     cards: list[dict[str, str]] = field(default_factory=list)
+    insured_from: dict[int, bool] = field(default_factory=dict)  # night -> insured from that night on
 
-    def to_json(self) -> dict[str, Any]:
-        """The registry entry of reference.json."""
-        return {"id_number": self.id_number, "name": self.name, "insured": self.insured, "cards": self.cards}
+    def to_json(self, night: int = 1) -> dict[str, Any]:
+        """The registry entry of the reference document of that night."""
+        insured = self.insured
+        for since in sorted(self.insured_from):
+            if since <= night:
+                insured = self.insured_from[since]
+        return {"id_number": self.id_number, "name": self.name, "insured": insured, "cards": self.cards}
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,17 +117,18 @@ class Step:
 
 
 class Sinks:
-    """The open output files; applications and agreements have one file per night."""
+    """The open output files; applications and agreements have one file per night, the reference document
+    one per night whose reference data changes (each a whole document as it stands that night)."""
 
     def __init__(
         self,
-        registry: IO[str],
+        registries: dict[int, IO[str]],
         applications: dict[int, IO[str]],
         agreements: dict[int, IO[str]],
         expected: IO[str],
         raw: IO[str],
     ) -> None:
-        self.registry = registry
+        self.registries = registries
         self.applications = applications
         self.agreements = agreements
         self.expected = expected
@@ -186,9 +192,10 @@ class World:
         return card
 
     def register(self, person: SynthPerson) -> None:
-        """Write the person to the registry of reference.json."""
+        """Write the person to the registry of every night's reference document, as it stands that night."""
         separator = ",\n" if self.sinks.persons_written else "\n"
-        self.sinks.registry.write(separator + json.dumps(person.to_json(), ensure_ascii=False))
+        for night, registry in self.sinks.registries.items():
+            registry.write(separator + json.dumps(person.to_json(night), ensure_ascii=False))
         self.sinks.persons_written += 1
 
     def guardian_id(self, register: bool = True) -> str:

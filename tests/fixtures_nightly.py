@@ -39,13 +39,25 @@ def make_generated(directory: Path, applications: int, seed: int = 7) -> Generat
     return Generated(directory, manifest)
 
 
-def load_reference_file(settings: Settings, database_url: str, generated: Generated) -> None:
-    reference = parse_reference(
-        json.loads((generated.directory / "reference.json").read_text(encoding="utf-8"))
-    )
+def load_reference_file(
+    settings: Settings, database_url: str, generated: Generated, name: str = "reference.json"
+) -> None:
+    reference = parse_reference(json.loads((generated.directory / name).read_text(encoding="utf-8")))
     with connect(database_url) as conn:
-        load_reference(conn, Vault.from_settings(settings), reference, actor="test", source="reference.json")
+        load_reference(conn, Vault.from_settings(settings), reference, actor="test", source=name)
     ensure_topics(str(settings.kafka_bootstrap), settings, list(reference.banks))
+
+
+def load_night_reference(settings: Settings, generated: Generated, night: int) -> bool:
+    """Load the reference document the manifest lists for that night, if any (as an operator would before
+    the night's run); returns whether there was one."""
+    nights = generated.manifest.get("nights", ())  # a bare Generated (no manifest) has no changes to load
+    name = next((n.get("reference") for n in nights if n["night"] == night), None)
+    if not name:
+        return False
+    assert settings.database_url is not None, "a night's reference data needs the database"
+    load_reference_file(settings, settings.database_url.get_secret_value(), generated, name)
+    return True
 
 
 def _lines(path: Path) -> Iterator[dict[str, Any]]:
@@ -58,7 +70,8 @@ def _lines(path: Path) -> Iterator[dict[str, Any]]:
 
 
 def publish_night(settings: Settings, generated: Generated, night: int, raw: bool = True) -> int:
-    """Publish a night's applications and agreements (and, on night 1, the raw messages) as a branch would."""
+    """Publish a night's applications and agreements (and, on night 1, the raw messages) as a branch would,
+    after loading the reference data that night's run must see (night 2's document)."""
     from issuance.domain.contract import (
         agreement_to_record,
         application_to_record,
@@ -66,6 +79,7 @@ def publish_night(settings: Settings, generated: Generated, night: int, raw: boo
         parse_application,
     )
 
+    load_night_reference(settings, generated, night)
     topics = Topics(settings)
     producer = KafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks="all", linger_ms=5)
     sent = 0

@@ -190,6 +190,8 @@ def demo(
     policy = FailurePolicy(fail_rate, seed)
     for night in manifest["nights"]:
         label = f"night {night['night']} ({night['business_date']})"
+        if night.get("reference"):  # that night's reference data, e.g. an area's approval withdrawn
+            _step(f"{label}: load reference data", ["reference", "load", str(out / night["reference"])], env)
         for kind in ("applications", "agreements", "raw_messages"):
             if night.get(kind):
                 what = "raw" if kind == "raw_messages" else kind

@@ -41,6 +41,7 @@ DECODER_REASONS = {
 
 FILES = (
     "reference.json",
+    "reference.night2.json",
     "applications.jsonl",
     "applications-night2.jsonl",
     "agreements.jsonl",
@@ -103,6 +104,37 @@ def test_expected_covers_every_reason_and_dead_letter_reason(generated: Path) ->
     assert {"REJECTED", "AWAITING_AGREEMENT", "ACTIVATION_REQUESTED", "DEAD_LETTERED"} <= states
     defects = {e["defect"] for e in expected}
     assert {"AGREEMENT_LATE", "AGREEMENT_NEVER", "DUPLICATE_SAME_NIGHT", "DUPLICATE_ACROSS_NIGHTS"} <= defects
+
+
+def test_night2_reference_is_night1_with_the_withdrawal_and_the_lapsed_insurance(generated: Path) -> None:
+    """Night 2's document holds the same persons in the same order (a reload of them must change nothing the
+    system did); only the withdrawn area and the persons of the cases built on them differ."""
+    manifest = json.loads((generated / "manifest.json").read_text())
+    assert [n["reference"] for n in manifest["nights"]] == [None, "reference.night2.json", None]
+    first = json.loads((generated / "reference.json").read_text())
+    second = json.loads((generated / "reference.night2.json").read_text())
+    parse_reference(second)  # a document `issuance reference load` accepts
+    assert (first["banks"], first["branches"]) == (second["banks"], second["branches"])
+    withdrawn = [
+        (a, b) for a, b in zip(first["issuing_areas"], second["issuing_areas"], strict=True) if a != b
+    ]
+    assert [(a["approved"], b["approved"], b["approval_ref"]) for a, b in withdrawn] == [(True, False, None)]
+    changed = [(a, b) for a, b in zip(first["persons"], second["persons"], strict=True) if a != b]
+    assert changed and all(a == {**b, "insured": True} and not b["insured"] for a, b in changed)
+    expected = _lines(generated / "expected.jsonl")
+    lapsed = [e for e in expected if e["defect"] == "INSURANCE_LAPSED_BEFORE_AGREEMENT"]
+    withdrawn_cases = [e for e in expected if e["defect"] == "AREA_WITHDRAWN_BEFORE_AGREEMENT"]
+    assert len(changed) == len(lapsed) > 0 and withdrawn_cases
+    for case, reason in ((lapsed[0], "NOT_INSURED"), (withdrawn_cases[0], "AREA_NOT_APPROVED")):
+        assert [(s["business_date"], s["state"], s["reasons"]) for s in case["timeline"]] == [
+            ("2026-03-02", "AWAITING_AGREEMENT", []),
+            ("2026-03-05", "REJECTED", [reason]),
+        ]
+    area = withdrawn[0][0]["area_code"]
+    branches = {b["branch_code"] for b in second["branches"] if b["area_code"] == area}
+    apps = [a for night in (1, 2) for a in _lines(generated / manifest["nights"][night - 1]["applications"])]
+    at_withdrawn = {a["application_id"] for a in apps if a["branch_code"] in branches}
+    assert at_withdrawn == {e["application_id"] for e in withdrawn_cases}  # no other case uses that area
 
 
 def test_small_runs_still_cover_every_defect(tmp_path: Path) -> None:

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from issuance.domain.agreement import AgreementStatus, check_agreements
+from issuance.domain.agreement import AgreementOutcome, AgreementStatus, check_agreements
 from issuance.domain.contract import parse_agreement, parse_application
 from issuance.domain.duplicates import resolve_duplicates
 from issuance.domain.model import Agreement, Application, ApplicationType
@@ -40,15 +40,17 @@ def _lines(path: Path) -> list[dict[str, Any]]:
 def _replay(out: Path) -> dict[str, list[tuple[str, str, list[str]]]]:
     """Run the domain rules over every night of the manifest: application id -> [(date, state, reasons)]."""
     manifest = json.loads((out / "manifest.json").read_text())
-    catalog = parse_reference(json.loads((out / "reference.json").read_text()))
-    registered_cards = {card.card_number for person in catalog.persons.values() for card in person.cards}
     apps: dict[str, Application] = {}
     state: dict[str, str] = {}
     agreements: dict[str, list[Agreement]] = defaultdict(list)
     issued_to: set[str] = set()
     timeline: dict[str, list[tuple[str, str, list[str]]]] = defaultdict(list)
+    catalog = parse_reference(json.loads((out / manifest["reference"]).read_text()))
     for night in manifest["nights"]:
         day = date.fromisoformat(night["business_date"])
+        if night["reference"]:  # that night's reference data, loaded before its run
+            catalog = parse_reference(json.loads((out / night["reference"]).read_text()))
+        registered_cards = {card.card_number for person in catalog.persons.values() for card in person.cards}
         new = (
             [parse_application(r) for r in _lines(out / night["applications"])]
             if night["applications"]
@@ -90,6 +92,19 @@ def _replay(out: Path) -> dict[str, list[tuple[str, str, list[str]]]]:
         for application_id in going_on:
             app = apps[application_id]
             outcome = check_agreements(app, agreements[application_id], catalog.banks[app.bank_code], day)
+            waited = state.get(application_id) == "AWAITING_AGREEMENT"
+            if outcome.status is AgreementStatus.ACCEPTED and waited:
+                # Accepted on a late agreement: verified again against tonight's reference data (Article 5).
+                again = verify(
+                    app,
+                    catalog.persons.get(app.applicant.id_number),
+                    catalog,
+                    app.card_number in registered_cards,
+                    issued_card_holder=app.applicant.id_number in issued_to,
+                    guardian=catalog.persons.get(app.guardian_id_number or ""),
+                )
+                if again:
+                    outcome = AgreementOutcome(AgreementStatus.REJECTED, reasons=tuple(again))
             if outcome.status is AgreementStatus.ACCEPTED:
                 state[application_id] = "ACTIVATION_REQUESTED"
                 if app.application_type is ApplicationType.NEW_CARD:
