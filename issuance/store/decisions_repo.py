@@ -98,13 +98,18 @@ def repeated_applications(conn: Conn, run_id: int) -> list[Repeated]:
 
 
 def first_decisions(conn: Conn, application_ids: list[str]) -> dict[str, tuple[str, list[str]]]:
-    """Each application's first decision (state and reasons) from its history; its current state and reasons
-    if its history holds no decision."""
+    """Each application's first decision (state and reasons) from its history: where the first run that
+    decided it left it (an accepted new card passes PERSONALIZED to ACTIVATION_REQUESTED in that one run, and
+    the branch was told the latter); its current state and reasons if its history holds no decision."""
     rows = conn.execute(
         "SELECT a.application_id, coalesce(h.to_state, a.state), coalesce(h.reasons, a.reasons)"
         " FROM applications a LEFT JOIN LATERAL ("
         "  SELECT to_state, reasons FROM application_history h"
-        "  WHERE h.application_id = a.application_id AND h.stage <> 'read' ORDER BY h.id LIMIT 1) h ON true"
+        "  WHERE h.application_id = a.application_id AND h.run_id = ("
+        "   SELECT first.run_id FROM application_history first"
+        "   WHERE first.application_id = a.application_id AND first.stage <> 'read'"
+        "   AND first.run_id IS NOT NULL ORDER BY first.id LIMIT 1)"
+        "  ORDER BY h.id DESC LIMIT 1) h ON true"
         " WHERE a.application_id = ANY(%s)",
         (application_ids,),
     ).fetchall()

@@ -28,15 +28,7 @@ from tests.fixtures_nightly import (
     "seed",
     [
         pytest.param(24, id="resent-activation"),
-        pytest.param(
-            23,
-            id="resent-new-card",
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="a re-sent NEW_CARD is re-issued PERSONALIZED (the first row of its history), where"
-                " its first decision said ACTIVATION_REQUESTED",
-            ),
-        ),
+        pytest.param(23, id="resent-new-card"),  # re-issued as its first run left it: ACTIVATION_REQUESTED
     ],
 )
 def test_every_case_of_the_rules_over_three_nights(
