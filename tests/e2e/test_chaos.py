@@ -18,6 +18,7 @@ Recovery, as an operator follows the runbook:
 from __future__ import annotations
 
 import json
+import os
 import random
 import subprocess
 import time
@@ -46,7 +47,9 @@ from tests.fixtures_nightly import (
 )
 
 APPLICATIONS = 150
-SEEDS = (3, 8)
+# One seed in the suite (about 100 s); CHAOS_SEEDS=3,8,11 runs more (seed 8 also kills the broker while the
+# banks answer and the next night finds it lost).
+SEEDS = tuple(int(seed) for seed in os.environ.get("CHAOS_SEEDS", "3").split(","))
 ATTEMPTS = 6  # per phase and round; the last attempt runs without chaos
 KILLS_PER_PHASE = 3  # a phase (the night's batch, its banks, its consumer) sees at most this many kills
 ROUNDS = KILLS_PER_PHASE + 2  # bank + consumer rounds per night: each broker kill may need one more
@@ -66,6 +69,7 @@ class Night:
     business_date: str
     files: list[tuple[str, str]]  # (submit kind, file name)
     new_ids: set[str]  # application ids this night reads first
+    reference: str | None = None  # the reference document as it stands that night, loaded before it
 
 
 class Chaos:
@@ -273,7 +277,9 @@ def _nights(generated: Generated) -> list[Night]:
             if entry.get(key)
         ]
         ids = file_ids(generated.directory / entry["applications"]) if entry.get("applications") else set()
-        nights.append(Night(entry["night"], entry["business_date"], files, ids - seen))
+        nights.append(
+            Night(entry["night"], entry["business_date"], files, ids - seen, entry.get("reference"))
+        )
         seen |= ids
     return nights
 
@@ -300,6 +306,8 @@ def test_two_nights_of_chaos_account_for_every_application_once(
         chaos.must("setup")  # the banks' topics
         nights = _nights(generated)
         for night in nights:
+            if night.reference:  # night 2's registry and areas, as the operator loads them before the night
+                chaos.must("reference", "load", str(generated.directory / night.reference))
             chaos.submit(night)
             chaos.batch(night, nights)
             chaos.answers(night)
@@ -320,7 +328,14 @@ def _assert_accounted_for_once(world: ChaosWorld, generated: Generated, chaos: C
     for table in ("cards", "bank_accounts"):
         assert rows(f"SELECT application_id FROM {table} GROUP BY 1 HAVING count(*) > 1") == [], table
     assert rows("SELECT card_number FROM cards GROUP BY 1 HAVING count(*) > 1") == []
-    assert rows("SELECT account_index FROM bank_accounts GROUP BY 1 HAVING count(*) > 1") == []
+    # An existing card's activation binds the account the bank already holds: no number of ours (NULL).
+    assert (
+        rows(
+            "SELECT account_index FROM bank_accounts WHERE account_index IS NOT NULL"
+            " GROUP BY 1 HAVING count(*) > 1"
+        )
+        == []
+    )
     assert rows("SELECT run_id, business_date FROM runs WHERE status = 'SUCCEEDED' AND NOT balanced") == []
     nights = {str(d) for (d,) in rows("SELECT DISTINCT business_date FROM runs WHERE status = 'SUCCEEDED'")}
     assert {generated.business_date(1), generated.business_date(2)} <= nights

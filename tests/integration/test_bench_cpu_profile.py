@@ -43,4 +43,7 @@ def test_processes_that_end_are_counted_once(tmp_path: Path) -> None:
     spent = cpu.spent(Window("children", start, end))
     assert children >= 1.8
     assert spent["helpers"] == pytest.approx(children, rel=0.05)
-    assert spent["beam workers"] == spent["pg backends"] == spent["broker"] == 0.0
+    # Nothing of these children lands in another group (other tests of the same session may leave a
+    # descendant of this process finishing its last tick meanwhile: a hundredth of a second at most).
+    for group in ("beam workers", "pg backends", "broker"):
+        assert spent[group] == pytest.approx(0.0, abs=0.05), group

@@ -10,7 +10,7 @@ import pytest
 from kafka import KafkaProducer
 
 from issuance.crypto import Vault
-from issuance.dead_letter_events import EXCERPT_BYTES, payload_location
+from issuance.dead_letter_events import EXCERPT_BYTES, parse_payload_location
 from issuance.domain.model import State
 from issuance.errors import BrokerUnavailable
 from issuance.kafka.outbox_relay import publish_outbox
@@ -127,5 +127,15 @@ def test_a_20_mb_record_on_the_applications_topic_leaves_publishing_intact(
     (letter,) = [e for e in letters if e.payload_size == len(huge)]
     assert letter.payload == huge[:EXCERPT_BYTES]
     assert letter.payload_sha256 == hashlib.sha256(huge).hexdigest()
-    assert letter.payload_location == payload_location(letter.source_topic, letter.partition, letter.offset)
+    # The locator of its dead_letters row, which keeps the whole record: the position and the topic's id.
+    assert letter.payload_location is not None
+    topic, partition, offset, topic_id = parse_payload_location(letter.payload_location)
+    assert (topic, partition, offset) == (letter.source_topic, letter.partition, letter.offset) and topic_id
+    with connect(database_url) as conn:
+        (kept,) = conn.execute(
+            "SELECT payload_enc FROM dead_letters WHERE source_topic = %s AND source_topic_id = %s"
+            " AND source_partition = %s AND source_offset = %s",
+            (topic, topic_id, partition, offset),
+        ).fetchone() or (None,)
+    assert kept is not None and Vault.from_settings(settings).decrypt_bytes(kept) == huge
     assert len(letter.to_bytes()) < LIMIT

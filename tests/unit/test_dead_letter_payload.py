@@ -12,7 +12,7 @@ import pydantic
 import pytest
 from pydantic import SecretStr
 
-from issuance.cli.common import translate
+from issuance.cli.common import invocation, translate
 from issuance.cli.dead_letters import export_bytes, handled_reason, prepare_redrive
 from issuance.codec.avro import encode
 from issuance.crypto import Vault
@@ -176,7 +176,9 @@ def test_a_handled_reason_is_kept_on_one_line() -> None:
     assert handled_reason(" branch resent it\n under a new id ") == "branch resent it under a new id"
 
 
-def test_postgresql_going_away_is_one_line_that_says_what_to_do() -> None:
+def test_postgresql_going_away_is_one_line_that_says_what_to_do(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The embedded default, whatever an earlier in-process invocation configured.
+    monkeypatch.setattr(invocation, "database_configured", False)
     for exc in (
         psycopg.OperationalError("server closed the connection unexpectedly"),
         psycopg.errors.AdminShutdown("terminating connection due to administrator command"),
