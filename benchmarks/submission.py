@@ -46,7 +46,7 @@ def _settings(bootstrap: str, state_dir: Path) -> Any:
 
 def throughput(settings: Any, applications: Path) -> dict[str, Any]:
     """Bulk submission of the whole file as `issuance submit applications` does it."""
-    from issuance.cli.submit import THROUGHPUT_LINGER_MS
+    from cli.submit import THROUGHPUT_LINGER_MS
     from producers.client import BranchClient
     from producers.submission import Kind, submit_file
 

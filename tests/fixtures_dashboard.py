@@ -99,7 +99,7 @@ def report_counts(cli_env: dict[str, str]) -> dict[str, int] | None:
     """Counts per state printed by `issuance report --json`, or None while that command does not exist."""
     import importlib.util
 
-    if importlib.util.find_spec("issuance.cli.report") is None:
+    if importlib.util.find_spec("cli.report") is None:
         return None
     done = subprocess.run(
         [str(Path(sys.executable).parent / "issuance"), "report", "--json"],

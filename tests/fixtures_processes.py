@@ -8,7 +8,7 @@ import sys
 import time
 from collections.abc import Callable
 
-CLI = [sys.executable, "-c", "from issuance.cli.main import main; main()"]
+CLI = [sys.executable, "-c", "from cli.main import main; main()"]
 
 
 def start(args: list[str], env: dict[str, str]) -> subprocess.Popen[str]:

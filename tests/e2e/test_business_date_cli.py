@@ -15,7 +15,7 @@ from issuance.services.endpoints import resolve
 from issuance.settings import Settings
 from issuance.store.db import connect
 
-CLI = [sys.executable, "-c", "from issuance.cli.main import main; main()"]
+CLI = [sys.executable, "-c", "from cli.main import main; main()"]
 
 
 def run(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:

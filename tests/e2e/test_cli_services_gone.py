@@ -28,7 +28,7 @@ from issuance.store.migrate import apply_migrations
 from tests import factories
 from tests.fixtures_services import PREFIX, private_dir, settings_env, stop_services
 
-CLI = [sys.executable, "-c", "from issuance.cli.main import main; main()"]
+CLI = [sys.executable, "-c", "from cli.main import main; main()"]
 WAIT_S = 120  # a guard against a hung test, not an assertion on time
 
 

@@ -20,7 +20,7 @@ from issuance.settings import Settings
 from issuance.store.db import connect
 from tests.fixtures_nightly import Generated, load_reference_file, make_generated, publish_night
 
-CLI = [sys.executable, "-c", "from issuance.cli.main import main; main()"]
+CLI = [sys.executable, "-c", "from cli.main import main; main()"]
 OPERATOR = "ops.li"
 
 

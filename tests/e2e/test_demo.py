@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from cli.demo import Outcome, compare
 from consumers.bank_simulator import FailurePolicy
-from issuance.cli.demo import Outcome, compare
 from issuance.settings import Settings
 from tests.fixtures_activation import scalar
 from tests.fixtures_processes import run

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-CLI = [sys.executable, "-c", "from issuance.cli.main import main; main()"]
+CLI = [sys.executable, "-c", "from cli.main import main; main()"]
 
 
 def issuance(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:

@@ -15,7 +15,7 @@ from issuance.settings import Settings
 from tests.factories import BANK
 from tests.fixtures_activation import produce, request_for, seed_waiting
 
-CLI = [sys.executable, "-c", "from issuance.cli.main import main; main()"]
+CLI = [sys.executable, "-c", "from cli.main import main; main()"]
 
 
 def run(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:

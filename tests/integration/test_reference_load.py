@@ -10,7 +10,7 @@ import psycopg
 import pytest
 from typer.testing import CliRunner
 
-from issuance.cli.main import app
+from cli.main import app
 from issuance.crypto import Vault
 from issuance.domain.model import CardStatus, Person, ReferenceData
 from issuance.domain.reference import reference_to_doc

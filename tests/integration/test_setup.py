@@ -8,7 +8,7 @@ from typing import Any
 from kafka import KafkaAdminClient
 from typer.testing import CliRunner
 
-from issuance.cli.main import app
+from cli.main import app
 from issuance.kafka.topics import Topics, ensure_topics
 from issuance.settings import Settings
 from issuance.store.db import connect

@@ -26,7 +26,7 @@ from producers.generator import GenerateOptions, generate
 from tests.fixtures_services import settings_env
 from tests.integration.test_submit import read_topic
 
-CLI = [sys.executable, "-c", "from issuance.cli.main import main; main()"]
+CLI = [sys.executable, "-c", "from cli.main import main; main()"]
 LINES = 30_000
 
 

@@ -12,8 +12,8 @@ import pydantic
 import pytest
 from pydantic import SecretStr
 
-from issuance.cli.common import invocation, translate
-from issuance.cli.dead_letters import export_bytes, handled_reason, prepare_redrive
+from cli.common import invocation, translate
+from cli.dead_letters import export_bytes, handled_reason, prepare_redrive
 from issuance.codec.avro import encode
 from issuance.crypto import Vault
 from issuance.domain.contract import agreement_to_record, application_to_record

@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from issuance.cli.outbox import _instant
+from cli.outbox import _instant
 from issuance.errors import InputError
 
 

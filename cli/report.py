@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 import typer
 
-from issuance.cli.common import command, load_settings, print_json
+from cli.common import command, load_settings, print_json
 from issuance.services.endpoints import resolve
 from issuance.store import report_queries as rq
 from issuance.store import status_queries as q

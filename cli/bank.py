@@ -6,10 +6,10 @@ from typing import Annotated
 
 import typer
 
+from cli.common import command, console, load_settings, print_json
 from consumers.bank_simulator import FailurePolicy
 from consumers.loop import stop_on_sigterm
 from consumers.serve import serve_banks
-from issuance.cli.common import command, console, load_settings, print_json
 from issuance.errors import InputError
 from issuance.services.endpoints import resolve
 

@@ -6,9 +6,9 @@ from typing import Annotated
 
 import typer
 
+from cli.common import command, console, load_settings, print_json
 from consumers.loop import stop_on_sigterm
 from consumers.serve import consume_results
-from issuance.cli.common import command, console, load_settings, print_json
 from issuance.services.endpoints import resolve
 
 

@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from issuance.cli.common import command, load_settings, print_json
+from cli.common import command, load_settings, print_json
 from issuance.kafka.topics import ensure_topics, planned_topics
 from issuance.services.endpoints import mask_url, resolve
 from issuance.store.db import connect

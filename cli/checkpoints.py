@@ -8,7 +8,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from issuance.cli.common import OperatorOption, command, load_settings, operator_identity, print_json
+from cli.common import OperatorOption, command, load_settings, operator_identity, print_json
 from issuance.kafka.topics import Topics
 from issuance.services.endpoints import resolve
 from issuance.store.db import connect

@@ -18,7 +18,7 @@ from typing import Annotated, Any
 import psycopg
 import typer
 
-from issuance.cli.common import (
+from cli.common import (
     OperatorOption,
     command,
     console,

@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from issuance.cli.common import command, load_settings
+from cli.common import command, load_settings
 from issuance.errors import ConfigurationError
 from issuance.settings import Settings
 

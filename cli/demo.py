@@ -19,9 +19,9 @@ from typing import Annotated, Any
 
 import typer
 
+from cli.common import EXIT_BAD_INPUT, command, console, load_settings, print_json
 from consumers.bank_simulator import FailurePolicy
 from consumers.serve import round_trip
-from issuance.cli.common import EXIT_BAD_INPUT, command, console, load_settings, print_json
 from issuance.errors import InputError, IssuanceError
 from issuance.messages import activation_request_event_id
 from issuance.services import embedded
@@ -31,7 +31,7 @@ from issuance.settings import Settings
 from issuance.store.db import connect
 
 IDLE_SECONDS = 2.0
-CLI = [sys.executable, "-c", "from issuance.cli.main import main; main()"]
+CLI = [sys.executable, "-c", "from cli.main import main; main()"]
 
 
 class StepFailed(IssuanceError):

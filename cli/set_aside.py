@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from issuance.cli.common import OperatorOption, command, load_settings, operator_identity, print_json
+from cli.common import OperatorOption, command, load_settings, operator_identity, print_json
 from issuance.crypto import Vault
 from issuance.errors import InputError
 from issuance.kafka.outbox_relay import publish_outbox

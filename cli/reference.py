@@ -14,7 +14,7 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from issuance.cli.common import command, console, load_settings, print_json
+from cli.common import command, console, load_settings, print_json
 from issuance.crypto import Vault
 from issuance.domain.reference import parse_reference
 from issuance.errors import InputError

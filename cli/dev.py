@@ -9,7 +9,7 @@ from typing import Annotated
 import psycopg
 import typer
 
-from issuance.cli.common import EXIT_FAILURE, command, load_settings, print_json
+from cli.common import EXIT_FAILURE, command, load_settings, print_json
 from issuance.errors import BrokerUnavailable
 from issuance.services import embedded
 from issuance.services.broker import probe_kafka

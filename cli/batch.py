@@ -16,7 +16,7 @@ from rich.console import Console
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from issuance.cli.common import (
+from cli.common import (
     OperatorOption,
     command,
     console,

@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from issuance.cli.common import command, console, print_json
+from cli.common import command, console, print_json
 from issuance.errors import InputError
 from producers.generator import DEFAULT_START_DATE, GenerateOptions, generate
 

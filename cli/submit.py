@@ -12,7 +12,7 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from issuance.cli.common import command, console, load_settings, print_json
+from cli.common import command, console, load_settings, print_json
 from producers.client import DEFAULT_DELIVERY_TIMEOUT_S, BranchClient
 from producers.submission import Kind, SubmissionReport, count_lines, submit_file
 

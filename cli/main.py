@@ -10,8 +10,8 @@ from typing import Annotated
 import typer
 import typer.main
 
-import issuance.cli
-from issuance.cli.common import configure, invocation, report_failure
+import cli
+from cli.common import configure, invocation, report_failure
 from issuance.settings import Settings
 
 app = typer.Typer(
@@ -26,8 +26,8 @@ app = typer.Typer(
 def _command_modules() -> list[str]:
     """Every module of this package that defines `register(app)` contributes its commands."""
     return sorted(
-        f"issuance.cli.{info.name}"
-        for info in pkgutil.iter_modules(issuance.cli.__path__)
+        f"cli.{info.name}"
+        for info in pkgutil.iter_modules(cli.__path__)
         if info.name not in {"main", "common"}
     )
 

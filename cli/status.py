@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 import typer
 
-from issuance.cli.common import command, load_settings, print_json
+from cli.common import command, load_settings, print_json
 from issuance.crypto import Vault
 from issuance.domain.masking import mask_account, mask_id_number, mask_name, mask_phone
 from issuance.errors import InputError
