@@ -177,7 +177,7 @@ def fill(
     columns = (
         "application_id, application_type, branch_code, bank_code, channel, person_key, id_number_enc,"
         " name_enc, phone_enc, card_number, materials, submitted_at, area_code, state, reasons, is_open,"
-        " agreement_id, activation_attempts, first_run_id, last_run_id, created_at, updated_at"
+        " agreement_id, bank_refusals, first_run_id, last_run_id, created_at, updated_at"
     )
     chunk = 20_000
     for start in range(0, applications, chunk):

@@ -106,7 +106,7 @@ def _bank_failures(database_url: str) -> dict[str, int]:
     with connect(database_url, autocommit=True, application_name="issuance-demo") as conn:
         row = conn.execute(
             "SELECT (SELECT count(*) FROM audit_log WHERE action = 'activation.activation_failed'),"
-            " (SELECT count(*) FROM applications WHERE state = 'ACTIVE' AND activation_attempts > 0)"
+            " (SELECT count(*) FROM applications WHERE state = 'ACTIVE' AND bank_refusals > 0)"
         ).fetchone()
     return {"injected": int(row[0]), "active_after_retry": int(row[1])} if row else {}
 
@@ -114,7 +114,7 @@ def _bank_failures(database_url: str) -> dict[str, int]:
 def _outcomes(database_url: str) -> dict[str, Outcome]:
     with connect(database_url, autocommit=True, application_name="issuance-demo") as conn:
         rows = conn.execute(
-            "SELECT application_id, state, reasons, activation_attempts FROM applications"
+            "SELECT application_id, state, reasons, bank_refusals FROM applications"
         ).fetchall()
     return {str(r[0]): Outcome(str(r[1]), tuple(sorted(r[2])), int(r[3])) for r in rows}
 

@@ -30,7 +30,7 @@ def describe(conn: q.Conn, vault: Vault, application_id: str) -> dict[str, Any]:
         "state": app.state,
         "reasons": app.reasons,
         "open": app.is_open,
-        "activation_attempts": app.activation_attempts,
+        "bank_refusals": app.bank_refusals,
         "branch_code": app.branch_code,
         "bank_code": app.bank_code,
         "area_code": app.area_code,
@@ -104,8 +104,8 @@ def _print(view: dict[str, Any]) -> None:
     if view["account"]:
         account = view["account"]
         typer.echo(f"  account    {account['account_number']}  {account['status']}")
-    if view["activation_attempts"]:
-        typer.echo(f"  activation attempts failed: {view['activation_attempts']}")
+    if view["bank_refusals"]:
+        typer.echo(f"  activation attempts failed: {view['bank_refusals']}")
     typer.echo("  history")
     for h in view["history"]:
         change = f"{h['from'] or '-'} -> {h['to']}"

@@ -17,7 +17,8 @@ from kafka.consumer.fetcher import ConsumerRecord
 
 from consumers.dead_letters import DeadLetterSink, record_value
 from issuance.crypto import Vault
-from issuance.domain.model import DeadLetterReason, State
+from issuance.domain.lifecycle import ApplicationState
+from issuance.domain.model import DeadLetterReason
 from issuance.errors import DecodeError, SchemaViolation
 from issuance.kafka.topics import Topics
 from issuance.messages import (
@@ -118,9 +119,9 @@ class ActivationResults:
             transitions.append(transition)
             audits.append(self._audit(result, target, transition))
             if not transition.is_open:
-                events.append(self._decision(target, State(transition.to_state)))
+                events.append(self._decision(target, ApplicationState(transition.to_state)))
             target.state = transition.to_state
-            target.activation_attempts = transition.activation_attempts
+            target.bank_refusals = transition.bank_refusals
             target.version += 1
         repo.apply_transitions(self._conn, transitions, STAGE)
         repo.add_audit(self._conn, audits)
@@ -129,11 +130,9 @@ class ActivationResults:
 
     def _is_current(self, target: ActivationTarget, result: Result) -> bool:
         """Whether the result answers the application's outstanding request (the attempt not yet answered)."""
-        if target.state != State.ACTIVATION_REQUESTED:
+        if target.state != ApplicationState.ACTIVATION_REQUESTED:
             return False
-        return result.request_event_id == self._request_id_of(
-            target.application_id, target.activation_attempts + 1
-        )
+        return result.request_event_id == self._request_id_of(target.application_id, target.bank_refusals + 1)
 
     def _transition(self, result: Result, target: ActivationTarget) -> Transition:
         if isinstance(result, ActivationCompleted):
@@ -141,9 +140,9 @@ class ActivationResults:
             return Transition(
                 application_id=target.application_id,
                 from_state=target.state,
-                to_state=State.ACTIVE,
+                to_state=ApplicationState.ACTIVE,
                 is_open=False,
-                activation_attempts=target.activation_attempts,
+                bank_refusals=target.bank_refusals,
                 event_id=result.event_id,
                 detail=f"bank {target.bank_code} opened account {result.account_reference}",
                 account_status="OPEN",
@@ -151,7 +150,7 @@ class ActivationResults:
                 application_type=target.application_type,
                 card_number=target.card_number,
             )
-        attempts = target.activation_attempts + 1
+        attempts = target.bank_refusals + 1
         final = attempts >= self._max_attempts
         self.stats.failed += 1
         self.stats.final_failures += int(final)
@@ -165,9 +164,9 @@ class ActivationResults:
         return Transition(
             application_id=target.application_id,
             from_state=target.state,
-            to_state=State.ACTIVATION_FAILED,
+            to_state=ApplicationState.ACTIVATION_FAILED,
             is_open=not final,
-            activation_attempts=attempts,
+            bank_refusals=attempts,
             event_id=result.event_id,
             detail=detail,
             account_status="FAILED",
@@ -184,7 +183,7 @@ class ActivationResults:
             "bank_code": target.bank_code,
             "from": transition.from_state,
             "to": transition.to_state,
-            "attempt": target.activation_attempts + 1,
+            "attempt": target.bank_refusals + 1,
         }
         if isinstance(result, ActivationFailed):
             detail["failure_reason"] = result.failure_reason.value
@@ -204,7 +203,7 @@ class ActivationResults:
             },
         )
 
-    def _decision(self, target: ActivationTarget, state: State) -> OutboxEvent:
+    def _decision(self, target: ActivationTarget, state: ApplicationState) -> OutboxEvent:
         decision = DecisionIssued(
             event_id=decision_event_id(target.application_id, state, None),
             application_id=target.application_id,

@@ -34,8 +34,8 @@ from issuance.errors import DecodeError
 from issuance.messages import (
     ActivationCompleted,
     ActivationFailed,
-    ActivationFailureReason,
     ActivationRequested,
+    BankRefusalReason,
     activation_answer_event_id,
 )
 from issuance.store import bank_ledger
@@ -46,11 +46,11 @@ log = logging.getLogger(__name__)
 # The simulated banks' stand-in BIN for accounts bound to existing cards before this system knew them.
 BOUND_ACCOUNT_BIN = "621999"
 
-# The failures a bank may answer with (the ActivationFailureReason enum), as the simulator injects them.
-INJECTED_FAILURES: tuple[tuple[ActivationFailureReason, str], ...] = (
-    (ActivationFailureReason.KYC_FAILED, "identity check at the bank did not pass"),
-    (ActivationFailureReason.ACCOUNT_LIMIT, "the holder reached the number of accounts allowed"),
-    (ActivationFailureReason.BANK_SYSTEM_ERROR, "core banking system rejected the opening"),
+# The failures a bank may answer with (the BankRefusalReason enum), as the simulator injects them.
+INJECTED_FAILURES: tuple[tuple[BankRefusalReason, str], ...] = (
+    (BankRefusalReason.KYC_FAILED, "identity check at the bank did not pass"),
+    (BankRefusalReason.ACCOUNT_LIMIT, "the holder reached the number of accounts allowed"),
+    (BankRefusalReason.BANK_SYSTEM_ERROR, "core banking system rejected the opening"),
 )
 
 
@@ -68,7 +68,7 @@ class FailurePolicy:
     fail_rate: float = 0.0
     seed: int = 0
 
-    def failure(self, request_event_id: str) -> tuple[ActivationFailureReason, str] | None:
+    def failure(self, request_event_id: str) -> tuple[BankRefusalReason, str] | None:
         """The injected (reason, detail) for this request, or None when the bank opens the account."""
         if self.fail_rate <= 0:
             return None

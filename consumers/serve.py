@@ -94,7 +94,7 @@ def serve_banks(
                 connect(endpoints.database_url, autocommit=True, application_name=f"bank-sim-{code}") as conn,
             ):
                 sink = DeadLetterSink(conn, vault, topics.dead_letters, f"bank-simulator.{code}")
-                bank = BankSimulator(code, conn, producer, vault, topics.activation_results, policy, sink)
+                bank = BankSimulator(code, conn, producer, vault, topics.bank_results, policy, sink)
 
                 def handle(records: Sequence[Any]) -> None:
                     unreadable = bank.stats.unreadable
@@ -104,7 +104,7 @@ def serve_banks(
 
                 options = LoopOptions(
                     endpoints.kafka_bootstrap,
-                    (topics.activation_requests(code),),
+                    (topics.bank_requests(code),),
                     bank_group(settings, code),
                     until_idle,
                     batch_size,
@@ -149,7 +149,7 @@ def consume_results(
 
         options = LoopOptions(
             endpoints.kafka_bootstrap,
-            (topics.activation_results,),
+            (topics.bank_results,),
             group,
             until_idle,
             batch_size,

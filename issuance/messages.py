@@ -14,14 +14,17 @@ from enum import StrEnum
 from typing import Any, ClassVar, Self
 
 from issuance.codec.avro import decode, encode
-from issuance.domain.model import ApplicationType, DeadLetterReason, Reason, State
+from issuance.domain.lifecycle import ApplicationState
+from issuance.domain.model import ApplicationType, DeadLetterReason, Reason
 from issuance.errors import SchemaViolation
 
 # Fixed forever: changing it changes every event id.
 EVENT_NAMESPACE = uuid.UUID("6f1d3c52-8a4e-5b7f-9c2d-0e4a1b3c5d7e")
 
 
-class ActivationFailureReason(StrEnum):
+class BankRefusalReason(StrEnum):
+    """Why a bank refused a request (to open an account or to activate it)."""
+
     KYC_FAILED = "KYC_FAILED"
     ACCOUNT_LIMIT = "ACCOUNT_LIMIT"
     BANK_SYSTEM_ERROR = "BANK_SYSTEM_ERROR"
@@ -34,7 +37,7 @@ def event_id(kind: str, *key: object) -> str:
     return str(uuid.uuid5(EVENT_NAMESPACE, name))
 
 
-def decision_event_id(application_id: str, state: State, run_id: int | None) -> str:
+def decision_event_id(application_id: str, state: ApplicationState, run_id: int | None) -> str:
     """One decision per application, state and run."""
     return event_id("decision-issued", application_id, state.value, run_id)
 
@@ -51,9 +54,24 @@ def activation_request_event_id(application_id: str, attempt: int) -> str:
     return event_id("activation-requested", application_id, attempt)
 
 
+def account_opening_request_event_id(application_id: str, attempt: int) -> str:
+    """One account-opening request per application and attempt."""
+    return event_id("account-opening-requested", application_id, attempt)
+
+
 def activation_answer_event_id(request_event_id: str) -> str:
     """A bank answers a request once, completed or failed: both answers share the id, so only one applies."""
     return event_id("activation-answered", request_event_id)
+
+
+def account_answer_event_id(request_event_id: str) -> str:
+    """A bank answers an account-opening request once, opened or refused: both share the id."""
+    return event_id("account-answered", request_event_id)
+
+
+def card_dispatched_event_id(application_id: str, production_run_id: int) -> str:
+    """One dispatch per card and vendor file it was made in."""
+    return event_id("card-dispatched", application_id, production_run_id)
 
 
 def dead_letter_event_id(source_topic: str, partition: int, offset: int, topic_id: str = "") -> str:
@@ -118,7 +136,7 @@ class DecisionIssued(_Codec):
     event_id: str
     application_id: str
     branch_code: str
-    state: State
+    state: ApplicationState
     reasons: tuple[Reason, ...]
     decided_at: datetime
     run_id: int | None = None
@@ -143,7 +161,7 @@ class DecisionIssued(_Codec):
                 event_id=record["event_id"],
                 application_id=record["application_id"],
                 branch_code=record["branch_code"],
-                state=State(record["state"]),
+                state=ApplicationState(record["state"]),
                 reasons=tuple(Reason(reason) for reason in record["reasons"]),
                 decided_at=decided_at,
                 run_id=record.get("run_id"),
@@ -280,7 +298,7 @@ class ActivationFailed(_Codec):
     request_event_id: str
     application_id: str
     bank_code: str
-    failure_reason: ActivationFailureReason
+    failure_reason: BankRefusalReason
     failed_at: datetime
     detail: str | None = None
 
@@ -305,9 +323,274 @@ class ActivationFailed(_Codec):
                 request_event_id=record["request_event_id"],
                 application_id=record["application_id"],
                 bank_code=record["bank_code"],
-                failure_reason=ActivationFailureReason(record["failure_reason"]),
+                failure_reason=BankRefusalReason(record["failure_reason"]),
                 failed_at=failed_at,
                 detail=record.get("detail"),
+            ),
+        )
+        return result
+
+
+@dataclass(frozen=True, slots=True, repr=False)
+class AccountOpeningRequested(_Codec):
+    """Asks a bank to open the account of an accepted new-card application; carries personal data, so only on
+    the bank's own topic. The signed agreement travels with it (id, terms version, document hash)."""
+
+    RECORD: ClassVar[str] = "AccountOpeningRequested"
+
+    event_id: str
+    application_id: str
+    bank_code: str
+    attempt: int
+    holder_id_number: str
+    holder_name: str
+    area_code: str
+    branch_code: str
+    agreement_id: str
+    terms_version: str
+    document_sha256: str
+    requested_at: datetime
+    run_id: int | None = None
+
+    def __repr__(self) -> str:  # never print the personal fields
+        return (
+            f"AccountOpeningRequested(event_id={self.event_id!r}, application_id={self.application_id!r}, "
+            f"bank_code={self.bank_code!r}, attempt={self.attempt})"
+        )
+
+    def to_record(self) -> dict[str, Any]:
+        return {
+            "event_id": self.event_id,
+            "application_id": self.application_id,
+            "bank_code": self.bank_code,
+            "attempt": self.attempt,
+            "holder_id_number": self.holder_id_number,
+            "holder_name": self.holder_name,
+            "area_code": self.area_code,
+            "branch_code": self.branch_code,
+            "agreement_id": self.agreement_id,
+            "terms_version": self.terms_version,
+            "document_sha256": self.document_sha256,
+            "requested_at": _timestamp(self.requested_at),
+            "run_id": self.run_id,
+        }
+
+    @classmethod
+    def from_record(cls, record: Mapping[str, Any]) -> Self:
+        requested_at = _parse_timestamp(record, "requested_at")
+        names = [f for f in cls.__dataclass_fields__ if f not in ("requested_at", "run_id")]
+        result: Self = _convert(
+            cls.RECORD,
+            lambda: cls(
+                **{name: record[name] for name in names},
+                requested_at=requested_at,
+                run_id=record.get("run_id"),
+            ),
+        )
+        return result
+
+
+@dataclass(frozen=True, slots=True, repr=False)
+class AccountOpened(_Codec):
+    """A bank opened the account and assigned its number (personal data: only the bureau reads it)."""
+
+    RECORD: ClassVar[str] = "AccountOpened"
+
+    event_id: str
+    request_event_id: str
+    application_id: str
+    bank_code: str
+    account_number: str
+    opened_at: datetime
+
+    def __repr__(self) -> str:  # never print the account number
+        return f"AccountOpened(event_id={self.event_id!r}, application_id={self.application_id!r})"
+
+    def to_record(self) -> dict[str, Any]:
+        return {
+            "event_id": self.event_id,
+            "request_event_id": self.request_event_id,
+            "application_id": self.application_id,
+            "bank_code": self.bank_code,
+            "account_number": self.account_number,
+            "opened_at": _timestamp(self.opened_at),
+        }
+
+    @classmethod
+    def from_record(cls, record: Mapping[str, Any]) -> Self:
+        opened_at = _parse_timestamp(record, "opened_at")
+        result: Self = _convert(
+            cls.RECORD,
+            lambda: cls(
+                event_id=record["event_id"],
+                request_event_id=record["request_event_id"],
+                application_id=record["application_id"],
+                bank_code=record["bank_code"],
+                account_number=record["account_number"],
+                opened_at=opened_at,
+            ),
+        )
+        return result
+
+
+@dataclass(frozen=True, slots=True)
+class AccountRefused(_Codec):
+    """A bank refused to open the account."""
+
+    RECORD: ClassVar[str] = "AccountRefused"
+
+    event_id: str
+    request_event_id: str
+    application_id: str
+    bank_code: str
+    refusal_reason: BankRefusalReason
+    refused_at: datetime
+    detail: str | None = None
+
+    def to_record(self) -> dict[str, Any]:
+        return {
+            "event_id": self.event_id,
+            "request_event_id": self.request_event_id,
+            "application_id": self.application_id,
+            "bank_code": self.bank_code,
+            "refusal_reason": self.refusal_reason.value,
+            "detail": self.detail,
+            "refused_at": _timestamp(self.refused_at),
+        }
+
+    @classmethod
+    def from_record(cls, record: Mapping[str, Any]) -> Self:
+        refused_at = _parse_timestamp(record, "refused_at")
+        result: Self = _convert(
+            cls.RECORD,
+            lambda: cls(
+                event_id=record["event_id"],
+                request_event_id=record["request_event_id"],
+                application_id=record["application_id"],
+                bank_code=record["bank_code"],
+                refusal_reason=BankRefusalReason(record["refusal_reason"]),
+                refused_at=refused_at,
+                detail=record.get("detail"),
+            ),
+        )
+        return result
+
+
+@dataclass(frozen=True, slots=True)
+class CardDispatched(_Codec):
+    """A produced card on its way to the applicant's branch (no personal data)."""
+
+    RECORD: ClassVar[str] = "CardDispatched"
+
+    event_id: str
+    application_id: str
+    card_number: str
+    branch_code: str
+    vendor_code: str
+    production_run_id: int
+    dispatched_at: datetime
+
+    def to_record(self) -> dict[str, Any]:
+        return {
+            "event_id": self.event_id,
+            "application_id": self.application_id,
+            "card_number": self.card_number,
+            "branch_code": self.branch_code,
+            "vendor_code": self.vendor_code,
+            "production_run_id": self.production_run_id,
+            "dispatched_at": _timestamp(self.dispatched_at),
+        }
+
+    @classmethod
+    def from_record(cls, record: Mapping[str, Any]) -> Self:
+        dispatched_at = _parse_timestamp(record, "dispatched_at")
+        result: Self = _convert(
+            cls.RECORD,
+            lambda: cls(
+                event_id=record["event_id"],
+                application_id=record["application_id"],
+                card_number=record["card_number"],
+                branch_code=record["branch_code"],
+                vendor_code=record["vendor_code"],
+                production_run_id=record["production_run_id"],
+                dispatched_at=dispatched_at,
+            ),
+        )
+        return result
+
+
+@dataclass(frozen=True, slots=True)
+class CardReceived(_Codec):
+    """A branch confirms a produced card arrived (sent by the branch)."""
+
+    RECORD: ClassVar[str] = "CardReceived"
+
+    event_id: str
+    card_number: str
+    branch_code: str
+    operator_id: str
+    received_at: datetime
+
+    def to_record(self) -> dict[str, Any]:
+        return {
+            "event_id": self.event_id,
+            "card_number": self.card_number,
+            "branch_code": self.branch_code,
+            "operator_id": self.operator_id,
+            "received_at": _timestamp(self.received_at),
+        }
+
+    @classmethod
+    def from_record(cls, record: Mapping[str, Any]) -> Self:
+        received_at = _parse_timestamp(record, "received_at")
+        result: Self = _convert(
+            cls.RECORD,
+            lambda: cls(
+                event_id=record["event_id"],
+                card_number=record["card_number"],
+                branch_code=record["branch_code"],
+                operator_id=record["operator_id"],
+                received_at=received_at,
+            ),
+        )
+        return result
+
+
+@dataclass(frozen=True, slots=True)
+class CardCollected(_Codec):
+    """The holder collected the card after an identity check (sent by the branch)."""
+
+    RECORD: ClassVar[str] = "CardCollected"
+
+    event_id: str
+    card_number: str
+    branch_code: str
+    identity_checked: bool
+    operator_id: str
+    collected_at: datetime
+
+    def to_record(self) -> dict[str, Any]:
+        return {
+            "event_id": self.event_id,
+            "card_number": self.card_number,
+            "branch_code": self.branch_code,
+            "identity_checked": self.identity_checked,
+            "operator_id": self.operator_id,
+            "collected_at": _timestamp(self.collected_at),
+        }
+
+    @classmethod
+    def from_record(cls, record: Mapping[str, Any]) -> Self:
+        collected_at = _parse_timestamp(record, "collected_at")
+        result: Self = _convert(
+            cls.RECORD,
+            lambda: cls(
+                event_id=record["event_id"],
+                card_number=record["card_number"],
+                branch_code=record["branch_code"],
+                identity_checked=bool(record["identity_checked"]),
+                operator_id=record["operator_id"],
+                collected_at=collected_at,
             ),
         )
         return result
@@ -381,14 +664,32 @@ class MessageDeadLettered(_Codec):
         return result
 
 
-Event = DecisionIssued | ActivationRequested | ActivationCompleted | ActivationFailed | MessageDeadLettered
+Event = (
+    DecisionIssued
+    | AccountOpeningRequested
+    | AccountOpened
+    | AccountRefused
+    | ActivationRequested
+    | ActivationCompleted
+    | ActivationFailed
+    | CardDispatched
+    | CardReceived
+    | CardCollected
+    | MessageDeadLettered
+)
 EVENT_TYPES: dict[str, type[Event]] = {
     cls.RECORD: cls
     for cls in (
         DecisionIssued,
+        AccountOpeningRequested,
+        AccountOpened,
+        AccountRefused,
         ActivationRequested,
         ActivationCompleted,
         ActivationFailed,
+        CardDispatched,
+        CardReceived,
+        CardCollected,
         MessageDeadLettered,
     )
 }

@@ -30,6 +30,7 @@ from issuance.crypto import Vault
 from issuance.dead_letter_events import dead_letter_event
 from issuance.domain.agreement import AgreementStatus, check_agreements
 from issuance.domain.duplicates import resolve_duplicates
+from issuance.domain.lifecycle import ApplicationState
 from issuance.domain.model import (
     Agreement,
     Applicant,
@@ -42,7 +43,6 @@ from issuance.domain.model import (
     Person,
     Reason,
     ReferenceData,
-    State,
 )
 from issuance.domain.verification import verify
 from issuance.errors import ReconciliationFailed
@@ -285,7 +285,7 @@ def _reissue_first_decisions(conn: Conn, night: NightContext, resent: list[repo.
             event_id,
             r.application_id,
             r.branch_code,
-            State(state),
+            ApplicationState(state),
             tuple(Reason(reason) for reason in reasons),
             now,
             run_id,
@@ -321,8 +321,8 @@ def _decide_duplicates(conn: Conn, run_id: int) -> None:
                 (
                     duplicate.application_id,
                     True,
-                    State.SUBMITTED.value,
-                    State.REJECTED.value,
+                    ApplicationState.SUBMITTED.value,
+                    ApplicationState.REJECTED.value,
                     [Reason.DUPLICATE_APPLICATION.value],
                     "duplicates",
                     None,
@@ -382,8 +382,8 @@ def _decide_queued(
 
 
 _FIRST = operator.itemgetter(0)
-_SUBMITTED, _AWAITING = State.SUBMITTED.value, State.AWAITING_AGREEMENT.value
-_REQUESTED, _REJECTED = State.ACTIVATION_REQUESTED.value, State.REJECTED.value
+_SUBMITTED, _AWAITING = ApplicationState.SUBMITTED.value, ApplicationState.AWAITING_AGREEMENT.value
+_REQUESTED, _REJECTED = ApplicationState.ACTIVATION_REQUESTED.value, ApplicationState.REJECTED.value
 
 
 def _decide_page(
@@ -541,7 +541,7 @@ def _allocate_and_request(conn: Conn, night: NightContext, stats: CommitStats) -
     """Cards, accounts and activation requests of the accepted applications: those read tonight as the Beam
     workers personalized them, those accepted on re-examination personalized here from the slot they kept."""
     run = night.run
-    topics = {bank: night.topics.activation_requests(bank) for bank in night.catalog.banks}
+    topics = {bank: night.topics.bank_requests(bank) for bank in night.catalog.banks}
     cards, accounts, requests = repo.insert_personalized(
         conn, run.run_id, run.business_date, valid_until(run.business_date), SPEC_VERSION, topics
     )
@@ -615,7 +615,7 @@ def _personalize_reexamined(
     outbox = [
         (
             p.request_event_id,
-            night.topics.activation_requests(a.bank_code),
+            night.topics.bank_requests(a.bank_code),
             a.application_id.encode(),
             p.request_payload,
             "ActivationRequested",
@@ -674,7 +674,7 @@ def _request_failed_again(conn: Conn, night: NightContext, stats: CommitStats) -
     outbox = [
         (
             event_id,
-            night.topics.activation_requests(r.candidate.bank_code),
+            night.topics.bank_requests(r.candidate.bank_code),
             r.candidate.application_id.encode(),
             payload,
             "ActivationRequested",
@@ -697,11 +697,13 @@ def _sealed(vault: Vault, rows: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
 def _decision_events(night: NightContext, decided: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
     """Outbox rows of one DecisionIssued per decision of the run, for the branch (no personal data)."""
     run_id = night.run.run_id
-    decided_at = DecisionIssued("", "", "", State.SUBMITTED, (), datetime.now(UTC), run_id).to_record()[
-        "decided_at"
-    ]  # the record's own timestamp format, computed once
+    decided_at = DecisionIssued(
+        "", "", "", ApplicationState.SUBMITTED, (), datetime.now(UTC), run_id
+    ).to_record()["decided_at"]  # the record's own timestamp format, computed once
     topic = night.topics.decisions
-    ids = [decision_event_id(app, State(state), run_id) for app, _branch, state, _reasons in decided]
+    ids = [
+        decision_event_id(app, ApplicationState(state), run_id) for app, _branch, state, _reasons in decided
+    ]
     payloads = encode_many(
         DecisionIssued.RECORD,
         (

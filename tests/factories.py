@@ -18,14 +18,14 @@ from issuance.domain.model import (
     ApplicationType,
     Bank,
     Branch,
-    CardStatus,
     Channel,
     ExistingCard,
-    FinancialStatus,
     IssuingArea,
     Material,
     Person,
     ReferenceData,
+    RegistryCardStatus,
+    RegistryFinancialStatus,
 )
 
 CST = timezone(timedelta(hours=8))
@@ -100,7 +100,10 @@ def agreement(**overrides: Any) -> Agreement:
 def card(**overrides: Any) -> ExistingCard:
     """A valid card of BANK whose financial function is not active yet."""
     base = ExistingCard(
-        card_number=CARD, bank_code=BANK, status=CardStatus.VALID, financial_status=FinancialStatus.INACTIVE
+        card_number=CARD,
+        bank_code=BANK,
+        status=RegistryCardStatus.VALID,
+        financial_status=RegistryFinancialStatus.INACTIVE,
     )
     return replace(base, **overrides)
 

@@ -129,11 +129,11 @@ def produce(bootstrap: str, topic: str, payloads: Sequence[bytes], key: bytes | 
 
 
 def states(settings: Settings) -> dict[str, tuple[str, int, bool]]:
-    """(state, activation_attempts, is_open) per application."""
+    """(state, bank_refusals, is_open) per application."""
     assert settings.database_url is not None
     with connect(settings.database_url.get_secret_value(), autocommit=True) as conn:
         rows = conn.execute(
-            "SELECT application_id, state, activation_attempts, is_open FROM applications"
+            "SELECT application_id, state, bank_refusals, is_open FROM applications"
         ).fetchall()
     return {str(r[0]): (str(r[1]), int(r[2]), bool(r[3])) for r in rows}
 

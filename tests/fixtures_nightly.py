@@ -141,7 +141,7 @@ def mismatches(
 def end_state(database_url: str) -> dict[str, Any]:
     """What a night leaves behind that must not depend on crashes or re-runs (timestamps excluded)."""
     queries = {
-        "applications": "SELECT application_id, state, reasons, is_open, agreement_id, activation_attempts,"
+        "applications": "SELECT application_id, state, reasons, is_open, agreement_id, bank_refusals,"
         " first_run_id FROM applications ORDER BY application_id",
         "history": "SELECT application_id, from_state, to_state, stage, reasons, run_id FROM"
         " application_history"

@@ -24,16 +24,6 @@ class Material(StrEnum):
     HOUSEHOLD_REGISTER = "HOUSEHOLD_REGISTER"
 
 
-class State(StrEnum):
-    SUBMITTED = "SUBMITTED"
-    REJECTED = "REJECTED"
-    AWAITING_AGREEMENT = "AWAITING_AGREEMENT"
-    PERSONALIZED = "PERSONALIZED"
-    ACTIVATION_REQUESTED = "ACTIVATION_REQUESTED"
-    ACTIVE = "ACTIVE"
-    ACTIVATION_FAILED = "ACTIVATION_FAILED"
-
-
 class Reason(StrEnum):
     """Rejection reasons; an application may carry several.
 
@@ -85,13 +75,17 @@ class DeadLetterReason(StrEnum):
     APPLICATION_ID_REUSED = "APPLICATION_ID_REUSED"  # a different application under an id already submitted
 
 
-class CardStatus(StrEnum):
+class RegistryCardStatus(StrEnum):
+    """A card in the person registry (reference data)."""
+
     VALID = "VALID"
     LOST = "LOST"
     CANCELLED = "CANCELLED"
 
 
-class FinancialStatus(StrEnum):
+class RegistryFinancialStatus(StrEnum):
+    """The savings function of a card in the person registry (reference data)."""
+
     INACTIVE = "INACTIVE"
     ACTIVE = "ACTIVE"
 
@@ -161,8 +155,8 @@ class Branch:
 class ExistingCard:
     card_number: str
     bank_code: str
-    status: CardStatus
-    financial_status: FinancialStatus
+    status: RegistryCardStatus
+    financial_status: RegistryFinancialStatus
 
 
 @dataclass(frozen=True, slots=True)

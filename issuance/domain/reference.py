@@ -17,12 +17,12 @@ from typing import Any, TypeVar
 from issuance.domain.model import (
     Bank,
     Branch,
-    CardStatus,
     ExistingCard,
-    FinancialStatus,
     IssuingArea,
     Person,
     ReferenceData,
+    RegistryCardStatus,
+    RegistryFinancialStatus,
 )
 from issuance.errors import InputError
 
@@ -30,8 +30,8 @@ MAX_PROBLEMS = 20
 _AREA_CODE = re.compile(r"[0-9]{6}")
 _BIN = re.compile(r"[0-9]{6,8}")
 _ID_NUMBER = re.compile(r"[0-9]{17}[0-9X]")
-_CARD_STATUS: dict[Any, CardStatus] = {s.value: s for s in CardStatus}
-_FINANCIAL_STATUS: dict[Any, FinancialStatus] = {s.value: s for s in FinancialStatus}
+_CARD_STATUS: dict[Any, RegistryCardStatus] = {s.value: s for s in RegistryCardStatus}
+_FINANCIAL_STATUS: dict[Any, RegistryFinancialStatus] = {s.value: s for s in RegistryFinancialStatus}
 _E = TypeVar("_E", bound=StrEnum)
 _T = TypeVar("_T")
 
@@ -304,8 +304,8 @@ def _person(p: _Parser, raw: Any, path: str) -> Person | None:
             continue
         number = p.text(c, "card_number", card_path)
         bank_code = p.text(c, "bank_code", card_path)
-        status = p.choice(c, "status", card_path, CardStatus)
-        financial = p.choice(c, "financial_status", card_path, FinancialStatus)
+        status = p.choice(c, "status", card_path, RegistryCardStatus)
+        financial = p.choice(c, "financial_status", card_path, RegistryFinancialStatus)
         if status is not None and financial is not None:
             cards.append(ExistingCard(number, bank_code, status, financial))
     return Person(id_number, p.text(d, "name", path), p.flag(d, "insured", path), tuple(cards))

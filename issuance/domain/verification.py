@@ -35,12 +35,12 @@ from issuance.domain.identity import (
 from issuance.domain.model import (
     Application,
     ApplicationType,
-    CardStatus,
-    FinancialStatus,
     Material,
     Person,
     Reason,
     ReferenceData,
+    RegistryCardStatus,
+    RegistryFinancialStatus,
 )
 from issuance.domain.names import same_name
 
@@ -147,15 +147,15 @@ def _person_reasons(
     if not person.insured:
         reasons.append(Reason.NOT_INSURED)
     if application.application_type == ApplicationType.NEW_CARD:
-        if issued_card_holder or any(card.status == CardStatus.VALID for card in person.cards):
+        if issued_card_holder or any(card.status == RegistryCardStatus.VALID for card in person.cards):
             reasons.append(Reason.ALREADY_HAS_CARD)
     else:
         card = next((c for c in person.cards if c.card_number == application.card_number), None)
         if card is not None:
             if (
                 card.bank_code != application.bank_code
-                or card.status != CardStatus.VALID
-                or card.financial_status == FinancialStatus.ACTIVE
+                or card.status != RegistryCardStatus.VALID
+                or card.financial_status == RegistryFinancialStatus.ACTIVE
             ):
                 reasons.append(Reason.CARD_NOT_ELIGIBLE)
         elif application.card_number and card_registered:

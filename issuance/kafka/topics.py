@@ -36,18 +36,28 @@ class Topics:
         return f"{self.prefix}branch.decisions"
 
     @property
-    def activation_results(self) -> str:
-        """The banks' answers to activation requests."""
-        return f"{self.prefix}bank.activation-results"
+    def bank_results(self) -> str:
+        """The banks' answers: accounts opened or refused, activations completed or failed."""
+        return f"{self.prefix}bank.results"
+
+    @property
+    def card_dispatches(self) -> str:
+        """Produced cards on their way to the branches (for the branches)."""
+        return f"{self.prefix}branch.card-dispatches"
+
+    @property
+    def card_events(self) -> str:
+        """The branches' receipts and collections of cards."""
+        return f"{self.prefix}branch.card-events"
 
     @property
     def dead_letters(self) -> str:
         """Messages that could not be decoded or broke the contract."""
         return f"{self.prefix}issuance.dead-letters"
 
-    def activation_requests(self, bank_code: str) -> str:
-        """Activation requests for one bank."""
-        return f"{self.prefix}bank.{bank_code}.activation-requests"
+    def bank_requests(self, bank_code: str) -> str:
+        """Requests for one bank: account openings and activations."""
+        return f"{self.prefix}bank.{bank_code}.requests"
 
 
 def planned_topics(settings: Settings, bank_codes: Iterable[str]) -> dict[str, int]:
@@ -59,10 +69,12 @@ def planned_topics(settings: Settings, bank_codes: Iterable[str]) -> dict[str, i
         topics.agreements: settings.agreement_partitions,
         topics.decisions: settings.application_partitions,
         topics.dead_letters: settings.application_partitions,
-        topics.activation_results: settings.bank_partitions,
+        topics.bank_results: settings.bank_partitions,
+        topics.card_dispatches: settings.application_partitions,
+        topics.card_events: settings.application_partitions,
     }
     for code in sorted(set(bank_codes)):
-        planned[topics.activation_requests(code)] = settings.bank_partitions
+        planned[topics.bank_requests(code)] = settings.bank_partitions
     return planned
 
 

@@ -22,7 +22,7 @@ class ActivationTarget:
     bank_code: str
     state: str
     version: int
-    activation_attempts: int
+    bank_refusals: int
     card_number: str | None
 
 
@@ -34,7 +34,7 @@ class Transition:
     from_state: str
     to_state: str
     is_open: bool
-    activation_attempts: int
+    bank_refusals: int
     event_id: str
     detail: str
     account_status: str  # OPEN or FAILED
@@ -84,7 +84,7 @@ def lock_targets(conn: Conn, application_ids: Sequence[str]) -> dict[str, Activa
     """The applications these results are about, locked until the transaction ends (in a stable order)."""
     rows = conn.execute(
         "SELECT application_id, application_type, branch_code, bank_code, state, version,"
-        " activation_attempts,"
+        " bank_refusals,"
         " card_number FROM applications WHERE application_id = ANY(%s) ORDER BY application_id FOR UPDATE",
         (sorted(set(application_ids)),),
     ).fetchall()
@@ -106,10 +106,10 @@ def apply_transitions(conn: Conn, transitions: Sequence[Transition], stage: str 
         return
     with conn.cursor() as cur:
         cur.executemany(
-            "UPDATE applications SET state = %s, is_open = %s, activation_attempts = %s,"
+            "UPDATE applications SET state = %s, is_open = %s, bank_refusals = %s,"
             " version = version + 1,"
             " updated_at = now() WHERE application_id = %s",
-            [(t.to_state, t.is_open, t.activation_attempts, t.application_id) for t in transitions],
+            [(t.to_state, t.is_open, t.bank_refusals, t.application_id) for t in transitions],
         )
         cur.executemany(
             "INSERT INTO application_history (application_id, from_state, to_state, stage, event_id, detail)"

@@ -11,7 +11,7 @@ import psycopg
 from psycopg import sql
 from psycopg.rows import class_row
 
-from issuance.domain.model import State
+from issuance.domain.lifecycle import ApplicationState
 from issuance.store.report_queries import (
     Filters,
     Role,
@@ -23,8 +23,17 @@ from issuance.store.report_queries import (
 )
 from issuance.store.status_queries import HistoryRow
 
-AFTER_AGREEMENT = (State.PERSONALIZED, State.ACTIVATION_REQUESTED, State.ACTIVE, State.ACTIVATION_FAILED)
-AFTER_REQUEST = (State.ACTIVATION_REQUESTED, State.ACTIVE, State.ACTIVATION_FAILED)
+AFTER_AGREEMENT = (
+    ApplicationState.PERSONALIZED,
+    ApplicationState.ACTIVATION_REQUESTED,
+    ApplicationState.ACTIVE,
+    ApplicationState.ACTIVATION_FAILED,
+)
+AFTER_REQUEST = (
+    ApplicationState.ACTIVATION_REQUESTED,
+    ApplicationState.ACTIVE,
+    ApplicationState.ACTIVATION_FAILED,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,40 +61,44 @@ class Funnel:
 
 def build_funnel(counts: list[StateCount]) -> Funnel:
     """Turn counts per state, type and rejecting stage into the funnel (pure)."""
-    by_state = {s.value: 0 for s in State}
+    by_state = {s.value: 0 for s in ApplicationState}
     rejected = {"VERIFICATION": 0, "AGREEMENT": 0}
     personalized_reached = 0
     for c in counts:
         by_state[c.state.value] += c.count
-        if c.state is State.REJECTED:
+        if c.state is ApplicationState.REJECTED:
             rejected[c.rejected_at or "VERIFICATION"] += c.count
         # A financial activation goes straight to the bank: only new cards are ever personalized.
         if c.state in AFTER_AGREEMENT and c.application_type == "NEW_CARD":
             personalized_reached += c.count
     total = sum(by_state.values())
-    verified = total - by_state[State.SUBMITTED] - rejected["VERIFICATION"]
+    verified = total - by_state[ApplicationState.SUBMITTED] - rejected["VERIFICATION"]
     requested = sum(by_state[s] for s in AFTER_REQUEST)
 
     def ratio(part: int, whole: int) -> float | None:
         return part / whole if whole else None
 
     rows = [
-        FunnelRow("submitted", "Submitted", by_state[State.SUBMITTED], total, None),
+        FunnelRow("submitted", "Submitted", by_state[ApplicationState.SUBMITTED], total, None),
         FunnelRow("verified", "Verified", None, verified, ratio(verified, total), "of received"),
         FunnelRow(
-            "awaiting_agreement", "Waiting for agreement", by_state[State.AWAITING_AGREEMENT], None, None
+            "awaiting_agreement",
+            "Waiting for agreement",
+            by_state[ApplicationState.AWAITING_AGREEMENT],
+            None,
+            None,
         ),
         FunnelRow(
             "personalized",
             "Personalized (new cards)",
-            by_state[State.PERSONALIZED],
+            by_state[ApplicationState.PERSONALIZED],
             personalized_reached,
             None,
         ),
         FunnelRow(
             "activation_requested",
             "Activation requested",
-            by_state[State.ACTIVATION_REQUESTED],
+            by_state[ApplicationState.ACTIVATION_REQUESTED],
             requested,
             ratio(requested, verified),
             "of verified",
@@ -93,25 +106,25 @@ def build_funnel(counts: list[StateCount]) -> Funnel:
         FunnelRow(
             "active",
             "Active",
-            by_state[State.ACTIVE],
-            by_state[State.ACTIVE],
-            ratio(by_state[State.ACTIVE], requested),
+            by_state[ApplicationState.ACTIVE],
+            by_state[ApplicationState.ACTIVE],
+            ratio(by_state[ApplicationState.ACTIVE], requested),
             "of activation requests",
         ),
         FunnelRow(
             "rejected",
             "Rejected",
-            by_state[State.REJECTED],
+            by_state[ApplicationState.REJECTED],
             None,
-            ratio(by_state[State.REJECTED], total),
+            ratio(by_state[ApplicationState.REJECTED], total),
             "of received",
         ),
         FunnelRow(
             "failed",
             "Activation failed",
-            by_state[State.ACTIVATION_FAILED],
+            by_state[ApplicationState.ACTIVATION_FAILED],
             None,
-            ratio(by_state[State.ACTIVATION_FAILED], requested),
+            ratio(by_state[ApplicationState.ACTIVATION_FAILED], requested),
             "of activation requests",
         ),
     ]
@@ -147,9 +160,9 @@ class Backlog:
 def backlog(conn: psycopg.Connection, scope: Scope, filters: Filters, *, waiting_for: str) -> Backlog:
     """Applications waiting for an agreement (days since submission) or the bank (since the request)."""
     if waiting_for == "agreement":
-        state, name = State.AWAITING_AGREEMENT, "Waiting for agreement"
+        state, name = ApplicationState.AWAITING_AGREEMENT, "Waiting for agreement"
     elif waiting_for == "bank":
-        state, name = State.ACTIVATION_REQUESTED, "Waiting for the bank"
+        state, name = ApplicationState.ACTIVATION_REQUESTED, "Waiting for the bank"
     else:
         raise ValueError(f"unknown backlog {waiting_for!r}")
     cases = [
@@ -309,7 +322,7 @@ class StoredApplication:
     updated_at: datetime
     card_number: str | None
     agreement_id: str | None
-    activation_attempts: int
+    bank_refusals: int
     id_number_enc: bytes
     name_enc: bytes
     phone_enc: bytes | None
@@ -321,7 +334,7 @@ def application(
     """One application and its history, or None when absent or outside the scope (indistinguishable)."""
     query = sql.SQL(
         "SELECT application_id, application_type, branch_code, bank_code, area_code, channel, state, reasons,"
-        " submitted_at, updated_at, card_number, agreement_id, activation_attempts, id_number_enc, name_enc,"
+        " submitted_at, updated_at, card_number, agreement_id, bank_refusals, id_number_enc, name_enc,"
         " phone_enc FROM applications {} AND application_id = {}"
     ).format(where(scope), sql.Literal(application_id))
     with conn.cursor(row_factory=class_row(StoredApplication)) as cur:

@@ -249,7 +249,7 @@ WITH rechecked AS (
     WHERE NOT d.is_new AND d.state = 'ACTIVATION_REQUESTED'
     UNION ALL
     SELECT a.application_id, a.agreement_id, 'ACTIVATION_FAILED' FROM applications a
-    WHERE a.state = 'ACTIVATION_FAILED' AND a.activation_attempts < %(max_attempts)s
+    WHERE a.state = 'ACTIVATION_FAILED' AND a.bank_refusals < %(max_attempts)s
 )
 SELECT r.from_state, r.agreement_id, a.application_id, a.application_type, a.branch_code, a.bank_code,
        a.channel, a.person_key, a.id_number_enc, a.name_enc, a.phone_enc, a.guardian_id_enc, a.card_number,
@@ -434,7 +434,7 @@ def insert_personalized(
 
 REEXAMINED_ACCEPTED_QUERY = """
 SELECT a.application_id, a.application_type, a.bank_code, a.area_code, a.person_key, a.card_number,
-       a.id_number_enc, a.name_enc, a.activation_attempts, a.slot, g.agreement_id, g.terms_version,
+       a.id_number_enc, a.name_enc, a.bank_refusals, a.slot, g.agreement_id, g.terms_version,
        g.document_sha256
 FROM run_decisions d JOIN applications a USING (application_id)
 LEFT JOIN agreements g ON g.agreement_id = a.agreement_id  -- kept by settle_agreements before allocation
@@ -445,14 +445,14 @@ LIMIT %(limit)s
 """
 
 RETRY_QUERY = """
-SELECT a.application_id, a.application_type, a.bank_code, a.activation_attempts, a.id_number_enc, a.name_enc,
+SELECT a.application_id, a.application_type, a.bank_code, a.bank_refusals, a.id_number_enc, a.name_enc,
        coalesce(c.card_number, a.card_number), c.card_identification_code, b.account_number_enc,
        g.agreement_id, g.terms_version, g.document_sha256
 FROM applications a
 JOIN bank_accounts b USING (application_id)
 LEFT JOIN cards c USING (application_id)
 LEFT JOIN agreements g ON g.agreement_id = a.agreement_id
-WHERE a.state = 'ACTIVATION_FAILED' AND a.activation_attempts < %s
+WHERE a.state = 'ACTIVATION_FAILED' AND a.bank_refusals < %s
 ORDER BY a.application_id
 FOR UPDATE OF a
 """

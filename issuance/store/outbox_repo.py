@@ -72,13 +72,13 @@ class Waiting:
     """An application waiting for the bank's answer to its current request."""
 
     application_id: str
-    activation_attempts: int  # failures so far: the request waited on is attempt failures + 1
+    bank_refusals: int  # failures so far: the request waited on is attempt failures + 1
 
     @property
     def request_event_id(self) -> str:
         # The same rule decides which answer is current (consumers/activation_results.py) and which attempt
         # the night requests again (pipelines/commit.py).
-        return activation_request_event_id(self.application_id, self.activation_attempts + 1)
+        return activation_request_event_id(self.application_id, self.bank_refusals + 1)
 
 
 @dataclass(slots=True)
@@ -96,7 +96,7 @@ def waiting_since(conn: Conn, hours: float) -> list[Waiting]:
     """Applications in ACTIVATION_REQUESTED for at least `hours` (their state last changed before then)."""
     with conn.cursor(row_factory=class_row(Waiting)) as cur:
         return cur.execute(
-            "SELECT application_id, activation_attempts FROM applications"
+            "SELECT application_id, bank_refusals FROM applications"
             " WHERE state = 'ACTIVATION_REQUESTED' AND updated_at <= now() - make_interval(secs => %s)",
             (hours * 3600.0,),
         ).fetchall()

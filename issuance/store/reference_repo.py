@@ -11,12 +11,12 @@ from issuance.crypto import Vault
 from issuance.domain.model import (
     Bank,
     Branch,
-    CardStatus,
     ExistingCard,
-    FinancialStatus,
     IssuingArea,
     Person,
     ReferenceData,
+    RegistryCardStatus,
+    RegistryFinancialStatus,
 )
 
 
@@ -67,7 +67,12 @@ def lookup_persons(
         binary=True,
     ):
         cards.setdefault(bytes(key), []).append(
-            ExistingCard(str(card_number), str(bank_code), CardStatus(status), FinancialStatus(financial))
+            ExistingCard(
+                str(card_number),
+                str(bank_code),
+                RegistryCardStatus(status),
+                RegistryFinancialStatus(financial),
+            )
         )
     persons: dict[bytes, Person] = {}
     for key, id_enc, name_enc, insured in conn.execute(

@@ -14,7 +14,7 @@ from enum import StrEnum
 import psycopg
 from psycopg import sql
 
-from issuance.domain.model import State
+from issuance.domain.lifecycle import ApplicationState
 
 
 class Role(StrEnum):
@@ -115,7 +115,7 @@ def dead_letter_where(scope: Scope, filters: Filters = Filters()) -> sql.Compose
 class StateCount:
     """Applications in one state; for REJECTED, split by the stage that rejected them."""
 
-    state: State
+    state: ApplicationState
     application_type: str
     rejected_at: str
     count: int
@@ -128,12 +128,12 @@ def state_counts(conn: psycopg.Connection, scope: Scope, filters: Filters = Filt
         "GROUP BY 1, 2, 3 HAVING sum(n) <> 0 ORDER BY 1, 2, 3"
     ).format(where(scope, filters))
     rows = conn.execute(query).fetchall()
-    return [StateCount(State(r[0]), r[1], r[2], int(r[3])) for r in rows]
+    return [StateCount(ApplicationState(r[0]), r[1], r[2], int(r[3])) for r in rows]
 
 
 def counts_by_state(conn: psycopg.Connection, scope: Scope, filters: Filters = Filters()) -> dict[str, int]:
     """Applications per state (every state present, zero when none)."""
-    totals = {state.value: 0 for state in State}
+    totals = {state.value: 0 for state in ApplicationState}
     for row in state_counts(conn, scope, filters):
         totals[row.state.value] += row.count
     return totals

@@ -25,7 +25,7 @@ class ApplicationRow:
     reasons: list[str]
     is_open: bool
     version: int
-    activation_attempts: int
+    bank_refusals: int
     submitted_at: datetime
     updated_at: datetime
     area_code: str | None
@@ -88,7 +88,7 @@ def application(conn: Conn, application_id: str) -> ApplicationRow | None:
         return cur.execute(
             "SELECT application_id, application_type, branch_code, bank_code, channel, state,"
             " reasons, is_open,"
-            " version, activation_attempts, submitted_at, updated_at, area_code, agreement_id, card_number,"
+            " version, bank_refusals, submitted_at, updated_at, area_code, agreement_id, card_number,"
             " id_number_enc, name_enc, phone_enc FROM applications WHERE application_id = %s",
             (application_id,),
         ).fetchone()

@@ -27,7 +27,7 @@ def test_demo_reaches_every_expected_outcome(settings: Settings, cli_env: dict[s
     from issuance.store.db import connect
 
     with connect(settings.database_url.get_secret_value(), autocommit=True) as conn:
-        query = "SELECT application_id, state, reasons, activation_attempts FROM applications"
+        query = "SELECT application_id, state, reasons, bank_refusals FROM applications"
         rows = conn.execute(query).fetchall()
     outcomes = {str(r[0]): Outcome(str(r[1]), tuple(sorted(r[2])), int(r[3])) for r in rows}
     expected = Path(settings.state_dir) / "demo" / "expected.jsonl"
@@ -62,7 +62,7 @@ def _reload_kept_what_the_system_did(settings: Settings, out: Path) -> None:
             "SELECT a.card_number, p.financial_status FROM applications a"
             " JOIN person_cards p USING (card_number)"
             " WHERE a.application_type = 'FINANCIAL_ACTIVATION' AND a.state = 'ACTIVE'"
-            " AND a.activation_attempts = 0 AND a.first_run_id = (SELECT min(run_id) FROM runs)"
+            " AND a.bank_refusals = 0 AND a.first_run_id = (SELECT min(run_id) FROM runs)"
         ).fetchall()
         doubled = conn.execute(
             "SELECT count(*) FROM (SELECT card_number FROM bank_accounts WHERE status = 'OPEN'"

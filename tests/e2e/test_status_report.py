@@ -28,7 +28,7 @@ def test_status_shows_masked_history_and_report_counts(settings: Settings, cli_e
     requests = [request_for(w) for w in waiting]
     produce(
         settings.kafka_bootstrap or "",
-        Topics(settings).activation_requests(BANK),
+        Topics(settings).bank_requests(BANK),
         [r.to_bytes() for r in requests],
     )
     endpoints = resolve(settings)

@@ -20,7 +20,7 @@ SERVE = ["bank", "serve", "--bank", BANK, "--batch-size", "10", "--fail-rate", "
 
 def answer_ids(settings: Settings) -> list[str]:
     consumer = KafkaConsumer(
-        Topics(settings).activation_results,
+        Topics(settings).bank_results,
         bootstrap_servers=settings.kafka_bootstrap,
         auto_offset_reset="earliest",
         enable_auto_commit=False,
@@ -43,7 +43,7 @@ def test_killed_bank_answers_every_request_once_in_effect(
     requests = [request_for(w) for w in waiting]
     produce(
         settings.kafka_bootstrap or "",
-        Topics(settings).activation_requests(BANK),
+        Topics(settings).bank_requests(BANK),
         [r.to_bytes() for r in requests],
     )
     for threshold in (100, 400):
@@ -64,7 +64,7 @@ def test_sigterm_finishes_the_batch_and_exits_cleanly(settings: Settings, cli_en
     waiting = seed_waiting(settings, 400)
     produce(
         settings.kafka_bootstrap or "",
-        Topics(settings).activation_requests(BANK),
+        Topics(settings).bank_requests(BANK),
         [request_for(w).to_bytes() for w in waiting],
     )
     proc = start(["bank", "serve", "--bank", BANK, "--batch-size", "10"], cli_env)

@@ -26,7 +26,7 @@ def answers(settings: Settings) -> list[ActivationCompleted | ActivationFailed]:
     from issuance.kafka.topics import Topics
 
     consumer = KafkaConsumer(
-        Topics(settings).activation_results,
+        Topics(settings).bank_results,
         bootstrap_servers=settings.kafka_bootstrap,
         auto_offset_reset="earliest",
         enable_auto_commit=False,
@@ -51,7 +51,7 @@ def test_replaying_the_request_topic_opens_no_second_account(settings: Settings)
     from issuance.kafka.topics import Topics
 
     waiting = seed_waiting(settings, 6)
-    topic = Topics(settings).activation_requests(BANK)
+    topic = Topics(settings).bank_requests(BANK)
     produce(settings.kafka_bootstrap or "", topic, [request_for(w).to_bytes() for w in waiting])
     first = serve(settings)
     assert first[BANK]["opened"] == 6
@@ -79,7 +79,7 @@ def replay_from_start(settings: Settings, topic: str) -> BankStats:
         with connect(settings.database_url.get_secret_value(), autocommit=True) as conn:
             topics = Topics(settings)
             sink = DeadLetterSink(conn, vault, topics.dead_letters, "bank-simulator")
-            bank = BankSimulator(BANK, conn, producer, vault, topics.activation_results, NO_FAILURES, sink)
+            bank = BankSimulator(BANK, conn, producer, vault, topics.bank_results, NO_FAILURES, sink)
             options = LoopOptions(
                 settings.kafka_bootstrap or "", (topic,), f"{settings.topic_prefix}replay", IDLE
             )
@@ -97,7 +97,7 @@ def test_injected_failures_follow_the_seed_and_the_request(settings: Settings) -
     requests = [request_for(w) for w in waiting]
     produce(
         settings.kafka_bootstrap or "",
-        Topics(settings).activation_requests(BANK),
+        Topics(settings).bank_requests(BANK),
         [r.to_bytes() for r in requests],
     )
     serve(settings, policy)
@@ -133,7 +133,7 @@ def test_an_existing_card_is_switched_on_with_the_account_bound_to_it(settings: 
         terms_version="2026.1",
         document_sha256="0" * 64,
     )
-    produce(settings.kafka_bootstrap or "", Topics(settings).activation_requests(BANK), [request.to_bytes()])
+    produce(settings.kafka_bootstrap or "", Topics(settings).bank_requests(BANK), [request.to_bytes()])
 
     assert serve(settings)[BANK]["opened"] == 1
 

@@ -31,12 +31,12 @@ def test_failed_activation_is_requested_again_until_attempts_run_out(
         ]
         # What the bureau consumer does on a failed answer (attempts counts the failures).
         conn.execute(
-            "UPDATE applications SET state = 'ACTIVATION_FAILED', activation_attempts = 1, is_open = true"
+            "UPDATE applications SET state = 'ACTIVATION_FAILED', bank_refusals = 1, is_open = true"
             " WHERE application_id = %s",
             (retry,),
         )
         conn.execute(
-            "UPDATE applications SET state = 'ACTIVATION_FAILED', activation_attempts = %s, is_open = false"
+            "UPDATE applications SET state = 'ACTIVATION_FAILED', bank_refusals = %s, is_open = false"
             " WHERE application_id = %s",
             (settings.max_activation_attempts, exhausted),
         )

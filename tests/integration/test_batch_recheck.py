@@ -121,7 +121,7 @@ def test_a_retry_is_rejected_when_the_holder_is_no_longer_insured(
     _night(settings, NIGHT_1)
     with connect(database_url) as conn:  # what the bureau consumer writes for a refusal with attempts left
         conn.execute(
-            "UPDATE applications SET state = 'ACTIVATION_FAILED', activation_attempts = 1, is_open = true"
+            "UPDATE applications SET state = 'ACTIVATION_FAILED', bank_refusals = 1, is_open = true"
             " WHERE application_id = 'APP-000001'"
         )
         conn.execute("UPDATE bank_accounts SET status = 'FAILED' WHERE application_id = 'APP-000001'")
@@ -152,7 +152,7 @@ def test_a_retry_on_unchanged_reference_data_is_requested_again(
     _night(settings, NIGHT_1)
     with connect(database_url) as conn:
         conn.execute(
-            "UPDATE applications SET state = 'ACTIVATION_FAILED', activation_attempts = 1, is_open = true"
+            "UPDATE applications SET state = 'ACTIVATION_FAILED', bank_refusals = 1, is_open = true"
             " WHERE application_id = 'APP-000001'"
         )
         conn.execute("UPDATE bank_accounts SET status = 'FAILED' WHERE application_id = 'APP-000001'")

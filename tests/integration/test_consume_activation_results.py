@@ -13,7 +13,7 @@ from issuance.kafka.topics import Topics
 from issuance.messages import (
     ActivationCompleted,
     ActivationFailed,
-    ActivationFailureReason,
+    BankRefusalReason,
     DecisionIssued,
     MessageDeadLettered,
     activation_answer_event_id,
@@ -47,14 +47,14 @@ def failed(w: Waiting, attempt: int = 1) -> ActivationFailed:
         request,
         w.application_id,
         w.bank_code,
-        ActivationFailureReason.KYC_FAILED,
+        BankRefusalReason.KYC_FAILED,
         NOW,
         "identity check failed",
     )
 
 
 def publish_results(settings: Settings, payloads: list[bytes]) -> None:
-    produce(settings.kafka_bootstrap or "", Topics(settings).activation_results, payloads)
+    produce(settings.kafka_bootstrap or "", Topics(settings).bank_results, payloads)
 
 
 def consume(settings: Settings) -> dict[str, int]:
@@ -81,7 +81,7 @@ def test_round_trip_activates_cards_and_fails_the_injected_ones(settings: Settin
     requests = [request_for(w) for w in waiting]
     produce(
         settings.kafka_bootstrap or "",
-        Topics(settings).activation_requests(BANK),
+        Topics(settings).bank_requests(BANK),
         [r.to_bytes() for r in requests],
     )
     serve_banks(settings, resolve(settings), None, policy, IDLE, threading.Event())

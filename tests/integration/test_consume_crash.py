@@ -26,7 +26,7 @@ def test_killed_consumer_applies_every_result_once(settings: Settings, cli_env: 
     requests = [request_for(w) for w in waiting]
     produce(
         settings.kafka_bootstrap or "",
-        Topics(settings).activation_requests(BANK),
+        Topics(settings).bank_requests(BANK),
         [r.to_bytes() for r in requests],
     )
     policy = FailurePolicy(0.1, 9)

@@ -56,7 +56,7 @@ def test_consume_dead_letters_empty_and_undecodable_results_and_goes_on(
     first, second = seed_waiting(settings, 2)
     bootstrap = settings.kafka_bootstrap or ""
     ensure_topics(bootstrap, settings, [BANK])
-    topic = Topics(settings).activation_results
+    topic = Topics(settings).bank_results
     produce(bootstrap, topic, [None, b"", GARBAGE, completed(first).to_bytes()], key=KEY)  # type: ignore[list-item]
     produce(bootstrap, topic, [completed(second).to_bytes()], key=KEY)
 
@@ -94,7 +94,7 @@ def test_bank_serve_dead_letters_bad_requests_and_answers_the_rest(
     first, second, other = seed_waiting(settings, 3)
     bootstrap = settings.kafka_bootstrap or ""
     ensure_topics(bootstrap, settings, [BANK])
-    topic = Topics(settings).activation_requests(BANK)
+    topic = Topics(settings).bank_requests(BANK)
     for_another_bank = replace(request_for(other), bank_code="B999").to_bytes()
     produce(bootstrap, topic, [None, GARBAGE, request_for(first).to_bytes()], key=KEY)  # type: ignore[list-item]
     produce(bootstrap, topic, [for_another_bank, request_for(second).to_bytes()], key=KEY)
@@ -122,7 +122,7 @@ def test_a_bank_that_gets_no_partition_exits_1(settings: Settings, cli_env: dict
     one_partition = settings.model_copy(update={"bank_partitions": 1})
     bootstrap = settings.kafka_bootstrap or ""
     ensure_topics(bootstrap, one_partition, [BANK])
-    topic = Topics(settings).activation_requests(BANK)
+    topic = Topics(settings).bank_requests(BANK)
     # Another member of the bank's group holds the only partition (its member id sorts first, so the range
     # assignor keeps the partition with it when `bank serve` joins).
     holder = KafkaConsumer(

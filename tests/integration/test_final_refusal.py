@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 
 from consumers.serve import consume_results
 from issuance.kafka.topics import Topics
-from issuance.messages import ActivationFailed, ActivationFailureReason, activation_answer_event_id
+from issuance.messages import ActivationFailed, BankRefusalReason, activation_answer_event_id
 from issuance.messages import activation_request_event_id as request_id
 from issuance.services.endpoints import resolve
 from issuance.settings import Settings
@@ -26,10 +26,10 @@ def _refused_for_the_last_time(settings: Settings, application_id: str) -> None:
         request_id(application_id, 1),
         application_id,
         f.BANK,
-        ActivationFailureReason.KYC_FAILED,
+        BankRefusalReason.KYC_FAILED,
         datetime(2026, 11, 1, 12, 0, tzinfo=UTC),
     )
-    produce(settings.kafka_bootstrap or "", Topics(settings).activation_results, [refusal.to_bytes()])
+    produce(settings.kafka_bootstrap or "", Topics(settings).bank_results, [refusal.to_bytes()])
     consume_results(settings, resolve(settings), 1.5, threading.Event())
 
 

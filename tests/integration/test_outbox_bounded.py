@@ -11,7 +11,7 @@ from kafka import KafkaProducer
 
 from issuance.crypto import Vault
 from issuance.dead_letter_events import EXCERPT_BYTES, parse_payload_location
-from issuance.domain.model import State
+from issuance.domain.lifecycle import ApplicationState
 from issuance.errors import BrokerUnavailable
 from issuance.kafka.outbox_relay import publish_outbox
 from issuance.kafka.topics import Topics, ensure_topics
@@ -34,7 +34,13 @@ def _decision_rows(settings: Settings, count: int) -> list[tuple[object, ...]]:
     rows: list[tuple[object, ...]] = []
     for i in range(count):
         event = DecisionIssued(
-            decision_event_id(f"A{i:06d}", State.REJECTED, 1), f"A{i:06d}", "B001", State.REJECTED, (), NOW, 1
+            decision_event_id(f"A{i:06d}", ApplicationState.REJECTED, 1),
+            f"A{i:06d}",
+            "B001",
+            ApplicationState.REJECTED,
+            (),
+            NOW,
+            1,
         )
         rows.append(
             (event.event_id, topic, event.application_id.encode(), event.to_bytes(), event.RECORD, 1, False)
@@ -119,9 +125,7 @@ def test_a_20_mb_record_on_the_applications_topic_leaves_publishing_intact(
     assert unpublished == (0,)
     assert {t for t, _ in queued} == {"ActivationRequested", "DecisionIssued"}
     topics = Topics(settings)
-    published = set(
-        topic_event_ids(settings, [topics.decisions, *(topics.activation_requests(b) for b in banks)])
-    )
+    published = set(topic_event_ids(settings, [topics.decisions, *(topics.bank_requests(b) for b in banks)]))
     assert {str(event_id) for _, event_id in queued} <= published  # every request and decision left
     letters = [e for e in read_topic(settings, topics.dead_letters) if isinstance(e, MessageDeadLettered)]
     (letter,) = [e for e in letters if e.payload_size == len(huge)]

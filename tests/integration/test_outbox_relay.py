@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 import pytest
 
 from issuance.crypto import Vault
-from issuance.domain.model import State
+from issuance.domain.lifecycle import ApplicationState
 from issuance.kafka import outbox_relay
 from issuance.kafka.outbox_relay import publish_outbox, seal_payloads
 from issuance.kafka.topics import Topics, ensure_topics
@@ -27,7 +27,13 @@ def _queue_decisions(settings: Settings, vault: Vault) -> list[str]:
     now = datetime(2026, 11, 2, 3, 0, tzinfo=UTC)
     events = [
         DecisionIssued(
-            decision_event_id(f"A{i:06d}", State.REJECTED, 1), f"A{i:06d}", "B001", State.REJECTED, (), now, 1
+            decision_event_id(f"A{i:06d}", ApplicationState.REJECTED, 1),
+            f"A{i:06d}",
+            "B001",
+            ApplicationState.REJECTED,
+            (),
+            now,
+            1,
         )
         for i in range(EVENTS)
     ]

@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 from cli.main import app
 from issuance.crypto import Vault
-from issuance.domain.model import CardStatus, Person, ReferenceData
+from issuance.domain.model import Person, ReferenceData, RegistryCardStatus
 from issuance.domain.reference import reference_to_doc
 from issuance.settings import Settings
 from issuance.store.db import connect
@@ -76,7 +76,7 @@ def test_changed_rows_are_updated_and_counted(database_url: str, settings: Setti
         data,
         banks={**data.banks, f.BANK: f.bank(terms_version="2027.1", area_codes=frozenset({f.AREA}))},
         persons={
-            f.ADULT_ID: f.holder(name="张薇", cards=(f.card(status=CardStatus.LOST),)),
+            f.ADULT_ID: f.holder(name="张薇", cards=(f.card(status=RegistryCardStatus.LOST),)),
             SECOND_ID: replace(data.persons[SECOND_ID], insured=True),
         },
     )

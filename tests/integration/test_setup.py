@@ -39,7 +39,7 @@ def test_setup_creates_topics_once_and_bank_topics_after_reference_load(
         topics.applications,
         topics.agreements,
         topics.decisions,
-        topics.activation_results,
+        topics.bank_results,
         topics.dead_letters,
     ]
 
@@ -56,18 +56,16 @@ def test_setup_creates_topics_once_and_bank_topics_after_reference_load(
         )
         conn.commit()
     third = run_setup(cli_env)
-    assert third["topics_created"] == [topics.activation_requests("B01")]
-    assert partitions(
-        settings.kafka_bootstrap or "", [topics.applications, topics.activation_requests("B01")]
-    ) == {
+    assert third["topics_created"] == [topics.bank_requests("B01")]
+    assert partitions(settings.kafka_bootstrap or "", [topics.applications, topics.bank_requests("B01")]) == {
         topics.applications: settings.application_partitions,
-        topics.activation_requests("B01"): settings.bank_partitions,
+        topics.bank_requests("B01"): settings.bank_partitions,
     }
 
 
 def test_ensure_topics_is_idempotent(settings: Settings, kafka_bootstrap: str) -> None:
     created = ensure_topics(kafka_bootstrap, settings, ["B02", "B02"])
-    assert Topics(settings).activation_requests("B02") in created
+    assert Topics(settings).bank_requests("B02") in created
     assert len(created) == 6
     assert ensure_topics(kafka_bootstrap, settings, ["B02"]) == []
 

@@ -8,13 +8,14 @@ from pathlib import Path
 import pytest
 
 from issuance.codec.avro import registry
-from issuance.domain.model import ApplicationType, DeadLetterReason, Reason, State
+from issuance.domain.lifecycle import ApplicationState
+from issuance.domain.model import ApplicationType, DeadLetterReason, Reason
 from issuance.errors import SchemaViolation
 from issuance.messages import (
     ActivationCompleted,
     ActivationFailed,
-    ActivationFailureReason,
     ActivationRequested,
+    BankRefusalReason,
     DecisionIssued,
     Event,
     MessageDeadLettered,
@@ -50,10 +51,10 @@ ACTIVATION_V2 = ActivationRequested(  # v2: an existing card (no account number)
 
 EVENTS: list[Event] = [
     DecisionIssued(
-        decision_event_id("APP-000001", State.REJECTED, 42),
+        decision_event_id("APP-000001", ApplicationState.REJECTED, 42),
         "APP-000001",
         "BR-110105-001",
-        State.REJECTED,
+        ApplicationState.REJECTED,
         (Reason.MATERIALS_MISSING, Reason.NAME_MISMATCH),
         AT,
         42,
@@ -80,7 +81,7 @@ EVENTS: list[Event] = [
         REQUEST_ID,
         "APP-000001",
         "ICBC",
-        ActivationFailureReason.BANK_SYSTEM_ERROR,
+        BankRefusalReason.BANK_SYSTEM_ERROR,
         datetime(2026, 11, 2, 9, 0, tzinfo=CST),
     ),
     MessageDeadLettered(
@@ -114,7 +115,7 @@ def test_timestamps_keep_their_offset() -> None:
 def test_event_ids_are_deterministic_and_distinct_per_key() -> None:
     assert activation_request_event_id("APP-1", 1) == activation_request_event_id("APP-1", 1)
     assert activation_request_event_id("APP-1", 1) != activation_request_event_id("APP-1", 2)
-    assert decision_event_id("APP-1", State.REJECTED, None) == event_id(
+    assert decision_event_id("APP-1", ApplicationState.REJECTED, None) == event_id(
         "decision-issued", "APP-1", "REJECTED", ""
     )
     # Pinned: changing the namespace or the key format would re-emit every event.
@@ -127,7 +128,7 @@ def test_reading_a_message_as_the_wrong_event_is_a_schema_violation() -> None:
 
 
 def test_naive_timestamps_are_refused() -> None:
-    naive = DecisionIssued("e", "a", "b", State.ACTIVE, (), datetime(2026, 11, 2, 1, 30))
+    naive = DecisionIssued("e", "a", "b", ApplicationState.ACTIVE, (), datetime(2026, 11, 2, 1, 30))
     with pytest.raises(SchemaViolation):
         naive.to_bytes()
 

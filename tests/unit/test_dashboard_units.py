@@ -9,7 +9,7 @@ from psycopg import sql
 
 from dashboard.app import _safe_next, script_json
 from dashboard.security import LoginThrottle, csrf_token, csrf_valid
-from issuance.domain.model import State
+from issuance.domain.lifecycle import ApplicationState
 from issuance.store.dashboard_queries import build_funnel, mask_detail
 from issuance.store.report_queries import Filters, Role, Scope, StateCount, where
 
@@ -20,13 +20,13 @@ def rendered(clause: sql.Composed) -> str:
 
 def test_funnel_counts_and_shares() -> None:
     counts = [
-        StateCount(State.SUBMITTED, "NEW_CARD", "", 5),
-        StateCount(State.REJECTED, "NEW_CARD", "VERIFICATION", 10),
-        StateCount(State.REJECTED, "NEW_CARD", "AGREEMENT", 5),
-        StateCount(State.AWAITING_AGREEMENT, "NEW_CARD", "", 10),
-        StateCount(State.ACTIVATION_REQUESTED, "FINANCIAL_ACTIVATION", "", 20),
-        StateCount(State.ACTIVE, "NEW_CARD", "", 45),
-        StateCount(State.ACTIVATION_FAILED, "NEW_CARD", "", 5),
+        StateCount(ApplicationState.SUBMITTED, "NEW_CARD", "", 5),
+        StateCount(ApplicationState.REJECTED, "NEW_CARD", "VERIFICATION", 10),
+        StateCount(ApplicationState.REJECTED, "NEW_CARD", "AGREEMENT", 5),
+        StateCount(ApplicationState.AWAITING_AGREEMENT, "NEW_CARD", "", 10),
+        StateCount(ApplicationState.ACTIVATION_REQUESTED, "FINANCIAL_ACTIVATION", "", 20),
+        StateCount(ApplicationState.ACTIVE, "NEW_CARD", "", 45),
+        StateCount(ApplicationState.ACTIVATION_FAILED, "NEW_CARD", "", 5),
     ]
     funnel = build_funnel(counts)
     rows = {r.key: r for r in funnel.rows}
@@ -35,7 +35,7 @@ def test_funnel_counts_and_shares() -> None:
     assert rows["activation_requested"].reached == 70
     assert rows["personalized"].reached == 50  # new cards only
     assert rows["active"].conversion == pytest.approx(45 / 70)
-    assert funnel.by_state[State.REJECTED] == 15
+    assert funnel.by_state[ApplicationState.REJECTED] == 15
     assert sum(funnel.by_state.values()) == 100
 
 

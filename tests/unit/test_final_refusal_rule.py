@@ -9,7 +9,7 @@ import pytest
 
 from consumers.activation_results import ActivationResults
 from issuance.kafka.topics import Topics
-from issuance.messages import ActivationFailed, ActivationFailureReason, activation_request_event_id
+from issuance.messages import ActivationFailed, BankRefusalReason, activation_request_event_id
 from issuance.settings import Settings
 from issuance.store.activation_repo import ActivationTarget
 
@@ -26,7 +26,7 @@ def _transition(kind: str, failures_so_far: int) -> Any:
         request,
         "APP-1",
         "ICBC",
-        ActivationFailureReason.KYC_FAILED,
+        BankRefusalReason.KYC_FAILED,
         datetime(2026, 11, 2, tzinfo=UTC),
     )
     # The transition is a rule over the result and the target: it never touches the connection or the topics.

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from issuance.domain.model import CardStatus, FinancialStatus
+from issuance.domain.model import RegistryCardStatus, RegistryFinancialStatus
 from issuance.domain.reference import MAX_PROBLEMS, ReferenceDataInvalid, parse_reference, reference_to_doc
 from issuance.errors import InputError
 from tests.factories import ADULT_ID, CARD, card, holder, reference
@@ -47,8 +47,8 @@ def test_round_trip() -> None:
 def test_parsed_values_are_typed() -> None:
     ref = parse_reference(VALID)
     assert ref.persons[ADULT_ID].cards == (card(),)
-    assert ref.persons[ADULT_ID].cards[0].status is CardStatus.VALID
-    assert ref.persons[ADULT_ID].cards[0].financial_status is FinancialStatus.INACTIVE
+    assert ref.persons[ADULT_ID].cards[0].status is RegistryCardStatus.VALID
+    assert ref.persons[ADULT_ID].cards[0].financial_status is RegistryFinancialStatus.INACTIVE
     assert ref.banks["ICBC"].area_codes == frozenset({"110105", "310115"})
 
 

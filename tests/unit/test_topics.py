@@ -11,9 +11,9 @@ def test_names_follow_the_contract_with_the_prefix() -> None:
     assert topics.applications == "t1.branch.applications"
     assert topics.agreements == "t1.branch.agreements"
     assert topics.decisions == "t1.branch.decisions"
-    assert topics.activation_results == "t1.bank.activation-results"
+    assert topics.bank_results == "t1.bank.results"
     assert topics.dead_letters == "t1.issuance.dead-letters"
-    assert topics.activation_requests("ICBC") == "t1.bank.ICBC.activation-requests"
+    assert topics.bank_requests("ICBC") == "t1.bank.ICBC.requests"
 
 
 def test_plan_has_one_request_topic_per_bank_with_configured_partitions() -> None:
@@ -24,7 +24,9 @@ def test_plan_has_one_request_topic_per_bank_with_configured_partitions() -> Non
         "branch.agreements": 3,
         "branch.decisions": 6,
         "issuance.dead-letters": 6,
-        "bank.activation-results": 1,
-        "bank.B1.activation-requests": 1,
-        "bank.B2.activation-requests": 1,
+        "bank.results": 1,
+        "branch.card-dispatches": 1,
+        "branch.card-events": 1,
+        "bank.B1.requests": 1,
+        "bank.B2.requests": 1,
     }

@@ -11,12 +11,12 @@ from issuance.domain.decision import REASON_MESSAGES, describe
 from issuance.domain.model import (
     Application,
     ApplicationType,
-    CardStatus,
-    FinancialStatus,
     Material,
     Person,
     Reason,
     ReferenceData,
+    RegistryCardStatus,
+    RegistryFinancialStatus,
 )
 from issuance.domain.verification import verify
 from tests.factories import (
@@ -417,8 +417,8 @@ def test_already_has_a_valid_card() -> None:
     assert run(application(), holder()) == [Reason.ALREADY_HAS_CARD]
 
 
-@pytest.mark.parametrize("status", [CardStatus.LOST, CardStatus.CANCELLED])
-def test_lost_or_cancelled_card_allows_a_new_one(status: CardStatus) -> None:
+@pytest.mark.parametrize("status", [RegistryCardStatus.LOST, RegistryCardStatus.CANCELLED])
+def test_lost_or_cancelled_card_allows_a_new_one(status: RegistryCardStatus) -> None:
     assert run(application(), holder(cards=(card(status=status),))) == []
 
 
@@ -439,15 +439,15 @@ def test_card_of_another_bank() -> None:
     ]
 
 
-@pytest.mark.parametrize("status", [CardStatus.LOST, CardStatus.CANCELLED])
-def test_card_not_valid(status: CardStatus) -> None:
+@pytest.mark.parametrize("status", [RegistryCardStatus.LOST, RegistryCardStatus.CANCELLED])
+def test_card_not_valid(status: RegistryCardStatus) -> None:
     assert run(activation(), holder(cards=(card(status=status),)), card_registered=True) == [
         Reason.CARD_NOT_ELIGIBLE
     ]
 
 
 def test_card_already_active() -> None:
-    active = card(financial_status=FinancialStatus.ACTIVE)
+    active = card(financial_status=RegistryFinancialStatus.ACTIVE)
     assert run(activation(), holder(cards=(active,)), card_registered=True) == [Reason.CARD_NOT_ELIGIBLE]
 
 
@@ -465,7 +465,7 @@ def test_card_number_missing() -> None:
 
 
 def test_the_matching_card_among_several_decides() -> None:
-    cards = (card(card_number="OTHER0000", status=CardStatus.CANCELLED), card())
+    cards = (card(card_number="OTHER0000", status=RegistryCardStatus.CANCELLED), card())
     assert run(activation(), holder(cards=cards), card_registered=True) == []
 
 
