@@ -47,8 +47,9 @@ class Settings(BaseSettings):
     max_productions: int = Field(default=3, ge=1)
     # A card at the branch not collected within this many days is listed for the branch (reminder report).
     collection_reminder_days: int = Field(default=30, ge=1)
-    # The night sends a bank request (account opening or activation) again when its application still waits for the bank's answer this
-    # many hours after it was published (the broker may have lost it; a bank's inbox makes a repeat harmless).
+    # The night sends a bank request (account opening or activation) again when its application still waits
+    # for the bank's answer this many hours after it was published (the broker may have lost it; a bank's
+    # inbox makes a repeat harmless).
     resend_unanswered_after_hours: float = Field(default=24.0, ge=0)
 
     # Nightly batch.
