@@ -22,8 +22,9 @@ against its Python twin `step` on the same cases.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from enum import StrEnum
+from typing import cast
 
 from issuance.domain.model import ApplicationType, RegistryCardStatus, RegistryFinancialStatus
 
@@ -402,20 +403,29 @@ def step(before: Lifecycle, trigger: Trigger, *, identity_checked: bool = True) 
     if rule.needs_retry_due is not None and before.retry_due != rule.needs_retry_due:
         why = "no refused request is due again" if rule.needs_retry_due else "the last request was refused"
         raise TransitionRefused(trigger, before, why)
-    after = before
-    for side, move in (("state", rule.application), ("card", rule.card), ("financial", rule.financial)):
-        if move is None:
-            continue
-        current = getattr(before, side)
-        if current not in move.starts:
-            shown = "no card" if current is None else str(current)
-            allowed = ", ".join(sorted("no card" if s is None else str(s) for s in move.starts))
-            raise TransitionRefused(trigger, before, f"{side} is {shown}, needs {allowed}")
-        if move.ends is not None:
-            after = replace(after, **{side: move.ends})
-    if rule.retry_due is not None:
-        after = replace(after, retry_due=rule.retry_due)
+    state = _moved(trigger, before, "state", rule.application)
+    card = _moved(trigger, before, "card", rule.card)
+    financial = _moved(trigger, before, "financial", rule.financial)
+    after = Lifecycle(
+        before.application_type,
+        cast(ApplicationState, state),
+        cast(CardStatus | None, card),
+        cast(FinancialStatus, financial),
+        before.retry_due if rule.retry_due is None else rule.retry_due,
+    )
     return Step(after, rule.emits)
+
+
+def _moved(trigger: Trigger, before: Lifecycle, side: str, move: Move | None) -> object:
+    """One side after the move (as it was when the move leaves it), or TransitionRefused."""
+    current: object = getattr(before, side)
+    if move is None:
+        return current
+    if current not in move.starts:
+        shown = "no card" if current is None else str(current)
+        allowed = ", ".join(sorted("no card" if s is None else str(s) for s in move.starts))
+        raise TransitionRefused(trigger, before, f"{side} is {shown}, needs {allowed}")
+    return current if move.ends is None else move.ends
 
 
 def refusal_trigger(application_type: ApplicationType, refusals_before: int, max_attempts: int) -> Trigger:
