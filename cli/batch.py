@@ -157,7 +157,9 @@ def _print_lifecycle(out: Console, life: dict[str, Any]) -> None:
         waiting = ", ".join(f"{k} {v:,}" for k, v in life["waiting_for_vendor"].items())
         out.print(f"[yellow]cards waiting, no vendor for their area: {waiting}[/yellow]")
     since = life.get("since_previous_run", {})
-    out.print("since the previous run: " + ", ".join(f"{k.replace('_', ' ')} {v:,}" for k, v in since.items()))
+    out.print(
+        "since the previous run: " + ", ".join(f"{k.replace('_', ' ')} {v:,}" for k, v in since.items())
+    )
     checks = life.get("checks", {})
     out.print(
         f"cards {checks.get('cards', 0):,} by status {life.get('cards_by_status', {})};"

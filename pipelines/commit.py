@@ -31,7 +31,6 @@ from issuance.dead_letter_events import dead_letter_event
 from issuance.domain.agreement import AgreementStatus, check_agreements
 from issuance.domain.duplicates import resolve_duplicates
 from issuance.domain.lifecycle import ApplicationState
-from issuance.domain.personalization import SPEC_VERSION, valid_until
 from issuance.domain.model import (
     Agreement,
     Applicant,
@@ -45,6 +44,7 @@ from issuance.domain.model import (
     Reason,
     ReferenceData,
 )
+from issuance.domain.personalization import SPEC_VERSION, valid_until
 from issuance.domain.verification import verify
 from issuance.errors import ReconciliationFailed
 from issuance.kafka.outbox_relay import seal_payloads

@@ -35,8 +35,11 @@ def valid_until(issued: date) -> date:
 
 def vendor_by_area(vendors: Mapping[str, Vendor]) -> dict[str, str]:
     """Area code -> the vendor that makes its cards (the reference data names at most one per area)."""
-    return {area: v.vendor_code for v in sorted(vendors.values(), key=lambda v: v.vendor_code)
-            for area in v.area_codes}
+    return {
+        area: v.vendor_code
+        for v in sorted(vendors.values(), key=lambda v: v.vendor_code)
+        for area in v.area_codes
+    }
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,4 +1,4 @@
-"""PostgreSQL side of card personalization: which cards are due, their staging, and the night's set-based apply.
+"""PostgreSQL side of card personalization: which cards are due, their staging, the night's set-based apply.
 
 A card is due when the lifecycle allows CARD_PERSONALIZED: its application ACCEPTED, the card ORDERED, its
 account OPENED (`issuance.domain.lifecycle.starts`). The nightly run lists the due cards once, in chunks, when
@@ -70,7 +70,8 @@ def list_due(conn: Conn, chunk_size: int) -> list[list[str]]:
     if missing:
         first = reserve_slots(conn, len(missing))
         conn.execute(
-            "UPDATE applications a SET slot = %s + m.n - 1 FROM unnest(%s::text[]) WITH ORDINALITY AS m(id, n)"
+            "UPDATE applications a SET slot = %s + m.n - 1"
+            " FROM unnest(%s::text[]) WITH ORDINALITY AS m(id, n)"
             " WHERE a.application_id = m.id AND a.slot IS NULL",
             (first, missing),
         )

@@ -104,8 +104,12 @@ class PersonalizeChunk(beam.DoFn):  # type: ignore[misc]
         sexes = self._vault.encrypt_many(h.sex.value if h else None for h in holders)
         births = self._vault.encrypt_many(h.birth_date.isoformat() if h else None for h in holders)
         rows = [
-            (chunk.run_id, chunk.index, card.application_id)
-            + staged_row(card, self._vendors, self._business_date, sex, birth)
+            (
+                chunk.run_id,
+                chunk.index,
+                card.application_id,
+                *staged_row(card, self._vendors, self._business_date, sex, birth),
+            )
             for card, sex, birth in zip(cards, sexes, births, strict=True)
         ]
         replace_card_chunk(conn, chunk.run_id, chunk.index, rows)
@@ -122,7 +126,7 @@ class PersonalizeChunk(beam.DoFn):  # type: ignore[misc]
 
 
 class PersonalizeCards(beam.PTransform):  # type: ignore[misc]
-    """PBegin -> PCollection[(chunk index, cards staged)]: the due cards of the run, personalized and staged."""
+    """PBegin -> PCollection[(chunk index, cards staged)]: the run's due cards, personalized and staged."""
 
     def __init__(
         self,
