@@ -27,6 +27,9 @@ _OUTCOME_OF_STATE = {
     "ACTIVATION_REQUESTED": "activation_requested",
     "ACTIVE": "activation_requested",
     "ACTIVATION_FAILED": "activation_requested",
+    "ACCEPTED": "activation_requested",  # sent to the bank (account opening or activation)
+    "COMPLETED": "activation_requested",
+    "FAILED": "activation_requested",
     "REJECTED": "rejected",
     "AWAITING_AGREEMENT": "awaiting_agreement",
 }

@@ -227,3 +227,40 @@ def test_the_vendor_file_holds_what_chip_and_face_need_sealed_with_its_manifest(
         assert write_files(conn, Path(settings.personalization_dir), result.run_id, NIGHT_1) == [manifest]
         assert (directory / f"{VENDOR}.jsonl").read_bytes() == data
         assert conn.execute("SELECT count(*) FROM vendor_files").fetchone() == (1,)
+
+
+def test_the_reconciliation_counts_the_lifecycle_steps_since_the_previous_run(
+    settings: Settings, database_url: str, vault: Vault
+) -> None:
+    card = order_card(database_url, vault, 21)
+    first = nightly.run(["--business-date", NIGHT_1], settings=settings)
+    steps = [  # what the vendor, the branch and the bank report between two nights
+        ("card", "IN_PRODUCTION", "PRODUCED", "vendor:VENDOR-A"),
+        ("card", "PRODUCED", "AT_BRANCH", f"branch:{factories.BRANCH}"),
+        ("card", "AT_BRANCH", "ISSUED", f"branch:{factories.BRANCH}"),
+        ("financial", "OPENED", "ACTIVE", "bank:ICBC"),
+    ]
+    with connect(database_url) as conn:
+        for side, before, after, source in steps:
+            conn.execute(
+                "INSERT INTO card_history (application_id, side, from_status, to_status, source)"
+                " VALUES (%s, %s, %s, %s, %s)",
+                (card.application_id, side, before, after, source),
+            )
+        conn.commit()
+    open_account(database_url, order_card(database_url, vault, 22, financial="REQUESTED").application_id)
+
+    second = nightly.run(["--business-date", NIGHT_2], settings=settings)
+    third = nightly.run(["--business-date", "2026-11-05"], settings=settings)
+
+    assert first.reconciliation["lifecycle"]["since_previous_run"]["accounts_opened"] == 0
+    assert second.as_dict()["reconciliation"]["lifecycle"]["since_previous_run"] == {
+        "accounts_opened": 1,
+        "cards_produced": 1,
+        "cards_received_at_branch": 1,
+        "cards_collected": 1,
+        "savings_activated": 1,
+    }
+    assert set(third.reconciliation["lifecycle"]["since_previous_run"].values()) == {0}
+    assert third.reconciliation["lifecycle"]["personalized"] == 0
+    assert third.files == [] and third.balanced
