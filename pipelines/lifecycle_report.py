@@ -17,6 +17,7 @@ from __future__ import annotations
 from typing import Any
 
 from issuance.domain.lifecycle import CardStatus, FinancialStatus
+from issuance.store.personalization_repo import personalized_in_run
 from issuance.store.run_repo import Conn
 
 # (name, side, status reached)
@@ -27,7 +28,6 @@ STEPS = (
     ("cards_collected", "card", CardStatus.ISSUED),
     ("savings_activated", "financial", FinancialStatus.ACTIVE),
 )
-_PERSONALIZED = CardStatus.IN_PRODUCTION.value
 
 
 def _previous_mark(conn: Conn, run_id: int) -> int:
@@ -41,12 +41,7 @@ def _previous_mark(conn: Conn, run_id: int) -> int:
 
 def lifecycle_report(conn: Conn, run_id: int) -> dict[str, Any]:
     """The run's lifecycle section (inside its final transaction, before staging is cleared)."""
-    row = conn.execute(
-        "SELECT count(*) FROM card_history WHERE run_id = %s AND side = 'card' AND to_status = %s"
-        " AND source = 'nightly'",
-        (run_id, _PERSONALIZED),
-    ).fetchone()
-    personalized = int(row[0]) if row else 0
+    personalized = personalized_in_run(conn, run_id)
     by_vendor = {
         str(vendor): int(n)
         for vendor, n in conn.execute(

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from issuance.errors import IssuanceError
+from issuance.store.personalization_repo import personalized_in_run
 from issuance.store.run_repo import Conn
 
 FORMAT = "ssc-vendor-file/1"
@@ -59,12 +60,6 @@ WHERE c.production_run_id = %s
 ORDER BY c.vendor_code, c.card_number
 """
 
-# Every card the run put IN_PRODUCTION: the files must hold exactly these.
-_PERSONALIZED = """
-SELECT count(*) FROM card_history
-WHERE run_id = %s AND side = 'card' AND to_status = 'IN_PRODUCTION' AND source = 'nightly'
-"""
-
 
 def _atomic_write(path: Path, data: bytes) -> None:
     tmp = path.with_suffix(path.suffix + ".tmp")
@@ -84,8 +79,7 @@ def write_files(conn: Conn, root: Path, run_id: int, business_date: str) -> list
     by_vendor: dict[str, list[bytes]] = {}
     for vendor, line in conn.execute(_QUERY, (run_id,)):
         by_vendor.setdefault(str(vendor), []).append(line.encode() + b"\n")
-    row = conn.execute(_PERSONALIZED, (run_id,)).fetchone()
-    personalized = int(row[0]) if row else 0
+    personalized = personalized_in_run(conn, run_id)  # the files must hold exactly these cards
     written = sum(len(lines) for lines in by_vendor.values())
     if written != personalized:
         raise VendorFilesIncomplete(

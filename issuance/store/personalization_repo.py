@@ -156,6 +156,16 @@ FROM carded x JOIN linked USING (application_id)
 """
 
 
+def personalized_in_run(conn: Conn, run_id: int) -> int:
+    """How many cards the run put IN_PRODUCTION (card_history): its vendor files hold exactly those."""
+    row = conn.execute(
+        "SELECT count(*) FROM card_history WHERE run_id = %(run)s AND side = 'card'"
+        " AND to_status = %(card_to)s AND source = %(source)s",
+        {**due_parameters(), "run": run_id, "source": SOURCE},
+    ).fetchone()
+    return int(row[0]) if row else 0
+
+
 def apply_personalization(conn: Conn, run_id: int) -> int:
     """In the night's transaction: every staged card still due, with a vendor, goes IN_PRODUCTION with its
     numbers, dates and vendor, in this run's vendor file; its account names the card. Returns how many."""

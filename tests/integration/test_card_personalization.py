@@ -264,3 +264,23 @@ def test_the_reconciliation_counts_the_lifecycle_steps_since_the_previous_run(
     assert set(third.reconciliation["lifecycle"]["since_previous_run"].values()) == {0}
     assert third.reconciliation["lifecycle"]["personalized"] == 0
     assert third.files == [] and third.balanced
+
+
+def test_an_application_planned_before_slots_gets_one_and_keeps_it(
+    settings: Settings, database_url: str, vault: Vault
+) -> None:
+    card = order_card(database_url, vault, 31)
+    with connect(database_url) as conn:
+        conn.execute("UPDATE applications SET slot = NULL WHERE application_id = %s", (card.application_id,))
+        conn.commit()
+
+    nightly.run(["--business-date", NIGHT_1], settings=settings)
+
+    with connect(database_url) as conn:
+        row = conn.execute(
+            "SELECT a.slot, c.card_number, c.sequence FROM applications a JOIN cards c USING (application_id)"
+            " WHERE application_id = %s",
+            (card.application_id,),
+        ).fetchone()
+    assert row is not None and row[0] is not None
+    assert row[1:] == (card_number(int(row[0])), row[0])

@@ -63,3 +63,11 @@ def test_chip_holder_reads_sex_and_birth_date_from_the_id_number() -> None:
     assert holder is not None
     assert (holder.sex, holder.birth_date) == (Sex.FEMALE, date(1980, 3, 15))
     assert chip_holder("not an id") is None
+
+
+def test_the_stage_rate_is_cards_per_second_of_its_workers_time() -> None:
+    from pipelines.transforms.personalize_cards import with_rate
+
+    counters = {"personalize.cards": 900, "personalize.no_vendor": 100, "personalize.busy_ms": 500}
+    assert with_rate(counters) == {"personalize.cards_per_s": 2000}
+    assert with_rate({}) == {"personalize.cards_per_s": 0}
