@@ -58,7 +58,13 @@ def vault(settings: Settings, database_url: str) -> Vault:
 
 
 @pytest.mark.parametrize(
-    "beam_args", [[], ["--direct_runner_bundle_repeat=1"]], ids=["default", "bundle-repeat"]
+    "beam_args",
+    [
+        [],
+        ["--direct_runner_bundle_repeat=1"],
+        ["--direct_running_mode=multi_processing", "--direct_num_workers=2"],
+    ],
+    ids=["default", "bundle-repeat", "worker-processes"],
 )
 def test_a_card_is_numbered_once_its_account_is_opened_and_only_once(
     settings: Settings, database_url: str, vault: Vault, beam_args: list[str]
