@@ -1,5 +1,5 @@
-"""`issuance batch run`'s text report shows the cards' lifecycle: personalized by vendor, the areas waiting for
-a vendor, the steps since the previous run and the balance checks."""
+"""`issuance batch run`'s text report shows the cards' lifecycle: personalized by vendor, the areas waiting
+for a vendor, the steps since the previous run and the balance checks."""
 
 from __future__ import annotations
 
