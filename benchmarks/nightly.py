@@ -14,6 +14,9 @@ agreements and malformed messages), publishes them, then measures:
   nightly:        `pipelines.nightly.run` end to end (plan, Beam staging, the one-transaction commit, vendor
                   files, outbox relay), with the run's default options unless --beam-args are given (a night
                   of 50,000 records or more: Beam workers and relay processes, one per CPU).
+  personalization: the accounts of the night's accepted new cards marked OPENED in SQL (as the banks
+                  would), then the next night, timed: cards personalized per second
+                  (benchmarks/personalization.py).
 CPU per record of each process group, per floor pass and per phase of the night, from sampled process CPU
 times (benchmarks/cpu_profile.py). Peak memory is the largest sum of RSS over this process and all its
 children (Beam workers included), sampled. N defaults to BENCH_N or 200,000.
@@ -39,6 +42,7 @@ from pydantic import SecretStr
 
 from benchmarks.cpu_profile import CpuSampler, Window, profile, render
 from benchmarks.floors import contract_floor, honest_floor
+from benchmarks.personalization import personalization_night
 
 GIB = 1024**3
 PSS_EVERY_SAMPLES = 25  # RSS every 200 ms, PSS every 5 s
@@ -208,7 +212,14 @@ def report_lines(figures: dict[str, Any]) -> list[str]:
             " after the stage ended (the commit's start)"
         )
     lines.append(f"load average   {figures['load_before']} before, {figures['load_after']} after")
-    lines.append(f"balanced       {nightly['balanced']}")
+    perso = figures["personalization"]
+    lines.append(
+        f"personalization {perso['cards_per_s']:>9,} cards/s (the next night, {perso['accounts_opened']:,}"
+        f" accounts opened in SQL: {perso['cards_personalized']:,} cards in {perso['night_s']:.1f} s; stage"
+        f" {perso['timings_s'].get('stage_s', 0):.1f} s at {perso['stage_cards_per_s']:,} cards/s of worker"
+        f" time, apply {perso['apply_s'] or 0:.1f} s, files {perso['timings_s'].get('files_s', 0):.1f} s)"
+    )
+    lines.append(f"balanced       {nightly['balanced']} (personalization night {perso['balanced']})")
     return lines
 
 
@@ -295,6 +306,7 @@ def main(argv: list[str] | None = None) -> int:
             )
             night_ended = time.monotonic()
         nightly_s = result.timings["total_s"]
+        personalization = personalization_night(settings, database_url, generated.business_date(1))
     windows = [Window(f"floor: {p.label}", p.started, p.started + p.seconds) for p in honest.passes()]
     windows.append(Window("floor: contract", contract_started, contract_started + contract_s))
     windows += night_windows(night_started, night_ended, marks, result.timings)
@@ -340,6 +352,7 @@ def main(argv: list[str] | None = None) -> int:
             if "beam workers" in cpu.last_busy and "commit" in marks
             else None
         ),
+        "personalization": personalization,
         "load_before": load_before,
         "load_after": _load(),
         "beam_args": args.beam_args,
@@ -348,7 +361,7 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(figures, indent=2))
     else:
         print("\n".join(report_lines(figures)))
-    return 0 if result.balanced else 1
+    return 0 if result.balanced and personalization["balanced"] else 1
 
 
 def _load() -> str:

@@ -125,6 +125,8 @@ def _print_report(result: Any) -> None:
         out.print("rejection reasons: " + ", ".join(f"{k} {v:,}" for k, v in report["reasons"].items()))
     if report.get("dead_letters"):
         out.print("dead letters: " + ", ".join(f"{k} {v:,}" for k, v in report["dead_letters"].items()))
+    if report.get("lifecycle"):
+        _print_lifecycle(out, report["lifecycle"])
     counters = Table(title="Beam counters (stage.name)")
     counters.add_column("counter")
     counters.add_column("value", justify="right")
@@ -133,7 +135,8 @@ def _print_report(result: Any) -> None:
     out.print(counters)
     for manifest in result.files:
         out.print(
-            f"file {manifest['bank_code']}: {manifest['record_count']:,} records sha256 {manifest['sha256']}"
+            f"vendor file {manifest['vendor_code']}: {manifest['record_count']:,} cards"
+            f" sha256 {manifest['sha256']}"
         )
     out.print(
         f"published {result.published:,} events; unanswered activation requests sent again"
@@ -144,6 +147,26 @@ def _print_report(result: Any) -> None:
             f"[yellow]{result.set_aside:,} events set aside, too large for the broker or refused by it:"
             " `issuance report` lists them (RUNBOOK: an event too large to publish)[/yellow]"
         )
+
+
+def _print_lifecycle(out: Console, life: dict[str, Any]) -> None:
+    """The cards' side of the reconciliation: personalized by vendor, the steps since the previous run."""
+    vendors = ", ".join(f"{k} {v:,}" for k, v in life.get("by_vendor", {}).items()) or "none"
+    out.print(f"cards personalized {life.get('personalized', 0):,} (by vendor: {vendors})")
+    if life.get("waiting_for_vendor"):
+        waiting = ", ".join(f"{k} {v:,}" for k, v in life["waiting_for_vendor"].items())
+        out.print(f"[yellow]cards waiting, no vendor for their area: {waiting}[/yellow]")
+    since = life.get("since_previous_run", {})
+    out.print(
+        "since the previous run: " + ", ".join(f"{k.replace('_', ' ')} {v:,}" for k, v in since.items())
+    )
+    checks = life.get("checks", {})
+    out.print(
+        f"cards {checks.get('cards', 0):,} by status {life.get('cards_by_status', {})};"
+        f" each in one status: {'yes' if checks.get('every_card_in_one_status') else 'NO'};"
+        " each personalized card in one vendor file:"
+        f" {'yes' if checks.get('every_personalized_card_in_one_vendor_file') else 'NO'}"
+    )
 
 
 def _parse_date(text: str | None) -> date:

@@ -20,7 +20,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime
 from typing import Any
 
 from psycopg import errors
@@ -44,6 +44,7 @@ from issuance.domain.model import (
     Reason,
     ReferenceData,
 )
+from issuance.domain.personalization import SPEC_VERSION, valid_until
 from issuance.domain.verification import verify
 from issuance.errors import ReconciliationFailed
 from issuance.kafka.outbox_relay import seal_payloads
@@ -51,6 +52,7 @@ from issuance.kafka.topics import Topics
 from issuance.messages import DecisionIssued, decision_event_id, resent_decision_event_id
 from issuance.store import decisions_repo as repo
 from issuance.store.db import copy_rows
+from issuance.store.personalization_repo import apply_personalization
 from issuance.store.reference_repo import lookup_persons
 from issuance.store.run_repo import STAGED_DEAD_LETTER_COLUMNS, Conn, Run, reserve_slots
 from pipelines.faults import crash_point
@@ -65,9 +67,7 @@ from pipelines.personalize import (
 )
 from pipelines.personalize_staged import personalizing
 
-SPEC_VERSION = "3.00"
 ONE_ACCOUNT_PER_CARD = "bank_accounts_one_per_card"  # migration 0024
-VALIDITY_YEARS = 10
 CARD_COLUMNS = (
     "card_number",
     "application_id",
@@ -125,15 +125,6 @@ class CommitStats:
     dead_letters: int = 0
     reexamined: dict[str, int] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
-
-
-def valid_until(issued: date) -> date:
-    """Ten years of validity: the day before the tenth anniversary (issued 29 February: until 28 February)."""
-    try:
-        anniversary = issued.replace(year=issued.year + VALIDITY_YEARS)
-    except ValueError:
-        anniversary = issued.replace(year=issued.year + VALIDITY_YEARS, month=3, day=1)
-    return anniversary - timedelta(days=1)
 
 
 _TYPES = {t.value: t for t in ApplicationType}
@@ -212,6 +203,8 @@ def _apply_night(conn: Conn, night: NightContext, personalized: Future[int]) -> 
             stats.decisions = len(events)
     with timer("dead_letter_events"):
         stats.dead_letters = _dead_letter_events(conn, night)
+    with timer("personalize_cards"):
+        apply_personalization(conn, run_id)  # cards whose account is opened: IN_PRODUCTION
     return stats
 
 
@@ -383,7 +376,7 @@ def _decide_queued(
 
 _FIRST = operator.itemgetter(0)
 _SUBMITTED, _AWAITING = ApplicationState.SUBMITTED.value, ApplicationState.AWAITING_AGREEMENT.value
-_REQUESTED, _REJECTED = ApplicationState.ACTIVATION_REQUESTED.value, ApplicationState.REJECTED.value
+_REQUESTED, _REJECTED = ApplicationState.ACCEPTED.value, ApplicationState.REJECTED.value
 
 
 def _decide_page(

@@ -25,6 +25,7 @@ from apache_beam.options.pipeline_options import PipelineOptions
 from issuance.crypto import Vault
 from issuance.domain.business_dates import business_day
 from issuance.domain.contract import CONTRACT_REVISION, DEFAULT_MAX_RECORD_BYTES
+from issuance.domain.personalization import vendor_by_area
 from issuance.errors import InputError, ReconciliationFailed
 from issuance.gc_policy import use_batch_thresholds
 from issuance.kafka.outbox_relay import publish_outbox
@@ -52,6 +53,7 @@ from pipelines.plan import (
 from pipelines.reconcile import reconcile
 from pipelines.records import Chunk, PartitionRange, RecordBatch
 from pipelines.transforms.decode import DecodeRecords
+from pipelines.transforms.personalize_cards import CardChunk, PersonalizeCards, list_card_chunks, with_rate
 from pipelines.transforms.stage import StageChunks
 from pipelines.transforms.verify import VerifyApplications
 
@@ -122,11 +124,17 @@ def build_pipeline(
     vault: Vault,
     business_date: date | None = None,
     max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES,
+    card_chunks: Sequence[CardChunk] = (),
 ) -> beam.PCollection:
     """The staging pipeline; its only effect is the run's rows in the staging tables.
 
-    `business_date` is the run's: the contract bounds timestamps by it, so a re-run decides the same."""
+    `business_date` is the run's: the contract bounds timestamps by it, so a re-run decides the same.
+    `card_chunks`: the cards whose account is opened, personalized beside the records (`PersonalizeCards`)."""
     register_batch_coders()
+    if card_chunks and business_date is not None:
+        _ = pipeline | "PersonalizeCards" >> PersonalizeCards(
+            list(card_chunks), database_url, vault, vendor_by_area(catalog.vendors), business_date
+        )  # (chunk index, cards staged)
     return (
         pipeline
         | "ListChunks" >> beam.Create(chunks)  # Chunk
@@ -229,6 +237,8 @@ def run(
             run_repo.mark_running(conn, run_.run_id)
             conn.commit()
             chunks = split_chunks(run_.run_id, plan, kinds, settings.chunk_size, run_.first_slot)
+            card_chunks = list_card_chunks(conn, run_.run_id, settings.chunk_size)
+            conn.commit()
             options = PipelineOptions(_runner_args(beam_args, planned, settings))
             with _StagingWatcher(endpoints.database_url, run_.run_id, progress):
                 pipeline = beam.Pipeline(options=options)
@@ -241,10 +251,12 @@ def run(
                     vault,
                     run_.business_date,
                     settings.max_record_bytes,
+                    card_chunks,
                 )
                 result = pipeline.run()
                 result.wait_until_finish()
             counters = _counters(result)
+            counters.update(with_rate(counters))
             counters[STAGED_UNDER] = CONTRACT_REVISION
             run_repo.mark_staged(conn, run_.run_id, planned, counters)
             conn.commit()

@@ -8,6 +8,8 @@ decided it.
 
 `read` is counted from what the pipeline staged (the records of the application topic inside the plan); the
 outcomes are counted from the system of record after the run's writes, inside the same transaction.
+The lifecycle of the cards (personalized by vendor, steps since the previous run, its balance checks) is
+`pipelines.lifecycle_report`; a run balances only when both do.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from __future__ import annotations
 from typing import Any
 
 from issuance.store.run_repo import Conn
+from pipelines.lifecycle_report import lifecycle_report
 
 OUTCOMES = ("activation_requested", "rejected", "awaiting_agreement", "dead_lettered", "resent")
 UNKNOWN_BRANCH = "(unknown)"
@@ -24,6 +27,9 @@ _OUTCOME_OF_STATE = {
     "ACTIVATION_REQUESTED": "activation_requested",
     "ACTIVE": "activation_requested",
     "ACTIVATION_FAILED": "activation_requested",
+    "ACCEPTED": "activation_requested",  # sent to the bank (account opening or activation)
+    "COMPLETED": "activation_requested",
+    "FAILED": "activation_requested",
     "REJECTED": "rejected",
     "AWAITING_AGREEMENT": "awaiting_agreement",
 }
@@ -100,6 +106,8 @@ def reconcile(conn: Conn, run_id: int, applications_topic: str, agreements_topic
         )
     }
     report["agreements"] = _agreements(conn, run_id, agreements_topic)
+    report["lifecycle"] = lifecycle_report(conn, run_id)
+    report["balanced"] = report["balanced"] and report["lifecycle"]["balanced"]
     return report
 
 

@@ -34,6 +34,7 @@ _OPEN, _CLOSE = "\u3014", "\u3015"  # the tortoise-shell brackets of official do
 AREA_COUNT = 8
 UNAPPROVED_COUNT = 2
 WITHDRAWN_FROM_NIGHT = 2  # the night from which the withdrawn area is no longer approved
+VENDORS = (("VENDOR-A", "华东智能卡制造中心"), ("VENDOR-B", "华南智能卡制造中心"))  # card vendors
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +84,16 @@ class Catalog:
             for area in self.areas
         ]
 
+    def vendors(self) -> list[dict[str, Any]]:
+        """Two card vendors splitting every issuing area between them (by area code, first half and rest);
+        derived from the areas, so choosing them takes nothing from the seed's random stream."""
+        codes = sorted(str(area["area_code"]) for area in self.areas)
+        half = (len(codes) + 1) // 2
+        return [
+            {"vendor_code": code, "name": name, "area_codes": part}
+            for (code, name), part in zip(VENDORS, (codes[:half], codes[half:]), strict=True)
+        ]
+
     def to_json(self, night: int = 1) -> dict[str, Any]:
         """The reference document's areas, banks and branches on that night (persons are streamed
         separately)."""
@@ -108,6 +119,7 @@ class Catalog:
                 }
                 for branch in sorted(branches, key=lambda b: b.branch_code)
             ],
+            "vendors": self.vendors(),
         }
 
 

@@ -152,6 +152,15 @@ class Branch:
 
 
 @dataclass(frozen=True, slots=True)
+class Vendor:
+    """A card vendor (制卡厂商) and the issuing areas whose cards it makes."""
+
+    vendor_code: str
+    name: str
+    area_codes: frozenset[str] = field(default_factory=frozenset)
+
+
+@dataclass(frozen=True, slots=True)
 class ExistingCard:
     card_number: str
     bank_code: str
@@ -175,3 +184,4 @@ class ReferenceData:
     banks: dict[str, Bank]
     branches: dict[str, Branch]
     persons: dict[str, Person]
+    vendors: dict[str, Vendor] = field(default_factory=dict)  # who makes the cards of which areas

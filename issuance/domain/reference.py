@@ -1,10 +1,12 @@
-"""The reference-data JSON document (issuing areas, banks, branches, person registry): strict parse and dump.
+"""The reference-data JSON document (issuing areas, banks, branches, card vendors, person registry): strict
+parse and dump.
 
 Every problem is reported with its JSON path (`persons[12].cards[0].status: must be one of VALID, LOST,
 CANCELLED`); up to MAX_PROBLEMS are collected before raising. Parsing is one pass over the document so a
 registry of a million persons loads in seconds. Unknown fields are ignored, like in the input records.
 Registry ID numbers are checked for their shape only (17 digits and a digit or X): whether a number is valid
-is verification's call.
+is verification's call. `vendors` is optional (documents written before card vendors existed stay loadable);
+each issuing area is made by at most one vendor, and an area without one has its cards wait, ordered.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from issuance.domain.model import (
     ReferenceData,
     RegistryCardStatus,
     RegistryFinancialStatus,
+    Vendor,
 )
 from issuance.errors import InputError
 
@@ -30,6 +33,8 @@ MAX_PROBLEMS = 20
 _AREA_CODE = re.compile(r"[0-9]{6}")
 _BIN = re.compile(r"[0-9]{6,8}")
 _ID_NUMBER = re.compile(r"[0-9]{17}[0-9X]")
+# A vendor code names its files (`<VENDOR>.jsonl`): nothing a file system or a shell would read otherwise.
+_VENDOR_CODE = re.compile(r"[A-Z0-9][A-Z0-9_-]{0,15}")
 _CARD_STATUS: dict[Any, RegistryCardStatus] = {s.value: s for s in RegistryCardStatus}
 _FINANCIAL_STATUS: dict[Any, RegistryFinancialStatus] = {s.value: s for s in RegistryFinancialStatus}
 _E = TypeVar("_E", bound=StrEnum)
@@ -182,13 +187,18 @@ def parse_reference(doc: Any) -> ReferenceData:
     branches = _records(p, root, "branches", lambda d, path: _branch(p, d, path, area_index, bank_index))
     branch_index = _index(p, branches, "branch_code")
 
+    vendors = _records(p, root, "vendors", lambda d, path: _vendor(p, d, path, area_index), required=False)
+    vendor_index = _index(p, vendors, "vendor_code")
+    _check_one_vendor_per_area(p, vendors)
+
     person_index = _persons(p, root)
     if p.total:
         raise ReferenceDataInvalid(p.problems, p.total)
-    return ReferenceData(area_index, bank_index, branch_index, person_index)
+    return ReferenceData(area_index, bank_index, branch_index, person_index, vendor_index)
 
 
-def _bank(p: _Parser, d: dict[str, Any], path: str, areas: dict[str, IssuingArea]) -> Bank:
+def _area_codes(p: _Parser, d: dict[str, Any], path: str, areas: dict[str, IssuingArea]) -> frozenset[str]:
+    """A record's `area_codes`: each a known issuing area, once."""
     codes: set[str] = set()
     for j, code in enumerate(p.items(d, "area_codes", path)):
         where = f"{path}.area_codes[{j}]"
@@ -200,12 +210,35 @@ def _bank(p: _Parser, d: dict[str, Any], path: str, areas: dict[str, IssuingArea
             p.problem(where, f"duplicate {code!r}")
         else:
             codes.add(code)
+    return frozenset(codes)
+
+
+def _vendor(p: _Parser, d: dict[str, Any], path: str, areas: dict[str, IssuingArea]) -> Vendor:
+    return Vendor(
+        vendor_code=p.text(d, "vendor_code", path, _VENDOR_CODE, "1 to 16 capital letters, digits, - or _"),
+        name=p.text(d, "name", path),
+        area_codes=_area_codes(p, d, path, areas),
+    )
+
+
+def _check_one_vendor_per_area(p: _Parser, vendors: list[tuple[str, Vendor]]) -> None:
+    """Each area's cards go to one vendor file: an area named by two vendors is ambiguous."""
+    first: dict[str, str] = {}
+    for path, vendor in vendors:
+        for code in sorted(vendor.area_codes):
+            owner = first.setdefault(code, path)
+            if owner != path:
+                p.problem(f"{path}.area_codes", f"issuing area {code!r} is already made by {owner}")
+
+
+def _bank(p: _Parser, d: dict[str, Any], path: str, areas: dict[str, IssuingArea]) -> Bank:
+    codes = _area_codes(p, d, path, areas)
     return Bank(
         bank_code=p.text(d, "bank_code", path),
         name=p.text(d, "name", path),
         bin=p.text(d, "bin", path, _BIN, "6 to 8 digits"),
         terms_version=p.text(d, "terms_version", path),
-        area_codes=frozenset(codes),
+        area_codes=codes,
     )
 
 
@@ -331,6 +364,10 @@ def reference_to_doc(reference: ReferenceData) -> dict[str, Any]:
         "branches": [
             {"branch_code": b.branch_code, "bank_code": b.bank_code, "area_code": b.area_code, "name": b.name}
             for b in reference.branches.values()
+        ],
+        "vendors": [
+            {"vendor_code": v.vendor_code, "name": v.name, "area_codes": sorted(v.area_codes)}
+            for v in reference.vendors.values()
         ],
         "persons": [
             {

@@ -45,6 +45,7 @@ class LoadReport:
     branches: TableCounts
     persons: TableCounts
     person_cards: TableCounts
+    vendors: TableCounts = TableCounts()  # a document without vendors leaves the stored ones as they are
 
     def as_dict(self) -> dict[str, dict[str, int]]:
         return asdict(self)
@@ -82,6 +83,13 @@ BRANCHES = _Table(
     ("branch_code", "bank_code", "area_code", "name"),
     ("text", "text", "text", "text"),
     ("bank_code", "area_code", "name"),
+)
+VENDORS = _Table(
+    "vendors",
+    ("vendor_code",),
+    ("vendor_code", "name", "area_codes"),
+    ("text", "text", "text[]"),
+    ("name", "area_codes"),
 )
 PERSONS = _Table(
     "persons",
@@ -143,7 +151,12 @@ def load_reference(
                 for c in p.cards
             ),
         )
-        report = LoadReport(areas, banks, branches, persons, cards)
+        vendors = _upsert(
+            conn,
+            VENDORS,
+            ((v.vendor_code, v.name, sorted(v.area_codes)) for v in reference.vendors.values()),
+        )
+        report = LoadReport(areas, banks, branches, persons, cards, vendors)
         conn.execute(
             "INSERT INTO audit_log (actor, action, entity, entity_id, detail) VALUES (%s, %s, %s, %s, %s)",
             (actor, "reference.load", "reference_data", source, Jsonb(report.as_dict())),

@@ -17,11 +17,13 @@ from issuance.domain.model import (
     ReferenceData,
     RegistryCardStatus,
     RegistryFinancialStatus,
+    Vendor,
 )
 
 
 def load_catalog(conn: psycopg.Connection[TupleRow]) -> ReferenceData:
-    """Issuing areas, banks and branches (persons left empty: look them up with lookup_persons)."""
+    """Issuing areas, banks, branches and card vendors (persons left empty: look them up with
+    lookup_persons)."""
     areas = {
         str(code): IssuingArea(str(code), str(name), bool(approved), approval_ref)
         for code, name, approved, approval_ref in conn.execute(
@@ -40,7 +42,11 @@ def load_catalog(conn: psycopg.Connection[TupleRow]) -> ReferenceData:
             "SELECT branch_code, bank_code, area_code, name FROM branches"
         )
     }
-    return ReferenceData(areas, banks, branches, {})
+    vendors = {
+        str(code): Vendor(str(code), str(name), frozenset(area_codes))
+        for code, name, area_codes in conn.execute("SELECT vendor_code, name, area_codes FROM vendors")
+    }
+    return ReferenceData(areas, banks, branches, {}, vendors)
 
 
 def lookup_persons(

@@ -38,3 +38,19 @@ def test_a_person_key_is_the_blind_index_of_the_normalized_id_number(
         load_reference(conn, vault, f.reference(), actor="test", source="test")
         found = lookup_persons(conn, vault, [vault.blind_index(f" {f.ADULT_ID.lower()} ")])
     assert list(found.values()) == [f.person()]
+
+
+def test_vendors_load_and_an_older_document_without_them_keeps_them(
+    database_url: str, settings: Settings
+) -> None:
+    from tests.fixtures_personalization import vendor_reference
+
+    vault = Vault.from_settings(settings)
+    reference = vendor_reference()
+    with connect(database_url) as conn:
+        report = load_reference(conn, vault, reference, actor="test", source="test")
+        assert report.vendors.inserted == 1
+        assert load_catalog(conn).vendors == reference.vendors
+        again = load_reference(conn, vault, f.reference(), actor="test", source="older")  # no vendors
+        assert again.vendors.inserted == again.vendors.updated == 0
+        assert load_catalog(conn).vendors == reference.vendors

@@ -11,8 +11,8 @@ from apache_beam.testing.util import assert_that, equal_to
 from issuance.codec.avro import encode
 from issuance.crypto import Vault
 from issuance.domain.contract import agreement_to_record, application_to_record
+from issuance.domain.personalization import valid_until
 from pipelines.coders import BatchCoder, register_batch_coders
-from pipelines.commit import valid_until
 from pipelines.plan import split_chunks
 from pipelines.reconcile import balance
 from pipelines.records import Chunk, PartitionRange, RawRecord, RecordBatch

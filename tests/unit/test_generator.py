@@ -233,3 +233,11 @@ def test_a_large_run_keeps_memory_constant(tmp_path: Path) -> None:
     )
     before_kib, after_kib = map(int, result.stdout.split())
     assert after_kib - before_kib < 8 * 1024
+
+
+def test_two_vendors_make_the_cards_of_every_issuing_area(generated: Path) -> None:
+    for name in ("reference.json", "reference.night2.json"):
+        reference = parse_reference(json.loads((generated / name).read_text()))
+        covered = [area for vendor in reference.vendors.values() for area in vendor.area_codes]
+        assert len(reference.vendors) == 2
+        assert sorted(covered) == sorted(reference.issuing_areas)  # each area by exactly one vendor

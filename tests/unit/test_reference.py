@@ -16,9 +16,10 @@ from tests.factories import ADULT_ID, CARD, card, holder, reference
 VALID = reference_to_doc(reference(persons={ADULT_ID: holder()}))
 
 
-def doc(**changes: Any) -> dict[str, Any]:
-    """A deep copy of the valid document; keys like `persons[0].cards[0].status` set (or delete with ...)."""
-    out = copy.deepcopy(VALID)
+def doc(_base: dict[str, Any] | None = None, **changes: Any) -> dict[str, Any]:
+    """A deep copy of the valid document (or `_base`); keys like `persons[0].cards[0].status` set (or
+    delete with ...)."""
+    out = copy.deepcopy(VALID if _base is None else _base)
     for dotted, value in changes.items():
         target: Any = out
         parts = dotted.replace("]", "").replace("[", ".").split(".")
@@ -159,3 +160,45 @@ def test_several_problems_in_one_record() -> None:
         "branches[0].area_code: is required",
         "branches[0].name: is required",
     ]
+
+
+VENDORS = doc(
+    vendors=[
+        {"vendor_code": "VENDOR-A", "name": "华北智能卡制造中心", "area_codes": ["110105"]},
+        {"vendor_code": "VENDOR-B", "name": "华东智能卡制造中心", "area_codes": ["310115", "650102"]},
+    ]
+)
+
+
+def test_vendors_are_parsed_and_round_trip() -> None:
+    ref = parse_reference(VENDORS)
+    assert ref.vendors["VENDOR-B"].area_codes == frozenset({"310115", "650102"})
+    assert parse_reference(reference_to_doc(ref)) == ref
+
+
+def test_a_document_without_vendors_stays_loadable() -> None:
+    assert parse_reference(doc(vendors=...)).vendors == {}
+
+
+@pytest.mark.parametrize(
+    ("change", "problem"),
+    [
+        ({"vendors[0].area_codes[0]": "999999"}, "vendors[0].area_codes[0]: unknown issuing area '999999'"),
+        (
+            {"vendors[1].area_codes[0]": "110105"},
+            "vendors[1].area_codes: issuing area '110105' is already made by vendors[0]",
+        ),
+        (
+            {"vendors[0].vendor_code": "a/b"},
+            "vendors[0].vendor_code: must be 1 to 16 capital letters, digits, - or _",
+        ),
+        (
+            {"vendors[1].vendor_code": "VENDOR-A"},
+            "vendors[1].vendor_code: duplicate 'VENDOR-A' (first at vendors[0].vendor_code)",
+        ),
+        ({"vendors[0].name": ...}, "vendors[0].name: is required"),
+        ({"vendors": {}}, "vendors: must be a list"),
+    ],
+)
+def test_vendor_problems_name_their_path(change: dict[str, Any], problem: str) -> None:
+    assert problem in problems(doc(VENDORS, **change))
