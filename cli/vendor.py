@@ -92,10 +92,13 @@ def simulate_command(
     ctx: typer.Context,
     run: Annotated[
         int | None,
-        typer.Option("--run", help="Answer this run's vendor files (default: every one not answered).", min=1),
+        typer.Option(
+            "--run", help="Answer this run's vendor files (default: every one not answered).", min=1
+        ),
     ] = None,
     fail_rate: Annotated[
-        float, typer.Option("--fail-rate", help="Share of cards the vendor fails to make (0..1).", min=0, max=1)
+        float,
+        typer.Option("--fail-rate", help="Share of cards the vendor fails to make (0..1).", min=0, max=1),
     ] = 0.0,
     seed: Annotated[int, typer.Option("--seed", help="Seed of the failures and chip serials.")] = 0,
     as_json: Annotated[bool, typer.Option("--json", help="Print a JSON document.")] = False,

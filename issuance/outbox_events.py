@@ -1,4 +1,4 @@
-"""The outbox rows of the events a card's partners cause: the dispatch to the branch and the branch's decision.
+"""The outbox rows of what a card's partners cause: the dispatch to the branch and the branch's decision.
 
 Each is built here once, with its topic, key and whether it is sealed (neither carries personal data)."""
 
@@ -24,7 +24,9 @@ def decision(
         reasons=(),
         decided_at=at,
     )
-    return OutboxEvent(event.event_id, topics.decisions, application_id.encode(), event.to_bytes(), event.RECORD)
+    return OutboxEvent(
+        event.event_id, topics.decisions, application_id.encode(), event.to_bytes(), event.RECORD
+    )
 
 
 def dispatch(

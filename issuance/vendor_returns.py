@@ -15,8 +15,8 @@ from typing import Any
 from issuance import outbox_events
 from issuance.domain.lifecycle import (
     CardStatus,
-    Trigger,
     TransitionRefused,
+    Trigger,
     production_failure_trigger,
     step,
 )
@@ -147,7 +147,9 @@ def receive(
                     ),
                 )
                 events.append(
-                    outbox_events.decision(topics, card.application_id, card.application_branch, after.state, at)
+                    outbox_events.decision(
+                        topics, card.application_id, card.application_branch, after.state, at
+                    )
                 )
                 detail += ", final: the card is cancelled and the application failed)"
                 report.failed_final += 1

@@ -87,9 +87,7 @@ def _checked_digest(source: Path) -> str:
     return actual
 
 
-def simulate(
-    root: Path, run_id: int, vendor_code: str, fail_rate: float, seed: int
-) -> Written:
+def simulate(root: Path, run_id: int, vendor_code: str, fail_rate: float, seed: int) -> Written:
     """Write `<VENDOR>.return.jsonl` for one vendor file (InputError when the vendor file is missing)."""
     source = vendor_file_path(root, run_id, vendor_code)
     if not source.is_file():
@@ -101,7 +99,9 @@ def simulate(
     for card in cards:
         draw = int.from_bytes(_draw(seed, run_id, vendor_code, card, "result")[:8], "big") / 2**64
         if draw < fail_rate:
-            reason = FAILURE_REASONS[_draw(seed, run_id, vendor_code, card, "reason")[0] % len(FAILURE_REASONS)]
+            reason = FAILURE_REASONS[
+                _draw(seed, run_id, vendor_code, card, "reason")[0] % len(FAILURE_REASONS)
+            ]
             line = {"card_number": card, "result": Result.FAILED.value, "failure_reason": reason}
             failed += 1
         else:

@@ -212,9 +212,7 @@ def check_lines(
         if line.card_number in seen:
             refused.append(Refused(line.line, LineRefusal.REPEATED_CARD))
         elif (
-            card is None
-            or card.production_run_id != header.run_id
-            or card.vendor_code != header.vendor_code
+            card is None or card.production_run_id != header.run_id or card.vendor_code != header.vendor_code
         ):
             refused.append(Refused(line.line, LineRefusal.NOT_IN_THIS_FILE))
         elif card.status is not CardStatus.IN_PRODUCTION:

@@ -274,7 +274,16 @@ def add_history(conn: Conn, steps: Sequence[HistoryStep]) -> None:
             "INSERT INTO card_history (application_id, side, from_status, to_status, source, run_id,"
             " event_id, detail) VALUES (%s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
             [
-                (s.application_id, s.side, s.from_status, s.to_status, s.source, s.run_id, s.event_id, s.detail)
+                (
+                    s.application_id,
+                    s.side,
+                    s.from_status,
+                    s.to_status,
+                    s.source,
+                    s.run_id,
+                    s.event_id,
+                    s.detail,
+                )
                 for s in steps
             ],
         )
