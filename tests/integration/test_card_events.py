@@ -8,15 +8,19 @@ from datetime import UTC, datetime
 from typing import Any
 
 from consumers.serve import consume_results
+from issuance.crypto import Vault
 from issuance.domain.lifecycle import ApplicationState, CardStatus
 from issuance.domain.model import DeadLetterReason
+from issuance.domain.verification import verify
 from issuance.kafka.topics import Topics, ensure_topics
 from issuance.messages import CardCollected, CardReceived, DecisionIssued, MessageDeadLettered, decode_event
 from issuance.services.endpoints import resolve
 from issuance.settings import Settings
-from tests.factories import BANK, BRANCH
+from issuance.store.db import connect
+from issuance.store.reference_repo import load_catalog, lookup_cards, lookup_persons
+from tests.factories import AREA, BANK, BRANCH, activation
 from tests.fixtures_activation import produce
-from tests.fixtures_partners import read_topic, rows, seed_cards
+from tests.fixtures_partners import HOLDER_NAME, database_url, read_topic, rows, seed_cards
 
 IDLE = 1.5
 AT = datetime(2026, 11, 5, 10, 0, tzinfo=UTC)
@@ -147,3 +151,29 @@ def test_a_collection_refused_before_the_receipt_is_applied_when_sent_again_afte
 
     assert (stats["not_allowed"], stats["received"], stats["collected"]) == (1, 1, 1)
     assert rows(settings, "SELECT status FROM cards") == [(CardStatus.ISSUED.value,)]
+
+
+def test_the_holder_s_financial_activation_of_a_collected_card_verifies(settings: Settings) -> None:
+    (card,) = seed_cards(settings, 1, status=CardStatus.AT_BRANCH)
+    application = activation(
+        id_number=card.id_number, name=HOLDER_NAME, card_number=card.card_number, application_id="FA-1"
+    )
+    vault = Vault.from_settings(settings)
+    with connect(database_url(settings), autocommit=True) as conn:
+        conn.execute(
+            "INSERT INTO issuing_areas (area_code, name, approved) VALUES (%s, 'area', true)", (AREA,)
+        )
+
+    def reasons() -> list[str]:
+        with connect(database_url(settings), autocommit=True) as conn:
+            person = lookup_persons(conn, vault, [vault.blind_index(card.id_number)]).get(
+                vault.blind_index(card.id_number)
+            )
+            registered = card.card_number in lookup_cards(conn, [card.card_number])
+            found = verify(application, person, load_catalog(conn), card_registered=registered)
+        return [reason.value for reason in found]
+
+    assert reasons() == ["CARD_NOT_FOUND"]  # not collected yet: not in the registry
+    send(settings, collected(card.card_number, "c-1"))
+    consume(settings)
+    assert reasons() == []
