@@ -12,7 +12,7 @@ from cli.common import OperatorOption, command, console, load_settings, operator
 from issuance.crypto import Vault
 from issuance.errors import BrokerUnavailable, InputError
 from issuance.kafka.outbox_relay import publish_outbox
-from issuance.kafka.topics import Topics
+from issuance.kafka.topics import Topics, ensure_topics
 from issuance.services.endpoints import resolve
 from issuance.store import card_repo
 from issuance.store.db import connect
@@ -48,6 +48,7 @@ def receive_command(
         published: int | None = None
         if not report.already_received:
             try:  # the dispatches and decisions now; else the next `issuance batch run` publishes them
+                ensure_topics(endpoints.kafka_bootstrap, settings, [])
                 published = publish_outbox(
                     conn,
                     endpoints.kafka_bootstrap,
