@@ -24,7 +24,7 @@ from issuance import outbox_events
 from issuance.crypto import Vault
 from issuance.domain.lifecycle import CardStatus, Lifecycle, TransitionRefused, Trigger, step
 from issuance.domain.model import DeadLetterReason
-from issuance.errors import DecodeError, SchemaViolation
+from issuance.errors import DecodeError, IssuanceError, SchemaViolation
 from issuance.kafka.topics import Topics
 from issuance.messages import CardCollected, CardReceived, decode_event
 from issuance.store import card_repo
@@ -39,7 +39,7 @@ STAGE = "collection"
 CardEvent = CardReceived | CardCollected
 
 
-class NotAllowed(Exception):
+class NotAllowed(IssuanceError):
     """A card event the lifecycle refuses (internal: becomes a dead letter)."""
 
 
