@@ -9,15 +9,12 @@ from typing import Annotated
 import typer
 
 from cli.common import OperatorOption, command, console, load_settings, operator_identity, print_json
-from issuance.crypto import Vault
-from issuance.errors import BrokerUnavailable, InputError
-from issuance.kafka.outbox_relay import publish_outbox
-from issuance.kafka.topics import Topics, ensure_topics
+from issuance.errors import InputError
 from issuance.services.endpoints import resolve
 from issuance.store import card_repo
 from issuance.store.db import connect
-from issuance.vendor_returns import ReceiveReport, receive
-from producers.vendor_simulator import Written, return_file_path, simulate
+from issuance.vendor_returns import ReceiveReport, receive_and_publish
+from producers.vendor_simulator import simulate_files
 
 vendor_app = typer.Typer(help="The card vendors' return files (制卡回盘).", no_args_is_help=True)
 MAX_REFUSED_SHOWN = 50
@@ -39,25 +36,7 @@ def receive_command(
     except OSError as exc:
         raise InputError(f"cannot read {file} ({type(exc).__name__}): check the path") from exc
     settings = load_settings(ctx)
-    endpoints = resolve(settings)
-    vault = Vault.from_settings(settings)
-    with connect(endpoints.database_url, autocommit=True, application_name="issuance-vendor") as conn:
-        report = receive(
-            conn, data, operator=who, max_productions=settings.max_productions, topics=Topics(settings)
-        )
-        published: int | None = None
-        if not report.already_received:
-            try:  # the dispatches and decisions now; else the next `issuance batch run` publishes them
-                ensure_topics(endpoints.kafka_bootstrap, settings, [])
-                published = publish_outbox(
-                    conn,
-                    endpoints.kafka_bootstrap,
-                    vault,
-                    endpoints.database_url,
-                    max_message_bytes=settings.max_message_bytes,
-                )
-            except BrokerUnavailable:
-                published = None
+    report, published = receive_and_publish(settings, resolve(settings), data, who)
     if as_json:
         print_json({**report.to_json(), "file": str(file), "published": published})
         return
@@ -110,11 +89,9 @@ def simulate_command(
     root = Path(settings.personalization_dir)
     with connect(endpoints.database_url, autocommit=True, application_name="issuance-vendor") as conn:
         files = card_repo.vendor_files(conn, run)
-    if run is None:  # not answered yet: no return file written either
-        files = [f for f in files if not return_file_path(root, f.run_id, f.vendor_code).exists()]
-    elif not files:
+    if run is not None and not files:
         raise InputError(f"run {run} wrote no vendor file: check --run (`issuance report` lists the runs)")
-    written: list[Written] = [simulate(root, f.run_id, f.vendor_code, fail_rate, seed) for f in files]
+    written = simulate_files(root, files, fail_rate, seed, skip_written=run is None)
     if as_json:
         print_json({"return_files": [w.to_json() for w in written]})
         return

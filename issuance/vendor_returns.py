@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from issuance import outbox_events
+from issuance.crypto import Vault
 from issuance.domain.lifecycle import (
     CardStatus,
     TransitionRefused,
@@ -29,11 +30,16 @@ from issuance.domain.vendor_return import (
     check_lines,
     parse,
 )
-from issuance.kafka.topics import Topics
+from issuance.errors import BrokerUnavailable
+from issuance.kafka.outbox_relay import publish_outbox
+from issuance.kafka.topics import Topics, ensure_topics
+from issuance.services.endpoints import Endpoints
+from issuance.settings import Settings
 from issuance.store import card_repo
 from issuance.store.activation_repo import OutboxEvent, add_outbox
 from issuance.store.audit import record_action
 from issuance.store.card_repo import ApplicationClosed, CardRow, Conn, HistoryStep
+from issuance.store.db import connect
 
 STAGE = "production"
 
@@ -175,6 +181,31 @@ def receive(
         )
         _audit(conn, operator, "vendor.return_received", report)
     return report
+
+
+def receive_and_publish(
+    settings: Settings, endpoints: Endpoints, data: bytes, operator: str
+) -> tuple[ReceiveReport, int | None]:
+    """Receive a return file, then publish what it queued (None: the broker did not answer; the events stay
+    in the outbox for the next relay: `issuance consume`, `issuance batch run`)."""
+    with connect(endpoints.database_url, autocommit=True, application_name="issuance-vendor") as conn:
+        report = receive(
+            conn, data, operator=operator, max_productions=settings.max_productions, topics=Topics(settings)
+        )
+        if report.already_received:
+            return report, 0
+        try:
+            ensure_topics(endpoints.kafka_bootstrap, settings, [])
+            published = publish_outbox(
+                conn,
+                endpoints.kafka_bootstrap,
+                Vault.from_settings(settings),
+                endpoints.database_url,
+                max_message_bytes=settings.max_message_bytes,
+            )
+        except BrokerUnavailable:
+            return report, None
+    return report, published
 
 
 def _trigger(line: Line, card: CardRow, max_productions: int) -> Trigger:

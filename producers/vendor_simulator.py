@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from issuance.domain.vendor_return import Result, digest
+from issuance.domain.vendor_return import Result, VendorFile, digest
 from issuance.errors import InputError
 
 FAILURE_REASONS = ("CHIP_WRITE_ERROR", "PRINT_DEFECT", "CARD_BODY_DAMAGED")
@@ -85,6 +86,15 @@ def _checked_digest(source: Path) -> str:
         if stated != actual:
             raise InputError(f"{source} does not match the SHA-256 of its manifest: the file is damaged")
     return actual
+
+
+def simulate_files(
+    root: Path, files: Sequence[VendorFile], fail_rate: float, seed: int, *, skip_written: bool
+) -> list[Written]:
+    """Write the return file of each vendor file (those that have one already left out with skip_written)."""
+    if skip_written:
+        files = [f for f in files if not return_file_path(root, f.run_id, f.vendor_code).exists()]
+    return [simulate(root, f.run_id, f.vendor_code, fail_rate, seed) for f in files]
 
 
 def simulate(root: Path, run_id: int, vendor_code: str, fail_rate: float, seed: int) -> Written:
