@@ -59,6 +59,8 @@ def _print_receipt(file: Path, report: ReceiveReport, published: int | None) -> 
         typer.echo(f"  line {refused.line}: {refused.reason.value}")
     if len(report.refused) > MAX_REFUSED_SHOWN:
         typer.echo(f"  ... {len(report.refused) - MAX_REFUSED_SHOWN} more (see --json)")
+    if report.waiting:
+        typer.echo(f"{report.waiting} cards of this vendor file still wait for the vendor's answer")
     if published is None:
         console.print(
             "the broker did not answer: the dispatches and decisions stay queued; `issuance consume`"

@@ -56,6 +56,7 @@ class ReceiveReport:
     remade: int = 0  # failed, back to ORDERED for a later vendor file
     failed_final: int = 0
     refused: list[Refused] = field(default_factory=list)
+    waiting: int = 0  # cards of the vendor file still in production after this file (not answered in it)
     already_received: bool = False
     received_at: datetime | None = None
     received_by: str | None = None
@@ -70,6 +71,7 @@ class ReceiveReport:
             "remade": self.remade,
             "failed_final": self.failed_final,
             "refused_lines": [r.to_json() for r in sorted(self.refused, key=lambda r: r.line)],
+            "waiting": self.waiting,
             "already_received": self.already_received,
             "received_at": self.received_at.isoformat() if self.received_at else None,
             "received_by": self.received_by,
@@ -165,6 +167,7 @@ def receive(
             steps.append(replace(history, detail=detail))
         card_repo.add_history(conn, steps)
         add_outbox(conn, events)
+        report.waiting = card_repo.still_in_production(conn, header.run_id, header.vendor_code)
         report.received_at, report.received_by = at, operator
         card_repo.record_received(
             conn,

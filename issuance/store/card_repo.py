@@ -183,6 +183,15 @@ def lock_cards(conn: Conn, card_numbers: Sequence[str]) -> dict[str, CardRow]:
     return {row.card_number: row for row in rows}
 
 
+def still_in_production(conn: Conn, run_id: int, vendor_code: str) -> int:
+    """Cards of a vendor file still waiting for the vendor's answer."""
+    row = conn.execute(
+        "SELECT count(*) FROM cards WHERE production_run_id = %s AND vendor_code = %s AND status = %s",
+        (run_id, vendor_code, CardStatus.IN_PRODUCTION.value),
+    ).fetchone()
+    return int(row[0]) if row else 0
+
+
 def set_produced(
     conn: Conn, application_id: str, before: CardStatus, after: CardStatus, chip_serial: str, at: datetime
 ) -> None:

@@ -112,6 +112,7 @@ def test_refused_lines_are_reported_and_the_rest_is_applied(settings: Settings) 
         (cards[1].card_number, CardStatus.IN_PRODUCTION.value),
     ]
     assert rows(settings, "SELECT produced, failed, refused_lines FROM vendor_returns") == [(1, 0, 3)]
+    assert report.waiting == 1
 
 
 def test_a_header_that_does_not_match_refuses_the_whole_file(settings: Settings) -> None:
