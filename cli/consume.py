@@ -24,7 +24,7 @@ def consume(
     ] = 1_000,
     as_json: Annotated[bool, typer.Option("--json", help="Print a JSON document.")] = False,
 ) -> None:
-    """Apply activation results to applications and cards until idle or SIGTERM; publish branch decisions."""
+    """Apply the banks' answers and the branches' card events until idle or SIGTERM; publish the decisions."""
     settings = load_settings(ctx)
     endpoints = resolve(settings)
     with stop_on_sigterm() as stop:
@@ -41,6 +41,11 @@ def consume(
         f"{stats['results']} results: {stats['active']} active, {stats['failed']} failed "
         f"({stats['final_failures']} final), {stats['duplicates']} duplicates, {stats['stale']} stale, "
         f"{stats['dead_lettered']} dead-lettered; {stats['published']} events published"
+    )
+    cards = stats["card_events"]
+    typer.echo(
+        f"{cards['events']} card events: {cards['received']} received, {cards['collected']} collected, "
+        f"{cards['duplicates']} duplicates, {cards['not_allowed']} not allowed (dead-lettered)"
     )
 
 

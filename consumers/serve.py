@@ -12,6 +12,7 @@ from typing import Any
 
 from consumers.activation_results import CONSUMER, ActivationResults
 from consumers.bank_simulator import BankSimulator, FailurePolicy
+from consumers.card_events import CardEvents
 from consumers.dead_letters import DeadLetterSink
 from consumers.loop import LoopOptions, make_producer, run_loop
 from consumers.publish import publish_outbox
@@ -125,8 +126,9 @@ def consume_results(
     until_idle: float | None,
     stop: threading.Event,
     batch_size: int = 1_000,
-) -> dict[str, int]:
-    """Apply the banks' answers until idle or stopped, publishing the decisions they cause."""
+) -> dict[str, Any]:
+    """Apply the banks' answers and the branches' card events until idle or stopped, publishing the decisions
+    they cause."""
     ensure_topics(endpoints.kafka_bootstrap, settings, [])
     topics = Topics(settings)
     vault = Vault.from_settings(settings)
@@ -136,20 +138,25 @@ def consume_results(
         connect(endpoints.database_url, autocommit=True, application_name="issuance-consume") as conn,
     ):
         consumer = ActivationResults(conn, vault, topics, settings.max_activation_attempts)
+        card_events = CardEvents(conn, vault, topics)
         published = 0
 
         def handle(records: Sequence[Any]) -> None:
             nonlocal published
-            queued = consumer.stats.queued
-            consumer.handle(records)
-            if consumer.stats.queued > queued:  # decisions or dead letters to publish
+            queued = consumer.stats.queued + card_events.stats.queued
+            answers = [r for r in records if r.topic != topics.card_events]
+            if answers:
+                consumer.handle(answers)
+            if len(answers) < len(records):  # the branches' card events, in their order
+                card_events.handle([r for r in records if r.topic == topics.card_events])
+            if consumer.stats.queued + card_events.stats.queued > queued:  # decisions or dead letters
                 published += publish_outbox(
                     conn, endpoints.kafka_bootstrap, vault, endpoints.database_url, settings.max_message_bytes
                 )
 
         options = LoopOptions(
             endpoints.kafka_bootstrap,
-            (topics.bank_results,),
+            (topics.bank_results, topics.card_events),
             group,
             until_idle,
             batch_size,
@@ -159,7 +166,7 @@ def consume_results(
         published += publish_outbox(
             conn, endpoints.kafka_bootstrap, vault, endpoints.database_url, settings.max_message_bytes
         )
-        return {**asdict(consumer.stats), "published": published}
+        return {**asdict(consumer.stats), "card_events": asdict(card_events.stats), "published": published}
 
 
 def _run_threads(bodies: dict[str, Callable[[], None]], stop: threading.Event) -> None:

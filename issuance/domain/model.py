@@ -73,6 +73,9 @@ class DeadLetterReason(StrEnum):
         "UNPROCESSABLE_RECORD"  # meets the contract, but a stage could not process its values
     )
     APPLICATION_ID_REUSED = "APPLICATION_ID_REUSED"  # a different application under an id already submitted
+    # Readable, but the lifecycle does not allow it (a collection before the receipt, another branch's card,
+    # an unknown card, an event id used again with other content).
+    TRANSITION_NOT_ALLOWED = "TRANSITION_NOT_ALLOWED"
 
 
 class RegistryCardStatus(StrEnum):
