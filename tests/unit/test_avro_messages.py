@@ -128,7 +128,7 @@ def test_reading_a_message_as_the_wrong_event_is_a_schema_violation() -> None:
 
 
 def test_naive_timestamps_are_refused() -> None:
-    naive = DecisionIssued("e", "a", "b", ApplicationState.ACTIVE, (), datetime(2026, 11, 2, 1, 30))
+    naive = DecisionIssued("e", "a", "b", ApplicationState.COMPLETED, (), datetime(2026, 11, 2, 1, 30))
     with pytest.raises(SchemaViolation):
         naive.to_bytes()
 

@@ -25,8 +25,8 @@ def test_plan_has_one_request_topic_per_bank_with_configured_partitions() -> Non
         "branch.decisions": 6,
         "issuance.dead-letters": 6,
         "bank.results": 1,
-        "branch.card-dispatches": 1,
-        "branch.card-events": 1,
+        "branch.card-dispatches": 6,
+        "branch.card-events": 6,
         "bank.B1.requests": 1,
         "bank.B2.requests": 1,
     }
