@@ -170,6 +170,26 @@ class DecisionIssued(_Codec):
         return result
 
 
+def decision_issued(
+    application_id: str,
+    branch_code: str,
+    state: ApplicationState,
+    decided_at: datetime,
+    reasons: tuple[Reason, ...] = (),
+    run_id: int | None = None,
+) -> DecisionIssued:
+    """The branch's decision on an application: one per application, state and run (None: outside a night)."""
+    return DecisionIssued(
+        event_id=decision_event_id(application_id, state, run_id),
+        application_id=application_id,
+        branch_code=branch_code,
+        state=state,
+        reasons=reasons,
+        decided_at=decided_at,
+        run_id=run_id,
+    )
+
+
 @dataclass(frozen=True, slots=True, repr=False)
 class ActivationRequested(_Codec):
     """Asks a bank to switch on a card's account; carries personal data, so only on the bank's own topic.

@@ -13,7 +13,7 @@ from issuance.domain import numbers
 from issuance.domain.model import ApplicationType
 from issuance.messages import ActivationRequested, activation_request_event_id
 from issuance.settings import Settings
-from issuance.store.activation_repo import Conn
+from issuance.store.consumer_repo import Conn
 from issuance.store.db import connect
 from tests.factories import BANK, BRANCH, id_number
 
