@@ -276,7 +276,7 @@ def sides(settings: Settings, application_id: str) -> tuple[str | None, str | No
 def scalar(settings: Settings, query: str, params: Sequence[object] = ()) -> int:
     """One integer from the test database."""
     with connect(_database(settings), autocommit=True) as conn:
-        row = conn.execute(query, tuple(params)).fetchone()  # type: ignore[arg-type]
+        row = conn.execute(query, tuple(params) or None).fetchone()  # type: ignore[arg-type]
     assert row is not None
     return int(row[0])
 
