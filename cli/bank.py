@@ -38,7 +38,7 @@ def serve(
     ] = 1_000,
     as_json: Annotated[bool, typer.Option("--json", help="Print a JSON document.")] = False,
 ) -> None:
-    """Answer the banks' requests until idle or SIGTERM: open accounts numbered by each bank, switch them on."""
+    """Answer the banks' requests until idle or SIGTERM: open accounts numbered by the bank, activate them."""
     if all_banks == bool(bank):
         raise InputError("give either --bank CODE or --all")
     settings = load_settings(ctx)

@@ -39,7 +39,9 @@ def consume(
         return
     for name, s in stats.items():
         if isinstance(s, dict):
-            typer.echo(f"{name}: " + ", ".join(f"{value} {key.replace('_', ' ')}" for key, value in s.items()))
+            typer.echo(
+                f"{name}: " + ", ".join(f"{value} {key.replace('_', ' ')}" for key, value in s.items())
+            )
     typer.echo(f"{stats['published']} events published")
 
 

@@ -1,5 +1,5 @@
-"""Bank-side test data: the bureau's rows a bank's answer is about, set up directly in SQL (as the nights leave
-them), and the requests the nights publish to the banks.
+"""Bank-side test data: the bureau's rows a bank's answer is about, set up directly in SQL (as the nights
+leave them), and the requests the nights publish to the banks.
 
 - `seed_accepted`: accepted NEW_CARD applications waiting for the bank to open their account (card ORDERED,
   account REQUESTED, no numbers), and `opening_request_for` their AccountOpeningRequested;
@@ -89,8 +89,8 @@ def _application(
 ) -> None:
     conn.execute(
         "INSERT INTO applications (application_id, application_type, branch_code, bank_code, channel,"
-        " person_key, id_number_enc, name_enc, materials, submitted_at, area_code, state, is_open, card_number,"
-        " agreement_id)"
+        " person_key, id_number_enc, name_enc, materials, submitted_at, area_code, state, is_open,"
+        " card_number, agreement_id)"
         " VALUES (%(app)s, %(kind)s, %(branch)s, %(bank)s, 'COUNTER', %(person)s, %(id)s, %(name)s,"
         " %(materials)s, %(at)s, %(area)s, %(state)s, %(open)s, %(card)s, %(agreement)s)",
         {
@@ -276,7 +276,7 @@ def sides(settings: Settings, application_id: str) -> tuple[str | None, str | No
 def scalar(settings: Settings, query: str, params: Sequence[object] = ()) -> int:
     """One integer from the test database."""
     with connect(_database(settings), autocommit=True) as conn:
-        row = conn.execute(query, tuple(params) or None).fetchone()  # type: ignore[arg-type]
+        row = conn.execute(query, tuple(params) or None).fetchone()
     assert row is not None
     return int(row[0])
 

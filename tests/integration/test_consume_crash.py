@@ -1,4 +1,4 @@
-"""The bureau consumer killed mid-stream (SIGKILL) and started again: each bank answer applied once in effect."""
+"""The bureau consumer killed mid-stream (SIGKILL) and started again: each bank answer applied once."""
 
 from __future__ import annotations
 

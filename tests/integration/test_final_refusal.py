@@ -88,7 +88,8 @@ def test_the_holder_of_a_finally_refused_activation_may_apply_again(
             "SELECT state, is_open FROM applications WHERE application_id = %s", (activating.application_id,)
         ).fetchone()
         card = conn.execute(
-            "SELECT c.status, b.status, p.financial_status FROM cards c JOIN bank_accounts b USING (application_id)"
+            "SELECT c.status, b.status, p.financial_status FROM cards c"
+            " JOIN bank_accounts b USING (application_id)"
             " JOIN person_cards p ON p.card_number = c.card_number WHERE c.card_number = %s",
             (activating.card_number,),
         ).fetchone()

@@ -114,9 +114,8 @@ def test_an_opened_account_is_stored_sealed_and_its_history_shows_it_masked() ->
     from issuance.crypto import Vault
 
     number = bank_account_number("622202", 42)
-    consumer = BankResults(
-        None, Vault([("k1", b"\x01" * 32)], b"\x02" * 32), Topics(Settings()), MAX_ATTEMPTS
-    )  # type: ignore[arg-type]
+    vault = Vault([("k1", b"\x01" * 32)], b"\x02" * 32)
+    consumer = BankResults(None, vault, Topics(Settings()), MAX_ATTEMPTS)  # type: ignore[arg-type]
     target = lifecycle_of(_new_card(), OwnCard("APP-1", "ORDERED", "REQUESTED"), None)
     answer = AccountOpened(
         "answer", account_opening_request_event_id("APP-1", 1), "APP-1", "ICBC", number, AT
