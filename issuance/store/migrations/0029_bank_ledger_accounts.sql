@@ -13,3 +13,10 @@ UPDATE bank_sim.accounts SET status = 'ACTIVE', activated_at = opened_at;
 ALTER TABLE bank_sim.inbox DROP CONSTRAINT inbox_answer_type_check;
 ALTER TABLE bank_sim.inbox ADD CONSTRAINT inbox_answer_type_check CHECK (answer_type IN ('AccountOpened',
     'AccountRefused', 'ActivationCompleted', 'ActivationFailed'));
+
+-- The bureau's consumer of the banks' answers is renamed (activation-results -> bank-results); the answers it
+-- applied stay applied under the new name.
+INSERT INTO inbox (consumer, event_id, processed_at)
+SELECT 'bank-results', event_id, processed_at FROM inbox WHERE consumer = 'activation-results'
+ON CONFLICT DO NOTHING;
+DELETE FROM inbox WHERE consumer = 'activation-results';
