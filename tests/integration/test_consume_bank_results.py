@@ -292,3 +292,52 @@ def test_unreadable_answers_go_to_the_dead_letters(settings: Settings) -> None:
     ]
     assert sorted(letter.reason.value for letter in letters) == ["MALFORMED_MESSAGE", "UNKNOWN_SCHEMA"]
     assert {letter.payload for letter in letters} == {unknown_schema, b"not avro"}
+
+
+def test_the_bank_opens_the_account_and_later_switches_on_the_number_it_assigned(settings: Settings) -> None:
+    """The whole round: the number the bank assigns passes the bureau's checks, and the activation request
+    that carries it back finds the account in the bank's ledger."""
+    [accepted] = seed_accepted(settings, 1)
+    bootstrap, topics = settings.kafka_bootstrap or "", Topics(settings)
+    produce(bootstrap, topics.bank_requests(BANK), [opening_request_for(accepted).to_bytes()])
+    serve_banks(settings, resolve(settings), [BANK], FailurePolicy(), IDLE, threading.Event())
+    assert consume(settings)["opened"] == 1
+    # The nights and the branch in between (personalized, produced, collected), as their rows leave it.
+    vault = Vault.from_settings(settings)
+    assert settings.database_url is not None
+    with connect(settings.database_url.get_secret_value(), autocommit=True) as conn:
+        row = conn.execute(
+            "SELECT account_number_enc FROM bank_accounts WHERE application_id = %s",
+            (accepted.application_id,),
+        ).fetchone()
+        assert row is not None
+        number = vault.decrypt(row[0])
+        conn.execute(
+            "UPDATE cards SET card_number = 'A00000001', status = 'ISSUED' WHERE application_id = %s",
+            (accepted.application_id,),
+        )
+        conn.execute(
+            "UPDATE bank_accounts SET card_number = 'A00000001' WHERE application_id = %s",
+            (accepted.application_id,),
+        )
+        conn.execute(
+            "UPDATE applications SET state = 'COMPLETED', is_open = false WHERE application_id = %s",
+            (accepted.application_id,),
+        )
+    [activating] = seed_activations(settings, 1, start=90)
+    with connect(settings.database_url.get_secret_value(), autocommit=True) as conn:
+        conn.execute(
+            "UPDATE applications SET card_number = 'A00000001' WHERE application_id = %s",
+            (activating.application_id,),
+        )
+    ours = Activating(
+        activating.application_id, accepted.application_id, BANK, "A00000001", number, accepted.id_number
+    )
+    produce(bootstrap, topics.bank_requests(BANK), [activation_request_for(ours).to_bytes()])
+    serve_banks(settings, resolve(settings), [BANK], FailurePolicy(), IDLE, threading.Event())
+
+    assert consume(settings)["activated"] == 1
+
+    assert states(settings)[activating.application_id] == ("COMPLETED", 0, False, False)
+    assert sides(settings, accepted.application_id) == ("ISSUED", "ACTIVE")
+    assert sides(settings, activating.card_application_id) == ("ISSUED", "OPENED")  # another card, untouched
