@@ -1,4 +1,4 @@
-"""`issuance bank serve`: the simulated cooperating banks answering activation requests."""
+"""`issuance bank serve`: the simulated cooperating banks answering account openings and activations."""
 
 from __future__ import annotations
 
@@ -38,7 +38,7 @@ def serve(
     ] = 1_000,
     as_json: Annotated[bool, typer.Option("--json", help="Print a JSON document.")] = False,
 ) -> None:
-    """Answer activation requests until idle or SIGTERM: open accounts, reply completed or failed."""
+    """Answer the banks' requests until idle or SIGTERM: open accounts numbered by the bank, activate them."""
     if all_banks == bool(bank):
         raise InputError("give either --bank CODE or --all")
     settings = load_settings(ctx)
@@ -63,8 +63,9 @@ def serve(
         return
     for code, s in sorted(stats.items()):
         typer.echo(
-            f"bank {code}: {s['requests']} requests, {s['opened']} completed, {s['failed']} failed, "
-            f"{s['repeated']} repeated, {s['unreadable']} unreadable"
+            f"bank {code}: {s['requests']} requests; accounts {s['opened']} opened, {s['refused']} refused;"
+            f" activations {s['activated']} completed, {s['failed']} failed; {s['repeated']} repeated,"
+            f" {s['unreadable']} unreadable"
         )
 
 

@@ -1,4 +1,4 @@
-"""`issuance consume`: the bureau-side consumer of the banks' activation results."""
+"""`issuance consume`: the bureau's consumers (the banks' answers, ...), one process and one group."""
 
 from __future__ import annotations
 
@@ -24,29 +24,25 @@ def consume(
     ] = 1_000,
     as_json: Annotated[bool, typer.Option("--json", help="Print a JSON document.")] = False,
 ) -> None:
-    """Apply the banks' answers and the branches' card events until idle or SIGTERM; publish the decisions."""
+    """Apply the banks' answers to applications and cards until idle or SIGTERM; publish branch decisions."""
     settings = load_settings(ctx)
     endpoints = resolve(settings)
     with stop_on_sigterm() as stop:
         if not as_json:
             console.print(
-                "applying activation results"
+                "applying the banks' answers"
                 + (f" until idle for {until_idle:g}s" if until_idle is not None else " (Ctrl-C stops)")
             )
         stats = consume_results(settings, endpoints, until_idle, stop, batch_size)
     if as_json:
         print_json(stats)
         return
-    typer.echo(
-        f"{stats['results']} results: {stats['active']} active, {stats['failed']} failed "
-        f"({stats['final_failures']} final), {stats['duplicates']} duplicates, {stats['stale']} stale, "
-        f"{stats['dead_lettered']} dead-lettered; {stats['published']} events published"
-    )
-    cards = stats["card_events"]
-    typer.echo(
-        f"{cards['events']} card events: {cards['received']} received, {cards['collected']} collected, "
-        f"{cards['duplicates']} duplicates, {cards['not_allowed']} not allowed (dead-lettered)"
-    )
+    for name, s in stats.items():
+        if isinstance(s, dict):
+            typer.echo(
+                f"{name}: " + ", ".join(f"{value} {key.replace('_', ' ')}" for key, value in s.items())
+            )
+    typer.echo(f"{stats['published']} events published")
 
 
 def register(app: typer.Typer) -> None:

@@ -1,22 +1,32 @@
-"""A cooperating bank's side of activation, simulated: the reference for what a real bank integration must do.
+"""A cooperating bank, simulated: the reference for what a real bank integration must do.
 
-For each ActivationRequested on its own topic the bank opens the savings account in its own ledger at most
-once, answers with ActivationCompleted or ActivationFailed, and only then commits its offsets. A re-delivered
-request gets the answer it got the first time (kept in the bank's inbox): a replay opens no second account.
-A record it cannot answer (empty, undecodable, or a request for another bank) goes to the dead letters in the
-same transaction, and the bank goes on past it.
+Each bank reads its own request topic, where the bureau asks it for two things:
 
-A new card's request carries the account number personalized on its chip. An existing card's request carries
-none: a bank bound the account to the card when the card was personalized and finds it by the card number. The
-simulator has no such history, so it stands the bound account in with a number derived from the card
-(`bound_account`). The request also names the signed agreement (id, terms version, document hash) the bank
-ties the account to; the simulator only logs the agreement id.
+- AccountOpeningRequested (an accepted new-card application): the bank runs its own checks (know your
+  customer: here the injected FailurePolicy, and a signed agreement whose terms version and document hash are
+  present and well formed), then opens the savings account in its ledger, **numbered within its own BIN by
+  its own sequence** (BIN + sequence + Luhn digit), and answers AccountOpened with the number, or refuses with
+  AccountRefused. An application never gets a second account: a later request for it answers with the
+  account it has.
+- ActivationRequested (the holder activates the savings function): the bank switches on the account the card
+  carries, found by the request's account number in its ledger, and answers ActivationCompleted (with the
+  number masked) or ActivationFailed. A card from the person registry carries no number the bureau knows: a
+  bank bound its account to the card when that card was personalized and finds it by the card number. The
+  simulator has no such history, so it stands that account in with a number derived from the card
+  (`bound_account`).
+
+Every request is applied at most once: the answer is kept in the bank's inbox with the request, in the same
+transaction as the ledger change, and a re-delivered request gets the answer it got the first time. Offsets
+are committed only after every answer is acknowledged by the broker. A record it cannot answer (empty,
+undecodable, another record, or a request for another bank) goes to the dead letters in the same transaction,
+and the bank goes on past it.
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -30,21 +40,29 @@ from issuance.crypto import Vault
 from issuance.domain.masking import mask_account
 from issuance.domain.model import DeadLetterReason
 from issuance.domain.numbers import bank_account_number
-from issuance.errors import DecodeError
+from issuance.errors import DecodeError, SchemaViolation
 from issuance.messages import (
+    AccountOpened,
+    AccountOpeningRequested,
+    AccountRefused,
     ActivationCompleted,
     ActivationFailed,
     ActivationRequested,
     BankRefusalReason,
+    account_answer_event_id,
     activation_answer_event_id,
+    decode_event,
 )
 from issuance.store import bank_ledger
-from issuance.store.bank_ledger import Conn, OpenedAccount, StoredAnswer
+from issuance.store.bank_ledger import Conn, LedgerAccount, OpenedAccount, StoredAnswer
 
 log = logging.getLogger(__name__)
 
-# The simulated banks' stand-in BIN for accounts bound to existing cards before this system knew them.
+# The simulated banks' stand-in BIN for accounts bound to registry cards before this system knew them.
 BOUND_ACCOUNT_BIN = "621999"
+
+Request = AccountOpeningRequested | ActivationRequested
+Answer = AccountOpened | AccountRefused | ActivationCompleted | ActivationFailed
 
 # The failures a bank may answer with (the BankRefusalReason enum), as the simulator injects them.
 INJECTED_FAILURES: tuple[tuple[BankRefusalReason, str], ...] = (
@@ -52,13 +70,29 @@ INJECTED_FAILURES: tuple[tuple[BankRefusalReason, str], ...] = (
     (BankRefusalReason.ACCOUNT_LIMIT, "the holder reached the number of accounts allowed"),
     (BankRefusalReason.BANK_SYSTEM_ERROR, "core banking system rejected the opening"),
 )
+AGREEMENT_REFUSED = "the signed agreement's terms version or document hash is missing or malformed"
+NO_SUCH_ACCOUNT = "no account with the number the card carries at this bank"
+
+_TERMS_VERSION = re.compile(r"[0-9A-Za-z][0-9A-Za-z._-]{0,31}")
+_SHA256 = re.compile(r"[0-9a-f]{64}")
 
 
 def bound_account(card_number: str) -> str:
-    """The account a simulated bank bound to an existing card when it was personalized (a real bank looks it
+    """The account a simulated bank bound to a registry card when it was personalized (a real bank looks it
     up by the card number): a valid 19-digit number, the same for the same card."""
     sequence = int.from_bytes(hashlib.sha256(card_number.encode()).digest()[:8], "big") % 10**12
     return bank_account_number(BOUND_ACCOUNT_BIN, sequence)
+
+
+def agreement_problem(request: AccountOpeningRequested) -> str | None:
+    """Why the bank cannot tie an account to the request's signed agreement (None: it can)."""
+    if not request.agreement_id.strip():
+        return AGREEMENT_REFUSED
+    if not _TERMS_VERSION.fullmatch(request.terms_version or ""):
+        return AGREEMENT_REFUSED
+    if not _SHA256.fullmatch(request.document_sha256 or ""):
+        return AGREEMENT_REFUSED
+    return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,7 +103,7 @@ class FailurePolicy:
     seed: int = 0
 
     def failure(self, request_event_id: str) -> tuple[BankRefusalReason, str] | None:
-        """The injected (reason, detail) for this request, or None when the bank opens the account."""
+        """The injected (reason, detail) for this request, or None when the bank goes ahead."""
         if self.fail_rate <= 0:
             return None
         digest = hashlib.sha256(f"{self.seed}|{request_event_id}".encode()).digest()
@@ -81,12 +115,14 @@ class FailurePolicy:
 
 @dataclass(slots=True)
 class BankStats:
-    """What one bank did in this process."""
+    """What one bank did in this process (requests answered for the first time, by outcome)."""
 
     requests: int = 0
-    opened: int = 0
-    failed: int = 0
-    repeated: int = 0
+    opened: int = 0  # AccountOpened
+    refused: int = 0  # AccountRefused
+    activated: int = 0  # ActivationCompleted
+    failed: int = 0  # ActivationFailed
+    repeated: int = 0  # answered before: the stored answer sent again
     unreadable: int = 0  # dead-lettered: empty, undecodable, or not a request for this bank
 
 
@@ -96,6 +132,7 @@ class BankSimulator:
     def __init__(
         self,
         bank_code: str,
+        bin_: str,
         conn: Conn,
         producer: KafkaProducer,
         vault: Vault,
@@ -104,6 +141,7 @@ class BankSimulator:
         dead_letters: DeadLetterSink,
     ) -> None:
         self.bank_code = bank_code
+        self.bin = bin_
         self._conn = conn
         self._producer = producer
         self._vault = vault
@@ -114,7 +152,7 @@ class BankSimulator:
 
     def handle(self, records: Sequence[ConsumerRecord]) -> None:
         """Apply a batch of requests at most once, then send every answer and wait for the broker's acks."""
-        by_id: dict[str, ActivationRequested] = {}
+        by_id: dict[str, Request] = {}
         readable, unreadable = self._readable(records)
         for request in readable:
             by_id.setdefault(request.event_id, request)
@@ -124,12 +162,14 @@ class BankSimulator:
                 self._dead_letters.add(record, reason, detail)
             known = bank_ledger.answered(self._conn, self.bank_code, order)
             fresh = [by_id[i] for i in order if i not in known]
-            holding = bank_ledger.accounts_open(self._conn, self.bank_code, [r.application_id for r in fresh])
-            accounts, answers = self._answer(fresh, holding)
-            bank_ledger.open_accounts(self._conn, accounts)
-            bank_ledger.record_answers(self._conn, self.bank_code, answers)
+            answers = [
+                *self._open_accounts([r for r in fresh if isinstance(r, AccountOpeningRequested)]),
+                *self._activate([r for r in fresh if isinstance(r, ActivationRequested)]),
+            ]
+            stored = [_stored(request, answer) for request, answer in answers]
+            bank_ledger.record_answers(self._conn, self.bank_code, stored)
         self.stats.repeated += len(order) - len(fresh)
-        every = {**known, **{a.request_event_id: a for a in answers}}
+        every = {**known, **{s.request_event_id: s for s in stored}}
         send_all(
             self._producer,
             [(self._results_topic, every[i].application_id.encode(), every[i].payload) for i in order],
@@ -137,14 +177,18 @@ class BankSimulator:
 
     def _readable(
         self, records: Sequence[ConsumerRecord]
-    ) -> tuple[list[ActivationRequested], list[tuple[ConsumerRecord, DeadLetterReason, str]]]:
+    ) -> tuple[list[Request], list[tuple[ConsumerRecord, DeadLetterReason, str]]]:
         """The requests this bank can answer, and the records it cannot (for the dead letters)."""
-        out = []
+        out: list[Request] = []
         bad: list[tuple[ConsumerRecord, DeadLetterReason, str]] = []
         for record in records:
             self.stats.requests += 1
             try:
-                request = ActivationRequested.from_bytes(record_value(record))
+                request = decode_event(record_value(record))
+                if not isinstance(request, AccountOpeningRequested | ActivationRequested):
+                    raise SchemaViolation(
+                        f"expected a request to a bank, got {request.RECORD}", [("$record", "unexpected")]
+                    )
             except DecodeError as exc:
                 bad.append((record, DeadLetterReason(exc.reason), str(exc)))
                 continue
@@ -164,55 +208,139 @@ class BankSimulator:
             )
         return out, bad
 
-    def _answer(
-        self, requests: Sequence[ActivationRequested], holding: set[str]
-    ) -> tuple[list[OpenedAccount], list[StoredAnswer]]:
-        accounts: list[OpenedAccount] = []
-        answers: list[StoredAnswer] = []
-        now = datetime.now(UTC)
+    def _open_accounts(self, requests: Sequence[AccountOpeningRequested]) -> list[tuple[Request, Answer]]:
+        """Open (or refuse) the accounts of new cards, numbered by this bank's own sequence."""
+        held = bank_ledger.accounts_of_applications(
+            self._conn, self.bank_code, [r.application_id for r in requests]
+        )
+        numbers: dict[str, str] = {app: self._vault.decrypt(a.account_number_enc) for app, a in held.items()}
+        refusals: dict[str, tuple[BankRefusalReason, str]] = {}
+        to_open: list[AccountOpeningRequested] = []
+        opening: set[str] = set()
         for request in requests:
-            answer_id = activation_answer_event_id(request.event_id)
-            account_number = request.account_number or bound_account(request.card_number)
-            log.debug("request %s names agreement %s", request.event_id, request.agreement_id)
-            # An account already open for this application is never opened again: the answer is "completed".
-            failure = None if request.application_id in holding else self._policy.failure(request.event_id)
-            answer: ActivationCompleted | ActivationFailed
-            if failure is None:
-                if request.application_id not in holding:
-                    accounts.append(
-                        OpenedAccount(
-                            bank_code=self.bank_code,
-                            application_id=request.application_id,
-                            account_index=self._vault.blind_index(account_number),
-                            account_number_enc=self._vault.encrypt(account_number),
-                            card_number=request.card_number,
-                            request_event_id=request.event_id,
-                        )
-                    )
-                    holding.add(request.application_id)
-                answer = ActivationCompleted(
-                    event_id=answer_id,
-                    request_event_id=request.event_id,
-                    application_id=request.application_id,
+            if request.application_id in numbers or request.application_id in opening:
+                continue  # one account per application: a later request answers with the account it has
+            problem = agreement_problem(request)
+            refusal = (
+                (BankRefusalReason.KYC_FAILED, problem) if problem else self._policy.failure(request.event_id)
+            )
+            if refusal is None:
+                to_open.append(request)
+                opening.add(request.application_id)
+            else:
+                refusals[request.event_id] = refusal
+        opened: list[OpenedAccount] = []
+        sequences = bank_ledger.next_sequences(self._conn, self.bank_code, len(to_open))
+        for request, sequence in zip(to_open, sequences, strict=True):
+            number = bank_account_number(self.bin, sequence)
+            numbers[request.application_id] = number
+            opened.append(
+                OpenedAccount(
                     bank_code=self.bank_code,
-                    account_reference=mask_account(account_number),
-                    completed_at=now,
+                    application_id=request.application_id,
+                    account_index=self._vault.blind_index(number),
+                    account_number_enc=self._vault.encrypt(number),
+                    card_number=None,
+                    request_event_id=request.event_id,
+                    sequence=sequence,
+                )
+            )
+        bank_ledger.open_accounts(self._conn, opened)
+        now = datetime.now(UTC)
+        out: list[tuple[Request, Answer]] = []
+        for request in requests:
+            answer_id = account_answer_event_id(request.event_id)
+            log.debug("request %s names agreement %s", request.event_id, request.agreement_id)
+            answer: Answer
+            refusal = refusals.get(request.event_id)
+            if refusal is None:
+                answer = AccountOpened(
+                    answer_id,
+                    request.event_id,
+                    request.application_id,
+                    self.bank_code,
+                    numbers[request.application_id],
+                    now,
                 )
                 self.stats.opened += 1
             else:
+                answer = AccountRefused(
+                    answer_id,
+                    request.event_id,
+                    request.application_id,
+                    self.bank_code,
+                    refusal[0],
+                    now,
+                    refusal[1],
+                )
+                self.stats.refused += 1
+            out.append((request, answer))
+        return out
+
+    def _activate(self, requests: Sequence[ActivationRequested]) -> list[tuple[Request, Answer]]:
+        """Switch on the accounts the cards carry (found by their number; a registry card's stood in)."""
+        number_of = {r.event_id: r.account_number or bound_account(r.card_number) for r in requests}
+        index_of = {i: self._vault.blind_index(n) for i, n in number_of.items()}
+        held: dict[bytes, LedgerAccount] = bank_ledger.accounts_by_index(
+            self._conn, self.bank_code, sorted(set(index_of.values()))
+        )
+        stand_ins: list[OpenedAccount] = []
+        switched: list[bytes] = []
+        now = datetime.now(UTC)
+        out: list[tuple[Request, Answer]] = []
+        for request in requests:
+            index = index_of[request.event_id]
+            log.debug("request %s names agreement %s", request.event_id, request.agreement_id)
+            failure = self._policy.failure(request.event_id)
+            if failure is None and index not in held:
+                if request.account_number is None:  # a registry card: the account bound to it, stood in
+                    stand_ins.append(self._stand_in(request, index, number_of[request.event_id]))
+                    held[index] = LedgerAccount(request.application_id, index, b"", bank_ledger.ACTIVE)
+                else:
+                    failure = (BankRefusalReason.KYC_FAILED, NO_SUCH_ACCOUNT)
+            answer_id = activation_answer_event_id(request.event_id)
+            answer: Answer
+            if failure is None:
+                switched.append(index)
+                answer = ActivationCompleted(
+                    answer_id,
+                    request.event_id,
+                    request.application_id,
+                    self.bank_code,
+                    mask_account(number_of[request.event_id]),
+                    now,
+                )
+                self.stats.activated += 1
+            else:
                 answer = ActivationFailed(
-                    event_id=answer_id,
-                    request_event_id=request.event_id,
-                    application_id=request.application_id,
-                    bank_code=self.bank_code,
-                    failure_reason=failure[0],
-                    detail=failure[1],
-                    failed_at=now,
+                    answer_id,
+                    request.event_id,
+                    request.application_id,
+                    self.bank_code,
+                    failure[0],
+                    now,
+                    failure[1],
                 )
                 self.stats.failed += 1
-            answers.append(
-                StoredAnswer(
-                    request.event_id, request.application_id, answer_id, answer.RECORD, answer.to_bytes()
-                )
-            )
-        return accounts, answers
+            out.append((request, answer))
+        bank_ledger.open_accounts(self._conn, stand_ins)
+        bank_ledger.activate(self._conn, self.bank_code, switched)
+        return out
+
+    def _stand_in(self, request: ActivationRequested, index: bytes, number: str) -> OpenedAccount:
+        return OpenedAccount(
+            bank_code=self.bank_code,
+            application_id=request.application_id,
+            account_index=index,
+            account_number_enc=self._vault.encrypt(number),
+            card_number=request.card_number,
+            request_event_id=request.event_id,
+            sequence=None,
+            status=bank_ledger.ACTIVE,
+        )
+
+
+def _stored(request: Request, answer: Answer) -> StoredAnswer:
+    return StoredAnswer(
+        request.event_id, request.application_id, answer.event_id, answer.RECORD, answer.to_bytes()
+    )

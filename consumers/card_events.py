@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 from kafka.consumer.fetcher import ConsumerRecord
 
@@ -28,7 +28,7 @@ from issuance.errors import DecodeError, IssuanceError, SchemaViolation
 from issuance.kafka.topics import Topics
 from issuance.messages import CardCollected, CardReceived, decode_event
 from issuance.store import card_repo
-from issuance.store.activation_repo import add_outbox
+from issuance.store.consumer_repo import add_outbox
 from issuance.store.audit import record_action
 from issuance.store.card_repo import ApplicationClosed, CardRow, Conn, HistoryStep
 
@@ -59,11 +59,20 @@ class CardEventStats:
 class CardEvents:
     """Applies a batch of the branches' card events, each once."""
 
+    name = "card_events"
+
     def __init__(self, conn: Conn, vault: Vault, topics: Topics) -> None:
         self._conn = conn
         self._topics = topics
         self._dead_letters = DeadLetterSink(conn, vault, topics.dead_letters, CONSUMER)
         self.stats = CardEventStats()
+
+    @property
+    def queued(self) -> int:
+        return self.stats.queued
+
+    def summary(self) -> dict[str, int]:
+        return asdict(self.stats)
 
     def handle(self, records: Sequence[ConsumerRecord]) -> None:
         """Apply one batch in one transaction, in the order of the records."""

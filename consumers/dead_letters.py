@@ -16,8 +16,8 @@ from issuance.dead_letter_events import dead_letter_event
 from issuance.domain.model import DeadLetterReason
 from issuance.errors import EmptyMessage
 from issuance.kafka.outbox_relay import seal_payloads
-from issuance.store import activation_repo as repo
-from issuance.store.activation_repo import Conn, DeadLetter, OutboxEvent
+from issuance.store import consumer_repo as repo
+from issuance.store.consumer_repo import Conn, DeadLetter, OutboxEvent
 
 
 def record_value(record: ConsumerRecord) -> bytes:

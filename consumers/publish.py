@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from issuance.crypto import Vault
 from issuance.kafka.outbox_relay import publish_outbox as relay
-from issuance.store.activation_repo import Conn
+from issuance.store.consumer_repo import Conn
 
 
 def publish_outbox(

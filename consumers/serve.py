@@ -1,16 +1,20 @@
-"""Run the long-running consumers: the simulated banks (a thread and a group each) and the bureau's."""
+"""Run the long-running consumers: the simulated banks (a thread and a group each) and the bureau's (one
+process, one group, one handler per topic it reads)."""
 
 from __future__ import annotations
 
 import functools
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict
-from typing import Any
+from typing import Any, Protocol
 
-from consumers.activation_results import CONSUMER, ActivationResults
+from kafka.consumer.fetcher import ConsumerRecord
+
+from consumers.bank_results import CONSUMER as BANK_RESULTS
+from consumers.bank_results import BankResults
 from consumers.bank_simulator import BankSimulator, FailurePolicy
 from consumers.card_events import CardEvents
 from consumers.dead_letters import DeadLetterSink
@@ -21,6 +25,7 @@ from issuance.errors import BrokerUnavailable, InputError, IssuanceError
 from issuance.kafka.topics import Topics, ensure_topics
 from issuance.services.endpoints import Endpoints
 from issuance.settings import Settings
+from issuance.store.consumer_repo import Conn
 from issuance.store.db import connect
 
 # First key of the pg_advisory_lock that makes a consumer group single-instance ("group" as a number); the
@@ -53,10 +58,11 @@ def only_member(database_url: str, group_id: str) -> Iterator[None]:
             conn.execute("SELECT pg_advisory_unlock(%s, hashtext(%s))", (GROUP_LOCK_CLASS, group_id))
 
 
-def known_banks(database_url: str) -> list[str]:
-    """Every bank code in the reference data."""
+def known_banks(database_url: str) -> dict[str, str]:
+    """Every bank of the reference data: its code and its BIN."""
     with connect(database_url, autocommit=True, application_name="issuance-bank") as conn:
-        return [str(code) for (code,) in conn.execute("SELECT bank_code FROM banks ORDER BY bank_code")]
+        rows = conn.execute("SELECT bank_code, bin FROM banks ORDER BY bank_code").fetchall()
+    return {str(code): str(bin_) for code, bin_ in rows}
 
 
 def bank_group(settings: Settings, bank_code: str) -> str:
@@ -95,7 +101,9 @@ def serve_banks(
                 connect(endpoints.database_url, autocommit=True, application_name=f"bank-sim-{code}") as conn,
             ):
                 sink = DeadLetterSink(conn, vault, topics.dead_letters, f"bank-simulator.{code}")
-                bank = BankSimulator(code, conn, producer, vault, topics.bank_results, policy, sink)
+                bank = BankSimulator(
+                    code, known[code], conn, producer, vault, topics.bank_results, policy, sink
+                )
 
                 def handle(records: Sequence[Any]) -> None:
                     unreadable = bank.stats.unreadable
@@ -120,6 +128,50 @@ def serve_banks(
     return stats
 
 
+class TopicHandler(Protocol):
+    """What the bureau's process runs for one topic: each batch of its records in one transaction."""
+
+    @property
+    def name(self) -> str:
+        """Its key in the stats of `issuance consume`."""
+        ...
+
+    @property
+    def queued(self) -> int:
+        """Events written to the outbox so far (more after a batch than before: something to publish)."""
+        ...
+
+    def handle(self, records: Sequence[ConsumerRecord]) -> None: ...
+
+    def summary(self) -> dict[str, int]:
+        """What it did in this process."""
+        ...
+
+
+def bureau_group(settings: Settings) -> str:
+    """The bureau's consumer group: every topic the bureau consumes, in one process (was
+    `bureau.activation-results`)."""
+    return f"{settings.topic_prefix}bureau"
+
+
+def bureau_handlers(conn: Conn, vault: Vault, settings: Settings) -> dict[str, TopicHandler]:
+    """Each topic the bureau consumes with its handler (another topic of the group: one more entry)."""
+    topics = Topics(settings)
+    return {
+        topics.bank_results: BankResults(conn, vault, topics, settings.max_activation_attempts),
+        topics.card_events: CardEvents(conn, vault, topics),
+    }
+
+
+def dispatch(handlers: Mapping[str, TopicHandler], records: Sequence[ConsumerRecord]) -> None:
+    """Hand each topic's records of a batch to that topic's handler, in the order polled."""
+    by_topic: dict[str, list[ConsumerRecord]] = {}
+    for record in records:
+        by_topic.setdefault(record.topic, []).append(record)
+    for topic, batch in by_topic.items():
+        handlers[topic].handle(batch)
+
+
 def consume_results(
     settings: Settings,
     endpoints: Endpoints,
@@ -127,36 +179,30 @@ def consume_results(
     stop: threading.Event,
     batch_size: int = 1_000,
 ) -> dict[str, Any]:
-    """Apply the banks' answers and the branches' card events until idle or stopped, publishing the decisions
-    they cause."""
+    """Apply what the bureau consumes (the banks' answers, the branches' card events) until idle or stopped, publishing the events
+    it causes; stats per handler and `published`."""
     ensure_topics(endpoints.kafka_bootstrap, settings, [])
-    topics = Topics(settings)
     vault = Vault.from_settings(settings)
-    group = f"{settings.topic_prefix}bureau.activation-results"
+    group = bureau_group(settings)
     with (
         only_member(endpoints.database_url, group),
         connect(endpoints.database_url, autocommit=True, application_name="issuance-consume") as conn,
     ):
-        consumer = ActivationResults(conn, vault, topics, settings.max_activation_attempts)
-        card_events = CardEvents(conn, vault, topics)
+        handlers = bureau_handlers(conn, vault, settings)
         published = 0
 
         def handle(records: Sequence[Any]) -> None:
             nonlocal published
-            queued = consumer.stats.queued + card_events.stats.queued
-            answers = [r for r in records if r.topic != topics.card_events]
-            if answers:
-                consumer.handle(answers)
-            if len(answers) < len(records):  # the branches' card events, in their order
-                card_events.handle([r for r in records if r.topic == topics.card_events])
-            if consumer.stats.queued + card_events.stats.queued > queued:  # decisions or dead letters
+            queued = sum(h.queued for h in handlers.values())
+            dispatch(handlers, records)
+            if sum(h.queued for h in handlers.values()) > queued:  # decisions or dead letters
                 published += publish_outbox(
                     conn, endpoints.kafka_bootstrap, vault, endpoints.database_url, settings.max_message_bytes
                 )
 
         options = LoopOptions(
             endpoints.kafka_bootstrap,
-            (topics.bank_results, topics.card_events),
+            tuple(handlers),
             group,
             until_idle,
             batch_size,
@@ -166,7 +212,7 @@ def consume_results(
         published += publish_outbox(
             conn, endpoints.kafka_bootstrap, vault, endpoints.database_url, settings.max_message_bytes
         )
-        return {**asdict(consumer.stats), "card_events": asdict(card_events.stats), "published": published}
+        return {**{h.name: h.summary() for h in handlers.values()}, "published": published}
 
 
 def _run_threads(bodies: dict[str, Callable[[], None]], stop: threading.Event) -> None:
@@ -236,6 +282,6 @@ def _unapplied(database_url: str) -> int:
         row = conn.execute(
             "SELECT (SELECT count(*) FROM bank_sim.inbox WHERE answer_event_id NOT IN"
             " (SELECT event_id FROM inbox WHERE consumer = %s))",
-            (CONSUMER,),
+            (BANK_RESULTS,),
         ).fetchone()
     return int(row[0]) if row else 0

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import datetime
 from enum import StrEnum
 from typing import Any, ClassVar, Self
@@ -168,6 +168,26 @@ class DecisionIssued(_Codec):
             ),
         )
         return result
+
+
+def decision_issued(
+    application_id: str,
+    branch_code: str,
+    state: ApplicationState,
+    decided_at: datetime,
+    reasons: tuple[Reason, ...] = (),
+    run_id: int | None = None,
+) -> DecisionIssued:
+    """The branch's decision on an application: one per application, state and run (None: outside a night)."""
+    return DecisionIssued(
+        event_id=decision_event_id(application_id, state, run_id),
+        application_id=application_id,
+        branch_code=branch_code,
+        state=state,
+        reasons=reasons,
+        decided_at=decided_at,
+        run_id=run_id,
+    )
 
 
 @dataclass(frozen=True, slots=True, repr=False)
@@ -378,7 +398,7 @@ class AccountOpeningRequested(_Codec):
     @classmethod
     def from_record(cls, record: Mapping[str, Any]) -> Self:
         requested_at = _parse_timestamp(record, "requested_at")
-        names = [f for f in cls.__dataclass_fields__ if f not in ("requested_at", "run_id")]
+        names = [f.name for f in fields(cls) if f.name not in ("requested_at", "run_id")]
         result: Self = _convert(
             cls.RECORD,
             lambda: cls(

@@ -9,7 +9,7 @@ from datetime import datetime
 from issuance.domain.lifecycle import ApplicationState
 from issuance.kafka.topics import Topics
 from issuance.messages import CardDispatched, DecisionIssued, card_dispatched_event_id, decision_event_id
-from issuance.store.activation_repo import OutboxEvent
+from issuance.store.consumer_repo import OutboxEvent
 
 
 def decision(

@@ -36,7 +36,7 @@ from issuance.kafka.topics import Topics, ensure_topics
 from issuance.services.endpoints import Endpoints
 from issuance.settings import Settings
 from issuance.store import card_repo
-from issuance.store.activation_repo import OutboxEvent, add_outbox
+from issuance.store.consumer_repo import OutboxEvent, add_outbox
 from issuance.store.audit import record_action
 from issuance.store.card_repo import ApplicationClosed, CardRow, Conn, HistoryStep
 from issuance.store.db import connect

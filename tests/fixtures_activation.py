@@ -1,4 +1,11 @@
-"""Activation-stage test data: applications waiting for a bank, and the requests the night publishes."""
+"""Bank-side test data: the bureau's rows a bank's answer is about, set up directly in SQL (as the nights
+leave them), and the requests the nights publish to the banks.
+
+- `seed_accepted`: accepted NEW_CARD applications waiting for the bank to open their account (card ORDERED,
+  account REQUESTED, no numbers), and `opening_request_for` their AccountOpeningRequested;
+- `seed_activations`: cards this system issued (ISSUED, account OPENED with the bank's number, registered in
+  `person_cards`) and an accepted FINANCIAL_ACTIVATION of each, and `activation_request_for` its request.
+"""
 
 from __future__ import annotations
 
@@ -6,26 +13,44 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 
-from kafka import KafkaProducer
+from kafka import KafkaConsumer, KafkaProducer
 
 from issuance.crypto import Vault
 from issuance.domain import numbers
-from issuance.domain.model import ApplicationType
-from issuance.messages import ActivationRequested, activation_request_event_id
+from issuance.domain.lifecycle import ApplicationState, CardStatus, FinancialStatus
+from issuance.domain.model import ApplicationType, RegistryCardStatus, RegistryFinancialStatus
+from issuance.messages import (
+    AccountOpeningRequested,
+    ActivationRequested,
+    account_opening_request_event_id,
+    activation_request_event_id,
+    decode_event,
+)
 from issuance.settings import Settings
-from issuance.store.activation_repo import Conn
+from issuance.store.consumer_repo import Conn
 from issuance.store.db import connect
-from tests.factories import BANK, BRANCH, id_number
+from tests.factories import BANK, BRANCH, TERMS, id_number
 
 BIN = "622202"
 AREA = "110105"
+SHA = "ab" * 32
 
 
 @dataclass(frozen=True, slots=True)
-class Waiting:
-    """An application in ACTIVATION_REQUESTED, with what its request carries."""
+class Accepted:
+    """An accepted NEW_CARD application waiting for its bank to open the account."""
 
     application_id: str
+    bank_code: str
+    id_number: str
+
+
+@dataclass(frozen=True, slots=True)
+class Activating:
+    """An accepted FINANCIAL_ACTIVATION of a card this system issued (its own NEW_CARD application)."""
+
+    application_id: str
+    card_application_id: str
     bank_code: str
     card_number: str
     account_number: str
@@ -36,9 +61,9 @@ def seed_bank(conn: Conn, bank_code: str = BANK, bin_: str = BIN) -> None:
     """A bank and a branch of it in the reference data."""
     conn.execute(
         "INSERT INTO banks (bank_code, name, bin, terms_version, area_codes) VALUES (%s, %s,"
-        " %s, '2026.1', %s)"
+        " %s, %s, %s)"
         " ON CONFLICT DO NOTHING",
-        (bank_code, f"bank {bank_code}", bin_, [AREA]),
+        (bank_code, f"bank {bank_code}", bin_, TERMS, [AREA]),
     )
     conn.execute(
         "INSERT INTO branches (branch_code, bank_code, area_code, name) VALUES (%s, %s, %s, 'branch')"
@@ -47,73 +72,170 @@ def seed_bank(conn: Conn, bank_code: str = BANK, bin_: str = BIN) -> None:
     )
 
 
-def seed_waiting(settings: Settings, count: int, bank_code: str = BANK, start: int = 1) -> list[Waiting]:
-    """`count` personalized NEW_CARD applications in ACTIVATION_REQUESTED, as the nightly run leaves them."""
-    vault = Vault.from_settings(settings)
+def _database(settings: Settings) -> str:
     assert settings.database_url is not None
-    out: list[Waiting] = []
-    with connect(settings.database_url.get_secret_value(), autocommit=True) as conn, conn.transaction():
+    return settings.database_url.get_secret_value()
+
+
+def _application(
+    conn: Conn,
+    vault: Vault,
+    app_id: str,
+    kind: ApplicationType,
+    bank_code: str,
+    ident: str,
+    n: int,
+    **more: object,
+) -> None:
+    conn.execute(
+        "INSERT INTO applications (application_id, application_type, branch_code, bank_code, channel,"
+        " person_key, id_number_enc, name_enc, materials, submitted_at, area_code, state, is_open,"
+        " card_number, agreement_id)"
+        " VALUES (%(app)s, %(kind)s, %(branch)s, %(bank)s, 'COUNTER', %(person)s, %(id)s, %(name)s,"
+        " %(materials)s, %(at)s, %(area)s, %(state)s, %(open)s, %(card)s, %(agreement)s)",
+        {
+            "app": app_id,
+            "kind": kind.value,
+            "branch": BRANCH,
+            "bank": bank_code,
+            "person": vault.blind_index(f"{ident}/{app_id}"),
+            "id": vault.encrypt(ident),
+            "name": vault.encrypt("张伟"),
+            "materials": ["RESIDENT_ID_CARD", "HOUSEHOLD_REGISTER"],
+            "at": datetime(2026, 11, 1, tzinfo=UTC),
+            "area": AREA,
+            "state": more.get("state", ApplicationState.ACCEPTED.value),
+            "open": more.get("open", True),
+            "card": more.get("card"),
+            "agreement": f"AGR-{n:06d}",
+        },
+    )
+
+
+def seed_accepted(settings: Settings, count: int, bank_code: str = BANK, start: int = 1) -> list[Accepted]:
+    """`count` accepted NEW_CARD applications: card ORDERED and account REQUESTED, no numbers yet."""
+    vault = Vault.from_settings(settings)
+    out: list[Accepted] = []
+    with connect(_database(settings), autocommit=True) as conn, conn.transaction():
         seed_bank(conn, bank_code)
         for n in range(start, start + count):
             app_id = f"APP-{n:06d}"
             ident = id_number(birth=date(1980, 1, 1 + n % 28), sequence=n % 1000)
-            card = numbers.card_number(n)
-            account = numbers.bank_account_number(BIN, n)
+            _application(conn, vault, app_id, ApplicationType.NEW_CARD, bank_code, ident, n)
             conn.execute(
-                "INSERT INTO applications (application_id, application_type, branch_code, bank_code, channel,"
-                " person_key, id_number_enc, name_enc, materials, submitted_at, area_code, state, is_open)"
-                " VALUES (%s, 'NEW_CARD', %s, %s, 'COUNTER', %s, %s, %s, %s, %s, %s,"
-                " 'ACTIVATION_REQUESTED', true)",
-                (
-                    app_id,
-                    BRANCH,
-                    bank_code,
-                    vault.blind_index(f"{ident}/{n}"),
-                    vault.encrypt(ident),
-                    vault.encrypt("张伟"),
-                    ["RESIDENT_ID_CARD", "HOUSEHOLD_REGISTER"],
-                    datetime(2026, 11, 1, tzinfo=UTC),
-                    AREA,
-                ),
+                "INSERT INTO cards (application_id, person_key, area_code, bank_code, branch_code, status)"
+                " VALUES (%s, %s, %s, %s, %s, %s)",
+                (app_id, vault.blind_index(ident), AREA, bank_code, BRANCH, CardStatus.ORDERED.value),
             )
             conn.execute(
-                "INSERT INTO cards (card_number, application_id, person_key,"
-                " card_identification_code, area_code,"
-                " bank_code, sequence, issue_date, valid_until, status)"
-                " VALUES (%s, %s, %s, %s, %s, %s, %s, '2026-11-02', '2036-11-02', 'ISSUED_NOT_ACTIVATED')",
-                (
-                    card,
-                    app_id,
-                    vault.blind_index(ident),
-                    numbers.card_identification_code(AREA, n),
-                    AREA,
-                    bank_code,
-                    n,
-                ),
+                "INSERT INTO bank_accounts (application_id, bank_code, status) VALUES (%s, %s, %s)",
+                (app_id, bank_code, FinancialStatus.REQUESTED.value),
             )
-            conn.execute(
-                "INSERT INTO bank_accounts (application_id, bank_code, sequence, account_index,"
-                " account_number_enc,"
-                " card_number) VALUES (%s, %s, %s, %s, %s, %s)",
-                (app_id, bank_code, n, vault.blind_index(account), vault.encrypt(account), card),
-            )
-            out.append(Waiting(app_id, bank_code, card, account, ident))
+            out.append(Accepted(app_id, bank_code, ident))
     return out
 
 
-def request_for(waiting: Waiting, attempt: int = 1) -> ActivationRequested:
-    """The ActivationRequested the nightly run publishes for this application and attempt."""
+def seed_activations(
+    settings: Settings, count: int, bank_code: str = BANK, start: int = 1, bin_: str = BIN
+) -> list[Activating]:
+    """`count` cards this system issued (account OPENED at the bank) and an accepted activation of each."""
+    vault = Vault.from_settings(settings)
+    out: list[Activating] = []
+    with connect(_database(settings), autocommit=True) as conn, conn.transaction():
+        seed_bank(conn, bank_code, bin_)
+        for n in range(start, start + count):
+            card_app, app_id = f"APP-{n:06d}", f"ACT-{n:06d}"
+            ident = id_number(birth=date(1980, 1, 1 + n % 28), sequence=n % 1000)
+            card = numbers.card_number(n)
+            account = numbers.bank_account_number(bin_, n)
+            person = vault.blind_index(ident)
+            kind = ApplicationType.NEW_CARD
+            _application(conn, vault, card_app, kind, bank_code, ident, n, state="COMPLETED", open=False)
+            conn.execute(
+                "INSERT INTO cards (application_id, card_number, card_identification_code, person_key,"
+                " area_code, bank_code, branch_code, sequence, issue_date, valid_until, status)"
+                " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, '2026-11-02', '2036-11-02', %s)",
+                (
+                    card_app,
+                    card,
+                    numbers.card_identification_code(AREA, n),
+                    person,
+                    AREA,
+                    bank_code,
+                    BRANCH,
+                    n,
+                    CardStatus.ISSUED.value,
+                ),
+            )
+            conn.execute(
+                "INSERT INTO bank_accounts (application_id, bank_code, account_index, account_number_enc,"
+                " card_number, status, opened_at) VALUES (%s, %s, %s, %s, %s, %s, now())",
+                (
+                    card_app,
+                    bank_code,
+                    vault.blind_index(account),
+                    vault.encrypt(account),
+                    card,
+                    FinancialStatus.OPENED.value,
+                ),
+            )
+            conn.execute(
+                "INSERT INTO persons (person_key, id_number_enc, name_enc, insured) VALUES (%s, %s, %s, true)"
+                " ON CONFLICT DO NOTHING",
+                (person, vault.encrypt(ident), vault.encrypt("张伟")),
+            )
+            conn.execute(
+                "INSERT INTO person_cards (card_number, person_key, bank_code, status, financial_status)"
+                " VALUES (%s, %s, %s, %s, %s)",
+                (
+                    card,
+                    person,
+                    bank_code,
+                    RegistryCardStatus.VALID.value,
+                    RegistryFinancialStatus.INACTIVE.value,
+                ),
+            )
+            kind = ApplicationType.FINANCIAL_ACTIVATION
+            _application(conn, vault, app_id, kind, bank_code, ident, 100_000 + n, card=card)
+            out.append(Activating(app_id, card_app, bank_code, card, account, ident))
+    return out
+
+
+def opening_request_for(accepted: Accepted, attempt: int = 1, **overrides: object) -> AccountOpeningRequested:
+    """The AccountOpeningRequested the night publishes for this application and attempt."""
+    fields: dict[str, object] = {
+        "event_id": account_opening_request_event_id(accepted.application_id, attempt),
+        "application_id": accepted.application_id,
+        "bank_code": accepted.bank_code,
+        "attempt": attempt,
+        "holder_id_number": accepted.id_number,
+        "holder_name": "张伟",
+        "area_code": AREA,
+        "branch_code": BRANCH,
+        "agreement_id": f"AGR-{accepted.application_id[4:]}",
+        "terms_version": TERMS,
+        "document_sha256": SHA,
+        "requested_at": datetime(2026, 11, 2, 2, 0, tzinfo=UTC),
+    }
+    return AccountOpeningRequested(**{**fields, **overrides})  # type: ignore[arg-type]
+
+
+def activation_request_for(activating: Activating, attempt: int = 1) -> ActivationRequested:
+    """The ActivationRequested the night publishes for an activation of a card this system issued."""
     return ActivationRequested(
-        event_id=activation_request_event_id(waiting.application_id, attempt),
-        application_id=waiting.application_id,
-        bank_code=waiting.bank_code,
-        application_type=ApplicationType.NEW_CARD,
+        event_id=activation_request_event_id(activating.application_id, attempt),
+        application_id=activating.application_id,
+        bank_code=activating.bank_code,
+        application_type=ApplicationType.FINANCIAL_ACTIVATION,
         attempt=attempt,
-        card_number=waiting.card_number,
-        account_number=waiting.account_number,
-        holder_id_number=waiting.id_number,
+        card_number=activating.card_number,
+        account_number=activating.account_number,
+        holder_id_number=activating.id_number,
         holder_name="张伟",
         requested_at=datetime(2026, 11, 2, 2, 0, tzinfo=UTC),
+        agreement_id=f"AGR-{activating.application_id[4:]}",
+        terms_version=TERMS,
+        document_sha256=SHA,
     )
 
 
@@ -128,20 +250,47 @@ def produce(bootstrap: str, topic: str, payloads: Sequence[bytes], key: bytes | 
         producer.close()
 
 
-def states(settings: Settings) -> dict[str, tuple[str, int, bool]]:
-    """(state, bank_refusals, is_open) per application."""
-    assert settings.database_url is not None
-    with connect(settings.database_url.get_secret_value(), autocommit=True) as conn:
+def states(settings: Settings) -> dict[str, tuple[str, int, bool, bool]]:
+    """(state, bank_refusals, is_open, retry_due) per application."""
+    with connect(_database(settings), autocommit=True) as conn:
         rows = conn.execute(
-            "SELECT application_id, state, bank_refusals, is_open FROM applications"
+            "SELECT application_id, state, bank_refusals, is_open, retry_due FROM applications"
         ).fetchall()
-    return {str(r[0]): (str(r[1]), int(r[2]), bool(r[3])) for r in rows}
+    return {
+        str(app): (str(state), int(refusals), bool(o), bool(due)) for app, state, refusals, o, due in rows
+    }
 
 
-def scalar(settings: Settings, query: str) -> int:
+def sides(settings: Settings, application_id: str) -> tuple[str | None, str | None]:
+    """(card status, account status) of a NEW_CARD application."""
+    with connect(_database(settings), autocommit=True) as conn:
+        row = conn.execute(
+            "SELECT c.status, b.status FROM applications a LEFT JOIN cards c USING (application_id)"
+            " LEFT JOIN bank_accounts b USING (application_id) WHERE a.application_id = %s",
+            (application_id,),
+        ).fetchone()
+    assert row is not None
+    return row[0], row[1]
+
+
+def scalar(settings: Settings, query: str, params: Sequence[object] = ()) -> int:
     """One integer from the test database."""
-    assert settings.database_url is not None
-    with connect(settings.database_url.get_secret_value(), autocommit=True) as conn:
-        row = conn.execute(query).fetchone()
+    with connect(_database(settings), autocommit=True) as conn:
+        row = conn.execute(query, tuple(params) or None).fetchone()
     assert row is not None
     return int(row[0])
+
+
+def read_topic(settings: Settings, topic: str) -> list[object]:
+    """Every message on a topic, decoded."""
+    consumer = KafkaConsumer(
+        topic,
+        bootstrap_servers=settings.kafka_bootstrap,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        consumer_timeout_ms=2000,
+    )
+    try:
+        return [decode_event(record.value) for record in consumer]
+    finally:
+        consumer.close()

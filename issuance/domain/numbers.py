@@ -11,7 +11,9 @@ system-wide, so the last 16 characters are unique per card whatever the area; pl
 keeps it reversible for audits and needs no key to manage.
 
 Bank account number: the bank's BIN (6 to 8 digits), the account sequence zero-padded to fill 18 digits, then
-one Luhn check digit (`stdnum.luhn`), 19 digits in all, the length of an RMB debit card number.
+one Luhn check digit (`stdnum.luhn`), 19 digits in all, the length of an RMB debit card number. The banks
+number the accounts they open this way; the bureau accepts any number a bank assigns that has 16 to 19 digits,
+starts with that bank's BIN and carries a correct Luhn digit (`is_valid_assigned_account`).
 """
 
 from __future__ import annotations
@@ -74,6 +76,20 @@ def bank_account_number(bin_: str, sequence: int) -> str:
         raise ValueError(f"account sequence {sequence} does not fit {width} digits after BIN {bin_}")
     body = f"{bin_}{sequence:0{width}d}"
     return body + luhn.calc_check_digit(body)
+
+
+ASSIGNED_ACCOUNT_LENGTHS = range(16, 20)
+
+
+def is_valid_assigned_account(number: str, bin_: str) -> bool:
+    """A number a bank may assign: 16 to 19 digits, starting with its BIN, with a correct Luhn digit."""
+    return (
+        len(number) in ASSIGNED_ACCOUNT_LENGTHS
+        and _DIGITS.issuperset(number)
+        and bool(bin_)
+        and number.startswith(bin_)
+        and luhn.is_valid(number)
+    )
 
 
 def is_valid_bank_account(number: str, bin_: str | None = None) -> bool:

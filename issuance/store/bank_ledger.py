@@ -1,14 +1,20 @@
-"""The simulated banks' own ledger (schema bank_sim): accounts they opened and the requests they answered."""
+"""The simulated banks' own ledger (schema bank_sim): the accounts they opened, numbered by their own
+sequence, and the requests they answered (with the answer as sent)."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from psycopg import Connection
-from psycopg.rows import TupleRow
+from psycopg.rows import class_row
 
-Conn = Connection[TupleRow]
+Conn = Connection[Any]
+
+# The states of an account in a simulated bank's ledger (its own names, kept apart from the bureau's).
+OPENED = "OPENED"
+ACTIVE = "ACTIVE"
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,7 +30,7 @@ class StoredAnswer:
 
 @dataclass(frozen=True, slots=True)
 class OpenedAccount:
-    """One account to open in a bank's ledger; number encrypted, blind index for uniqueness."""
+    """One account to open in a bank's ledger; number encrypted, blind index for lookups and uniqueness."""
 
     bank_code: str
     application_id: str
@@ -32,25 +38,68 @@ class OpenedAccount:
     account_number_enc: bytes
     card_number: str | None
     request_event_id: str
+    sequence: int | None  # the bank's own sequence; None for a stand-in of an account opened elsewhere
+    status: str = OPENED
+
+
+@dataclass(frozen=True, slots=True)
+class LedgerAccount:
+    """An account a bank holds."""
+
+    application_id: str
+    account_index: bytes
+    account_number_enc: bytes
+    status: str
 
 
 def answered(conn: Conn, bank_code: str, request_ids: Sequence[str]) -> dict[str, StoredAnswer]:
     """The answers this bank already gave, by request event id."""
-    rows = conn.execute(
-        "SELECT request_event_id, application_id, answer_event_id, answer_type, answer_payload"
-        " FROM bank_sim.inbox WHERE bank_code = %s AND request_event_id = ANY(%s)",
-        (bank_code, list(request_ids)),
-    ).fetchall()
-    return {str(r[0]): StoredAnswer(str(r[0]), str(r[1]), str(r[2]), str(r[3]), bytes(r[4])) for r in rows}
+    with conn.cursor(row_factory=class_row(StoredAnswer)) as cur:
+        rows = cur.execute(
+            "SELECT request_event_id, application_id, answer_event_id, answer_type, answer_payload AS payload"
+            " FROM bank_sim.inbox WHERE bank_code = %s AND request_event_id = ANY(%s)",
+            (bank_code, list(request_ids)),
+        ).fetchall()
+    return {r.request_event_id: r for r in rows}
 
 
-def accounts_open(conn: Conn, bank_code: str, application_ids: Sequence[str]) -> set[str]:
-    """Applications for which this bank already holds an open account."""
-    rows = conn.execute(
-        "SELECT application_id FROM bank_sim.accounts WHERE bank_code = %s AND application_id = ANY(%s)",
-        (bank_code, list(application_ids)),
-    ).fetchall()
-    return {str(r[0]) for r in rows}
+def accounts_of_applications(
+    conn: Conn, bank_code: str, application_ids: Sequence[str]
+) -> dict[str, LedgerAccount]:
+    """The accounts this bank already opened for these applications, by application id."""
+    with conn.cursor(row_factory=class_row(LedgerAccount)) as cur:
+        rows = cur.execute(
+            "SELECT application_id, account_index, account_number_enc, status FROM bank_sim.accounts"
+            " WHERE bank_code = %s AND application_id = ANY(%s)",
+            (bank_code, list(application_ids)),
+        ).fetchall()
+    return {r.application_id: r for r in rows}
+
+
+def accounts_by_index(conn: Conn, bank_code: str, indexes: Sequence[bytes]) -> dict[bytes, LedgerAccount]:
+    """The accounts this bank holds under these blind indexes (of their numbers), locked for the batch."""
+    with conn.cursor(row_factory=class_row(LedgerAccount)) as cur:
+        rows = cur.execute(
+            "SELECT application_id, account_index, account_number_enc, status FROM bank_sim.accounts"
+            " WHERE bank_code = %s AND account_index = ANY(%s) FOR UPDATE",
+            (bank_code, list(indexes)),
+        ).fetchall()
+    return {bytes(r.account_index): r for r in rows}
+
+
+def next_sequences(conn: Conn, bank_code: str, count: int) -> range:
+    """Allocate `count` account sequences of this bank (from 1), in the caller's transaction."""
+    if count <= 0:
+        return range(0)
+    row = conn.execute(
+        "INSERT INTO bank_sim.counters (bank_code, next_value) VALUES (%(bank)s, 1 + %(n)s)"
+        " ON CONFLICT (bank_code) DO UPDATE SET next_value = bank_sim.counters.next_value + %(n)s"
+        " RETURNING next_value",
+        {"bank": bank_code, "n": count},
+    ).fetchone()
+    assert row is not None
+    end = int(row[0])
+    return range(end - count, end)
 
 
 def open_accounts(conn: Conn, accounts: Sequence[OpenedAccount]) -> None:
@@ -60,7 +109,8 @@ def open_accounts(conn: Conn, accounts: Sequence[OpenedAccount]) -> None:
     with conn.cursor() as cur:
         cur.executemany(
             "INSERT INTO bank_sim.accounts (bank_code, application_id, account_index, account_number_enc,"
-            " card_number, request_event_id) VALUES (%s, %s, %s, %s, %s, %s)"
+            " card_number, request_event_id, sequence, status, activated_at)"
+            " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, CASE WHEN %s THEN now() END)"
             " ON CONFLICT (bank_code, application_id) DO NOTHING",
             [
                 (
@@ -70,10 +120,24 @@ def open_accounts(conn: Conn, accounts: Sequence[OpenedAccount]) -> None:
                     a.account_number_enc,
                     a.card_number,
                     a.request_event_id,
+                    a.sequence,
+                    a.status,
+                    a.status == ACTIVE,
                 )
                 for a in accounts
             ],
         )
+
+
+def activate(conn: Conn, bank_code: str, indexes: Sequence[bytes]) -> None:
+    """Switch on these accounts (an account already active stays as it is)."""
+    if not indexes:
+        return
+    conn.execute(
+        "UPDATE bank_sim.accounts SET status = %(active)s, activated_at = now()"
+        " WHERE bank_code = %(bank)s AND account_index = ANY(%(indexes)s) AND status = %(opened)s",
+        {"active": ACTIVE, "opened": OPENED, "bank": bank_code, "indexes": list(indexes)},
+    )
 
 
 def record_answers(conn: Conn, bank_code: str, answers: Sequence[StoredAnswer]) -> None:

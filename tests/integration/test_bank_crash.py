@@ -11,7 +11,7 @@ from issuance.kafka.topics import Topics
 from issuance.messages import decode_event
 from issuance.settings import Settings
 from tests.factories import BANK
-from tests.fixtures_activation import produce, request_for, scalar, seed_waiting
+from tests.fixtures_activation import opening_request_for, produce, scalar, seed_accepted
 from tests.fixtures_processes import kill_when, run, start
 
 N = 800
@@ -39,8 +39,8 @@ def answered(settings: Settings) -> int:
 def test_killed_bank_answers_every_request_once_in_effect(
     settings: Settings, cli_env: dict[str, str]
 ) -> None:
-    waiting = seed_waiting(settings, N)
-    requests = [request_for(w) for w in waiting]
+    accepted = seed_accepted(settings, N)
+    requests = [opening_request_for(a) for a in accepted]
     produce(
         settings.kafka_bootstrap or "",
         Topics(settings).bank_requests(BANK),
@@ -56,16 +56,18 @@ def test_killed_bank_answers_every_request_once_in_effect(
     failing = sum(1 for r in requests if policy.failure(r.event_id))
     assert answered(settings) == N
     assert scalar(settings, "SELECT count(*) FROM bank_sim.accounts") == N - failing
+    # Numbered without a gap: a killed batch's sequences rolled back with its accounts.
+    assert scalar(settings, "SELECT max(sequence) FROM bank_sim.accounts") == N - failing
     ids = answer_ids(settings)
     assert len(set(ids)) == N  # every request answered; repeats carry the same event id
 
 
 def test_sigterm_finishes_the_batch_and_exits_cleanly(settings: Settings, cli_env: dict[str, str]) -> None:
-    waiting = seed_waiting(settings, 400)
+    accepted = seed_accepted(settings, 400)
     produce(
         settings.kafka_bootstrap or "",
         Topics(settings).bank_requests(BANK),
-        [request_for(w).to_bytes() for w in waiting],
+        [opening_request_for(a).to_bytes() for a in accepted],
     )
     proc = start(["bank", "serve", "--bank", BANK, "--batch-size", "10"], cli_env)
     kill_when(proc, lambda: answered(settings) >= 50, sig=signal.SIGTERM)

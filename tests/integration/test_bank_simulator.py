@@ -1,87 +1,113 @@
-"""The simulated bank on the real broker and PostgreSQL: each request once in effect, answers repeatable."""
+"""The simulated bank on the real broker and PostgreSQL: accounts numbered by the bank, each request once in
+effect, answers repeatable, activations switch on the account the card carries."""
 
 from __future__ import annotations
 
 import threading
+from dataclasses import replace
 
-from kafka import KafkaConsumer
-
-from consumers.bank_simulator import BankSimulator, BankStats, FailurePolicy
+from consumers.bank_simulator import AGREEMENT_REFUSED, BankSimulator, BankStats, FailurePolicy, bound_account
 from consumers.dead_letters import DeadLetterSink
 from consumers.loop import LoopOptions, make_producer, run_loop
 from consumers.serve import serve_banks
 from issuance.crypto import Vault
-from issuance.messages import ActivationCompleted, ActivationFailed, decode_event
+from issuance.domain import numbers
+from issuance.domain.masking import mask_account
+from issuance.domain.model import ApplicationType
+from issuance.kafka.topics import Topics
+from issuance.messages import (
+    AccountOpened,
+    AccountRefused,
+    ActivationCompleted,
+    ActivationFailed,
+    BankRefusalReason,
+)
 from issuance.services.endpoints import resolve
 from issuance.settings import Settings
 from issuance.store.db import connect
 from tests.factories import BANK
-from tests.fixtures_activation import produce, request_for, scalar, seed_waiting
+from tests.fixtures_activation import (
+    BIN,
+    activation_request_for,
+    opening_request_for,
+    produce,
+    read_topic,
+    scalar,
+    seed_accepted,
+    seed_activations,
+)
 
 IDLE = 1.5
-
-
-def answers(settings: Settings) -> list[ActivationCompleted | ActivationFailed]:
-    """Every message on the activation-results topic."""
-    from issuance.kafka.topics import Topics
-
-    consumer = KafkaConsumer(
-        Topics(settings).bank_results,
-        bootstrap_servers=settings.kafka_bootstrap,
-        auto_offset_reset="earliest",
-        enable_auto_commit=False,
-        consumer_timeout_ms=2000,
-    )
-    try:
-        out = [decode_event(record.value) for record in consumer]
-    finally:
-        consumer.close()
-    assert all(isinstance(e, ActivationCompleted | ActivationFailed) for e in out)
-    return out  # type: ignore[return-value]
-
-
 NO_FAILURES = FailurePolicy()
+Answer = AccountOpened | AccountRefused | ActivationCompleted | ActivationFailed
+
+
+def answers(settings: Settings) -> list[Answer]:
+    """Every message on the banks' results topic."""
+    out = read_topic(settings, Topics(settings).bank_results)
+    assert all(isinstance(e, Answer) for e in out)
+    return out  # type: ignore[return-value]
 
 
 def serve(settings: Settings, policy: FailurePolicy = NO_FAILURES) -> dict[str, dict[str, int]]:
     return serve_banks(settings, resolve(settings), [BANK], policy, IDLE, threading.Event())
 
 
-def test_replaying_the_request_topic_opens_no_second_account(settings: Settings) -> None:
-    from issuance.kafka.topics import Topics
+def publish(settings: Settings, payloads: list[bytes]) -> None:
+    produce(settings.kafka_bootstrap or "", Topics(settings).bank_requests(BANK), payloads)
 
-    waiting = seed_waiting(settings, 6)
-    topic = Topics(settings).bank_requests(BANK)
-    produce(settings.kafka_bootstrap or "", topic, [request_for(w).to_bytes() for w in waiting])
-    first = serve(settings)
-    assert first[BANK]["opened"] == 6
-    # The same requests are published again (a producer retried) ...
-    produce(settings.kafka_bootstrap or "", topic, [request_for(w).to_bytes() for w in waiting])
-    second = serve(settings)
-    assert second[BANK]["repeated"] == 6
-    # ... and the whole topic is read again from the start by a consumer group with no offsets.
-    replay = replay_from_start(settings, topic)
-    assert replay.requests == 12 and replay.repeated == 6  # 12 records, 6 distinct requests, all seen before
+
+def test_a_bank_numbers_accounts_by_its_own_bin_and_sequence_and_a_replay_opens_nothing_new(
+    settings: Settings,
+) -> None:
+    accepted = seed_accepted(settings, 6)
+    requests = [opening_request_for(a) for a in accepted]
+    publish(settings, [r.to_bytes() for r in requests])
+    assert serve(settings)[BANK]["opened"] == 6
+
+    opened = {a.application_id: a.account_number for a in answers(settings) if isinstance(a, AccountOpened)}
+    # Its own BIN, its own sequence 1..6 (in the order it read them), a Luhn digit.
+    assert sorted(opened.values()) == [numbers.bank_account_number(BIN, n) for n in range(1, 7)]
+    assert all(numbers.is_valid_assigned_account(n, BIN) for n in opened.values())
+    # The same requests again (a producer retried), a later attempt for one application, and the whole topic
+    # read again by a group with no offsets: no second account, the first answer every time.
+    later = opening_request_for(accepted[0], attempt=2)
+    publish(settings, [*(r.to_bytes() for r in requests), later.to_bytes()])
+    second = serve(settings)[BANK]
+    assert second["repeated"] == 6 and second["opened"] == 1
+    replay = replay_from_start(settings)
+    assert replay.requests == 13 and replay.repeated == 7
     assert scalar(settings, "SELECT count(*) FROM bank_sim.accounts") == 6
-    sent = answers(settings)
-    assert len(sent) == 18  # a batch answers each distinct request once
-    assert len({a.event_id for a in sent}) == 6  # the same answer every time
+    assert scalar(settings, "SELECT next_value FROM bank_sim.counters WHERE bank_code = %s", [BANK]) == 7
+    sent = [a for a in answers(settings) if isinstance(a, AccountOpened)]
+    assert {a.application_id: a.account_number for a in sent} == opened  # the later attempt: the same account
+    assert len({a.event_id for a in sent}) == 7  # 7 requests, one answer each, repeated as first sent
+    # Account numbers are encrypted at rest in the bank's ledger too.
+    assert (
+        scalar(
+            settings,
+            "SELECT count(*) FROM bank_sim.accounts WHERE position(%s in account_number_enc) > 0",
+            [BIN.encode()],
+        )
+        == 0
+    )
 
 
-def replay_from_start(settings: Settings, topic: str) -> BankStats:
+def replay_from_start(settings: Settings) -> BankStats:
     """Read the bank's whole topic with a new consumer group, as after an offset reset."""
-    from issuance.kafka.topics import Topics
-
     assert settings.database_url is not None
     producer = make_producer(settings.kafka_bootstrap or "")
     vault = Vault.from_settings(settings)
+    topics = Topics(settings)
     try:
         with connect(settings.database_url.get_secret_value(), autocommit=True) as conn:
-            topics = Topics(settings)
             sink = DeadLetterSink(conn, vault, topics.dead_letters, "bank-simulator")
-            bank = BankSimulator(BANK, conn, producer, vault, topics.bank_results, NO_FAILURES, sink)
+            bank = BankSimulator(BANK, BIN, conn, producer, vault, topics.bank_results, NO_FAILURES, sink)
             options = LoopOptions(
-                settings.kafka_bootstrap or "", (topic,), f"{settings.topic_prefix}replay", IDLE
+                settings.kafka_bootstrap or "",
+                (topics.bank_requests(BANK),),
+                f"{settings.topic_prefix}replay",
+                IDLE,
             )
             run_loop(options, bank.handle, threading.Event())
     finally:
@@ -89,55 +115,76 @@ def replay_from_start(settings: Settings, topic: str) -> BankStats:
     return bank.stats
 
 
-def test_injected_failures_follow_the_seed_and_the_request(settings: Settings) -> None:
-    from issuance.kafka.topics import Topics
-
-    waiting = seed_waiting(settings, 40)
+def test_injected_refusals_follow_the_seed_and_the_request(settings: Settings) -> None:
+    accepted = seed_accepted(settings, 40)
     policy = FailurePolicy(fail_rate=0.3, seed=7)
-    requests = [request_for(w) for w in waiting]
-    produce(
-        settings.kafka_bootstrap or "",
-        Topics(settings).bank_requests(BANK),
-        [r.to_bytes() for r in requests],
+    requests = [opening_request_for(a) for a in accepted]
+    publish(settings, [r.to_bytes() for r in requests])
+    stats = serve(settings, policy)[BANK]
+    refused = {a.request_event_id for a in answers(settings) if isinstance(a, AccountRefused)}
+    assert refused == {r.event_id for r in requests if policy.failure(r.event_id) is not None}
+    assert 0 < len(refused) < 40 and stats["refused"] == len(refused)
+    assert scalar(settings, "SELECT count(*) FROM bank_sim.accounts") == 40 - len(refused)
+
+
+def test_a_request_without_well_formed_agreement_terms_or_hash_is_refused(settings: Settings) -> None:
+    first, second, third = seed_accepted(settings, 3)
+    publish(
+        settings,
+        [
+            opening_request_for(first, terms_version="").to_bytes(),
+            opening_request_for(second, document_sha256="not a digest").to_bytes(),
+            opening_request_for(third).to_bytes(),
+        ],
     )
-    serve(settings, policy)
-    failed = {a.request_event_id for a in answers(settings) if isinstance(a, ActivationFailed)}
-    assert failed == {r.event_id for r in requests if policy.failure(r.event_id) is not None}
-    assert 0 < len(failed) < 40
-    assert scalar(settings, "SELECT count(*) FROM bank_sim.accounts") == 40 - len(failed)
-    # Account numbers are encrypted at rest in the bank's ledger too.
-    assert (
-        scalar(
-            settings,
-            "SELECT count(*) FROM bank_sim.accounts WHERE position('622202'::bytea in"
-            " account_number_enc) > 0",
-        )
-        == 0
+    serve(settings)
+    by_app = {a.application_id: a for a in answers(settings)}
+    for refused in (first, second):
+        answer = by_app[refused.application_id]
+        assert isinstance(answer, AccountRefused)
+        assert (answer.refusal_reason, answer.detail) == (BankRefusalReason.KYC_FAILED, AGREEMENT_REFUSED)
+    assert isinstance(by_app[third.application_id], AccountOpened)
+    assert scalar(settings, "SELECT count(*) FROM bank_sim.accounts") == 1
+
+
+def test_an_activation_switches_on_the_account_the_card_carries(settings: Settings) -> None:
+    [accepted] = seed_accepted(settings, 1)
+    publish(settings, [opening_request_for(accepted).to_bytes()])
+    serve(settings)
+    [opened] = answers(settings)
+    assert isinstance(opened, AccountOpened)
+    # Later the card is issued and its holder activates it: the request carries the number the bank assigned.
+    [activating] = seed_activations(settings, 1, start=50)
+    ours = replace(activation_request_for(activating), account_number=opened.account_number)
+    unknown = replace(
+        activation_request_for(activating, attempt=2), account_number=numbers.bank_account_number(BIN, 999)
     )
+    publish(settings, [ours.to_bytes(), unknown.to_bytes()])
+
+    stats = serve(settings)[BANK]
+
+    assert (stats["activated"], stats["failed"]) == (1, 1)
+    by_request = {a.request_event_id: a for a in answers(settings)}
+    completed, failed = by_request[ours.event_id], by_request[unknown.event_id]
+    assert isinstance(completed, ActivationCompleted)
+    assert completed.account_reference == mask_account(opened.account_number)
+    assert isinstance(failed, ActivationFailed) and failed.failure_reason is BankRefusalReason.KYC_FAILED
+    assert scalar(settings, "SELECT count(*) FROM bank_sim.accounts WHERE status = 'ACTIVE'") == 1
+    assert scalar(settings, "SELECT count(*) FROM bank_sim.accounts") == 1  # switched on, not opened again
 
 
-def test_an_existing_card_is_switched_on_with_the_account_bound_to_it(settings: Settings) -> None:
-    from dataclasses import replace
-
-    from consumers.bank_simulator import bound_account
-    from issuance.domain.masking import mask_account
-    from issuance.domain.model import ApplicationType
-    from issuance.kafka.topics import Topics
-
-    [waiting] = seed_waiting(settings, 1)
+def test_a_registry_card_is_switched_on_with_the_account_bound_to_it(settings: Settings) -> None:
+    [activating] = seed_activations(settings, 1)
     request = replace(
-        request_for(waiting),
+        activation_request_for(activating),
         application_type=ApplicationType.FINANCIAL_ACTIVATION,
-        account_number=None,  # the card carries its account: the bank finds it by the card number
-        agreement_id="AGR-000001",
-        terms_version="2026.1",
-        document_sha256="0" * 64,
+        account_number=None,  # a registry card: the bank finds its account by the card number
     )
-    produce(settings.kafka_bootstrap or "", Topics(settings).bank_requests(BANK), [request.to_bytes()])
+    publish(settings, [request.to_bytes()])
 
-    assert serve(settings)[BANK]["opened"] == 1
+    assert serve(settings)[BANK]["activated"] == 1
 
     [answer] = answers(settings)
     assert isinstance(answer, ActivationCompleted)
-    assert answer.account_reference == mask_account(bound_account(waiting.card_number))
-    assert scalar(settings, "SELECT count(*) FROM bank_sim.accounts") == 1
+    assert answer.account_reference == mask_account(bound_account(activating.card_number))
+    assert scalar(settings, "SELECT count(*) FROM bank_sim.accounts WHERE status = 'ACTIVE'") == 1

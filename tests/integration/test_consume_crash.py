@@ -1,4 +1,4 @@
-"""The bureau consumer killed mid-stream (SIGKILL) and started again: each result applied once in effect."""
+"""The bureau consumer killed mid-stream (SIGKILL) and started again: each bank answer applied once."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from issuance.kafka.topics import Topics
 from issuance.services.endpoints import resolve
 from issuance.settings import Settings
 from tests.factories import BANK
-from tests.fixtures_activation import produce, request_for, scalar, seed_waiting, states
+from tests.fixtures_activation import opening_request_for, produce, scalar, seed_accepted, sides, states
 from tests.fixtures_processes import kill_when, run, start
 
 N = 800
@@ -18,12 +18,12 @@ CONSUME = ["consume", "--batch-size", "10"]
 
 
 def applied(settings: Settings) -> int:
-    return scalar(settings, "SELECT count(*) FROM inbox WHERE consumer = 'activation-results'")
+    return scalar(settings, "SELECT count(*) FROM inbox WHERE consumer = 'bank-results'")
 
 
 def test_killed_consumer_applies_every_result_once(settings: Settings, cli_env: dict[str, str]) -> None:
-    waiting = seed_waiting(settings, N)
-    requests = [request_for(w) for w in waiting]
+    accepted = seed_accepted(settings, N)
+    requests = [opening_request_for(a) for a in accepted]
     produce(
         settings.kafka_bootstrap or "",
         Topics(settings).bank_requests(BANK),
@@ -38,13 +38,15 @@ def test_killed_consumer_applies_every_result_once(settings: Settings, cli_env: 
     done = run([*CONSUME, "--until-idle", "2"], cli_env)
     assert done.returncode == 0, done.stderr
     failing = {r.application_id for r in requests if policy.failure(r.event_id)}
-    for app_id, (state, attempts, _open) in states(settings).items():
-        assert (state, attempts) == (("ACTIVATION_FAILED", 1) if app_id in failing else ("ACTIVE", 0))
+    for app_id, (state, refusals, _open, due) in states(settings).items():
+        assert (state, refusals, due) == (
+            ("ACCEPTED", 1, True) if app_id in failing else ("ACCEPTED", 0, False)
+        )
+        assert sides(settings, app_id)[1] == ("REQUESTED" if app_id in failing else "OPENED")
     # Exactly once in effect: one history row, one audit row, one version step per application.
-    assert scalar(settings, "SELECT count(*) FROM application_history WHERE stage = 'activation'") == N
-    assert scalar(settings, "SELECT count(*) FROM audit_log WHERE action LIKE 'activation.%'") == N
+    assert scalar(settings, "SELECT count(*) FROM application_history WHERE stage = 'bank'") == N
+    assert scalar(settings, "SELECT count(*) FROM audit_log WHERE action LIKE 'bank.account_%'") == N
     assert scalar(settings, "SELECT count(*) FROM applications WHERE version <> 2") == 0
-    assert scalar(settings, "SELECT count(*) FROM outbox WHERE event_type = 'DecisionIssued'") == N - len(
+    assert scalar(settings, "SELECT count(*) FROM card_history WHERE to_status = 'OPENED'") == N - len(
         failing
     )
-    assert scalar(settings, "SELECT count(*) FROM outbox WHERE published_at IS NULL") == 0

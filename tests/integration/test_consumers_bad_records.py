@@ -18,10 +18,10 @@ from issuance.kafka.topics import Topics, ensure_topics
 from issuance.messages import MessageDeadLettered
 from issuance.settings import Settings
 from tests.factories import BANK
-from tests.fixtures_activation import produce, request_for, scalar, seed_waiting, states
+from tests.fixtures_activation import opening_request_for, produce, read_topic, scalar, seed_accepted, sides
 from tests.fixtures_processes import run, start
 from tests.fixtures_services import settings_env
-from tests.integration.test_consume_activation_results import completed, read_topic
+from tests.integration.test_consume_bank_results import opened
 
 KEY = b"one-partition"  # every record of a test on one partition, in the order sent
 GARBAGE = b"\x00\x01 not an Avro message"
@@ -53,20 +53,21 @@ def assert_bounded_and_located(letter: MessageDeadLettered, original: bytes) -> 
 def test_consume_dead_letters_empty_and_undecodable_results_and_goes_on(
     settings: Settings, cli_env: dict[str, str]
 ) -> None:
-    first, second = seed_waiting(settings, 2)
+    first, second = seed_accepted(settings, 2)
     bootstrap = settings.kafka_bootstrap or ""
     ensure_topics(bootstrap, settings, [BANK])
     topic = Topics(settings).bank_results
-    produce(bootstrap, topic, [None, b"", GARBAGE, completed(first).to_bytes()], key=KEY)  # type: ignore[list-item]
-    produce(bootstrap, topic, [completed(second).to_bytes()], key=KEY)
+    produce(bootstrap, topic, [None, b"", GARBAGE, opened(first).to_bytes()], key=KEY)  # type: ignore[list-item]
+    produce(bootstrap, topic, [opened(second).to_bytes()], key=KEY)
 
     done = run(["consume", "--until-idle", "2", "--json"], cli_env)
 
     assert done.returncode == 0, done.stderr
     stats = json.loads(done.stdout)
-    assert stats["dead_lettered"] == 3 and stats["active"] == 2
-    assert states(settings)[first.application_id][0] == "ACTIVE"
-    assert states(settings)[second.application_id][0] == "ACTIVE"  # the records after the bad ones
+    answers = stats["bank_results"]
+    assert answers["dead_lettered"] == 3 and answers["opened"] == 2
+    assert sides(settings, first.application_id)[1] == "OPENED"
+    assert sides(settings, second.application_id)[1] == "OPENED"  # the records after the bad ones
     assert dead_letter_reasons(settings) == ["EMPTY_MESSAGE", "EMPTY_MESSAGE", "MALFORMED_MESSAGE"]
     # The events carry what may be personal data: sealed in the outbox, published, and bounded.
     assert (
@@ -84,20 +85,20 @@ def test_consume_dead_letters_empty_and_undecodable_results_and_goes_on(
     # Run again: the offsets were committed past the bad records, nothing is dead-lettered twice.
     again = run(["consume", "--until-idle", "2", "--json"], cli_env)
     assert again.returncode == 0, again.stderr
-    assert json.loads(again.stdout)["results"] == 0
+    assert json.loads(again.stdout)["bank_results"]["answers"] == 0
     assert scalar(settings, "SELECT count(*) FROM dead_letters") == 3
 
 
 def test_bank_serve_dead_letters_bad_requests_and_answers_the_rest(
     settings: Settings, cli_env: dict[str, str]
 ) -> None:
-    first, second, other = seed_waiting(settings, 3)
+    first, second, other = seed_accepted(settings, 3)
     bootstrap = settings.kafka_bootstrap or ""
     ensure_topics(bootstrap, settings, [BANK])
     topic = Topics(settings).bank_requests(BANK)
-    for_another_bank = replace(request_for(other), bank_code="B999").to_bytes()
-    produce(bootstrap, topic, [None, GARBAGE, request_for(first).to_bytes()], key=KEY)  # type: ignore[list-item]
-    produce(bootstrap, topic, [for_another_bank, request_for(second).to_bytes()], key=KEY)
+    for_another_bank = replace(opening_request_for(other), bank_code="B999").to_bytes()
+    produce(bootstrap, topic, [None, GARBAGE, opening_request_for(first).to_bytes()], key=KEY)  # type: ignore[list-item]
+    produce(bootstrap, topic, [for_another_bank, opening_request_for(second).to_bytes()], key=KEY)
 
     done = run(["bank", "serve", "--bank", BANK, "--until-idle", "2", "--json"], cli_env)
 
@@ -118,7 +119,7 @@ def test_bank_serve_dead_letters_bad_requests_and_answers_the_rest(
 
 
 def test_a_bank_that_gets_no_partition_exits_1(settings: Settings, cli_env: dict[str, str]) -> None:
-    seed_waiting(settings, 1)
+    seed_accepted(settings, 1)
     one_partition = settings.model_copy(update={"bank_partitions": 1})
     bootstrap = settings.kafka_bootstrap or ""
     ensure_topics(bootstrap, one_partition, [BANK])
@@ -158,7 +159,7 @@ def _keep_polling(consumer: KafkaConsumer, stop: threading.Event) -> None:
 
 
 def test_a_second_bank_serve_for_the_same_bank_exits_1(settings: Settings, cli_env: dict[str, str]) -> None:
-    seed_waiting(settings, 1)
+    seed_accepted(settings, 1)
     first = start(["bank", "serve", "--bank", BANK], cli_env)
     try:
         while not _group_locked(settings):

@@ -1,5 +1,6 @@
 """A bank's last refusal is not a dead end: nothing of the refused application blocks the holder from applying
-again, and its history says so."""
+again (the night's duplicate check reads `is_open`; a card's live account is unique only while it is live),
+and its history says so."""
 
 from __future__ import annotations
 
@@ -8,28 +9,29 @@ from datetime import UTC, datetime
 
 from consumers.serve import consume_results
 from issuance.kafka.topics import Topics
-from issuance.messages import ActivationFailed, BankRefusalReason, activation_answer_event_id
-from issuance.messages import activation_request_event_id as request_id
+from issuance.messages import (
+    AccountRefused,
+    ActivationFailed,
+    BankRefusalReason,
+    account_answer_event_id,
+    activation_answer_event_id,
+)
 from issuance.services.endpoints import resolve
 from issuance.settings import Settings
 from issuance.store.db import connect
-from pipelines import nightly
-from tests import factories as f
-from tests.fixtures_activation import produce
-from tests.fixtures_nightly import load_reference_data, publish_records
+from tests.fixtures_activation import (
+    activation_request_for,
+    opening_request_for,
+    produce,
+    seed_accepted,
+    seed_activations,
+)
+
+AT = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
 
 
-def _refused_for_the_last_time(settings: Settings, application_id: str) -> None:
-    """The bank refuses the only attempt the bureau allows; the bureau's consumer applies it."""
-    refusal = ActivationFailed(
-        activation_answer_event_id(request_id(application_id, 1)),
-        request_id(application_id, 1),
-        application_id,
-        f.BANK,
-        BankRefusalReason.KYC_FAILED,
-        datetime(2026, 11, 1, 12, 0, tzinfo=UTC),
-    )
-    produce(settings.kafka_bootstrap or "", Topics(settings).bank_results, [refusal.to_bytes()])
+def _consume(settings: Settings, payload: bytes) -> None:
+    produce(settings.kafka_bootstrap or "", Topics(settings).bank_results, [payload])
     consume_results(settings, resolve(settings), 1.5, threading.Event())
 
 
@@ -37,57 +39,59 @@ def test_the_holder_of_a_finally_refused_new_card_may_apply_again(
     settings: Settings, database_url: str
 ) -> None:
     settings = settings.model_copy(update={"max_activation_attempts": 1})
-    load_reference_data(settings, database_url, f.reference())
-    publish_records(settings, applications=[f.application()], agreements=[f.agreement()])
-    assert nightly.run(["--business-date", "2026-11-01"], settings=settings).balanced
+    [accepted] = seed_accepted(settings, 1)
+    request = opening_request_for(accepted).event_id
+    refusal = AccountRefused(
+        account_answer_event_id(request),
+        request,
+        accepted.application_id,
+        accepted.bank_code,
+        BankRefusalReason.KYC_FAILED,
+        AT,
+    )
 
-    _refused_for_the_last_time(settings, "APP-000001")
+    _consume(settings, refusal.to_bytes())
 
     with connect(database_url) as conn:
         row = conn.execute(
             "SELECT a.state, a.is_open, c.status, b.status, h.detail FROM applications a"
             " JOIN cards c USING (application_id) JOIN bank_accounts b USING (application_id)"
             " JOIN application_history h USING (application_id)"
-            " WHERE a.application_id = 'APP-000001' AND h.to_state = 'ACTIVATION_FAILED'"
+            " WHERE a.application_id = %s AND h.to_state = 'FAILED'",
+            (accepted.application_id,),
         ).fetchone()
     assert row is not None
     state, is_open, card, account, detail = row
-    assert (state, is_open, card, account) == ("ACTIVATION_FAILED", False, "CANCELLED", "FAILED")
+    assert (state, is_open, card, account) == ("FAILED", False, "CANCELLED", "REFUSED")
     assert "the holder may apply again" in detail
-
-    again = f.application(application_id="APP-000002", submitted_at=f.SUBMITTED_AT.replace(day=2))
-    agreement = f.agreement(agreement_id="AGR-2", application_id="APP-000002", signed_at=again.submitted_at)
-    publish_records(settings, applications=[again], agreements=[agreement])
-    assert nightly.run(["--business-date", "2026-11-02"], settings=settings).balanced
-
-    with connect(database_url) as conn:
-        row = conn.execute(
-            "SELECT state, reasons FROM applications WHERE application_id = 'APP-000002'"
-        ).fetchone()
-    assert row is not None and (row[0], list(row[1])) == ("ACTIVATION_REQUESTED", [])
 
 
 def test_the_holder_of_a_finally_refused_activation_may_apply_again(
     settings: Settings, database_url: str
 ) -> None:
     settings = settings.model_copy(update={"max_activation_attempts": 1})
-    load_reference_data(settings, database_url, f.reference(persons={f.ADULT_ID: f.holder()}))
-    publish_records(settings, applications=[f.activation()], agreements=[f.agreement()])
-    assert nightly.run(["--business-date", "2026-11-01"], settings=settings).balanced
+    [activating] = seed_activations(settings, 1)
+    request = activation_request_for(activating).event_id
+    refusal = ActivationFailed(
+        activation_answer_event_id(request),
+        request,
+        activating.application_id,
+        activating.bank_code,
+        BankRefusalReason.KYC_FAILED,
+        AT,
+    )
 
-    _refused_for_the_last_time(settings, "APP-000001")
-
-    again = f.activation(application_id="APP-000002", submitted_at=f.SUBMITTED_AT.replace(day=2))
-    agreement = f.agreement(agreement_id="AGR-2", application_id="APP-000002", signed_at=again.submitted_at)
-    publish_records(settings, applications=[again], agreements=[agreement])
-    assert nightly.run(["--business-date", "2026-11-02"], settings=settings).balanced
+    _consume(settings, refusal.to_bytes())
 
     with connect(database_url) as conn:
-        row = conn.execute(
-            "SELECT state, reasons FROM applications WHERE application_id = 'APP-000002'"
+        app = conn.execute(
+            "SELECT state, is_open FROM applications WHERE application_id = %s", (activating.application_id,)
         ).fetchone()
-        accounts = conn.execute(
-            "SELECT status FROM bank_accounts WHERE card_number = %s ORDER BY application_id", (f.CARD,)
-        ).fetchall()
-    assert row is not None and (row[0], list(row[1])) == ("ACTIVATION_REQUESTED", [])
-    assert [a[0] for a in accounts] == ["FAILED", "REQUESTED"], "the refused account left the card free"
+        card = conn.execute(
+            "SELECT c.status, b.status, p.financial_status FROM cards c"
+            " JOIN bank_accounts b USING (application_id)"
+            " JOIN person_cards p ON p.card_number = c.card_number WHERE c.card_number = %s",
+            (activating.card_number,),
+        ).fetchone()
+    assert app == ("FAILED", False)
+    assert card == ("ISSUED", "OPENED", "INACTIVE"), "the card and its account are left as they were"

@@ -22,8 +22,8 @@ from issuance.store.db import connect, copy_rows
 from issuance.store.decisions_repo import OUTBOX_COLUMNS
 from issuance.store.outbox_queries import set_aside_count, set_aside_events
 from pipelines import nightly
+from tests.fixtures_activation import read_topic
 from tests.fixtures_nightly import load_reference_file, make_generated, publish_night, topic_event_ids
-from tests.integration.test_consume_activation_results import read_topic
 
 LIMIT = 1_000_000
 NOW = datetime(2026, 11, 2, 3, 0, tzinfo=UTC)

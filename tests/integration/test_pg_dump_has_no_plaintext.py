@@ -24,7 +24,7 @@ from stdnum import luhn
 from issuance.crypto import Vault
 from issuance.domain.model import Person
 from issuance.settings import Settings
-from issuance.store.activation_repo import DeadLetter, add_dead_letter
+from issuance.store.consumer_repo import DeadLetter, add_dead_letter
 from issuance.store.db import connect
 from issuance.store.reference_load import load_reference
 from pipelines import nightly

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 
 from issuance.crypto import Vault
-from issuance.store.activation_repo import DeadLetter, add_dead_letter
+from issuance.store.consumer_repo import DeadLetter, add_dead_letter
 from issuance.store.db import connect
 from issuance.store.reference_load import load_reference
 from issuance.store.reference_repo import lookup_persons
