@@ -179,8 +179,8 @@ def consume_results(
     stop: threading.Event,
     batch_size: int = 1_000,
 ) -> dict[str, Any]:
-    """Apply what the bureau consumes (the banks' answers, the branches' card events) until idle or stopped, publishing the events
-    it causes; stats per handler and `published`."""
+    """Apply what the bureau consumes (the banks' answers, the branches' card events) until idle or stopped,
+    publishing the events it causes; stats per handler and `published`."""
     ensure_topics(endpoints.kafka_bootstrap, settings, [])
     vault = Vault.from_settings(settings)
     group = bureau_group(settings)

@@ -36,9 +36,9 @@ from issuance.kafka.topics import Topics, ensure_topics
 from issuance.services.endpoints import Endpoints
 from issuance.settings import Settings
 from issuance.store import card_repo
-from issuance.store.consumer_repo import OutboxEvent, add_outbox
 from issuance.store.audit import record_action
 from issuance.store.card_repo import ApplicationClosed, CardRow, Conn, HistoryStep
+from issuance.store.consumer_repo import OutboxEvent, add_outbox
 from issuance.store.db import connect
 
 STAGE = "production"
