@@ -58,6 +58,13 @@ class DashboardData:
             ).fetchall()
         return {state: int(n) for state, n in rows}
 
+    def sql_scalar(self, query: str) -> int:
+        """One count, straight from the tables."""
+        with psycopg.connect(self.database_url) as conn:
+            row = conn.execute(query).fetchone()
+        assert row is not None
+        return int(row[0])
+
 
 def fixed_vault() -> Vault:
     """The vault of the fixed test keys (the same as the `settings` fixture's)."""
