@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any, Protocol
 
 from issuance.crypto import Vault
-from issuance.domain.lifecycle import CardStatus, FinancialStatus, registry_card
+from issuance.domain.lifecycle import ApplicationState, CardStatus, FinancialStatus, registry_card
 from issuance.domain.masking import mask_account
 from issuance.domain.model import ApplicationType, RegistryCardStatus, RegistryFinancialStatus
 from issuance.store import status_queries as q
@@ -98,7 +98,9 @@ def steps(
         merged.append(
             (
                 h.at,
-                0,
+                # At the same instant, a card's step causes the application's completion or failure and
+                # follows from its acceptance.
+                2 if h.to_state in (ApplicationState.COMPLETED, ApplicationState.FAILED) else 0,
                 {
                     "at": h.at.isoformat(),
                     "side": "application",
