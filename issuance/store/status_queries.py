@@ -216,3 +216,40 @@ def failures(conn: Conn, failed: str) -> dict[str, int]:
         (failed,),
     ).fetchall()
     return {str(r[0]): int(r[1]) for r in rows}
+
+
+@dataclass(frozen=True, slots=True)
+class OutcomeRow:
+    """Where an application ended, with its card on both sides (what `issuance demo` checks)."""
+
+    application_id: str
+    application_type: str
+    state: str
+    reasons: list[str]
+    bank_refusals: int
+    card_status: str | None  # the card it ordered, or the card of this system it activates
+    financial_status: str | None
+    production_failures: int
+    registry_status: str | None  # a registry card an activation is for (RegistryCardStatus)
+    registry_financial_status: str | None
+
+
+def outcomes(conn: Conn) -> list[OutcomeRow]:
+    """Every application with its card's two sides (a NEW_CARD's own card, an activation's card)."""
+    with conn.cursor(row_factory=class_row(OutcomeRow)) as cur:
+        return cur.execute(
+            "SELECT a.application_id, a.application_type, a.state, a.reasons, a.bank_refusals,"
+            " coalesce(own.status, ours.status) AS card_status,"
+            " coalesce(own_account.status, ours_account.status) AS financial_status,"
+            " coalesce(own.production_failures, 0) AS production_failures,"
+            " p.status AS registry_status, p.financial_status AS registry_financial_status"
+            " FROM applications a"
+            " LEFT JOIN cards own ON own.application_id = a.application_id"
+            " LEFT JOIN bank_accounts own_account ON own_account.application_id = own.application_id"
+            " LEFT JOIN cards ours ON a.card_number IS NOT NULL AND own.application_id IS NULL"
+            "  AND ours.card_number = a.card_number"
+            " LEFT JOIN bank_accounts ours_account ON ours_account.application_id = ours.application_id"
+            " LEFT JOIN person_cards p ON ours.application_id IS NULL AND own.application_id IS NULL"
+            "  AND p.card_number = a.card_number"
+            " ORDER BY a.application_id"
+        ).fetchall()
