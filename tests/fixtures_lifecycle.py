@@ -6,14 +6,33 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
+from psycopg import Connection
+from psycopg.rows import TupleRow
+
 from issuance.crypto import Vault
 from issuance.domain import numbers
 from issuance.domain.lifecycle import ApplicationState, CardStatus, FinancialStatus
-from issuance.store.activation_repo import Conn
+from issuance.settings import Settings
+from issuance.store.db import connect
 from tests.factories import AREA, BANK, BRANCH, id_number
-from tests.fixtures_activation import BIN, seed_bank
 
+Conn = Connection[TupleRow]
 NOW = datetime.now(UTC)
+BIN = "622202"
+
+
+def seed_bank(conn: Conn, bank_code: str = BANK) -> None:
+    """A bank and a branch of it in the reference data."""
+    conn.execute(
+        "INSERT INTO banks (bank_code, name, bin, terms_version, area_codes)"
+        " VALUES (%s, %s, %s, '2026.1', %s) ON CONFLICT DO NOTHING",
+        (bank_code, f"bank {bank_code}", BIN, [AREA]),
+    )
+    conn.execute(
+        "INSERT INTO branches (branch_code, bank_code, area_code, name) VALUES (%s, %s, %s, 'branch')"
+        " ON CONFLICT DO NOTHING",
+        (BRANCH, bank_code, AREA),
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -186,3 +205,12 @@ def seed_history(
         " VALUES (%s, %s, %s, %s, %s, %s)",
         (application_id, at, from_state, to_state, stage, run_id),
     )
+
+
+def scalar(settings: Settings, query: str) -> int:
+    """One integer from the test database."""
+    assert settings.database_url is not None
+    with connect(settings.database_url.get_secret_value(), autocommit=True) as conn:
+        row = conn.execute(query).fetchone()
+    assert row is not None
+    return int(row[0])

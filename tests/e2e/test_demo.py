@@ -9,7 +9,7 @@ from pathlib import Path
 from cli.demo import compare, outcomes
 from consumers.bank_simulator import FailurePolicy
 from issuance.settings import Settings
-from tests.fixtures_activation import scalar
+from tests.fixtures_lifecycle import scalar
 from tests.fixtures_processes import run
 
 FAIL_RATE = 0.3
