@@ -20,6 +20,7 @@ from issuance.store.report_queries import (
     Scope,
     counts_by_reason,
     lifecycle_backlogs,
+    uncollected,
 )
 
 
@@ -51,10 +52,17 @@ def reasons(conn: psycopg.Connection, scope: Scope, filters: Filters) -> dict[st
     return {"rejected": rejected, "reasons": rows}
 
 
-def backlog(conn: psycopg.Connection, scope: Scope, filters: Filters) -> dict[str, Any]:
-    """The bank's, the vendor's and the branch's backlogs by age, and the applications awaiting agreement."""
+def backlog(
+    conn: psycopg.Connection, scope: Scope, filters: Filters, *, reminder_days: int = 30
+) -> dict[str, Any]:
+    """The bank's, the vendor's and the branch's backlogs by age, the applications awaiting agreement, and the
+    branches whose cards wait for their holders longer than `reminder_days` days."""
     return {
         "backlogs": [asdict(b) for b in lifecycle_backlogs(conn, scope, filters)],
+        "reminders": {
+            "after_days": reminder_days,
+            "branches": [asdict(r) for r in uncollected(conn, scope, reminder_days, filters)],
+        },
         "agreement": asdict(q.agreement_backlog(conn, scope, filters)),
         "buckets": [label for label, _, _ in AGE_BUCKETS],
     }

@@ -76,6 +76,7 @@ def test_bureau_sees_the_funnel_of_issuance_report(
     page.goto("/backlog")
     for key in ("bank", "vendor", "branch", "agreement"):
         assert page.locator(f"#backlog-{key} tbody tr").count() == 5  # one row per age bucket
+    assert page.locator("#reminders tbody tr").count() >= 1
     app_id = dashboard_data.application_with_card("ISSUED")
     page.goto("/applications")
     page.fill("input[name=id]", app_id)

@@ -111,3 +111,15 @@ def test_summary_follows_every_change_and_equals_the_tables(conn: psycopg.Connec
         for s, n in conn.execute("SELECT status, count(*) FROM bank_accounts GROUP BY 1")
     }
     assert summary == direct
+
+
+def test_backlog_page_lists_the_branches_to_remind(conn: psycopg.Connection) -> None:
+    from dashboard.reads import backlog
+
+    _seed_every_step(conn)
+    data = backlog(conn, rq.Scope(rq.Role.BRANCH, branch_code=OTHER_BRANCH), rq.Filters(), reminder_days=30)
+    assert data["reminders"] == {
+        "after_days": 30,
+        "branches": [{"branch_code": OTHER_BRANCH, "cards": 1, "oldest_days": 31}],
+    }
+    assert {b["key"] for b in data["backlogs"]} == {"bank", "vendor", "branch"}
