@@ -23,6 +23,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import httpx
 import psycopg
@@ -31,6 +32,7 @@ from stdnum.cn import ric
 from dashboard.app import DashboardConfig
 from dashboard.users import load_users
 from issuance.crypto import Vault, generate_key_text, parse_data_keys
+from issuance.domain import numbers
 
 AREAS = [
     ("110105", "北京市朝阳区", True),
@@ -96,19 +98,36 @@ def _id_number(area: str, n: int) -> str:
 
 
 def _state_for(rng: random.Random, night: int, application_type: str) -> str:
-    """Older nights are mostly settled; the last nights still wait for agreements and banks."""
+    """Older nights are mostly settled; the last nights still wait for agreements, banks, vendors, holders."""
     age = NIGHTS - 1 - night  # 0 = last night
     if rng.random() < 0.14:
         return "REJECTED"
     if rng.random() < (0.12 if age < 3 else 0.04 if age < 15 else 0.01):
         return "AWAITING_AGREEMENT"
-    if rng.random() < (0.5 if age < 2 else 0.1 if age < 7 else 0.01):
-        return (
-            "PERSONALIZED"
-            if application_type == "NEW_CARD" and rng.random() < 0.05
-            else "ACTIVATION_REQUESTED"
-        )
-    return "ACTIVATION_FAILED" if rng.random() < 0.015 else "ACTIVE"
+    if rng.random() < (0.5 if age < 2 else 0.1 if age < 7 else 0.02):
+        return "ACCEPTED"
+    return "FAILED" if rng.random() < 0.015 else "COMPLETED"
+
+
+# Where an accepted new card is (card status, account status), and where a completed one is.
+ON_ITS_WAY = [
+    ("ORDERED", "REQUESTED"),
+    ("ORDERED", "OPENED"),
+    ("IN_PRODUCTION", "OPENED"),
+    ("PRODUCED", "OPENED"),
+    ("AT_BRANCH", "OPENED"),
+]
+
+
+def _card_for(rng: random.Random, state: str) -> tuple[str, str] | None:
+    """The two sides of a new card's card in an application state (None: no card)."""
+    if state == "ACCEPTED":
+        return rng.choice(ON_ITS_WAY)
+    if state == "COMPLETED":
+        return ("ISSUED", "ACTIVE" if rng.random() < 0.6 else "OPENED")
+    if state == "FAILED":
+        return ("CANCELLED", "REFUSED")
+    return None
 
 
 def fill(
@@ -195,6 +214,7 @@ def fill(
         )
         phones = vault.encrypt_many(f"13{rng.randrange(10**9):09d}" for _ in range(n))
         history_rows: list[tuple[object, ...]] = []
+        card_rows: list[tuple[Any, ...]] = []
         with conn.cursor() as cur, cur.copy(f"COPY applications ({columns}) FROM STDIN") as copy:
             for k in range(n):
                 branch, bank, area, idn = people[k]
@@ -217,7 +237,10 @@ def fill(
                 updated = (
                     now - timedelta(hours=rng.uniform(1, 24 * (NIGHTS - night))) if run_id else submitted
                 )
-                is_open = state in ("SUBMITTED", "AWAITING_AGREEMENT", "PERSONALIZED", "ACTIVATION_REQUESTED")
+                is_open = state in ("SUBMITTED", "AWAITING_AGREEMENT", "ACCEPTED")
+                sides = _card_for(rng, state) if app_type == "NEW_CARD" else None
+                if sides is not None:
+                    card_rows.append((ids[k], start + k, branch, bank, area, idn, updated, *sides))
                 copy.write_row(
                     (
                         ids[k],
@@ -242,7 +265,7 @@ def fill(
                         f"AGR-{ids[k][4:]}"
                         if state not in ("SUBMITTED", "REJECTED", "AWAITING_AGREEMENT")
                         else None,
-                        1 if state in ("ACTIVE", "ACTIVATION_FAILED") else 0,
+                        1 if state == "FAILED" else 0,
                         run_id,
                         run_id,
                         submitted,
@@ -264,6 +287,7 @@ def fill(
         ):
             for row in history_rows:
                 copy.write_row(row)
+        _cards(conn, vault, card_rows)
         conn.commit()
     _dead_letters_and_outbox(conn, vault, rng, branches, run_ids, applications)
     conn.commit()
@@ -289,15 +313,71 @@ def _history(
         return
     if state == "SUBMITTED":
         return
-    previous = "SUBMITTED"
-    if app_type == "NEW_CARD":
-        yield app_id, at, previous, "PERSONALIZED", "personalize", "{}", run_id
-        previous = "PERSONALIZED"
-        if state == "PERSONALIZED":
-            return
-    yield app_id, at, previous, "ACTIVATION_REQUESTED", "personalize", "{}", run_id
-    if state in ("ACTIVE", "ACTIVATION_FAILED"):
-        yield app_id, updated, "ACTIVATION_REQUESTED", state, "activation", "{}", None
+    yield app_id, at, "SUBMITTED", "ACCEPTED", "verify", "{}", run_id
+    if state in ("COMPLETED", "FAILED"):
+        stage = "branch" if app_type == "NEW_CARD" and state == "COMPLETED" else "bank"
+        yield app_id, updated, "ACCEPTED", state, stage, "{}", None
+
+
+def _cards(conn: psycopg.Connection, vault: Vault, rows: list[tuple[Any, ...]]) -> None:
+    """The new cards' cards and accounts (COPY: the summary triggers of migration 0031 count them)."""
+    bins = {code: bin_ for code, _, bin_ in BANKS}
+    card_columns = (
+        "application_id, card_number, card_identification_code, person_key, area_code, bank_code,"
+        " branch_code, sequence, issue_date, valid_until, status, vendor_code, chip_serial, productions,"
+        " produced_at, received_at, collected_at, collected_by, updated_at"
+    )
+    opened = [r for r in rows if r[8] not in ("REQUESTED", "REFUSED")]
+    accounts = {r[0]: numbers.bank_account_number(bins[r[3]], r[1]) for r in opened}
+    sealed = dict(zip(accounts, vault.encrypt_many(accounts.values()), strict=True))
+    with conn.cursor() as cur, cur.copy(f"COPY cards ({card_columns}) FROM STDIN") as copy:
+        for app_id, n, branch, bank, area, idn, updated, card, _ in rows:
+            numbered = card not in ("ORDERED", "CANCELLED")
+            made = card in ("PRODUCED", "AT_BRANCH", "ISSUED")
+            copy.write_row(
+                (
+                    app_id,
+                    numbers.card_number(n) if numbered else None,
+                    numbers.card_identification_code(area, n) if numbered else None,
+                    vault.blind_index(idn),
+                    area,
+                    bank,
+                    branch,
+                    n if numbered else None,
+                    updated.date() if numbered else None,
+                    updated.date() + timedelta(days=3652) if numbered else None,
+                    card,
+                    f"VENDOR-{area[:2]}" if numbered else None,
+                    f"CHIP{n:010d}" if made else None,
+                    1 if numbered else 0,
+                    updated if made else None,
+                    updated if card in ("AT_BRANCH", "ISSUED") else None,
+                    updated if card == "ISSUED" else None,
+                    "counter-01" if card == "ISSUED" else None,
+                    updated,
+                )
+            )
+    with (
+        conn.cursor() as cur,
+        cur.copy(
+            "COPY bank_accounts (application_id, bank_code, status, account_index, account_number_enc,"
+            " card_number, created_at, opened_at) FROM STDIN"
+        ) as copy,
+    ):
+        for app_id, n, _, bank, _, _, updated, card, financial in rows:
+            number = accounts.get(app_id)
+            copy.write_row(
+                (
+                    app_id,
+                    bank,
+                    financial,
+                    vault.blind_index(number) if number else None,
+                    sealed.get(app_id),
+                    numbers.card_number(n) if card not in ("ORDERED", "CANCELLED") else None,
+                    updated,
+                    updated if number else None,
+                )
+            )
 
 
 def _dead_letters_and_outbox(

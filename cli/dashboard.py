@@ -95,6 +95,7 @@ def dashboard(
         https=tls,
         metrics_token=os.environ.get("ISSUANCE_DASHBOARD_METRICS_TOKEN"),
         timezone=os.environ.get("ISSUANCE_DASHBOARD_TIMEZONE", "Asia/Shanghai"),
+        reminder_days=settings.collection_reminder_days,
     )
     scheme = "https" if tls else "http"
     typer.echo(f"dashboard: {scheme}://{host}:{port}/")

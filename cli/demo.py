@@ -1,7 +1,19 @@
-"""`issuance demo`: the whole system end to end on the embedded default, as a new user first sees it.
+"""`issuance demo`: the whole lifecycle end to end on the embedded default, as a new user first sees it.
 
-Each step runs the real command in a subprocess, exactly as a user would type it, so the demo exercises the
-same code paths; the summary is read from PostgreSQL and compared with the generator's expected outcomes.
+Night after night: the branches' applications are submitted and the nightly batch verifies them, asks the
+banks to open accounts and personalizes the cards whose account is open into vendor files; the simulated banks
+answer, the simulated vendors return their production results, the simulated branches receive the cards, hand
+them to their holders and send the holders' activation applications; the bureau applies every answer. The
+nights go on past the generator's own until a night changes nothing. Each step runs the real command in a
+subprocess, exactly as a user would type it, so the demo exercises the same code paths; the end is read from
+PostgreSQL and compared with the generator's expected.jsonl.
+
+The simulators are set so the outcome is deterministic: vendors and branches at their defaults with every card
+collected and every holder activating (`--collect-rate 1 --activate-rate 1`), banks refusing a seeded share of
+requests (`--fail-rate`, a pure function of seed and request id). An application the generator expects
+COMPLETED may therefore end FAILED, but only when every one of its requests was such an injected refusal (or
+its card failed production `max_productions` times, should a vendor simulator inject failures); the check
+recomputes that from the same policy.
 """
 
 from __future__ import annotations
@@ -14,6 +26,7 @@ import sys
 import time
 from collections import Counter
 from dataclasses import dataclass
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -21,17 +34,23 @@ import typer
 
 from cli.common import EXIT_BAD_INPUT, command, console, load_settings, print_json
 from consumers.bank_simulator import FailurePolicy
-from consumers.serve import round_trip
+from issuance.domain.lifecycle import ApplicationState, registry_card
+from issuance.domain.model import ApplicationType, RegistryCardStatus, RegistryFinancialStatus
 from issuance.errors import InputError, IssuanceError
-from issuance.messages import activation_request_event_id
+from issuance.messages import account_opening_request_event_id, activation_request_event_id
 from issuance.services import embedded
 from issuance.services.endpoints import resolve
 from issuance.services.state import StateDir
 from issuance.settings import Settings
+from issuance.store import status_queries as q
 from issuance.store.db import connect
 
-IDLE_SECONDS = 2.0
+IDLE_SECONDS = "2"
+MAX_EXTRA_NIGHTS = (
+    10  # after the generator's nights: enough for every retry the settings allow, and then some
+)
 CLI = [sys.executable, "-c", "from cli.main import main; main()"]
+OPERATOR = "demo"
 
 
 class StepFailed(IssuanceError):
@@ -40,11 +59,24 @@ class StepFailed(IssuanceError):
 
 @dataclass(frozen=True, slots=True)
 class Outcome:
-    """One application at the end of the demo."""
+    """One application at the end of the demo, with its card on both sides."""
 
+    application_type: str
     state: str
     reasons: tuple[str, ...]
-    attempts: int
+    attempts: int  # the bank's refusals of its requests
+    card: tuple[str | None, str | None]  # (card status, financial status)
+    production_failures: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Simulators:
+    """How the simulated partners behave in the demo (see the module docstring)."""
+
+    bank_fail_rate: float
+    seed: int
+    collect_rate: float = 1.0
+    activate_rate: float = 1.0
 
 
 def _step(title: str, args: list[str], env: dict[str, str]) -> float:
@@ -61,17 +93,62 @@ def _step(title: str, args: list[str], env: dict[str, str]) -> float:
     return elapsed
 
 
-def _round_trip(title: str, settings: Settings, policy: FailurePolicy) -> None:
-    """Every bank answers (in-process, one thread each) while the bureau's consumer applies the answers."""
-    started = time.monotonic()
-    with console.status(f"{title} ..."):
-        result = round_trip(settings, resolve(settings), policy, IDLE_SECONDS)
-    answered = sum(s["requests"] for s in result["banks"].values())
-    applied = result["consume"]
-    console.print(
-        f"[green]✓[/green] {title}: {answered:,} requests, {applied['active']:,} active,"
-        f" {applied['failed']:,} failed [dim]({time.monotonic() - started:.1f}s)[/dim]"
-    )
+def night(
+    label: str,
+    plan: dict[str, Any],
+    out: Path,
+    env: dict[str, str],
+    sim: Simulators,
+    vendor_dir: Path,
+    received: set[Path],
+) -> None:
+    """One night of the whole loop, one step per line."""
+    if plan.get("reference"):  # that night's reference data, e.g. an area's approval withdrawn
+        _step(f"{label}: load reference data", ["reference", "load", str(out / plan["reference"])], env)
+    for kind in ("applications", "agreements", "raw_messages"):
+        if plan.get(kind):
+            what = "raw" if kind == "raw_messages" else kind
+            _step(f"{label}: submit {what}", ["submit", what, str(out / plan[kind])], env)
+    _step(f"{label}: nightly batch", ["batch", "run", "--business-date", plan["business_date"]], env)
+    _step(f"{label}: banks open accounts, activate savings", _bank_serve(sim), env)
+    _step(f"{label}: bureau applies the banks' answers", ["consume", "--until-idle", IDLE_SECONDS], env)
+    _step(f"{label}: vendors make the cards of their files", ["vendor", "simulate"], env)
+    for path in _new_return_files(vendor_dir, received):
+        _step(f"{label}: receive {path.parent.name}/{path.name}", ["vendor", "receive", str(path)], env)
+    _step(f"{label}: branches receive, hand over, holders activate", _branch_simulate(sim), env)
+    _step(f"{label}: bureau applies the branches' events", ["consume", "--until-idle", IDLE_SECONDS], env)
+
+
+def _bank_serve(sim: Simulators) -> list[str]:
+    return [
+        "bank", "serve", "--all", "--until-idle", IDLE_SECONDS,
+        "--fail-rate", str(sim.bank_fail_rate), "--seed", str(sim.seed),
+    ]  # fmt: skip
+
+
+def _branch_simulate(sim: Simulators) -> list[str]:
+    return [
+        "branch", "simulate", "--collect-rate", str(sim.collect_rate),
+        "--activate-rate", str(sim.activate_rate), "--until-idle", IDLE_SECONDS, "--seed", str(sim.seed),
+    ]  # fmt: skip
+
+
+def _new_return_files(vendor_dir: Path, received: set[Path]) -> list[Path]:
+    """The vendors' return files not yet received by this demo, oldest run first."""
+    found = [p for p in sorted(vendor_dir.glob("run-*/*.return.jsonl")) if p not in received]
+    received.update(found)
+    return found
+
+
+def _fingerprint(database_url: str) -> tuple[Any, ...]:
+    """What a night may change: applications per state, both sides of the cards per status."""
+    with connect(database_url, autocommit=True, application_name="issuance-demo") as conn:
+        rows = conn.execute(
+            "SELECT 'a', state, count(*) FROM applications GROUP BY 2"
+            " UNION ALL SELECT 'c', status, count(*) FROM cards GROUP BY 2"
+            " UNION ALL SELECT 'f', status, count(*) FROM bank_accounts GROUP BY 2 ORDER BY 1, 2"
+        ).fetchall()
+    return tuple(tuple(r) for r in rows)
 
 
 def _services(settings: Settings, reset: bool) -> None:
@@ -102,47 +179,94 @@ def _empty(database_url: str) -> bool:
 
 
 def _bank_failures(database_url: str) -> dict[str, int]:
-    """Bank failures injected, and how many of those applications became active on a later try."""
+    """Applications the banks refused at least once, and how many of those ended completed anyway."""
     with connect(database_url, autocommit=True, application_name="issuance-demo") as conn:
         row = conn.execute(
-            "SELECT (SELECT count(*) FROM audit_log WHERE action = 'activation.activation_failed'),"
-            " (SELECT count(*) FROM applications WHERE state = 'ACTIVE' AND bank_refusals > 0)"
+            "SELECT count(*) FILTER (WHERE bank_refusals > 0),"
+            " count(*) FILTER (WHERE bank_refusals > 0 AND state = %s) FROM applications",
+            (ApplicationState.COMPLETED.value,),
         ).fetchone()
-    return {"injected": int(row[0]), "active_after_retry": int(row[1])} if row else {}
+    return {"refused": int(row[0]), "completed_after_retry": int(row[1])} if row else {}
 
 
-def _outcomes(database_url: str) -> dict[str, Outcome]:
+def outcomes(database_url: str) -> dict[str, Outcome]:
+    """Every application's end, with its card's two sides (a registry card mapped onto the lifecycle)."""
     with connect(database_url, autocommit=True, application_name="issuance-demo") as conn:
-        rows = conn.execute(
-            "SELECT application_id, state, reasons, bank_refusals FROM applications"
-        ).fetchall()
-    return {str(r[0]): Outcome(str(r[1]), tuple(sorted(r[2])), int(r[3])) for r in rows}
+        rows = q.outcomes(conn)
+    result = {}
+    for r in rows:
+        card: tuple[str | None, str | None] = (r.card_status, r.financial_status)
+        if (
+            r.card_status is None
+            and r.registry_status is not None
+            and r.registry_financial_status is not None
+        ):
+            mapped = registry_card(
+                RegistryCardStatus(r.registry_status), RegistryFinancialStatus(r.registry_financial_status)
+            )
+            card = (mapped[0].value, mapped[1].value)
+        result[r.application_id] = Outcome(
+            r.application_type,
+            r.state,
+            tuple(sorted(r.reasons)),
+            r.bank_refusals,
+            card,
+            r.production_failures,
+        )
+    return result
 
 
-def compare(expected_file: Path, outcomes: dict[str, Outcome], policy: FailurePolicy) -> dict[str, Any]:
-    """Each application against expected.jsonl; an expected ACTIVE may have failed by injection instead."""
+def _injected(app_id: str, got: Outcome, policy: FailurePolicy, max_productions: int) -> bool:
+    """Failed only by what the simulators were told to inject: every request refused, or never produced."""
+    if got.state != ApplicationState.FAILED:
+        return False
+    if got.production_failures >= max_productions:
+        return True
+    request_id = (
+        account_opening_request_event_id
+        if got.application_type == ApplicationType.NEW_CARD
+        else activation_request_event_id
+    )
+    return got.attempts > 0 and all(policy.failure(request_id(app_id, n)) for n in range(1, got.attempts + 1))
+
+
+def compare(
+    expected_file: Path, ended: dict[str, Outcome], policy: FailurePolicy, max_productions: int = 3
+) -> dict[str, Any]:
+    """Each application against expected.jsonl (state, reasons and, for a served one, its card's two sides);
+    the holders' own activation applications (not in the file) must complete too, or fail by injection."""
     matched, injected, mismatched = 0, 0, []
+    seen = set()
     for line in expected_file.read_text(encoding="utf-8").splitlines():
         entry = json.loads(line)
         if entry.get("kind") != "application":
             continue
         app_id = entry["application_id"]
-        got = outcomes.get(app_id)
+        seen.add(app_id)
+        got = ended.get(app_id)
         want = (entry["final_state"], tuple(sorted(entry["final_reasons"])))
-        if got is not None and (got.state, got.reasons) == want:
+        want_card = (entry.get("final_card_status"), entry.get("final_financial_status"))
+        if got is None:
+            mismatched.append(app_id)
+        elif (got.state, got.reasons) == want and (want_card[0] is None or got.card == want_card):
             matched += 1
-        elif (
-            got is not None
-            and want[0] == "ACTIVE"
-            and got.state == "ACTIVATION_FAILED"
-            and all(
-                policy.failure(activation_request_event_id(app_id, n)) for n in range(1, got.attempts + 1)
-            )
-        ):
+        elif _injected(app_id, got, policy, max_productions):
             injected += 1
+        elif (got.state, got.reasons) == want and got.card == (want_card[0], "OPENED"):
+            injected += 1  # collected; the holder's activation was refused by injection (checked below)
         else:
             mismatched.append(app_id)
-    return {"matched": matched, "injected_failures": injected, "mismatched": mismatched}
+    holders = {k: o for k, o in ended.items() if k not in seen}
+    holder_states = Counter(o.state for o in holders.values())
+    for app_id, got in holders.items():
+        if got.state != ApplicationState.COMPLETED and not _injected(app_id, got, policy, max_productions):
+            mismatched.append(app_id)
+    return {
+        "matched": matched,
+        "injected_failures": injected,
+        "mismatched": mismatched,
+        "holder_activations": dict(sorted(holder_states.items())),
+    }
 
 
 @command
@@ -152,15 +276,16 @@ def demo(
         int, typer.Option("--applications", "-n", help="How many applications.", min=1)
     ] = 10_000,
     seed: Annotated[
-        int, typer.Option("--seed", help="Seed of the generated data and the bank failures.")
+        int, typer.Option("--seed", help="Seed of the generated data and of the simulators.")
     ] = 1,
     fail_rate: Annotated[
-        float, typer.Option("--fail-rate", help="Share of activation requests the banks fail.", min=0, max=1)
+        float, typer.Option("--fail-rate", help="Share of requests the banks refuse.", min=0, max=1)
     ] = 0.02,
     reset: Annotated[bool, typer.Option("--reset", help="Start from empty embedded services.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
 ) -> None:
-    """Start the services, generate, submit, run every night, serve the banks, consume, and summarize."""
+    """Start the services, generate, then run the nights with the banks, vendors and branches simulated until
+    nothing moves; check every application against the generator's expectations and summarize."""
     settings = load_settings(ctx)
     started = time.monotonic()
     _services(settings, reset)
@@ -171,7 +296,7 @@ def demo(
             "to start from empty embedded services"
         )
         raise typer.Exit(EXIT_BAD_INPUT)
-    env = dict(os.environ)
+    env = {**os.environ, "ISSUANCE_OPERATOR": OPERATOR}
     out = Path(settings.state_dir) / "demo"
     shutil.rmtree(out, ignore_errors=True)
     _step("setup: database schema and topics", ["setup"], env)
@@ -187,20 +312,16 @@ def demo(
         env,
     )
     _step("create the banks' topics", ["setup"], env)
+    sim = Simulators(bank_fail_rate=fail_rate, seed=seed)
+    nights = run_nights(
+        manifest["nights"], out, env, sim, Path(settings.personalization_dir), endpoints.database_url
+    )
+    ended = outcomes(endpoints.database_url)
     policy = FailurePolicy(fail_rate, seed)
-    for night in manifest["nights"]:
-        label = f"night {night['night']} ({night['business_date']})"
-        if night.get("reference"):  # that night's reference data, e.g. an area's approval withdrawn
-            _step(f"{label}: load reference data", ["reference", "load", str(out / night["reference"])], env)
-        for kind in ("applications", "agreements", "raw_messages"):
-            if night.get(kind):
-                what = "raw" if kind == "raw_messages" else kind
-                _step(f"{label}: submit {what}", ["submit", what, str(out / night[kind])], env)
-        _step(f"{label}: nightly batch", ["batch", "run", "--business-date", night["business_date"]], env)
-        _round_trip(f"{label}: banks answer, the bureau applies", settings, policy)
-    outcomes = _outcomes(endpoints.database_url)
-    summary = _summary(outcomes, compare(out / "expected.jsonl", outcomes, policy))
+    summary = _summary(ended, compare(out / "expected.jsonl", ended, policy, settings.max_productions))
+    summary["nights"] = nights
     summary["bank_failures"] = _bank_failures(endpoints.database_url)
+    summary["funnel"] = _funnel(endpoints.database_url)
     summary["seconds"] = round(time.monotonic() - started, 1)
     if as_json:
         print_json(summary)
@@ -210,16 +331,65 @@ def demo(
         raise typer.Exit(1)
 
 
-def _summary(outcomes: dict[str, Outcome], comparison: dict[str, Any]) -> dict[str, Any]:
-    states = Counter(o.state for o in outcomes.values())
-    reasons = Counter(r for o in outcomes.values() if o.state == "REJECTED" for r in o.reasons)
+def run_nights(
+    planned: list[dict[str, Any]],
+    out: Path,
+    env: dict[str, str],
+    sim: Simulators,
+    vendor_dir: Path,
+    database_url: str,
+) -> int:
+    """The generator's nights, then more (one business day apart) until a whole night changes nothing."""
+    received: set[Path] = set()
+    for plan in planned:
+        night(f"night {plan['night']} ({plan['business_date']})", plan, out, env, sim, vendor_dir, received)
+    day = date.fromisoformat(planned[-1]["business_date"])
+    count = len(planned)
+    before = _fingerprint(database_url)
+    for _ in range(MAX_EXTRA_NIGHTS):
+        day += timedelta(days=1)
+        count += 1
+        night(
+            f"night {count} ({day})", {"business_date": day.isoformat()}, out, env, sim, vendor_dir, received
+        )
+        after = _fingerprint(database_url)
+        if after == before:
+            return count
+        before = after
+    console.print(f"[yellow]still moving after {MAX_EXTRA_NIGHTS} extra nights; stopping here[/yellow]")
+    return count
+
+
+def _funnel(database_url: str) -> list[dict[str, Any]]:
+    """The lifecycle funnel, as `issuance report` shows it."""
+    from issuance.store import report_queries as rq
+
+    with connect(database_url, autocommit=True, application_name="issuance-demo") as conn:
+        scope = rq.Scope.everything()
+        steps = rq.build_lifecycle_funnel(rq.state_counts(conn, scope), rq.side_counts(conn, scope))
+    return [{"step": f.key, "label": f.label, "reached": f.reached} for f in steps]
+
+
+def _summary(ended: dict[str, Outcome], comparison: dict[str, Any]) -> dict[str, Any]:
+    states = Counter(o.state for o in ended.values())
+    reasons = Counter(r for o in ended.values() if o.state == ApplicationState.REJECTED for r in o.reasons)
     first = {
-        s: next((k for k, o in sorted(outcomes.items()) if o.state == s), None)
-        for s in ("ACTIVE", "REJECTED")
+        "COMPLETED": next(
+            (
+                k
+                for k, o in sorted(ended.items())
+                if o.state == ApplicationState.COMPLETED and o.application_type == ApplicationType.NEW_CARD
+            ),
+            None,
+        ),
+        "REJECTED": next((k for k, o in sorted(ended.items()) if o.state == ApplicationState.REJECTED), None),
     }
     return {
-        "applications": len(outcomes),
+        "applications": len(ended),
         "by_state": dict(sorted(states.items())),
+        "cards": dict(
+            sorted(Counter(f"{o.card[0]}/{o.card[1]}" for o in ended.values() if o.card[0]).items())
+        ),
         "rejected_by_reason": dict(reasons.most_common()),
         "comparison": {**comparison, "mismatched": comparison["mismatched"][:20]},
         "examples": first,
@@ -228,18 +398,23 @@ def _summary(outcomes: dict[str, Outcome], comparison: dict[str, Any]) -> dict[s
 
 def _print_summary(summary: dict[str, Any], settings: Settings) -> None:
     states = summary["by_state"]
-    console.print(f"\n[bold]{summary['applications']:,} applications in {summary['seconds']:.0f}s[/bold]")
-    console.print(f"  active                {states.get('ACTIVE', 0):>8,}")
+    console.print(
+        f"\n[bold]{summary['applications']:,} applications over {summary['nights']} nights"
+        f" in {summary['seconds']:.0f}s[/bold]"
+    )
+    for f in summary["funnel"]:
+        console.print(f"  {f['label']:<22}{f['reached']:>8,}")
+    console.print(f"  completed             {states.get('COMPLETED', 0):>8,}")
     console.print(f"  rejected              {states.get('REJECTED', 0):>8,}")
     for reason, n in summary["rejected_by_reason"].items():
         console.print(f"    {reason:<26}{n:>6,}")
     console.print(f"  waiting for agreement {states.get('AWAITING_AGREEMENT', 0):>8,}")
-    console.print(f"  waiting for the bank  {states.get('ACTIVATION_REQUESTED', 0):>8,}")
-    console.print(f"  activation failed     {states.get('ACTIVATION_FAILED', 0):>8,}")
+    console.print(f"  still on its way      {states.get('ACCEPTED', 0):>8,}")
+    console.print(f"  failed                {states.get('FAILED', 0):>8,}")
     failures = summary["bank_failures"]
     console.print(
-        f"  the banks failed {failures['injected']:,} requests (injected); {failures['active_after_retry']:,}"
-        " of those applications became active when a later night asked again"
+        f"  the banks refused {failures['refused']:,} applications' requests at least once (injected);"
+        f" {failures['completed_after_retry']:,} of those completed when a later night asked again"
     )
     c = summary["comparison"]
     verdict = (
@@ -247,17 +422,21 @@ def _print_summary(summary: dict[str, Any], settings: Settings) -> None:
         if not c["mismatched"]
         else (f"[red]{len(c['mismatched'])} differ from expected.jsonl[/red]")
     )
-    console.print(f"  {verdict}: {c['matched']:,} exactly, {c['injected_failures']:,} failed by the bank")
-    console.print("\nWhat to look at next:")
+    console.print(f"  {verdict}: {c['matched']:,} exactly, {c['injected_failures']:,} failed by injection")
+    console.print(f"  the holders' own activation applications: {c['holder_activations']}")
+    console.print("\nWhere to look next:")
     examples = summary["examples"]
-    if examples.get("ACTIVE"):
-        console.print(f"  issuance status {examples['ACTIVE']}      # an active card")
+    if examples.get("COMPLETED"):
+        console.print(f"  issuance status {examples['COMPLETED']}      # a card from order to savings active")
     if examples.get("REJECTED"):
         console.print(f"  issuance status {examples['REJECTED']}      # a rejected application")
-    console.print("  issuance report")
-    console.print("  issuance dashboard      # then open http://127.0.0.1:8080/")
+    console.print(
+        "  issuance report                # the funnel, the backlogs, the cards waiting at branches"
+    )
+    console.print("  issuance dashboard             # then open http://127.0.0.1:8080/")
     for login in _demo_logins(settings):
         console.print(f"    demo login ({login[2]}): {login[0]} / {login[1]}")
+    console.print(f"  vendor files and return files: {Path(settings.personalization_dir)}")
     console.print(f"  data and expected outcomes: {Path(settings.state_dir) / 'demo'}")
 
 

@@ -1,4 +1,5 @@
-"""`issuance report`: counts by state, reason, branch, bank and nightly run, for the bureau."""
+"""`issuance report`: the lifecycle funnel, the backlogs by age, the cards waiting too long at their branch,
+and counts by state, reason, branch, bank and nightly run, for the bureau."""
 
 from __future__ import annotations
 
@@ -7,27 +8,76 @@ from typing import Annotated, Any
 import typer
 
 from cli.common import command, load_settings, print_json
+from issuance.domain.lifecycle import ApplicationState
 from issuance.services.endpoints import resolve
 from issuance.store import report_queries as rq
 from issuance.store import status_queries as q
 from issuance.store.db import connect
 from issuance.store.outbox_queries import set_aside_events
 
-SHOWN_STATES = ("ACTIVE", "ACTIVATION_REQUESTED", "ACTIVATION_FAILED", "AWAITING_AGREEMENT", "REJECTED")
-COLUMN_LABELS = ("active", "at bank", "failed", "awaiting", "rejected")
+SHOWN_STATES = tuple(
+    s.value
+    for s in (
+        ApplicationState.COMPLETED,
+        ApplicationState.ACCEPTED,
+        ApplicationState.FAILED,
+        ApplicationState.AWAITING_AGREEMENT,
+        ApplicationState.REJECTED,
+    )
+)
+COLUMN_LABELS = ("completed", "accepted", "failed", "awaiting", "rejected")
 
 
-def gather(conn: q.Conn) -> dict[str, Any]:
-    """Every count the report shows, as one JSON-ready document."""
+def reminders(conn: q.Conn, reminder_days: int) -> dict[str, Any]:
+    """Cards at a branch longer than `reminder_days` days, per branch (for the branches to remind holders)."""
+    late = rq.uncollected(conn, rq.Scope.everything(), reminder_days)
+    return {
+        "after_days": reminder_days,
+        "cards": sum(r.cards for r in late),
+        "branches": [
+            {"branch_code": r.branch_code, "cards": r.cards, "oldest_days": r.oldest_days} for r in late
+        ],
+    }
+
+
+def gather(conn: q.Conn, reminder_days: int) -> dict[str, Any]:
+    """Every count the report shows, as one JSON-ready document (keys: README, "issuance report")."""
     scope = rq.Scope.everything()
     by_run = rq.counts_by(conn, "first_run_id", scope)
     dead = conn.execute("SELECT reason, count(*) FROM dead_letters GROUP BY 1 ORDER BY 1").fetchall()
+    states = rq.state_counts(conn, scope)
+    sides = rq.side_counts(conn, scope)
     return {
+        "funnel": [
+            {
+                "step": f.key,
+                "label": f.label,
+                "reached": f.reached,
+                "now": f.now,
+                "of_previous": f.of_previous,
+            }
+            for f in rq.build_lifecycle_funnel(states, sides)
+        ],
+        "backlogs": [
+            {
+                "waiting_for": b.key,
+                "label": b.label,
+                "total": b.total,
+                "oldest_days": b.oldest_days,
+                "by_age": b.buckets,
+                "parts": [
+                    {"label": p.label, "total": p.total, "oldest_days": p.oldest_days, "by_age": p.buckets}
+                    for p in b.parts
+                ],
+            }
+            for b in rq.build_backlogs(sides, rq.ordered_with_account(conn, scope), rq.today(conn))
+        ],
+        "uncollected": reminders(conn, reminder_days),
         "by_state": rq.counts_by_state(conn, scope),
         "by_reason": rq.counts_by_reason(conn, scope),
         "by_branch": rq.counts_by(conn, "branch_code", scope),
         "by_bank": rq.counts_by(conn, "bank_code", scope),
-        "activation_failures": q.activation_failures(conn),
+        "failures": q.failures(conn, ApplicationState.FAILED.value),
         "dead_letters": {str(r[0]): int(r[1]) for r in dead},
         "events_set_aside": [
             {
@@ -60,7 +110,31 @@ def _row(name: str, counts: dict[str, int]) -> str:
     return f"  {name:<22}{cells}{sum(counts.values()):>10,}"
 
 
+def _print_reminders(late: dict[str, Any]) -> None:
+    typer.echo(
+        f"cards at the branch for more than {late['after_days']} days, not collected: {late['cards']:,}"
+    )
+    for b in late["branches"]:
+        typer.echo(f"  {b['branch_code']:<22}{b['cards']:>10,}  oldest {b['oldest_days']} days")
+
+
+def _print_lifecycle(report: dict[str, Any]) -> None:
+    typer.echo(f"{'lifecycle':<24}{'reached':>10}{'now':>10}{'of previous':>13}")
+    for f in report["funnel"]:
+        share = f"{f['of_previous']:.1%}" if f["of_previous"] is not None else ""
+        typer.echo(f"  {f['label']:<22}{f['reached']:>10,}{f['now']:>10,}{share:>13}")
+    buckets = list(report["backlogs"][0]["by_age"]) if report["backlogs"] else []
+    typer.echo(f"{'backlogs':<36}{'total':>8}{'oldest':>8}" + "".join(f"{b:>17}" for b in buckets))
+    for b in report["backlogs"]:
+        for title, row in [(b["label"], b)] + [(f"  {p['label']}", p) for p in b["parts"]]:
+            oldest = f"{row['oldest_days']}d" if row["oldest_days"] is not None else "-"
+            cells = "".join(f"{row['by_age'][k]:>17,}" for k in buckets)
+            typer.echo(f"  {title:<34}{row['total']:>8,}{oldest:>8}{cells}")
+    _print_reminders(report["uncollected"])
+
+
 def _print(report: dict[str, Any]) -> None:
+    _print_lifecycle(report)
     total = sum(report["by_state"].values())
     typer.echo(f"applications: {total:,}")
     for state, n in report["by_state"].items():
@@ -70,9 +144,9 @@ def _print(report: dict[str, Any]) -> None:
         typer.echo("rejected by reason (an application may have several)")
         for reason, n in report["by_reason"].items():
             typer.echo(f"  {reason:<26}{n:>10,}")
-    if report["activation_failures"]:
-        typer.echo("activation failed by bank reason")
-        for reason, n in report["activation_failures"].items():
+    if report["failures"]:
+        typer.echo("failed (refused by the bank for the last time, or not produced), by reason")
+        for reason, n in report["failures"].items():
             typer.echo(f"  {reason:<26}{n:>10,}")
     header = "".join(f"{label:>13}" for label in COLUMN_LABELS)
     for title, key in (("by branch", "by_branch"), ("by bank", "by_bank")):
@@ -98,12 +172,26 @@ def _print(report: dict[str, Any]) -> None:
 def report(
     ctx: typer.Context,
     as_json: Annotated[bool, typer.Option("--json", help="Print a JSON document.")] = False,
+    only_reminders: Annotated[
+        bool,
+        typer.Option(
+            "--reminders",
+            help="Only the cards at a branch longer than ISSUANCE_COLLECTION_REMINDER_DAYS, per branch.",
+        ),
+    ] = False,
 ) -> None:
-    """Counts by state, rejection reason, branch, bank and run (with each run's reconciliation)."""
+    """Lifecycle funnel, backlogs by age, uncollected cards; counts by state, reason, branch, bank, run."""
     settings = load_settings(ctx)
     endpoints = resolve(settings)
     with connect(endpoints.database_url, autocommit=True, application_name="issuance-report") as conn:
-        document = gather(conn)
+        if only_reminders:
+            late = reminders(conn, settings.collection_reminder_days)
+            if as_json:
+                print_json(late)
+            else:
+                _print_reminders(late)
+            return
+        document = gather(conn, settings.collection_reminder_days)
     if as_json:
         print_json(document)
     else:

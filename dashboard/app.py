@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import date
+from functools import partial
 from pathlib import Path
 from typing import Any, ClassVar
 from urllib.parse import parse_qs
@@ -52,6 +53,7 @@ class DashboardConfig:
     https: bool = False
     metrics_token: str | None = None
     timezone: str = "Asia/Shanghai"
+    reminder_days: int = 30  # a card at its branch longer than this is on the reminder list (backlog page)
 
 
 class BadFilter(Exception):
@@ -291,7 +293,7 @@ def create_app(config: DashboardConfig) -> Starlette:
     routes = [
         Route("/", page("overview.html", reads.overview)),
         Route("/reasons", page("reasons.html", reads.reasons)),
-        Route("/backlog", page("backlog.html", reads.backlog)),
+        Route("/backlog", page("backlog.html", partial(reads.backlog, reminder_days=config.reminder_days))),
         Route("/runs", page("runs.html", reads.runs)),
         Route("/dead-letters", page("dead_letters.html", reads.dead_letters)),
         Route("/applications", lookup),
@@ -302,7 +304,7 @@ def create_app(config: DashboardConfig) -> Starlette:
         Route("/api/me", api_me),
         Route("/api/funnel", api(reads.overview)),
         Route("/api/reasons", api(reads.reasons)),
-        Route("/api/backlog", api(reads.backlog)),
+        Route("/api/backlog", api(partial(reads.backlog, reminder_days=config.reminder_days))),
         Route("/api/runs", api(reads.runs)),
         Route("/api/dead-letters", api(reads.dead_letters)),
         Route("/api/applications/{application_id}", api_application),

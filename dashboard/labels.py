@@ -51,10 +51,32 @@ STATES: dict[str, str] = {
     "SUBMITTED": "Submitted, not yet processed",
     "REJECTED": "Rejected",
     "AWAITING_AGREEMENT": "Waiting for the signed agreement",
-    "PERSONALIZED": "Card personalized",
-    "ACTIVATION_REQUESTED": "Waiting for the bank to activate",
-    "ACTIVE": "Active",
-    "ACTIVATION_FAILED": "Bank activation failed",
+    "ACCEPTED": "Accepted, on its way",
+    "COMPLETED": "Completed",
+    "FAILED": "Failed (refused by the bank, or not produced)",
+}
+
+CARD_STATUSES: dict[str, str] = {
+    "ORDERED": "Ordered (account requested or opened)",
+    "IN_PRODUCTION": "In production at the vendor",
+    "PRODUCED": "Produced, on its way to the branch",
+    "AT_BRANCH": "At the branch, waiting for the holder",
+    "ISSUED": "Issued (collected by the holder)",
+    "LOST_TEMPORARY": "Reported lost (temporarily)",
+    "LOST_FORMAL": "Reported lost",
+    "REPLACED": "Replaced",
+    "CANCELLED": "Cancelled",
+    "EXPIRED": "Expired",
+}
+
+FINANCIAL_STATUSES: dict[str, str] = {
+    "NONE": "No account",
+    "REQUESTED": "Account requested from the bank",
+    "OPENED": "Account opened, savings not yet active",
+    "ACTIVE": "Savings function active",
+    "REFUSED": "Refused by the bank",
+    "FROZEN": "Frozen",
+    "CLOSED": "Closed",
 }
 
 STAGES: dict[str, str] = {
@@ -62,6 +84,9 @@ STAGES: dict[str, str] = {
     "agreement": "Agreement",
     "personalize": "Personalization",
     "activation": "Bank activation",
+    "bank": "Bank",
+    "vendor": "Card vendor",
+    "branch": "Branch",
 }
 
 
@@ -73,3 +98,13 @@ def reason(code: str) -> str:
 def state(code: str) -> str:
     """A state in words."""
     return STATES.get(code, code)
+
+
+def card_status(code: str) -> str:
+    """A card's social-security status in words."""
+    return CARD_STATUSES.get(code, code)
+
+
+def financial_status(code: str) -> str:
+    """A card's financial status in words."""
+    return FINANCIAL_STATUSES.get(code, code)

@@ -11,12 +11,21 @@ from dashboard import labels
 from issuance.crypto import DecryptionFailed, Vault
 from issuance.domain.masking import mask_id_number, mask_name, mask_phone
 from issuance.store import dashboard_queries as q
+from issuance.store.card_view import card_view, steps
 from issuance.store.outbox_queries import set_aside_events
-from issuance.store.report_queries import Filters, Role, Scope, counts_by_reason
+from issuance.store.report_queries import (
+    AGE_BUCKETS,
+    Filters,
+    Role,
+    Scope,
+    counts_by_reason,
+    lifecycle_backlogs,
+    uncollected,
+)
 
 
 def overview(conn: psycopg.Connection, scope: Scope, filters: Filters) -> dict[str, Any]:
-    """The funnel and the counts per state."""
+    """The lifecycle funnel (seven steps) and the counts per state."""
     f = q.funnel(conn, scope, filters)
     return {
         "total": f.total,
@@ -43,12 +52,19 @@ def reasons(conn: psycopg.Connection, scope: Scope, filters: Filters) -> dict[st
     return {"rejected": rejected, "reasons": rows}
 
 
-def backlog(conn: psycopg.Connection, scope: Scope, filters: Filters) -> dict[str, Any]:
-    """Both backlogs by age."""
+def backlog(
+    conn: psycopg.Connection, scope: Scope, filters: Filters, *, reminder_days: int = 30
+) -> dict[str, Any]:
+    """The bank's, the vendor's and the branch's backlogs by age, the applications awaiting agreement, and the
+    branches whose cards wait for their holders longer than `reminder_days` days."""
     return {
-        "agreement": asdict(q.backlog(conn, scope, filters, waiting_for="agreement")),
-        "bank": asdict(q.backlog(conn, scope, filters, waiting_for="bank")),
-        "buckets": [label for label, _, _ in q.AGE_BUCKETS],
+        "backlogs": [asdict(b) for b in lifecycle_backlogs(conn, scope, filters)],
+        "reminders": {
+            "after_days": reminder_days,
+            "branches": [asdict(r) for r in uncollected(conn, scope, reminder_days, filters)],
+        },
+        "agreement": asdict(q.agreement_backlog(conn, scope, filters)),
+        "buckets": [label for label, _, _ in AGE_BUCKETS],
     }
 
 
@@ -90,7 +106,8 @@ def _masked(vault: Vault, envelope: bytes | None, mask: Any) -> str | None:
 def application(
     conn: psycopg.Connection, scope: Scope, vault: Vault, application_id: str
 ) -> dict[str, Any] | None:
-    """One application with masked personal data and its history, or None (absent or not yours)."""
+    """One application with masked personal data, both sides of its card (account masked) and every step of
+    both, or None (absent or not yours)."""
     found = q.application(conn, scope, application_id)
     if found is None:
         return None
@@ -106,6 +123,12 @@ def application(
     data["state_label"] = labels.state(app.state)
     data["reason_labels"] = [labels.reason(r) for r in app.reasons]
     data["history"] = [asdict(h) for h in history]
+    try:
+        card, card_of = card_view(conn, vault, app)
+    except DecryptionFailed:
+        card, card_of = None, None
+    data["card"] = card
+    data["steps"] = steps(conn, app.application_id, card_of, card["collected_by"] if card else None)
     return data
 
 

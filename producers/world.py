@@ -45,7 +45,12 @@ OPTIONAL = {
 PERMIT_AREAS = ("810000", "820000", "830000")  # residence permits of Hong Kong, Macau and Taiwan residents
 ADULT_AGE = 18
 MATERIAL_ORDER = ("RESIDENT_ID_CARD", "SOCIAL_SECURITY_CARD", "BANK_CARD", "HOUSEHOLD_REGISTER")
-REQUESTED = "ACTIVATION_REQUESTED"
+# The state the night leaves a served application in (sent to the bank), and where the lifecycle takes it.
+REQUESTED = "ACCEPTED"
+SERVED_FINAL = "COMPLETED"
+# A served application's card at the end, as the demo's simulators leave it (every card produced, received,
+# collected, and its savings function activated by its holder): see producers/README.md, expected.jsonl.
+SERVED_CARD = ("ISSUED", "ACTIVE")
 
 
 class NameBook:
@@ -297,7 +302,15 @@ class World:
         """Write an application to its night's file and its expected outcome."""
         self.sinks.applications[night].write(json_line(application))
         self.applications_written += 1
-        self.expect("application", application["application_id"], None, night, defect, steps)
+        self.expect(
+            "application",
+            application["application_id"],
+            None,
+            night,
+            defect,
+            steps,
+            application_type=application["application_type"],
+        )
 
     def emit_repeat(
         self, application: dict[str, Any], night: int, kind: str, defect: str, step: Step
@@ -321,10 +334,12 @@ class World:
         defect: str,
         steps: list[Step],
         topic: str | None = None,
+        application_type: str | None = None,
     ) -> None:
         """Write one line of expected.jsonl (format: see producers/README.md)."""
         first, last = steps[0], steps[-1]
-        final_state = "ACTIVE" if last.state == REQUESTED else last.state
+        served = last.state == REQUESTED
+        final_state = SERVED_FINAL if served else last.state
         line: dict[str, Any] = {"kind": kind, "application_id": application_id}
         if message_id is not None:
             line["message_id"] = message_id
@@ -338,6 +353,10 @@ class World:
                 "final_state": final_state,
                 "final_reasons": list(last.reasons),
                 "final_business_date": self.nights[last.night].business_date.isoformat(),
+                # An application's card at the end: served, a new card collected and its savings function
+                # active, or the registry card activated; none for the others (nothing ordered).
+                "final_card_status": SERVED_CARD[0] if served and application_type else None,
+                "final_financial_status": SERVED_CARD[1] if served and application_type else None,
                 "timeline": [
                     {
                         "business_date": self.nights[s.night].business_date.isoformat(),

@@ -58,6 +58,22 @@ class DashboardData:
             ).fetchall()
         return {state: int(n) for state, n in rows}
 
+    def application_with_card(self, status: str) -> str:
+        """A new-card application whose card is in `status` (the first by id)."""
+        with psycopg.connect(self.database_url) as conn:
+            row = conn.execute(
+                "SELECT application_id FROM cards WHERE status = %s ORDER BY 1 LIMIT 1", (status,)
+            ).fetchone()
+        assert row is not None
+        return str(row[0])
+
+    def sql_scalar(self, query: str) -> int:
+        """One count, straight from the tables."""
+        with psycopg.connect(self.database_url) as conn:
+            row = conn.execute(query).fetchone()
+        assert row is not None
+        return int(row[0])
+
 
 def fixed_vault() -> Vault:
     """The vault of the fixed test keys (the same as the `settings` fixture's)."""

@@ -24,22 +24,24 @@
   }
 
   if (data.funnel) {
-    // The funnel proper: every application passes these steps (financial activations skip personalization).
-    var steps = data.funnel.filter(function (r) { return r.reached !== null && r.key !== "personalized"; });
-    bars("funnel-chart", steps.map(function (r) { return r.label; }),
-      steps.map(function (r) { return r.reached; }), [blue, blue, blue, green], true);
+    // The seven steps from submission to an active savings function, as far as each got.
+    bars("funnel-chart", data.funnel.map(function (r) { return r.label; }),
+      data.funnel.map(function (r) { return r.reached; }), [blue, blue, blue, blue, blue, green, green], true);
   }
   if (data.reasons) {
     bars("reasons-chart", data.reasons.map(function (r) { return r.label; }),
       data.reasons.map(function (r) { return r.count; }), red, true);
   }
-  if (data.agreement && data.bank) {
+  if (data.agreement && data.backlogs) {
     bars("backlog-agreement-chart", data.buckets, data.buckets.map(function (b) { return data.agreement.buckets[b]; }), amber, false);
-    bars("backlog-bank-chart", data.buckets, data.buckets.map(function (b) { return data.bank.buckets[b]; }), amber, false);
+    data.backlogs.forEach(function (backlog) {
+      bars("backlog-" + backlog.key + "-chart", data.buckets,
+        data.buckets.map(function (b) { return backlog.buckets[b]; }), amber, false);
+    });
   }
   if (data.runs) {
     var runs = data.runs.slice().reverse();
-    var states = ["ACTIVATION_REQUESTED", "ACTIVE", "ACTIVATION_FAILED", "PERSONALIZED", "AWAITING_AGREEMENT", "REJECTED"];
+    var states = ["ACCEPTED", "COMPLETED", "FAILED", "SUBMITTED", "AWAITING_AGREEMENT", "REJECTED"];
     var colors = [blue, green, red, "#5b7fb8", amber, grey];
     var canvas = document.getElementById("runs-chart");
     if (canvas) {

@@ -14,137 +14,56 @@ from psycopg.rows import class_row
 from issuance.domain.lifecycle import ApplicationState
 from issuance.store.report_queries import (
     Filters,
+    FunnelStep,
     Role,
     Scope,
+    SideCount,
     StateCount,
+    age,
+    build_lifecycle_funnel,
     dead_letter_where,
+    side_counts,
     state_counts,
+    today,
     where,
 )
 from issuance.store.status_queries import HistoryRow
 
-AFTER_AGREEMENT = (
-    ApplicationState.PERSONALIZED,
-    ApplicationState.ACTIVATION_REQUESTED,
-    ApplicationState.ACTIVE,
-    ApplicationState.ACTIVATION_FAILED,
-)
-AFTER_REQUEST = (
-    ApplicationState.ACTIVATION_REQUESTED,
-    ApplicationState.ACTIVE,
-    ApplicationState.ACTIVATION_FAILED,
-)
-
-
-@dataclass(frozen=True, slots=True)
-class FunnelRow:
-    """One line of the funnel: how many are in this state now, how many ever got this far."""
-
-    key: str
-    label: str
-    now: int | None
-    reached: int | None
-    conversion: float | None
-    conversion_of: str = ""  # what the conversion is a share of
-
 
 @dataclass(frozen=True, slots=True)
 class Funnel:
-    """The funnel plus the counts per state it was built from (equal to `issuance report`)."""
+    """The lifecycle funnel plus the counts per state it was built from (equal to `issuance report`)."""
 
     total: int
-    rows: list[FunnelRow]
+    rows: list[FunnelStep]
     by_state: dict[str, int]
     rejected_in_verification: int
     rejected_for_agreement: int
 
 
-def build_funnel(counts: list[StateCount]) -> Funnel:
-    """Turn counts per state, type and rejecting stage into the funnel (pure)."""
+def build_funnel(counts: list[StateCount], sides: list[SideCount]) -> Funnel:
+    """The seven steps from submission to an active savings function, and the rejections split (pure)."""
     by_state = {s.value: 0 for s in ApplicationState}
     rejected = {"VERIFICATION": 0, "AGREEMENT": 0}
-    personalized_reached = 0
     for c in counts:
         by_state[c.state.value] += c.count
         if c.state is ApplicationState.REJECTED:
             rejected[c.rejected_at or "VERIFICATION"] += c.count
-        # A financial activation goes straight to the bank: only new cards are ever personalized.
-        if c.state in AFTER_AGREEMENT and c.application_type == "NEW_CARD":
-            personalized_reached += c.count
-    total = sum(by_state.values())
-    verified = total - by_state[ApplicationState.SUBMITTED] - rejected["VERIFICATION"]
-    requested = sum(by_state[s] for s in AFTER_REQUEST)
-
-    def ratio(part: int, whole: int) -> float | None:
-        return part / whole if whole else None
-
-    rows = [
-        FunnelRow("submitted", "Submitted", by_state[ApplicationState.SUBMITTED], total, None),
-        FunnelRow("verified", "Verified", None, verified, ratio(verified, total), "of received"),
-        FunnelRow(
-            "awaiting_agreement",
-            "Waiting for agreement",
-            by_state[ApplicationState.AWAITING_AGREEMENT],
-            None,
-            None,
-        ),
-        FunnelRow(
-            "personalized",
-            "Personalized (new cards)",
-            by_state[ApplicationState.PERSONALIZED],
-            personalized_reached,
-            None,
-        ),
-        FunnelRow(
-            "activation_requested",
-            "Activation requested",
-            by_state[ApplicationState.ACTIVATION_REQUESTED],
-            requested,
-            ratio(requested, verified),
-            "of verified",
-        ),
-        FunnelRow(
-            "active",
-            "Active",
-            by_state[ApplicationState.ACTIVE],
-            by_state[ApplicationState.ACTIVE],
-            ratio(by_state[ApplicationState.ACTIVE], requested),
-            "of activation requests",
-        ),
-        FunnelRow(
-            "rejected",
-            "Rejected",
-            by_state[ApplicationState.REJECTED],
-            None,
-            ratio(by_state[ApplicationState.REJECTED], total),
-            "of received",
-        ),
-        FunnelRow(
-            "failed",
-            "Activation failed",
-            by_state[ApplicationState.ACTIVATION_FAILED],
-            None,
-            ratio(by_state[ApplicationState.ACTIVATION_FAILED], requested),
-            "of activation requests",
-        ),
-    ]
-    return Funnel(total, rows, by_state, rejected["VERIFICATION"], rejected["AGREEMENT"])
+    return Funnel(
+        sum(by_state.values()),
+        build_lifecycle_funnel(counts, sides),
+        by_state,
+        rejected["VERIFICATION"],
+        rejected["AGREEMENT"],
+    )
 
 
 def funnel(conn: psycopg.Connection, scope: Scope, filters: Filters) -> Funnel:
     """The funnel within the scope and filters."""
-    return build_funnel(state_counts(conn, scope, filters))
+    return build_funnel(state_counts(conn, scope, filters), side_counts(conn, scope, filters))
 
 
 # Backlogs -------------------------------------------------------------------------------------------------
-
-AGE_BUCKETS: tuple[tuple[str, int, int | None], ...] = (
-    ("today", 0, 1),
-    ("1-6 days", 1, 7),
-    ("7-13 days", 7, 14),
-    ("14-29 days", 14, 30),
-    ("30 days or more", 30, None),
-)
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,34 +76,16 @@ class Backlog:
     oldest_days: int | None
 
 
-def backlog(conn: psycopg.Connection, scope: Scope, filters: Filters, *, waiting_for: str) -> Backlog:
-    """Applications waiting for an agreement (days since submission) or the bank (since the request)."""
-    if waiting_for == "agreement":
-        state, name = ApplicationState.AWAITING_AGREEMENT, "Waiting for agreement"
-    elif waiting_for == "bank":
-        state, name = ApplicationState.ACTIVATION_REQUESTED, "Waiting for the bank"
-    else:
-        raise ValueError(f"unknown backlog {waiting_for!r}")
-    cases = [
-        sql.SQL("coalesce(sum(n) FILTER (WHERE age >= {lo}{hi}), 0)").format(
-            lo=sql.Literal(lo),
-            hi=sql.SQL(" AND age < {}").format(sql.Literal(hi)) if hi is not None else sql.SQL(""),
-        )
-        for _, lo, hi in AGE_BUCKETS
-    ]
-    # Ages in whole days (UTC), from the trigger-maintained summary of migration 0006_dashboard_waiting.
+def agreement_backlog(conn: psycopg.Connection, scope: Scope, filters: Filters) -> Backlog:
+    """Applications waiting for their signed agreement, by days since submission."""
+    state = ApplicationState.AWAITING_AGREEMENT
+    # Days entered, from the trigger-maintained summary of migration 0006_dashboard_waiting.
     query = sql.SQL(
-        "SELECT {cases}, coalesce(sum(n), 0), max(age) FROM ("
-        " SELECT (now() AT TIME ZONE 'UTC')::date - since_day AS age, sum(n) AS n"
-        " FROM dashboard_waiting_counts {where} AND state = {state}"
+        "SELECT since_day, sum(n)::bigint FROM dashboard_waiting_counts {where} AND state = {state}"
         " GROUP BY since_day HAVING sum(n) <> 0"
-        ") AS waiting"
-    ).format(cases=sql.SQL(", ").join(cases), where=where(scope, filters), state=sql.Literal(state.value))
-    row = conn.execute(query).fetchone()
-    assert row is not None
-    buckets = {label: int(n) for (label, _, _), n in zip(AGE_BUCKETS, row[: len(AGE_BUCKETS)], strict=True)}
-    oldest = row[-1]
-    return Backlog(name, buckets, int(row[-2]), int(oldest) if oldest is not None else None)
+    ).format(where=where(scope, filters), state=sql.Literal(state.value))
+    aged = age("Waiting for agreement", dict(conn.execute(query).fetchall()), today(conn))
+    return Backlog(aged.label, aged.buckets, aged.total, aged.oldest_days)
 
 
 # Runs -----------------------------------------------------------------------------------------------------

@@ -52,7 +52,19 @@ def test_bureau_sees_the_funnel_of_issuance_report(
     assert {k: v for k, v in reported.items() if v} == expected
     assert {k: v for k, v in shown.items() if v} == expected
     assert number(page.locator("#total").inner_text()) == sum(expected.values())
-    assert number(page.locator("#funnel tr[data-key=active] td.now").inner_text()) == expected["ACTIVE"]
+    # The seven lifecycle steps, the collected cards as counted directly.
+    keys = [row.get_attribute("data-key") for row in page.locator("#funnel tbody tr").all()]
+    assert keys == [
+        "submitted",
+        "accepted",
+        "account_opened",
+        "produced",
+        "at_branch",
+        "collected",
+        "savings_active",
+    ]
+    collected = dashboard_data.sql_scalar("SELECT count(*) FROM cards WHERE status = 'ISSUED'")
+    assert number(page.locator("#funnel tr[data-key=collected] td.reached").inner_text()) == collected
     # Charts are drawn from the app's own copy of Chart.js (no internet on bureau networks).
     assert page.evaluate("typeof Chart") == "function"
     assert page.locator("#funnel-chart").bounding_box()["height"] > 100
@@ -61,12 +73,18 @@ def test_bureau_sees_the_funnel_of_issuance_report(
         page.goto(path)
         assert page.locator("h1").count() == 1
         page.screenshot(path=str(screenshots / f"bureau-{name}.png"), full_page=True)
-    app_id = dashboard_data.filled.sample_ids[3]
+    page.goto("/backlog")
+    for key in ("bank", "vendor", "branch", "agreement"):
+        assert page.locator(f"#backlog-{key} tbody tr").count() == 5  # one row per age bucket
+    assert page.locator("#reminders tbody tr").count() >= 1
+    app_id = dashboard_data.application_with_card("ISSUED")
     page.goto("/applications")
     page.fill("input[name=id]", app_id)
     page.click("form[action='/applications'] button")
-    assert page.locator("#history tbody tr").count() >= 1
+    assert page.locator("#steps tbody tr").count() >= 2
     assert "*" in page.locator("#application dd").nth(1).inner_text()
+    assert page.locator("#card .card-status code").inner_text() == "ISSUED"
+    assert "*" in page.locator("#card .financial-status").inner_text()  # the account number, masked
     page.screenshot(path=str(screenshots / "bureau-application.png"), full_page=True)
     page.goto(f"/?bank={dashboard_data.bank}&date={dashboard_data.filled.business_dates[-2]}")
     page.screenshot(path=str(screenshots / "bureau-overview-filtered.png"), full_page=True)

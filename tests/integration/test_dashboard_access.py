@@ -109,6 +109,13 @@ def test_bureau_counts_equal_sql(dashboard_data: DashboardData, client: httpx.Cl
     expected = dashboard_data.sql_counts()
     assert {k: v for k, v in funnel["by_state"].items() if v} == expected
     assert funnel["total"] == sum(expected.values()) == 1500
+    steps = {row["key"]: row["reached"] for row in funnel["funnel"]}
+    assert steps["collected"] == dashboard_data.sql_scalar(
+        "SELECT count(*) FROM cards WHERE status = 'ISSUED'"
+    )
+    assert steps["savings_active"] == dashboard_data.sql_scalar(
+        "SELECT count(*) FROM bank_accounts WHERE status = 'ACTIVE'"
+    )
     branch = dashboard_data.branch
     filtered = client.get(f"/api/funnel?branch={branch}").json()["by_state"]
     assert {k: v for k, v in filtered.items() if v} == dashboard_data.sql_counts(
@@ -195,8 +202,8 @@ def test_metrics_need_a_token_or_a_bureau_login(dashboard_data: DashboardData, c
     assert client.get("/metrics", headers={"authorization": "Bearer nope"}).status_code == 401
     response = client.get("/metrics", headers={"authorization": "Bearer scrape-me"})
     assert response.status_code == 200
-    active = dashboard_data.sql_counts()["ACTIVE"]
-    assert f'issuance_applications{{state="ACTIVE"}} {float(active)}' in response.text
+    completed = dashboard_data.sql_counts()["COMPLETED"]
+    assert f'issuance_applications{{state="COMPLETED"}} {float(completed)}' in response.text
     assert (
         "issuance_outbox_unpublished" in response.text
         and "issuance_last_run_duration_seconds" in response.text
@@ -209,3 +216,34 @@ def test_metrics_need_a_token_or_a_bureau_login(dashboard_data: DashboardData, c
 def test_bad_filters_are_refused(dashboard_data: DashboardData, client: httpx.Client, path: str) -> None:
     login(client, "bureau")
     assert client.get(path).status_code == 400
+
+
+def test_application_page_shows_both_sides_of_the_card_masked(
+    dashboard_data: DashboardData, client: httpx.Client
+) -> None:
+    import psycopg
+
+    from tests.fixtures_dashboard import fixed_vault
+
+    with psycopg.connect(dashboard_data.database_url) as conn:
+        row = conn.execute(
+            "SELECT c.application_id, c.card_number, b.account_number_enc FROM cards c"
+            " JOIN bank_accounts b USING (application_id) WHERE c.status = 'ISSUED' AND b.status = 'ACTIVE'"
+            " ORDER BY 1 LIMIT 1"
+        ).fetchone()
+    assert row is not None
+    app_id, card_number, sealed = row
+    account = fixed_vault().decrypt(sealed)
+    login(client, "bureau")
+    shown = client.get(f"/api/applications/{app_id}").json()
+    assert (shown["state"], shown["card"]["status"], shown["card"]["financial_status"]) == (
+        "COMPLETED",
+        "ISSUED",
+        "ACTIVE",
+    )
+    assert shown["card"]["card_number"] == card_number
+    assert shown["card"]["account_number"].count("*") >= 9 and account not in str(shown)
+    assert [s["to"] for s in shown["steps"] if s["side"] == "application"] == ["ACCEPTED", "COMPLETED"]
+    page = client.get(f"/applications/{app_id}").text
+    assert "Savings function active" in page and card_number in page and account not in page
+    assert 'id="steps"' in page

@@ -8,7 +8,7 @@ import psycopg
 
 from benchmarks.dashboard import fill
 from issuance.settings import Settings
-from issuance.store.dashboard_queries import backlog
+from issuance.store.dashboard_queries import agreement_backlog
 from issuance.store.report_queries import (
     Filters,
     Scope,
@@ -16,10 +16,9 @@ from issuance.store.report_queries import (
     counts_by,
     counts_by_reason,
     counts_by_state,
+    side_counts,
 )
-from pipelines import nightly
 from tests.fixtures_dashboard import fixed_vault
-from tests.fixtures_nightly import load_reference_file, make_generated, publish_night
 
 
 def direct(conn: psycopg.Connection) -> tuple[dict[str, int], dict[str, int], dict[str, dict[str, int]]]:
@@ -47,7 +46,7 @@ def assert_summaries_exact(conn: psycopg.Connection) -> None:
         (s, d): int(n)
         for s, d, n in conn.execute(
             "SELECT state, dashboard_waiting_since(state, submitted_at, updated_at), count(*)"
-            " FROM applications WHERE state IN ('AWAITING_AGREEMENT', 'ACTIVATION_REQUESTED') GROUP BY 1, 2"
+            " FROM applications WHERE state IN ('AWAITING_AGREEMENT', 'ACCEPTED') GROUP BY 1, 2"
         )
     }
     summary = {
@@ -57,9 +56,19 @@ def assert_summaries_exact(conn: psycopg.Connection) -> None:
         )
     }
     assert summary == waiting
-    for name, state in (("agreement", "AWAITING_AGREEMENT"), ("bank", "ACTIVATION_REQUESTED")):
-        total = backlog(conn, everything, Filters(), waiting_for=name).total
-        assert total == states.get(state, 0)
+    assert agreement_backlog(conn, everything, Filters()).total == states.get("AWAITING_AGREEMENT", 0)
+    # Both sides of the cards (migration 0031), per status, equal the tables.
+    sides: dict[tuple[str, str], int] = {}
+    for s in side_counts(conn, everything):
+        sides[s.side, s.status] = sides.get((s.side, s.status), 0) + s.count
+    direct_sides = {
+        ("card", str(s)): int(n) for s, n in conn.execute("SELECT status, count(*) FROM cards GROUP BY 1")
+    }
+    direct_sides |= {
+        ("financial", str(s)): int(n)
+        for s, n in conn.execute("SELECT status, count(*) FROM bank_accounts GROUP BY 1")
+    }
+    assert sides == direct_sides
 
 
 def test_counts_follow_every_kind_of_write(database_url: str) -> None:
@@ -67,7 +76,17 @@ def test_counts_follow_every_kind_of_write(database_url: str) -> None:
         fill(conn, fixed_vault(), 800)
         assert_summaries_exact(conn)
         conn.execute(
-            "UPDATE applications SET state = 'ACTIVE', is_open = false WHERE state = 'ACTIVATION_REQUESTED'"
+            "UPDATE applications SET state = 'FAILED', is_open = false WHERE state = 'ACCEPTED'"
+            " AND application_type = 'FINANCIAL_ACTIVATION'"
+        )
+        conn.execute(
+            "WITH collected AS (UPDATE cards SET status = 'ISSUED', collected_at = now()"
+            " WHERE status = 'AT_BRANCH' RETURNING application_id)"
+            " UPDATE applications SET state = 'COMPLETED', is_open = false"
+            " WHERE application_id IN (SELECT application_id FROM collected)"
+        )
+        conn.execute(
+            "UPDATE bank_accounts SET status = 'ACTIVE' WHERE status = 'OPENED' AND card_number < 'B'"
         )
         conn.execute(
             "UPDATE applications SET state = 'REJECTED', reasons = '{AGREEMENT_EXPIRED}', is_open = false"
@@ -80,9 +99,11 @@ def test_counts_follow_every_kind_of_write(database_url: str) -> None:
             " SELECT application_id, application_type, branch_code, bank_code, channel, person_key,"
             " id_number_enc, name_enc, materials, submitted_at, state, false FROM applications"
             " WHERE application_id < 'APP-00000100'"
-            " ON CONFLICT (application_id) DO UPDATE SET state = 'ACTIVATION_FAILED'"
+            " ON CONFLICT (application_id) DO UPDATE SET state = 'REJECTED'"
         )
         conn.execute("DELETE FROM application_history WHERE application_id LIKE 'APP-0000079%'")
+        conn.execute("DELETE FROM bank_accounts WHERE application_id LIKE 'APP-0000079%'")
+        conn.execute("DELETE FROM cards WHERE application_id LIKE 'APP-0000079%'")
         conn.execute("DELETE FROM applications WHERE application_id LIKE 'APP-0000079%'")
         conn.commit()
         assert_summaries_exact(conn)
@@ -121,6 +142,9 @@ def test_filters_narrow_the_counts(database_url: str) -> None:
 
 
 def test_counts_after_real_nights(settings: Settings, database_url: str, tmp_path: Path) -> None:
+    from pipelines import nightly  # the whole nightly run; only this test needs it
+    from tests.fixtures_nightly import load_reference_file, make_generated, publish_night
+
     generated = make_generated(tmp_path / "data", 200)
     load_reference_file(settings, database_url, generated)
     for night in (1, 2):

@@ -9,9 +9,9 @@ from psycopg import sql
 
 from dashboard.app import _safe_next, script_json
 from dashboard.security import LoginThrottle, csrf_token, csrf_valid
-from issuance.domain.lifecycle import ApplicationState
+from issuance.domain.lifecycle import ApplicationState, CardStatus, FinancialStatus
 from issuance.store.dashboard_queries import build_funnel, mask_detail
-from issuance.store.report_queries import Filters, Role, Scope, StateCount, where
+from issuance.store.report_queries import Filters, Role, Scope, SideCount, StateCount, build_backlogs, where
 
 
 def rendered(clause: sql.Composed) -> str:
@@ -24,24 +24,75 @@ def test_funnel_counts_and_shares() -> None:
         StateCount(ApplicationState.REJECTED, "NEW_CARD", "VERIFICATION", 10),
         StateCount(ApplicationState.REJECTED, "NEW_CARD", "AGREEMENT", 5),
         StateCount(ApplicationState.AWAITING_AGREEMENT, "NEW_CARD", "", 10),
-        StateCount(ApplicationState.ACTIVATION_REQUESTED, "FINANCIAL_ACTIVATION", "", 20),
-        StateCount(ApplicationState.ACTIVE, "NEW_CARD", "", 45),
-        StateCount(ApplicationState.ACTIVATION_FAILED, "NEW_CARD", "", 5),
+        StateCount(ApplicationState.ACCEPTED, "FINANCIAL_ACTIVATION", "", 5),
+        StateCount(ApplicationState.ACCEPTED, "NEW_CARD", "", 20),
+        StateCount(ApplicationState.COMPLETED, "NEW_CARD", "", 40),
+        StateCount(ApplicationState.FAILED, "NEW_CARD", "", 5),
     ]
-    funnel = build_funnel(counts)
+    sides = [
+        SideCount("card", CardStatus.ORDERED, date(2026, 11, 1), 8),
+        SideCount("card", CardStatus.IN_PRODUCTION, date(2026, 11, 1), 4),
+        SideCount("card", CardStatus.PRODUCED, date(2026, 11, 1), 3),
+        SideCount("card", CardStatus.AT_BRANCH, date(2026, 11, 1), 5),
+        SideCount("card", CardStatus.ISSUED, None, 40),
+        SideCount("card", CardStatus.CANCELLED, None, 5),
+        SideCount("financial", FinancialStatus.REQUESTED, date(2026, 11, 1), 6),
+        SideCount("financial", FinancialStatus.OPENED, None, 44),
+        SideCount("financial", FinancialStatus.ACTIVE, None, 10),
+        SideCount("financial", FinancialStatus.REFUSED, None, 5),
+    ]
+    funnel = build_funnel(counts, sides)
     rows = {r.key: r for r in funnel.rows}
+    assert [r.key for r in funnel.rows] == [
+        "submitted",
+        "accepted",
+        "account_opened",
+        "produced",
+        "at_branch",
+        "collected",
+        "savings_active",
+    ]
     assert funnel.total == 100
-    assert rows["verified"].reached == 85  # all but unprocessed and rejected in verification
-    assert rows["activation_requested"].reached == 70
-    assert rows["personalized"].reached == 50  # new cards only
-    assert rows["active"].conversion == pytest.approx(45 / 70)
+    assert (rows["submitted"].reached, rows["submitted"].now) == (100, 15)
+    assert (rows["accepted"].reached, rows["accepted"].now) == (
+        70,
+        25,
+    )  # both kinds; failed ones got this far
+    assert rows["account_opened"].reached == 54  # opened or active; not requested, not refused
+    assert rows["produced"].reached == 48 and rows["at_branch"].reached == 45  # the ones past it included
+    assert (rows["collected"].reached, rows["savings_active"].reached) == (40, 10)
+    assert rows["savings_active"].of_previous == pytest.approx(10 / 40)
+    assert (funnel.rejected_in_verification, funnel.rejected_for_agreement) == (10, 5)
     assert funnel.by_state[ApplicationState.REJECTED] == 15
     assert sum(funnel.by_state.values()) == 100
 
 
 def test_empty_funnel_has_no_shares() -> None:
-    funnel = build_funnel([])
-    assert funnel.total == 0 and all(r.conversion is None for r in funnel.rows)
+    funnel = build_funnel([], [])
+    assert funnel.total == 0 and all(r.of_previous is None for r in funnel.rows)
+
+
+def test_backlogs_age_in_buckets_and_name_the_oldest() -> None:
+    today = date(2026, 11, 30)
+    sides = [
+        SideCount("financial", FinancialStatus.REQUESTED, date(2026, 11, 29), 2),
+        SideCount("card", CardStatus.IN_PRODUCTION, date(2026, 11, 30), 3),
+        SideCount("card", CardStatus.AT_BRANCH, date(2026, 10, 1), 1),
+        SideCount("card", CardStatus.AT_BRANCH, date(2026, 11, 20), 4),
+        SideCount("card", CardStatus.ISSUED, None, 99),  # not a backlog
+    ]
+    backlogs = {b.key: b for b in build_backlogs(sides, {date(2026, 11, 15): 5}, today)}
+    assert (backlogs["bank"].total, backlogs["bank"].oldest_days) == (2, 1)
+    assert backlogs["vendor"].total == 8 and backlogs["vendor"].oldest_days == 15
+    assert backlogs["vendor"].buckets["today"] == 3 and backlogs["vendor"].buckets["14-29 days"] == 5
+    assert backlogs["branch"].buckets == {
+        "today": 0,
+        "1-6 days": 0,
+        "7-13 days": 4,
+        "14-29 days": 0,
+        "30 days or more": 1,
+    }
+    assert backlogs["branch"].oldest_days == 60
 
 
 def test_scope_is_always_in_the_where_clause() -> None:

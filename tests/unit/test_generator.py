@@ -104,7 +104,7 @@ def test_expected_covers_every_reason_and_dead_letter_reason(generated: Path) ->
     assert {r.value for r in Reason if r not in UNREACHABLE_REASONS} <= reasons
     assert {r.value for r in DeadLetterReason if r not in NEVER_GENERATED} <= reasons
     states = {step["state"] for e in expected for step in e["timeline"]}
-    assert {"REJECTED", "AWAITING_AGREEMENT", "ACTIVATION_REQUESTED", "DEAD_LETTERED"} <= states
+    assert {"REJECTED", "AWAITING_AGREEMENT", "ACCEPTED", "DEAD_LETTERED"} <= states
     defects = {e["defect"] for e in expected}
     assert {"AGREEMENT_LATE", "AGREEMENT_NEVER", "DUPLICATE_SAME_NIGHT", "DUPLICATE_ACROSS_NIGHTS"} <= defects
 
@@ -182,7 +182,7 @@ def test_registry_and_accepted_applicants_have_valid_id_numbers(generated: Path)
         parsed = parse_id_number(app["applicant"]["id_number"], day)
         if "ID_NUMBER_INVALID" in outcome[app["application_id"]]["reasons"]:
             assert not is_valid_id_number(app["applicant"]["id_number"], day)
-        elif outcome[app["application_id"]]["final_state"] == "ACTIVE":
+        elif outcome[app["application_id"]]["final_state"] == "COMPLETED":
             assert normalize_id_number(app["applicant"]["id_number"]) in registry  # a typed "x" is an "X"
             age = age_on(parsed.birth_date, day)  # type: ignore[union-attr]
             ages.add(age // 10)
@@ -244,3 +244,17 @@ def test_two_vendors_make_the_cards_of_every_issuing_area(generated: Path) -> No
         covered = [area for vendor in reference.vendors.values() for area in vendor.area_codes]
         assert len(reference.vendors) == 2
         assert sorted(covered) == sorted(reference.issuing_areas)  # each area by exactly one vendor
+
+
+def test_expected_states_the_lifecycle_end_of_every_application(generated: Path) -> None:
+    """Served applications end COMPLETED with their card issued and its savings function active (the demo's
+    simulators make, deliver, hand over and activate every card); the others end without a card."""
+    lines = [e for e in _lines(generated / "expected.jsonl") if e["kind"] == "application"]
+    ends = {(e["final_state"], e["final_card_status"], e["final_financial_status"]) for e in lines}
+    assert ends <= {
+        ("COMPLETED", "ISSUED", "ACTIVE"),
+        ("REJECTED", None, None),
+        ("AWAITING_AGREEMENT", None, None),
+    }
+    assert ("COMPLETED", "ISSUED", "ACTIVE") in ends and ("REJECTED", None, None) in ends
+    assert all(e["timeline"][-1]["state"] == "ACCEPTED" for e in lines if e["final_state"] == "COMPLETED")

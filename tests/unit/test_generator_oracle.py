@@ -22,7 +22,7 @@ from issuance.domain.reference import parse_reference
 from issuance.domain.verification import verify
 from producers.generator import GenerateOptions, generate
 
-OPEN = {"AWAITING_AGREEMENT", "ACTIVATION_REQUESTED"}
+OPEN = {"AWAITING_AGREEMENT", "ACCEPTED"}
 
 
 @pytest.fixture(scope="module")
@@ -106,10 +106,10 @@ def _replay(out: Path) -> dict[str, list[tuple[str, str, list[str]]]]:
                 if again:
                     outcome = AgreementOutcome(AgreementStatus.REJECTED, reasons=tuple(again))
             if outcome.status is AgreementStatus.ACCEPTED:
-                state[application_id] = "ACTIVATION_REQUESTED"
+                state[application_id] = "ACCEPTED"
                 if app.application_type is ApplicationType.NEW_CARD:
                     issued_to.add(app.applicant.id_number)
-                entry = ("ACTIVATION_REQUESTED", [])
+                entry = ("ACCEPTED", [])
             elif outcome.status is AgreementStatus.AWAITING:
                 state[application_id] = "AWAITING_AGREEMENT"
                 entry = ("AWAITING_AGREEMENT", [])
