@@ -299,12 +299,14 @@ def _commit(conn: Any, night: NightContext, topics: Topics) -> dict[str, Any]:
             stats = apply_night(conn, night)
             report = reconcile(conn, run_id, topics.applications, topics.agreements)
             report["run"] = {
-                "cards": stats.cards,
-                "bank_accounts": stats.accounts,
+                "cards_ordered": stats.cards_ordered,
+                "accounts_requested": stats.accounts_requested,
+                "account_opening_requests": stats.account_opening_requests,
                 "activation_requests": stats.activation_requests,
                 "requested_again": stats.requested_again,
                 "retries_rejected": stats.retries_rejected,  # no longer pass verification: not retried
-                "personalized_verified": stats.personalized,  # accepted or not
+                "cards_cancelled": stats.cards_cancelled,  # the ordered cards of those
+                "requests_prepared": stats.requests_prepared,  # verified applications, accepted or not
                 "decisions": stats.decisions,
                 "dead_letters": stats.dead_letters,
                 "repeated_application_ids": stats.repeated_ids,

@@ -39,7 +39,7 @@ SELECT c.bank_code, json_build_object(
 FROM cards c
 JOIN applications a USING (application_id)
 JOIN bank_accounts b USING (application_id)
-WHERE c.run_id = %s
+WHERE c.production_run_id = %s
 ORDER BY c.bank_code, c.card_number
 """
 

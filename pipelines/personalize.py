@@ -12,7 +12,8 @@ attempts left, is one request on the bank's own topic (`bank.<B>.requests`), key
   the person registry, whose account the bank finds by the card).
 
 Both carry personal data, so both are sealed in the outbox (`payload_encrypted`). Event ids are
-`issuance.messages.bank_request_event_id(type, application, attempt)`: a re-run of a night builds the same ids.
+`issuance.messages.bank_request_event_id(type, application, attempt)`: a re-run of a night builds the same
+ids.
 """
 
 from __future__ import annotations
@@ -89,7 +90,9 @@ class _Kind:
 
 def _account_opening_record(c: Candidate, event_id: str, requested_at: str, run_id: int) -> dict[str, Any]:
     if c.area_code is None or c.agreement is None:
-        raise ValueError(f"application {c.application_id}: an account opening needs the area and the agreement")
+        raise ValueError(
+            f"application {c.application_id}: an account opening needs the area and the agreement"
+        )
     return {
         "event_id": event_id,
         "application_id": c.application_id,
@@ -133,14 +136,16 @@ def _activation_record(c: Candidate, event_id: str, requested_at: str, run_id: i
 # are the lifecycle's emits, named after their Avro records.
 _KINDS = {
     ApplicationType.NEW_CARD: _Kind(Emit.ACCOUNT_OPENING_REQUEST.value, _account_opening_record, sealed=True),
-    ApplicationType.FINANCIAL_ACTIVATION: _Kind(Emit.ACTIVATION_REQUEST.value, _activation_record, sealed=True),
+    ApplicationType.FINANCIAL_ACTIVATION: _Kind(
+        Emit.ACTIVATION_REQUEST.value, _activation_record, sealed=True
+    ),
 }
 
 
 def bank_requests(
     candidates: Sequence[Candidate], vault: Vault, run_id: int, requested_at: datetime
 ) -> list[BankRequest]:
-    """One request per candidate, in order: encoded per kind in batches, the sealed ones sealed as one batch."""
+    """One request per candidate, in order: encoded per kind in batches, sealed as one batch."""
     requested = requested_at.isoformat()
     event_ids = [bank_request_event_id(c.application_type, c.application_id, c.attempt) for c in candidates]
     payloads: list[bytes] = [b""] * len(candidates)
@@ -169,10 +174,20 @@ def bank_requests(
     ]
 
 
-def outbox_rows(requests: Sequence[BankRequest], topics: Mapping[str, str], run_id: int) -> list[tuple[Any, ...]]:
+def outbox_rows(
+    requests: Sequence[BankRequest], topics: Mapping[str, str], run_id: int
+) -> list[tuple[Any, ...]]:
     """Outbox rows (`decisions_repo.OUTBOX_COLUMNS`) of requests, on each bank's request topic."""
     return [
-        (r.event_id, topics[r.bank_code], r.application_id.encode(), r.payload, r.event_type, run_id, r.sealed)
+        (
+            r.event_id,
+            topics[r.bank_code],
+            r.application_id.encode(),
+            r.payload,
+            r.event_type,
+            run_id,
+            r.sealed,
+        )
         for r in requests
     ]
 

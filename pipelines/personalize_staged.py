@@ -49,7 +49,15 @@ from pipelines.personalize import (
     bank_requests,
 )
 
-COLUMNS = ("run_id", "application_id", "agreement_id", "request_event_id", "request_payload", "request_type")
+COLUMNS = (
+    "run_id",
+    "application_id",
+    "agreement_id",
+    "request_event_id",
+    "request_payload",
+    "request_type",
+    "request_sealed",
+)
 PAGE = 10_000
 HELPER_NICENESS = 10
 # The account an activation switches on: one the bank opened (the lifecycle's start for an activation).
@@ -184,7 +192,9 @@ def personalize_staged(
             ]:
                 if not keep_going():
                     raise SystemExit("the nightly run that started this helper is gone")
-                copy_rows(write, "staged_personalized", COLUMNS, _staged_rows(page, vault, run_id, requested_at))
+                copy_rows(
+                    write, "staged_personalized", COLUMNS, _staged_rows(page, vault, run_id, requested_at)
+                )
                 count += len(page)
         write.commit()
     return count
@@ -263,6 +273,6 @@ def _staged_rows(
     """Requests of the candidates the night may accept: only on an agreement (one without gets none)."""
     ready = [c for c in candidates if c.agreement is not None]
     return [
-        (run_id, r.application_id, r.agreement_id, r.event_id, r.payload, r.event_type)
+        (run_id, r.application_id, r.agreement_id, r.event_id, r.payload, r.event_type, r.sealed)
         for r in bank_requests(ready, vault, run_id, requested_at)
     ]
