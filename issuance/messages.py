@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import datetime
 from enum import StrEnum
 from typing import Any, ClassVar, Self
@@ -386,7 +386,7 @@ class AccountOpeningRequested(_Codec):
     @classmethod
     def from_record(cls, record: Mapping[str, Any]) -> Self:
         requested_at = _parse_timestamp(record, "requested_at")
-        names = [f for f in cls.__dataclass_fields__ if f not in ("requested_at", "run_id")]
+        names = [f.name for f in fields(cls) if f.name not in ("requested_at", "run_id")]
         result: Self = _convert(
             cls.RECORD,
             lambda: cls(

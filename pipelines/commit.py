@@ -311,7 +311,7 @@ def _decide_duplicates(conn: Conn, run_id: int) -> None:
 def _candidates(conn: Conn, run_id: int) -> Iterator[list[tuple[Any, ...]]]:
     """Pages of (application, pending agreement) rows; an application's rows never span two pages."""
     carry: list[tuple[Any, ...]] = []
-    for page in repo.stream(conn, repo.CANDIDATES_QUERY, {"run": run_id}):
+    for page in repo.stream(conn, repo.CANDIDATES_QUERY, {"run": run_id, "awaiting": _AWAITING}):
         rows = carry + page
         last_id = rows[-1][0]
         cut = len(rows)

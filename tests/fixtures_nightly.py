@@ -115,6 +115,10 @@ def states(database_url: str) -> dict[str, tuple[str, list[str]]]:
     return {str(a): (str(s), sorted(r)) for a, s, r in rows}
 
 
+# The generator's names of an accepted application before the lifecycle (sent to the bank, not answered yet).
+_LIFECYCLE_STATE = {"PERSONALIZED": "ACCEPTED", "ACTIVATION_REQUESTED": "ACCEPTED"}
+
+
 def expected_after(expected: list[dict[str, Any]], business_date: str) -> dict[str, tuple[str, list[str]]]:
     """Each application's expected state and reasons after the night of `business_date` (no bank answers)."""
     out = {}
@@ -123,7 +127,8 @@ def expected_after(expected: list[dict[str, Any]], business_date: str) -> dict[s
             continue
         steps = [s for s in line["timeline"] if s["business_date"] <= business_date]
         if steps:
-            out[line["application_id"]] = (steps[-1]["state"], sorted(steps[-1]["reasons"]))
+            state = _LIFECYCLE_STATE.get(steps[-1]["state"], steps[-1]["state"])
+            out[line["application_id"]] = (state, sorted(steps[-1]["reasons"]))
     return out
 
 
@@ -147,11 +152,13 @@ def end_state(database_url: str) -> dict[str, Any]:
         " application_history"
         " ORDER BY application_id, id",
         "cards": "SELECT application_id, card_number, card_identification_code, sequence,"
-        " issue_date, valid_until,"
+        " issue_date, valid_until, status, branch_code,"
         " bank_code FROM cards ORDER BY application_id",
-        "accounts": "SELECT application_id, bank_code, sequence, account_index, card_number FROM"
+        "accounts": "SELECT application_id, bank_code, sequence, account_index, card_number, status FROM"
         " bank_accounts"
         " ORDER BY application_id",
+        "card_history": "SELECT application_id, side, from_status, to_status, source, run_id, event_id"
+        " FROM card_history ORDER BY application_id, side, id",
         "counters": "SELECT name, next_value FROM allocation_counters ORDER BY name",
         "agreements": "SELECT agreement_id, status FROM agreements ORDER BY agreement_id",
         "dead_letters": "SELECT source_partition, source_offset, reason FROM dead_letters"
