@@ -236,3 +236,31 @@ def publish_records(settings: Settings, applications: Any = (), agreements: Any 
         producer.flush()
     finally:
         producer.close()
+
+
+def refused_with_attempts_left(database_url: str, application_id: str, refusals: int = 1) -> None:
+    """What the bureau's bank-answer consumer writes for a refusal with attempts left (ACCOUNT_REFUSED or
+    ACTIVATION_REFUSED): the application stays ACCEPTED, its request is due again in the next night."""
+    with connect(database_url) as conn:
+        conn.execute(
+            "UPDATE applications SET retry_due = true, bank_refusals = %s WHERE application_id = %s",
+            (refusals, application_id),
+        )
+        conn.commit()
+
+
+def bank_requests_of(settings: Settings, database_url: str, application_id: str) -> list[Any]:
+    """The bank requests (account openings and activations) of an application, opened, in the order written."""
+    from issuance.kafka.outbox_relay import open_payload
+    from issuance.messages import decode_event
+
+    vault = Vault.from_settings(settings)
+    with connect(database_url) as conn:
+        rows = conn.execute(
+            "SELECT payload, payload_encrypted FROM outbox"
+            " WHERE event_type IN ('AccountOpeningRequested', 'ActivationRequested')"
+            " AND message_key = convert_to(%s, 'UTF8') ORDER BY seq",
+            (application_id,),
+        ).fetchall()
+    assert all(sealed for _payload, sealed in rows), "bank requests carry personal data: sealed"
+    return [decode_event(open_payload(vault, bytes(payload))) for payload, _sealed in rows]
