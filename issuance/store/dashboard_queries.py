@@ -23,17 +23,8 @@ from issuance.store.report_queries import (
 )
 from issuance.store.status_queries import HistoryRow
 
-AFTER_AGREEMENT = (
-    ApplicationState.PERSONALIZED,
-    ApplicationState.ACTIVATION_REQUESTED,
-    ApplicationState.ACTIVE,
-    ApplicationState.ACTIVATION_FAILED,
-)
-AFTER_REQUEST = (
-    ApplicationState.ACTIVATION_REQUESTED,
-    ApplicationState.ACTIVE,
-    ApplicationState.ACTIVATION_FAILED,
-)
+AFTER_AGREEMENT = (ApplicationState.ACCEPTED, ApplicationState.COMPLETED, ApplicationState.FAILED)
+AFTER_REQUEST = AFTER_AGREEMENT
 
 
 @dataclass(frozen=True, slots=True)
