@@ -119,6 +119,11 @@ def states(database_url: str) -> dict[str, tuple[str, list[str]]]:
 _LIFECYCLE_STATE = {"PERSONALIZED": "ACCEPTED", "ACTIVATION_REQUESTED": "ACCEPTED"}
 
 
+def lifecycle_state(expected_state: str) -> str:
+    """A state of `expected.jsonl` as the lifecycle names it."""
+    return _LIFECYCLE_STATE.get(expected_state, expected_state)
+
+
 def expected_after(expected: list[dict[str, Any]], business_date: str) -> dict[str, tuple[str, list[str]]]:
     """Each application's expected state and reasons after the night of `business_date` (no bank answers)."""
     out = {}
@@ -127,8 +132,7 @@ def expected_after(expected: list[dict[str, Any]], business_date: str) -> dict[s
             continue
         steps = [s for s in line["timeline"] if s["business_date"] <= business_date]
         if steps:
-            state = _LIFECYCLE_STATE.get(steps[-1]["state"], steps[-1]["state"])
-            out[line["application_id"]] = (state, sorted(steps[-1]["reasons"]))
+            out[line["application_id"]] = (lifecycle_state(steps[-1]["state"]), sorted(steps[-1]["reasons"]))
     return out
 
 
@@ -250,7 +254,7 @@ def refused_with_attempts_left(database_url: str, application_id: str, refusals:
 
 
 def bank_requests_of(settings: Settings, database_url: str, application_id: str) -> list[Any]:
-    """The bank requests (account openings and activations) of an application, opened, in the order written."""
+    """The bank requests (account openings, activations) of an application, opened, in the order written."""
     from issuance.kafka.outbox_relay import open_payload
     from issuance.messages import decode_event
 

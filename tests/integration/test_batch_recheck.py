@@ -1,5 +1,5 @@
-"""Article 5 on every decision: a late agreement or a request due again is decided on the reference data of its
-night; a re-check rejection cancels the ordered card and withdraws the account request."""
+"""Article 5 on every decision: a late agreement or a request due again is decided on the reference data of
+its night; a re-check rejection cancels the ordered card and withdraws the account request."""
 
 from __future__ import annotations
 
