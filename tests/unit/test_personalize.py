@@ -45,7 +45,10 @@ def test_a_new_card_is_an_account_opening_with_the_holder_and_the_agreement_and_
     [r] = bank_requests([_candidate(ApplicationType.NEW_CARD)], VAULT, 3, AT)
     message = _opened(r)
     assert isinstance(message, AccountOpeningRequested)
-    assert (r.event_id, r.event_type) == (account_opening_request_event_id("APP-1", 1), "AccountOpeningRequested")
+    assert (r.event_id, r.event_type) == (
+        account_opening_request_event_id("APP-1", 1),
+        "AccountOpeningRequested",
+    )
     assert (message.holder_id_number, message.holder_name) == (f.ADULT_ID, f.ADULT_NAME)
     assert (message.area_code, message.branch_code, message.bank_code) == (f.AREA, f.BRANCH, f.BANK)
     assert (message.agreement_id, message.terms_version, message.document_sha256) == (
@@ -76,7 +79,9 @@ def test_an_activation_of_a_registry_card_carries_no_account_number() -> None:
 
 def test_a_mixed_batch_keeps_its_order_and_the_attempt_names_the_event() -> None:
     batch = [
-        _candidate(ApplicationType.FINANCIAL_ACTIVATION, application_id="APP-A", card_number=f.CARD, attempt=2),
+        _candidate(
+            ApplicationType.FINANCIAL_ACTIVATION, application_id="APP-A", card_number=f.CARD, attempt=2
+        ),
         _candidate(ApplicationType.NEW_CARD, application_id="APP-B", attempt=3),
     ]
     requests = bank_requests(batch, VAULT, 3, AT)
