@@ -79,7 +79,6 @@ class NightContext:
     vault: Vault
     topics: Topics
     window_days: int
-    max_activation_attempts: int
     database_url: str  # for the personalization helper's own connections
     personalize_in_process: bool = True  # False: the helper is a process (a big night)
 

@@ -260,7 +260,6 @@ def run(
             vault,
             topics,
             settings.agreement_window_days,
-            settings.max_activation_attempts,
             endpoints.database_url,
             personalize_in_process=planned < settings.parallel_from_records,
         )
