@@ -36,10 +36,10 @@ from typing import Any, NamedTuple
 
 from issuance.crypto import Vault
 from issuance.domain.agreement import AgreementStatus, check_agreements
-from issuance.domain.lifecycle import Trigger, starts
 from issuance.domain.model import Agreement, ApplicationType, Bank, Channel
 from issuance.gc_policy import use_batch_thresholds
 from issuance.store.db import connect, copy_rows
+from issuance.store.decisions_repo import CARD_ACCOUNT
 from pipelines.personalize import (
     FIRST_ATTEMPT,
     Candidate,
@@ -60,8 +60,6 @@ COLUMNS = (
 )
 PAGE = 10_000
 HELPER_NICENESS = 10
-# The account an activation switches on: one the bank opened (the lifecycle's start for an activation).
-CARD_ACCOUNT = starts(Trigger.ACCEPTED, ApplicationType.FINANCIAL_ACTIVATION, "financial")
 
 # The record the run keeps of a repeated application id is its first (`decisions_repo.repeated_applications`);
 # the agreements are those the transaction's agreement join reads (`decisions_repo.CANDIDATES_QUERY`): the

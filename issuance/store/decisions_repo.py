@@ -662,20 +662,6 @@ ORDER BY d.application_id
 """
 
 
-def pages(
-    conn: Conn, query: str, params: dict[str, Any], size: int = FETCH_SIZE
-) -> Iterator[list[tuple[Any, ...]]]:
-    """Keyset pages of a query ordered by its first column (`after`/`limit` parameters); the caller may write
-    between pages, which a server-side cursor would not allow with COPY."""
-    after = ""
-    while True:
-        rows = conn.execute(query, {**params, "after": after, "limit": size}).fetchall()
-        if not rows:
-            return
-        yield rows
-        after = str(rows[-1][0])
-
-
 def insert_dead_letters(conn: Conn, run_id: int, topic_ids: Mapping[str, str]) -> list[tuple[Any, ...]]:
     """The run's dead letters into the table (once per source position: topic, the topic id the night planned
     with from `topic_ids`, partition, offset); returns the new ones."""
