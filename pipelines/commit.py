@@ -287,11 +287,13 @@ def _reissue_first_decisions(conn: Conn, night: NightContext, resent: list[repo.
 
 def _decide_duplicates(conn: Conn, run_id: int) -> None:
     decisions = []
-    rows = conn.execute(repo.CONTESTED_QUERY, {"run": run_id}).fetchall()
-    for _key, group in itertools.groupby(rows, key=lambda r: bytes(r[0])):
+    for _key, group in itertools.groupby(repo.contested(conn, run_id), key=_PERSON):
         members = list(group)
-        shells = [application_shell(str(r[1]), "NEW_CARD", "", r[2], int(r[3])) for r in members]
-        resolution = resolve_duplicates(shells, open_elsewhere=bool(members[0][4]))
+        shells = [
+            application_shell(r.application_id, "NEW_CARD", "", r.submitted_at, r.submitted_utc_offset)
+            for r in members
+        ]
+        resolution = resolve_duplicates(shells, open_elsewhere=members[0].open_elsewhere)
         for duplicate in resolution.duplicates:
             decisions.append(
                 (
@@ -307,14 +309,15 @@ def _decide_duplicates(conn: Conn, run_id: int) -> None:
     copy_rows(conn, "run_decisions", repo.DECISION_COLUMNS, decisions)
 
 
-def _candidates(conn: Conn, run_id: int) -> Iterator[list[tuple[Any, ...]]]:
+def _candidates(conn: Conn, run_id: int) -> Iterator[list[repo.AgreementCandidate]]:
     """Pages of (application, pending agreement) rows; an application's rows never span two pages."""
-    carry: list[tuple[Any, ...]] = []
-    for page in repo.stream(conn, repo.CANDIDATES_QUERY, {"run": run_id, "awaiting": _AWAITING}):
-        rows = carry + page
-        last_id = rows[-1][0]
+    carry: list[repo.AgreementCandidate] = []
+    params = {"run": run_id, "awaiting": _AWAITING}
+    for page in repo.stream(conn, repo.CANDIDATES_QUERY, params):
+        rows = carry + [repo.AgreementCandidate._make(row) for row in page]
+        last_id = rows[-1].application_id
         cut = len(rows)
-        while cut > 0 and rows[cut - 1][0] == last_id:
+        while cut > 0 and rows[cut - 1].application_id == last_id:
             cut -= 1
         yield rows[:cut]
         carry = rows[cut:]
@@ -330,7 +333,7 @@ def _decide_agreements(conn: Conn, night: NightContext, timer: _Timer) -> dict[s
     decides."""
     business_date = night.run.business_date
     reexamined: dict[str, int] = {}
-    pages: queue.SimpleQueue[list[tuple[Any, ...]] | None] = queue.SimpleQueue()
+    pages: queue.SimpleQueue[list[repo.AgreementCandidate] | None] = queue.SimpleQueue()
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="agreement-join") as pool:
         decided = pool.submit(_decide_queued, pages, night, business_date, reexamined)
         try:
@@ -346,7 +349,7 @@ def _decide_agreements(conn: Conn, night: NightContext, timer: _Timer) -> dict[s
 
 
 def _decide_queued(
-    pages: queue.SimpleQueue[list[tuple[Any, ...]] | None],
+    pages: queue.SimpleQueue[list[repo.AgreementCandidate] | None],
     night: NightContext,
     business_date: date,
     reexamined: dict[str, int],
@@ -357,27 +360,30 @@ def _decide_queued(
     return decisions
 
 
-_FIRST = operator.itemgetter(0)
+_APPLICATION = operator.attrgetter("application_id")
+_PERSON = operator.attrgetter("person_key")
 _SUBMITTED, _AWAITING = ApplicationState.SUBMITTED.value, ApplicationState.AWAITING_AGREEMENT.value
 _ACCEPTED, _REJECTED = ApplicationState.ACCEPTED.value, ApplicationState.REJECTED.value
 
 
 def _decide_page(
-    page: list[tuple[Any, ...]], night: NightContext, business_date: date, reexamined: dict[str, int]
+    page: list[repo.AgreementCandidate], night: NightContext, business_date: date, reexamined: dict[str, int]
 ) -> list[tuple[Any, ...]]:
     """Decisions for one page of (application, pending agreement) rows; re-examinations counted by state."""
     decisions: list[tuple[Any, ...]] = []
     banks, window_days = night.catalog.banks, night.window_days
-    for application_id, group in itertools.groupby(page, key=_FIRST):
+    for application_id, group in itertools.groupby(page, key=_APPLICATION):
         rows = list(group)
         first = rows[0]
-        is_new = bool(first[1])
-        application = application_shell(application_id, first[2], first[3], first[4], first[5])
-        agreements = [
-            Agreement(r[6], application_id, r[7], r[8], r[9], r[10], _CHANNELS[r[11]])
-            for r in rows
-            if r[6] is not None
-        ]
+        is_new = first.is_new
+        application = application_shell(
+            application_id,
+            first.application_type,
+            first.bank_code,
+            first.submitted_at,
+            first.submitted_utc_offset,
+        )
+        agreements = [_agreement(r) for r in rows if r.agreement_id is not None]
         bank = banks.get(application.bank_code) or Bank(application.bank_code, "", "", "")
         outcome = check_agreements(application, agreements, bank, business_date, window_days)
         status = outcome.status
@@ -397,6 +403,20 @@ def _decide_page(
         from_state = _SUBMITTED if is_new else _AWAITING
         decisions.append((application_id, is_new, from_state, state, reasons, "agreement", agreement_id))
     return decisions
+
+
+def _agreement(row: repo.AgreementCandidate) -> Agreement:
+    """The agreement on a candidate row that has one."""
+    assert row.agreement_id is not None and row.signed_at is not None and row.channel is not None
+    return Agreement(
+        row.agreement_id,
+        row.application_id,
+        str(row.agreement_bank_code),
+        str(row.terms_version),
+        str(row.document_sha256),
+        row.signed_at,
+        _CHANNELS[row.channel],
+    )
 
 
 @dataclass(frozen=True, slots=True)

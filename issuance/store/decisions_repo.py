@@ -238,6 +238,42 @@ FROM passed p JOIN contested c USING (person_key)
 ORDER BY p.person_key, p.application_id
 """
 
+
+class Contested(NamedTuple):
+    """An application of the run whose person has another application (in the run, or open earlier)."""
+
+    person_key: bytes
+    application_id: str
+    submitted_at: datetime
+    submitted_utc_offset: int
+    open_elsewhere: bool  # the person has an open application from an earlier run
+
+
+def contested(conn: Conn, run_id: int) -> list[Contested]:
+    """The run's verified applications whose person has another one, by person then application id."""
+    rows = conn.execute(CONTESTED_QUERY, {"run": run_id}).fetchall()
+    return [
+        Contested(bytes(key), str(app), at, int(offset), bool(open_)) for key, app, at, offset, open_ in rows
+    ]
+
+
+class AgreementCandidate(NamedTuple):
+    """An application the agreement join decides, once per agreement that may be its (None: none)."""
+
+    application_id: str
+    is_new: bool
+    application_type: str
+    bank_code: str
+    submitted_at: datetime
+    submitted_utc_offset: int
+    agreement_id: str | None
+    agreement_bank_code: str | None
+    terms_version: str | None
+    document_sha256: str | None
+    signed_at: datetime | None
+    channel: str | None
+
+
 CANDIDATES_QUERY = """
 WITH candidates AS (
     SELECT s.application_id, true AS is_new, s.application_type, s.bank_code, s.submitted_at,
