@@ -90,7 +90,7 @@ class CommitStats:
     repeated_ids: int = 0  # different applications under a used application id: dead letters
     resent: int = 0  # the same application sent again: its first decision re-issued
     agreements_new: int = 0
-    requests_prepared: int = 0  # verified applications whose first request the helper built (accepted or not)
+    requests_prepared: int = 0  # first requests the helper built (kept if accepted)
     cards_ordered: int = 0
     accounts_requested: int = 0
     account_opening_requests: int = 0  # first requests and requests again

@@ -305,7 +305,7 @@ def _commit(conn: Any, night: NightContext, topics: Topics) -> dict[str, Any]:
                 "requested_again": stats.requested_again,
                 "retries_rejected": stats.retries_rejected,  # no longer pass verification: not retried
                 "cards_cancelled": stats.cards_cancelled,  # the ordered cards of those
-                "requests_prepared": stats.requests_prepared,  # verified applications, accepted or not
+                "requests_prepared": stats.requests_prepared,  # built by the helper, kept if accepted
                 "decisions": stats.decisions,
                 "dead_letters": stats.dead_letters,
                 "repeated_application_ids": stats.repeated_ids,

@@ -157,7 +157,7 @@ def personalize_staged(
     in_process: bool = True,
 ) -> int:
     """Prepare the run's verified applications' first bank requests into `staged_personalized`; returns how
-    many.
+    many requests (an application without an agreement tonight gets none).
 
     A helper process stops between pages once the process that started it is gone (its rows roll back)."""
     parent = os.getppid()
@@ -190,10 +190,9 @@ def personalize_staged(
             ]:
                 if not keep_going():
                     raise SystemExit("the nightly run that started this helper is gone")
-                copy_rows(
-                    write, "staged_personalized", COLUMNS, _staged_rows(page, vault, run_id, requested_at)
-                )
-                count += len(page)
+                staged = _staged_rows(page, vault, run_id, requested_at)
+                copy_rows(write, "staged_personalized", COLUMNS, staged)
+                count += len(staged)
         write.commit()
     return count
 
