@@ -75,13 +75,11 @@ def _print_report(result: Any) -> None:
         f"run {result.run_id} business date {result.business_date} "
         f"{'(resumed) ' if result.resumed else ''}read {result.records_planned:,} records"
     )
-    table = Table(
-        title="Reconciliation: read = activation requested + rejected + awaiting + dead-lettered + re-sent"
-    )
+    table = Table(title="Reconciliation: read = accepted + rejected + awaiting + dead-lettered + re-sent")
     for column in (
         "branch",
         "read",
-        "activation requested",
+        "accepted",
         "rejected",
         "awaiting agreement",
         "dead-lettered",
@@ -97,7 +95,7 @@ def _print_report(result: Any) -> None:
                 f"{line.get(k, 0):,}"
                 for k in (
                     "read",
-                    "activation_requested",
+                    "accepted",
                     "rejected",
                     "awaiting_agreement",
                     "dead_lettered",
@@ -115,9 +113,10 @@ def _print_report(result: Any) -> None:
     out.print(table)
     extra = report.get("run", {})
     out.print(
-        f"cards {extra.get('cards', 0):,}, bank accounts {extra.get('bank_accounts', 0):,}, "
-        "activation requests "
-        f"{extra.get('activation_requests', 0):,} (requested again {extra.get('requested_again', 0):,}), "
+        f"cards ordered {extra.get('cards_ordered', 0):,}, accounts requested"
+        f" {extra.get('accounts_requested', 0):,}, account-opening requests"
+        f" {extra.get('account_opening_requests', 0):,}, activation requests"
+        f" {extra.get('activation_requests', 0):,} (requested again {extra.get('requested_again', 0):,}), "
         f"decisions {extra.get('decisions', 0):,}, re-examined {extra.get('reexamined', {})}"
     )
     out.print(f"agreements: {report.get('agreements', {})}")

@@ -59,6 +59,14 @@ def account_opening_request_event_id(application_id: str, attempt: int) -> str:
     return event_id("account-opening-requested", application_id, attempt)
 
 
+def bank_request_event_id(application_type: ApplicationType, application_id: str, attempt: int) -> str:
+    """The id of an application's request to its bank at an attempt: an account opening for a new card, an
+    activation for an existing one (the night, its resend and the bank-answer consumer agree on it)."""
+    if application_type is ApplicationType.NEW_CARD:
+        return account_opening_request_event_id(application_id, attempt)
+    return activation_request_event_id(application_id, attempt)
+
+
 def activation_answer_event_id(request_event_id: str) -> str:
     """A bank answers a request once, completed or failed: both answers share the id, so only one applies."""
     return event_id("activation-answered", request_event_id)

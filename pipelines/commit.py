@@ -2,13 +2,16 @@
 
 What needs more than one record (duplicates per person, the agreement join across nights) is done here,
 set-based over the staging tables, calling the pure domain functions for the rules. Earlier applications that
-would lead to a card or a bank request tonight (accepted on a late agreement, a failed activation asked again)
-are verified again against tonight's reference data by the first night's rule. The accepted applications keep
-what a helper personalized from their slots while the transaction decided (`pipelines.personalize_staged`).
+would lead to a bank request tonight (accepted on a late agreement, a refused request due again) are verified
+again against tonight's reference data by the first night's rule. An accepted application's first request to
+its bank (an account opening for a new card, an activation for an existing one) was prepared by a helper while
+the transaction decided (`pipelines.personalize_staged`); the transaction keeps those of the applications it
+accepts. No number is allocated at acceptance: a new card is ORDERED and its account REQUESTED; the bank
+assigns the account number, and a later night numbers the card from the slot the application keeps.
 Everything the night changes commits together: application states and history, agreements, cards, bank
-accounts, outbox events, dead letters, the reconciliation, the checkpoint and the run's status. A crash
-before COMMIT leaves nothing behind; the run is resumed over the same plan, whose slots give the same
-numbers."""
+accounts and their history, outbox events, dead letters, the reconciliation, the checkpoint and the run's
+status. A crash before COMMIT leaves nothing behind; the run is resumed over the same plan, whose requests
+carry the same event ids."""
 
 from __future__ import annotations
 
@@ -19,18 +22,16 @@ import time
 from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any
-
-from psycopg import errors
 
 from issuance.codec.avro import encode_many
 from issuance.crypto import Vault
 from issuance.dead_letter_events import dead_letter_event
 from issuance.domain.agreement import AgreementStatus, check_agreements
 from issuance.domain.duplicates import resolve_duplicates
-from issuance.domain.lifecycle import ApplicationState
+from issuance.domain.lifecycle import ApplicationState, Emit
 from issuance.domain.model import (
     Agreement,
     Applicant,
@@ -44,9 +45,7 @@ from issuance.domain.model import (
     Reason,
     ReferenceData,
 )
-from issuance.domain.personalization import SPEC_VERSION, valid_until
 from issuance.domain.verification import verify
-from issuance.errors import ReconciliationFailed
 from issuance.kafka.outbox_relay import seal_payloads
 from issuance.kafka.topics import Topics
 from issuance.messages import DecisionIssued, decision_event_id, resent_decision_event_id
@@ -54,44 +53,20 @@ from issuance.store import decisions_repo as repo
 from issuance.store.db import copy_rows
 from issuance.store.personalization_repo import apply_personalization
 from issuance.store.reference_repo import lookup_persons
-from issuance.store.run_repo import STAGED_DEAD_LETTER_COLUMNS, Conn, Run, reserve_slots
+from issuance.store.run_repo import STAGED_DEAD_LETTER_COLUMNS, Conn, Run
 from pipelines.faults import crash_point
 from pipelines.personalize import (
+    FIRST_ATTEMPT,
+    BankRequest,
     Candidate,
-    Request,
     SignedAgreement,
-    activation_requests,
     application_shell,
+    application_type,
+    bank_requests,
     local_time,
-    personalize,
+    outbox_rows,
 )
 from pipelines.personalize_staged import personalizing
-
-ONE_ACCOUNT_PER_CARD = "bank_accounts_one_per_card"  # migration 0024
-CARD_COLUMNS = (
-    "card_number",
-    "application_id",
-    "person_key",
-    "card_identification_code",
-    "area_code",
-    "bank_code",
-    "sequence",
-    "issue_date",
-    "valid_until",
-    "spec_version",
-    "status",
-    "run_id",
-)
-ACCOUNT_COLUMNS = (
-    "application_id",
-    "bank_code",
-    "sequence",
-    "account_index",
-    "account_number_enc",
-    "card_number",
-    "status",
-    "run_id",
-)
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,7 +78,6 @@ class NightContext:
     vault: Vault
     topics: Topics
     window_days: int
-    max_activation_attempts: int
     database_url: str  # for the personalization helper's own connections
     personalize_in_process: bool = True  # False: the helper is a process (a big night)
 
@@ -115,16 +89,25 @@ class CommitStats:
     repeated_ids: int = 0  # different applications under a used application id: dead letters
     resent: int = 0  # the same application sent again: its first decision re-issued
     agreements_new: int = 0
-    personalized: int = 0  # verified applications personalized beside the transaction (accepted or not)
-    cards: int = 0
-    accounts: int = 0
+    requests_prepared: int = 0  # first requests the helper built (kept if accepted)
+    cards_ordered: int = 0
+    accounts_requested: int = 0
+    account_opening_requests: int = 0  # first requests and requests again
     activation_requests: int = 0
     requested_again: int = 0
-    retries_rejected: int = 0  # failed activations that no longer pass verification: rejected, not retried
+    retries_rejected: int = 0  # requests due again that no longer pass verification: rejected, not retried
+    cards_cancelled: int = 0  # the ordered cards of those
     decisions: int = 0
     dead_letters: int = 0
     reexamined: dict[str, int] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
+
+    def count_requests(self, requests: list[BankRequest]) -> None:
+        for r in requests:
+            if r.event_type == Emit.ACCOUNT_OPENING_REQUEST.value:
+                self.account_opening_requests += 1
+            else:
+                self.activation_requests += 1
 
 
 _TYPES = {t.value: t for t in ApplicationType}
@@ -132,8 +115,8 @@ _CHANNELS = {c.value: c for c in Channel}
 
 
 def apply_night(conn: Conn, night: NightContext) -> CommitStats:
-    """Every write of the night, in the caller's transaction; the run's verified applications are personalized
-    beside it (`pipelines.personalize_staged`) until cards are written."""
+    """Every write of the night, in the caller's transaction; the run's verified applications' first bank
+    requests are prepared beside it (`pipelines.personalize_staged`) until the acceptances are written."""
     with personalizing(
         night.database_url,
         night.vault,
@@ -142,19 +125,11 @@ def apply_night(conn: Conn, night: NightContext) -> CommitStats:
         night.run.business_date,
         night.window_days,
         in_process=night.personalize_in_process,
-    ) as personalized:
-        try:
-            return _apply_night(conn, night, personalized)
-        except errors.UniqueViolation as exc:
-            if exc.diag.constraint_name != ONE_ACCOUNT_PER_CARD:
-                raise
-            raise ReconciliationFailed(
-                f"run {night.run.run_id}: a card would get a second live bank account (index"
-                f" {ONE_ACCOUNT_PER_CARD}); the night was rolled back: see RUNBOOK.md, 'one account per card'"
-            ) from exc
+    ) as prepared:
+        return _apply_night(conn, night, prepared)
 
 
-def _apply_night(conn: Conn, night: NightContext, personalized: Future[int]) -> CommitStats:
+def _apply_night(conn: Conn, night: NightContext, prepared: Future[int]) -> CommitStats:
     run_id = night.run.run_id
     stats = CommitStats()
     timer = _Timer(stats.timings)
@@ -184,19 +159,19 @@ def _apply_night(conn: Conn, night: NightContext, personalized: Future[int]) -> 
             )
         with timer("history"):
             repo.record_history(conn, run_id)
-            repo.cancel_rejected_cards(conn)
+            stats.cards_cancelled = repo.withdraw_rechecked(conn, run_id).cards
         with timer("resent"):
             stats.resent = _reissue_first_decisions(conn, night, resent)
         with timer("settle_agreements"):
             repo.settle_agreements(conn, run_id, night.run.business_date, night.window_days)
-        with timer("personalized_wait"):
-            stats.personalized = personalized.result()
+        with timer("prepared_wait"):
+            stats.requests_prepared = prepared.result()
             repo.analyze(conn, "staged_personalized")
-        with timer("allocate"):
-            _allocate_and_request(conn, night, stats)
+        with timer("accept"):
+            _accept(conn, night, stats)
         crash_point("allocated")
         with timer("request_again"):
-            _request_failed_again(conn, night, stats)
+            _request_again(conn, night, stats)
         with timer("decision_events"):
             events = encoded.result()
             copy_rows(conn, "outbox", repo.OUTBOX_COLUMNS, events)
@@ -304,11 +279,13 @@ def _reissue_first_decisions(conn: Conn, night: NightContext, resent: list[repo.
 
 def _decide_duplicates(conn: Conn, run_id: int) -> None:
     decisions = []
-    rows = conn.execute(repo.CONTESTED_QUERY, {"run": run_id}).fetchall()
-    for _key, group in itertools.groupby(rows, key=lambda r: bytes(r[0])):
+    for _key, group in itertools.groupby(repo.contested(conn, run_id), key=_PERSON):
         members = list(group)
-        shells = [application_shell(str(r[1]), "NEW_CARD", "", r[2], int(r[3])) for r in members]
-        resolution = resolve_duplicates(shells, open_elsewhere=bool(members[0][4]))
+        shells = [
+            application_shell(r.application_id, "NEW_CARD", "", r.submitted_at, r.submitted_utc_offset)
+            for r in members
+        ]
+        resolution = resolve_duplicates(shells, open_elsewhere=members[0].open_elsewhere)
         for duplicate in resolution.duplicates:
             decisions.append(
                 (
@@ -324,14 +301,15 @@ def _decide_duplicates(conn: Conn, run_id: int) -> None:
     copy_rows(conn, "run_decisions", repo.DECISION_COLUMNS, decisions)
 
 
-def _candidates(conn: Conn, run_id: int) -> Iterator[list[tuple[Any, ...]]]:
+def _candidates(conn: Conn, run_id: int) -> Iterator[list[repo.AgreementCandidate]]:
     """Pages of (application, pending agreement) rows; an application's rows never span two pages."""
-    carry: list[tuple[Any, ...]] = []
-    for page in repo.stream(conn, repo.CANDIDATES_QUERY, {"run": run_id}):
-        rows = carry + page
-        last_id = rows[-1][0]
+    carry: list[repo.AgreementCandidate] = []
+    params = {"run": run_id, "awaiting": _AWAITING}
+    for page in repo.stream(conn, repo.CANDIDATES_QUERY, params):
+        rows = carry + [repo.AgreementCandidate._make(row) for row in page]
+        last_id = rows[-1].application_id
         cut = len(rows)
-        while cut > 0 and rows[cut - 1][0] == last_id:
+        while cut > 0 and rows[cut - 1].application_id == last_id:
             cut -= 1
         yield rows[:cut]
         carry = rows[cut:]
@@ -347,7 +325,7 @@ def _decide_agreements(conn: Conn, night: NightContext, timer: _Timer) -> dict[s
     decides."""
     business_date = night.run.business_date
     reexamined: dict[str, int] = {}
-    pages: queue.SimpleQueue[list[tuple[Any, ...]] | None] = queue.SimpleQueue()
+    pages: queue.SimpleQueue[list[repo.AgreementCandidate] | None] = queue.SimpleQueue()
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="agreement-join") as pool:
         decided = pool.submit(_decide_queued, pages, night, business_date, reexamined)
         try:
@@ -363,7 +341,7 @@ def _decide_agreements(conn: Conn, night: NightContext, timer: _Timer) -> dict[s
 
 
 def _decide_queued(
-    pages: queue.SimpleQueue[list[tuple[Any, ...]] | None],
+    pages: queue.SimpleQueue[list[repo.AgreementCandidate] | None],
     night: NightContext,
     business_date: date,
     reexamined: dict[str, int],
@@ -374,27 +352,30 @@ def _decide_queued(
     return decisions
 
 
-_FIRST = operator.itemgetter(0)
+_APPLICATION = operator.attrgetter("application_id")
+_PERSON = operator.attrgetter("person_key")
 _SUBMITTED, _AWAITING = ApplicationState.SUBMITTED.value, ApplicationState.AWAITING_AGREEMENT.value
-_REQUESTED, _REJECTED = ApplicationState.ACCEPTED.value, ApplicationState.REJECTED.value
+_ACCEPTED, _REJECTED = ApplicationState.ACCEPTED.value, ApplicationState.REJECTED.value
 
 
 def _decide_page(
-    page: list[tuple[Any, ...]], night: NightContext, business_date: date, reexamined: dict[str, int]
+    page: list[repo.AgreementCandidate], night: NightContext, business_date: date, reexamined: dict[str, int]
 ) -> list[tuple[Any, ...]]:
     """Decisions for one page of (application, pending agreement) rows; re-examinations counted by state."""
     decisions: list[tuple[Any, ...]] = []
     banks, window_days = night.catalog.banks, night.window_days
-    for application_id, group in itertools.groupby(page, key=_FIRST):
+    for application_id, group in itertools.groupby(page, key=_APPLICATION):
         rows = list(group)
         first = rows[0]
-        is_new = bool(first[1])
-        application = application_shell(application_id, first[2], first[3], first[4], first[5])
-        agreements = [
-            Agreement(r[6], application_id, r[7], r[8], r[9], r[10], _CHANNELS[r[11]])
-            for r in rows
-            if r[6] is not None
-        ]
+        is_new = first.is_new
+        application = application_shell(
+            application_id,
+            first.application_type,
+            first.bank_code,
+            first.submitted_at,
+            first.submitted_utc_offset,
+        )
+        agreements = [_agreement(r) for r in rows if r.agreement_id is not None]
         bank = banks.get(application.bank_code) or Bank(application.bank_code, "", "", "")
         outcome = check_agreements(application, agreements, bank, business_date, window_days)
         status = outcome.status
@@ -402,7 +383,7 @@ def _decide_page(
         agreement_id: str | None
         if status == AgreementStatus.ACCEPTED:
             assert outcome.agreement is not None
-            state, reasons, agreement_id = _REQUESTED, [], outcome.agreement.agreement_id
+            state, reasons, agreement_id = _ACCEPTED, [], outcome.agreement.agreement_id
         elif status == AgreementStatus.AWAITING:
             if not is_new:
                 continue  # still waiting: nothing changes
@@ -416,11 +397,25 @@ def _decide_page(
     return decisions
 
 
+def _agreement(row: repo.AgreementCandidate) -> Agreement:
+    """The agreement on a candidate row that has one."""
+    assert row.agreement_id is not None and row.signed_at is not None and row.channel is not None
+    return Agreement(
+        row.agreement_id,
+        row.application_id,
+        str(row.agreement_bank_code),
+        str(row.terms_version),
+        str(row.document_sha256),
+        row.signed_at,
+        _CHANNELS[row.channel],
+    )
+
+
 @dataclass(frozen=True, slots=True)
 class Recheck:
-    """An earlier application about to lead to a card or a bank request tonight, as verification sees it."""
+    """An earlier application about to lead to a bank request tonight, as verification sees it."""
 
-    from_state: str  # AWAITING_AGREEMENT (accepted on a late agreement) or ACTIVATION_FAILED (a retry)
+    from_state: str  # AWAITING_AGREEMENT (accepted on a late agreement) or ACCEPTED (a request due again)
     agreement_id: str | None
     application: Application
     person_key: bytes
@@ -451,68 +446,51 @@ def recheck(
     return rejections
 
 
-def _recheck_reference(conn: Conn, night: NightContext, reexamined: dict[str, int]) -> int:
-    """The applications accepted tonight on a late agreement and the failed activations about to be requested
-    again are verified again (issuing area approved, bank cooperating there, person in the registry and
-    insured, existing cards); one that no longer passes is rejected with the ordinary reason codes. Returns
-    how many failed activations were rejected instead of requested again."""
-    vault = night.vault
-    candidates = [
-        Recheck(
-            from_state,
-            agreement_id,
-            Application(
-                application_id,
-                _TYPES[application_type],
-                branch_code,
-                bank_code,
-                _CHANNELS[channel],
-                Applicant(vault.decrypt(id_enc), vault.decrypt(name_enc), _opened(vault, phone_enc) or ""),
-                tuple(Material(m) for m in materials),
-                local_time(submitted_at, int(utc_offset)),
-                card_number,
-                _opened(vault, guardian_enc),
+def _as_recheck(row: repo.Rechecked, vault: Vault) -> Recheck:
+    """A stored application, opened for verification."""
+    guardian = _opened(vault, row.guardian_id_enc)
+    return Recheck(
+        row.from_state,
+        row.agreement_id,
+        Application(
+            row.application_id,
+            _TYPES[row.application_type],
+            row.branch_code,
+            row.bank_code,
+            _CHANNELS[row.channel],
+            Applicant(
+                vault.decrypt(row.id_number_enc),
+                vault.decrypt(row.name_enc),
+                _opened(vault, row.phone_enc) or "",
             ),
-            bytes(person_key),
-            bool(card_registered),
-            bool(issued_card_holder),
-        )
-        for (
-            from_state,
-            agreement_id,
-            application_id,
-            application_type,
-            branch_code,
-            bank_code,
-            channel,
-            person_key,
-            id_enc,
-            name_enc,
-            phone_enc,
-            guardian_enc,
-            card_number,
-            materials,
-            submitted_at,
-            utc_offset,
-            card_registered,
-            issued_card_holder,
-        ) in conn.execute(repo.RECHECK_QUERY, {"max_attempts": night.max_activation_attempts})
-    ]
-    candidates = [
-        replace(c, guardian_key=vault.blind_index(guardian))
-        if (guardian := c.application.guardian_id_number)
-        else c
-        for c in candidates
-    ]
+            tuple(Material(m) for m in row.materials),
+            local_time(row.submitted_at, int(row.submitted_utc_offset)),
+            row.card_number,
+            guardian,
+        ),
+        bytes(row.person_key),
+        row.card_registered,
+        row.issued_card_holder,
+        vault.blind_index(guardian) if guardian else None,
+    )
+
+
+def _recheck_reference(conn: Conn, night: NightContext, reexamined: dict[str, int]) -> int:
+    """The applications accepted tonight on a late agreement and the refused requests due again are verified
+    again (issuing area approved, bank cooperating there, person in the registry and insured, existing cards);
+    one that no longer passes is rejected with the ordinary reason codes (a request due again:
+    RECHECK_REJECTED). Returns how many requests due again were rejected instead of requested again."""
+    vault = night.vault
+    candidates = [_as_recheck(row, vault) for row in repo.rechecked(conn)]
     keys = {c.person_key for c in candidates} | {c.guardian_key for c in candidates if c.guardian_key}
     persons = lookup_persons(conn, vault, keys, [c.application.application_id for c in candidates])
     rejections = recheck(candidates, persons, night.catalog)
     repo.reject_rechecked(conn, rejections)
     again = sum(1 for r in rejections if r[1] == _AWAITING)
     if again:
-        reexamined[_REQUESTED] -= again
-        if not reexamined[_REQUESTED]:
-            del reexamined[_REQUESTED]
+        reexamined[_ACCEPTED] -= again
+        if not reexamined[_ACCEPTED]:
+            del reexamined[_ACCEPTED]
         reexamined[_REJECTED] = reexamined.get(_REJECTED, 0) + again
     return len(rejections) - again
 
@@ -530,155 +508,65 @@ def _signed(
     return SignedAgreement(agreement_id, terms_version, document_sha256)
 
 
-def _allocate_and_request(conn: Conn, night: NightContext, stats: CommitStats) -> None:
-    """Cards, accounts and activation requests of the accepted applications: those read tonight as the Beam
-    workers personalized them, those accepted on re-examination personalized here from the slot they kept."""
+def _accept(conn: Conn, night: NightContext, stats: CommitStats) -> None:
+    """The accepted applications' cards (ORDERED), accounts (REQUESTED) and first bank requests: those read
+    tonight with the requests the helper prepared, those accepted on re-examination with requests built
+    here."""
     run = night.run
     topics = {bank: night.topics.bank_requests(bank) for bank in night.catalog.banks}
-    cards, accounts, requests = repo.insert_personalized(
-        conn, run.run_id, run.business_date, valid_until(run.business_date), SPEC_VERSION, topics
+    accepted = repo.insert_accepted(conn, run.run_id, topics)
+    stats.cards_ordered += accepted.cards
+    stats.accounts_requested += accepted.accounts
+    stats.account_opening_requests += accepted.account_openings
+    stats.activation_requests += accepted.activations
+    after = ""
+    while page := repo.reexamined_accepted(conn, after, repo.FETCH_SIZE):
+        requests = bank_requests(
+            [_requesting(r, night.vault, FIRST_ATTEMPT) for r in page],
+            night.vault,
+            run.run_id,
+            datetime.now(UTC),
+        )
+        copy_rows(conn, "outbox", repo.OUTBOX_COLUMNS, outbox_rows(requests, topics, run.run_id))
+        stats.count_requests(requests)
+        after = page[-1].application_id
+
+
+def _requesting(row: repo.Requesting, vault: Vault, attempt: int) -> Candidate:
+    """A stored accepted application, opened for its bank request."""
+    return Candidate(
+        row.application_id,
+        application_type(row.application_type),
+        row.bank_code,
+        row.branch_code,
+        row.area_code,
+        row.card_number,
+        _opened(vault, row.account_number_enc),
+        vault.decrypt(row.id_number_enc),
+        vault.decrypt(row.name_enc),
+        attempt,
+        _signed(row.agreement_id, row.terms_version, row.document_sha256),
     )
-    stats.cards += cards
-    stats.accounts += accounts
-    stats.activation_requests += requests
-    for page in repo.pages(conn, repo.REEXAMINED_ACCEPTED_QUERY, {}):
-        _personalize_reexamined(conn, night, stats, page)
 
 
-def _personalize_reexamined(
-    conn: Conn, night: NightContext, stats: CommitStats, page: list[tuple[Any, ...]]
-) -> None:
+def _request_again(conn: Conn, night: NightContext, stats: CommitStats) -> None:
+    """REQUESTED_AGAIN: a refused request with attempts left (`retry_due`) that passed tonight's re-check is
+    sent again, attempt = the bank's refusals so far + 1, the same kind of request as the first."""
     run = night.run
-    vault = night.vault
-    applicants = []
-    person_keys = {}
-    for row in page:
-        application_id, application_type, bank_code, area_code, person_key, card, id_enc, name_enc = row[:8]
-        attempts, slot, agreement_id, terms_version, document_sha256 = row[8:13]
-        if slot is None:  # submitted before slots were reserved with the plan (migration 0009)
-            slot = reserve_slots(conn, 1)
-        person_keys[application_id] = person_key
-        applicants.append(
-            Candidate(
-                application_id,
-                application_type,
-                bank_code,
-                area_code,
-                card,
-                vault.decrypt(id_enc),
-                vault.decrypt(name_enc),
-                int(slot),
-                int(attempts) + 1,
-                _signed(agreement_id, terms_version, document_sha256),
-            )
-        )
-    personalized = personalize(applicants, night.catalog.banks, vault, run.run_id, datetime.now(UTC))
-    until = valid_until(run.business_date)
-    cards = [
-        (
-            p.new_card_number,
-            a.application_id,
-            person_keys[a.application_id],
-            p.card_identification_code,
-            a.area_code,
-            a.bank_code,
-            p.slot,
-            run.business_date,
-            until,
-            SPEC_VERSION,
-            "IN_PRODUCTION",
-            run.run_id,
-        )
-        for a, p in zip(applicants, personalized, strict=True)
-        if p.new_card_number is not None
-    ]
-    accounts = [
-        (
-            a.application_id,
-            a.bank_code,
-            p.slot,
-            p.account_index,
-            p.account_number_enc,
-            p.card_number,
-            "REQUESTED",
-            run.run_id,
-        )
-        for a, p in zip(applicants, personalized, strict=True)
-    ]
-    outbox = [
-        (
-            p.request_event_id,
-            night.topics.bank_requests(a.bank_code),
-            a.application_id.encode(),
-            p.request_payload,
-            "ActivationRequested",
-            run.run_id,
-            True,
-        )
-        for a, p in zip(applicants, personalized, strict=True)
-    ]
-    copy_rows(conn, "cards", CARD_COLUMNS, cards)
-    copy_rows(conn, "bank_accounts", ACCOUNT_COLUMNS, accounts)
-    copy_rows(conn, "outbox", repo.OUTBOX_COLUMNS, outbox)
-    stats.cards += len(cards)
-    stats.accounts += len(accounts)
-    stats.activation_requests += len(outbox)
-
-
-def _request_failed_again(conn: Conn, night: NightContext, stats: CommitStats) -> None:
-    """Failed activations with attempts left are requested again (attempt = failures so far + 1), with the
-    numbers they were given."""
-    vault = night.vault
-    rows = conn.execute(repo.RETRY_QUERY, (night.max_activation_attempts,)).fetchall()
-    requests = [
-        Request(
-            Candidate(
-                application_id,
-                application_type,
-                bank_code,
-                None,
-                number,
-                vault.decrypt(id_enc),
-                vault.decrypt(name_enc),
-                0,
-                int(attempts) + 1,
-                _signed(agreement_id, terms_version, document_sha256),
-            ),
-            number,
-            cic,
-            _opened(vault, account_enc),
-        )
-        for (
-            application_id,
-            application_type,
-            bank_code,
-            attempts,
-            id_enc,
-            name_enc,
-            number,
-            cic,
-            account_enc,
-            agreement_id,
-            terms_version,
-            document_sha256,
-        ) in rows
-    ]
-    sealed = activation_requests(requests, vault, night.run.run_id, datetime.now(UTC))
-    outbox = [
-        (
-            event_id,
-            night.topics.bank_requests(r.candidate.bank_code),
-            r.candidate.application_id.encode(),
-            payload,
-            "ActivationRequested",
-            night.run.run_id,
-            True,
-        )
-        for r, (event_id, payload) in zip(requests, sealed, strict=True)
-    ]
-    repo.mark_requested_again(conn, night.run.run_id, [r[0] for r in rows], [e[0] for e in outbox])
-    copy_rows(conn, "outbox", repo.OUTBOX_COLUMNS, outbox)
-    stats.requested_again = len(outbox)
+    topics = {bank: night.topics.bank_requests(bank) for bank in night.catalog.banks}
+    due = repo.due_again(conn)
+    requests = bank_requests(
+        [_requesting(r, night.vault, int(r.bank_refusals) + 1) for r in due],
+        night.vault,
+        run.run_id,
+        datetime.now(UTC),
+    )
+    repo.mark_requested_again(
+        conn, run.run_id, [r.application_id for r in due], [r.event_id for r in requests]
+    )
+    copy_rows(conn, "outbox", repo.OUTBOX_COLUMNS, outbox_rows(requests, topics, run.run_id))
+    stats.count_requests(requests)
+    stats.requested_again = len(requests)
 
 
 def _sealed(vault: Vault, rows: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:

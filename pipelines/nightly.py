@@ -272,7 +272,6 @@ def run(
             vault,
             topics,
             settings.agreement_window_days,
-            settings.max_activation_attempts,
             endpoints.database_url,
             personalize_in_process=planned < settings.parallel_from_records,
         )
@@ -311,12 +310,14 @@ def _commit(conn: Any, night: NightContext, topics: Topics) -> dict[str, Any]:
             stats = apply_night(conn, night)
             report = reconcile(conn, run_id, topics.applications, topics.agreements)
             report["run"] = {
-                "cards": stats.cards,
-                "bank_accounts": stats.accounts,
+                "cards_ordered": stats.cards_ordered,
+                "accounts_requested": stats.accounts_requested,
+                "account_opening_requests": stats.account_opening_requests,
                 "activation_requests": stats.activation_requests,
                 "requested_again": stats.requested_again,
                 "retries_rejected": stats.retries_rejected,  # no longer pass verification: not retried
-                "personalized_verified": stats.personalized,  # accepted or not
+                "cards_cancelled": stats.cards_cancelled,  # the ordered cards of those
+                "requests_prepared": stats.requests_prepared,  # built by the helper, kept if accepted
                 "decisions": stats.decisions,
                 "dead_letters": stats.dead_letters,
                 "repeated_application_ids": stats.repeated_ids,

@@ -1,40 +1,41 @@
-"""Personalization: the numbers an accepted application's card and account carry, and its activation request.
+"""The requests the night sends an accepted application's bank: the one place that builds them and seals them.
 
-Numbers come from the application's slot. When a run is planned it reserves one slot per application record of
-its plan (the `slot` counter); a record's slot is its position among those records, in plan order. A slot is
-therefore unique system-wide and fixed by the stored plan, so the numbers are known as soon as a record is
-read: the Beam workers personalize every application that passes verification, in parallel, and the final
-transaction keeps what it accepts. A re-run over the same plan computes the same numbers; the slots of
-rejected applications stay unused (sequences have gaps, never repeats). An application accepted in a later run
-(a late agreement) is personalized then, from the slot it kept.
+Accepting an application allocates no number any more. The bank opens a new card's account and assigns its
+number (its AccountOpened answer); a later night personalizes the card (card number, card identification
+code) from the slot the application keeps. What the night sends at acceptance, and again after a refusal with
+attempts left, is one request on the bank's own topic (`bank.<B>.requests`), keyed by application id:
 
-The card sequence and the account sequence are both the slot (`issuance.domain.numbers` derives the card
-number, the card identification code and the account number from them). Only a new card gets an account
-number: it is personalized on the chip with the card. An existing card (FINANCIAL_ACTIVATION) already carries
-the account bound to it when it was personalized; its activation request names the card, and the bank switches
-that account on, so no number is allocated for it.
+- NEW_CARD: an **AccountOpeningRequested** with the holder's ID number and name, the issuing area, the branch
+  and the signed agreement (id, terms version, document hash);
+- FINANCIAL_ACTIVATION: an **ActivationRequested** (v2) naming the card and the agreement, with the bank's
+  number of the card's account when the card is one this system issued (`account_number`; null for a card of
+  the person registry, whose account the bank finds by the card).
 
-The activation request carries the agreement the application was accepted on (id, terms version, document
-hash), so that the bank can tie the account to the signed document.
+Both carry personal data, so both are sealed in the outbox (`payload_encrypted`). Event ids are
+`issuance.messages.bank_request_event_id(type, application, attempt)`: a re-run of a night builds the same
+ids.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
+from typing import Any
 
 from issuance.codec.avro import encode_many
 from issuance.crypto import Vault
-from issuance.domain.model import Applicant, Application, ApplicationType, Bank, Channel
-from issuance.domain.numbers import bank_account_number, card_identification_code, card_number
+from issuance.domain.lifecycle import Emit
+from issuance.domain.model import Applicant, Application, ApplicationType, Channel
 from issuance.kafka.outbox_relay import seal_payloads
-from issuance.messages import ActivationRequested, activation_request_event_id
+from issuance.messages import bank_request_event_id
+
+FIRST_ATTEMPT = 1
 
 
 @dataclass(frozen=True, slots=True)
 class SignedAgreement:
-    """The agreement an application was accepted on, as its activation request names it."""
+    """The agreement an application was accepted on, as its bank request names it."""
 
     agreement_id: str
     terms_version: str
@@ -43,140 +44,162 @@ class SignedAgreement:
 
 @dataclass(frozen=True, slots=True)
 class Candidate:
-    """An application about to be personalized, with the holder's data in clear (never stored so)."""
+    """An accepted application about to be sent to its bank, with the holder's data in clear (never stored
+    so)."""
 
     application_id: str
-    application_type: str
+    application_type: ApplicationType
     bank_code: str
-    area_code: str | None
-    existing_card: str | None  # FINANCIAL_ACTIVATION: the card whose savings function is activated
+    branch_code: str
+    area_code: str | None  # NEW_CARD: the issuing area of the branch
+    card_number: str | None  # FINANCIAL_ACTIVATION: the card whose savings function is activated
+    account_number: str | None  # FINANCIAL_ACTIVATION of a card this system issued: the bank's number
     holder_id_number: str
     holder_name: str
-    slot: int
-    attempt: int  # of the activation request: 1, or failures so far + 1
+    attempt: int  # 1, or the bank's refusals so far + 1
     agreement: SignedAgreement | None  # None only for applications accepted before requests carried it
 
     def __repr__(self) -> str:  # never print the personal fields
-        return f"Candidate(application_id={self.application_id!r}, slot={self.slot})"
+        return f"Candidate(application_id={self.application_id!r}, attempt={self.attempt})"
 
 
 @dataclass(frozen=True, slots=True)
-class Personalized:
-    """What is kept for an accepted application: numbers, the sealed account number and the sealed request."""
+class BankRequest:
+    """An outbox row to be: one request to the application's bank."""
 
     application_id: str
-    slot: int
-    new_card_number: str | None  # NEW_CARD only
-    card_identification_code: str | None  # NEW_CARD only
-    card_number: str  # the card the account belongs to (new or existing)
-    account_index: bytes | None  # None for an existing card: the bank finds its account by the card
-    account_number_enc: bytes | None
-    agreement_id: str | None
-    request_event_id: str
-    request_payload: bytes  # ActivationRequested, sealed: it carries the holder's ID number and name
+    bank_code: str
+    event_id: str
+    event_type: str  # AccountOpeningRequested or ActivationRequested
+    payload: bytes  # the Avro bytes, sealed when `sealed`
+    sealed: bool
+    agreement_id: str | None  # the agreement it names (the final transaction checks it is the accepted one)
 
-
-def personalize(
-    candidates: Sequence[Candidate],
-    banks: Mapping[str, Bank],
-    vault: Vault,
-    run_id: int,
-    requested_at: datetime,
-) -> list[Personalized]:
-    """Personalize a batch (account numbers and requests sealed as one batch each)."""
-    numbers = [_numbers(a, banks[a.bank_code]) for a in candidates]
-    requests = activation_requests(
-        [
-            Request(a, card, cic, account)
-            for a, (_new, cic, card, account) in zip(candidates, numbers, strict=True)
-        ],
-        vault,
-        run_id,
-        requested_at,
-    )
-    sealed_accounts = vault.encrypt_many(account for _new, _cic, _card, account in numbers)
-    return [
-        Personalized(
-            a.application_id,
-            a.slot,
-            new,
-            cic,
-            card,
-            None if account is None else vault.blind_index(account),
-            sealed_account,
-            a.agreement.agreement_id if a.agreement else None,
-            event_id,
-            payload,
-        )
-        for a, (new, cic, card, account), sealed_account, (event_id, payload) in zip(
-            candidates, numbers, sealed_accounts, requests, strict=True
-        )
-    ]
+    def __repr__(self) -> str:
+        return f"BankRequest(event_id={self.event_id!r}, event_type={self.event_type!r})"
 
 
 @dataclass(frozen=True, slots=True)
-class Request:
-    """An activation request to build: who, and the numbers of the card and the account."""
+class _Kind:
+    """How one request kind is built: its record and whether its payload is sealed."""
 
-    candidate: Candidate
-    card_number: str
-    card_identification_code: str | None
-    account_number: str | None  # None for an existing card
-
-    def __repr__(self) -> str:  # never print the account number
-        return f"Request({self.candidate!r})"
+    event_type: str
+    record: Callable[[Candidate, str, str, int], dict[str, Any]]
+    sealed: bool
 
 
-def activation_requests(
-    requests: Sequence[Request], vault: Vault, run_id: int, requested_at: datetime
-) -> list[tuple[str, bytes]]:
-    """(event id, sealed ActivationRequested) per request, encoded and sealed as one batch."""
-    event_ids = [
-        activation_request_event_id(r.candidate.application_id, r.candidate.attempt) for r in requests
-    ]
+def _account_opening_record(c: Candidate, event_id: str, requested_at: str, run_id: int) -> dict[str, Any]:
+    if c.area_code is None or c.agreement is None:
+        raise ValueError(
+            f"application {c.application_id}: an account opening needs the area and the agreement"
+        )
+    return {
+        "event_id": event_id,
+        "application_id": c.application_id,
+        "bank_code": c.bank_code,
+        "attempt": c.attempt,
+        "holder_id_number": c.holder_id_number,
+        "holder_name": c.holder_name,
+        "area_code": c.area_code,
+        "branch_code": c.branch_code,
+        "agreement_id": c.agreement.agreement_id,
+        "terms_version": c.agreement.terms_version,
+        "document_sha256": c.agreement.document_sha256,
+        "requested_at": requested_at,
+        "run_id": run_id,
+    }
+
+
+def _activation_record(c: Candidate, event_id: str, requested_at: str, run_id: int) -> dict[str, Any]:
+    if c.card_number is None:
+        raise ValueError(f"application {c.application_id}: an activation needs the card it activates")
+    return {
+        "event_id": event_id,
+        "application_id": c.application_id,
+        "bank_code": c.bank_code,
+        "application_type": c.application_type.value,
+        "attempt": c.attempt,
+        "card_number": c.card_number,
+        "card_identification_code": None,
+        "account_number": c.account_number,
+        "holder_id_number": c.holder_id_number,
+        "holder_name": c.holder_name,
+        "requested_at": requested_at,
+        "run_id": run_id,
+        "agreement_id": c.agreement.agreement_id if c.agreement else None,
+        "terms_version": c.agreement.terms_version if c.agreement else None,
+        "document_sha256": c.agreement.document_sha256 if c.agreement else None,
+    }
+
+
+# Personal data (the holder's ID number and name, an account number): both kinds are sealed. The event types
+# are the lifecycle's emits, named after their Avro records.
+_KINDS = {
+    ApplicationType.NEW_CARD: _Kind(Emit.ACCOUNT_OPENING_REQUEST.value, _account_opening_record, sealed=True),
+    ApplicationType.FINANCIAL_ACTIVATION: _Kind(
+        Emit.ACTIVATION_REQUEST.value, _activation_record, sealed=True
+    ),
+}
+
+
+def bank_requests(
+    candidates: Sequence[Candidate], vault: Vault, run_id: int, requested_at: datetime
+) -> list[BankRequest]:
+    """One request per candidate, in order: encoded per kind in batches, sealed as one batch."""
     requested = requested_at.isoformat()
-    payloads = encode_many(
-        ActivationRequested.RECORD,
+    event_ids = [bank_request_event_id(c.application_type, c.application_id, c.attempt) for c in candidates]
+    payloads: list[bytes] = [b""] * len(candidates)
+    for application_type, kind in _KINDS.items():
+        positions = [i for i, c in enumerate(candidates) if c.application_type is application_type]
+        encoded = encode_many(
+            kind.event_type,
+            (kind.record(candidates[i], event_ids[i], requested, run_id) for i in positions),
+        )
+        for i, payload in zip(positions, encoded, strict=True):
+            payloads[i] = payload
+    to_seal = [i for i, c in enumerate(candidates) if _KINDS[c.application_type].sealed]
+    for i, sealed in zip(to_seal, seal_payloads(vault, [payloads[i] for i in to_seal]), strict=True):
+        payloads[i] = sealed
+    return [
+        BankRequest(
+            c.application_id,
+            c.bank_code,
+            event_id,
+            _KINDS[c.application_type].event_type,
+            payload,
+            _KINDS[c.application_type].sealed,
+            c.agreement.agreement_id if c.agreement else None,
+        )
+        for c, event_id, payload in zip(candidates, event_ids, payloads, strict=True)
+    ]
+
+
+def outbox_rows(
+    requests: Sequence[BankRequest], topics: Mapping[str, str], run_id: int
+) -> list[tuple[Any, ...]]:
+    """Outbox rows (`decisions_repo.OUTBOX_COLUMNS`) of requests, on each bank's request topic."""
+    return [
         (
-            {
-                "event_id": event_id,
-                "application_id": r.candidate.application_id,
-                "bank_code": r.candidate.bank_code,
-                "application_type": r.candidate.application_type,
-                "attempt": r.candidate.attempt,
-                "card_number": r.card_number,
-                "card_identification_code": r.card_identification_code,
-                "account_number": r.account_number,
-                "holder_id_number": r.candidate.holder_id_number,
-                "holder_name": r.candidate.holder_name,
-                "requested_at": requested,
-                "run_id": run_id,
-                "agreement_id": r.candidate.agreement.agreement_id if r.candidate.agreement else None,
-                "terms_version": r.candidate.agreement.terms_version if r.candidate.agreement else None,
-                "document_sha256": r.candidate.agreement.document_sha256 if r.candidate.agreement else None,
-            }
-            for r, event_id in zip(requests, event_ids, strict=True)
-        ),
-    )
-    return list(zip(event_ids, seal_payloads(vault, payloads), strict=True))
-
-
-def _numbers(candidate: Candidate, bank: Bank) -> tuple[str | None, str | None, str, str | None]:
-    """(new card number, card identification code, card of the account, account number or None)."""
-    if candidate.application_type == ApplicationType.NEW_CARD.value:
-        if candidate.area_code is None:
-            raise ValueError(f"application {candidate.application_id}: a new card needs an issuing area")
-        new = card_number(candidate.slot)
-        account = bank_account_number(bank.bin, candidate.slot)
-        return new, card_identification_code(candidate.area_code, candidate.slot), new, account
-    if candidate.existing_card is None:
-        raise ValueError(f"application {candidate.application_id}: activation needs the existing card")
-    return None, None, candidate.existing_card, None  # the card carries its account already
+            r.event_id,
+            topics[r.bank_code],
+            r.application_id.encode(),
+            r.payload,
+            r.event_type,
+            run_id,
+            r.sealed,
+        )
+        for r in requests
+    ]
 
 
 _TYPES = {t.value: t for t in ApplicationType}
 _ZONES: dict[int, timezone] = {}  # a night's applications come from a handful of UTC offsets
 _NO_APPLICANT = Applicant("", "", "")  # the rules after verification never read personal data
+
+
+def application_type(value: str) -> ApplicationType:
+    """An application type as stored."""
+    return _TYPES[value]
 
 
 def local_time(submitted_at: datetime, utc_offset: int) -> datetime:

@@ -1,6 +1,6 @@
 """Reconciliation of one run, per run and per branch: every application read is accounted for exactly once.
 
-    read = personalized or activation-requested + rejected + waiting for agreement + dead-lettered + re-sent
+    read = accepted + rejected + awaiting agreement + dead-lettered + re-sent
 
 A re-sent record (the same application sent again under its id) is read and accounted for as `resent`: it got
 its application's first decision again, and the application itself is counted once, in the run that first
@@ -16,22 +16,21 @@ from __future__ import annotations
 
 from typing import Any
 
+from issuance.domain.lifecycle import ApplicationState
 from issuance.store.run_repo import Conn
 from pipelines.lifecycle_report import lifecycle_report
 
-OUTCOMES = ("activation_requested", "rejected", "awaiting_agreement", "dead_lettered", "resent")
+OUTCOMES = ("accepted", "rejected", "awaiting_agreement", "dead_lettered", "resent")
 UNKNOWN_BRANCH = "(unknown)"
 
+# The run's applications by the state they are in when it commits: accepted ones are sent to the bank (the
+# later states of an accepted application count where it was accepted, should a run be reconciled again).
 _OUTCOME_OF_STATE = {
-    "PERSONALIZED": "activation_requested",
-    "ACTIVATION_REQUESTED": "activation_requested",
-    "ACTIVE": "activation_requested",
-    "ACTIVATION_FAILED": "activation_requested",
-    "ACCEPTED": "activation_requested",  # sent to the bank (account opening or activation)
-    "COMPLETED": "activation_requested",
-    "FAILED": "activation_requested",
-    "REJECTED": "rejected",
-    "AWAITING_AGREEMENT": "awaiting_agreement",
+    ApplicationState.ACCEPTED: "accepted",
+    ApplicationState.COMPLETED: "accepted",
+    ApplicationState.FAILED: "accepted",
+    ApplicationState.REJECTED: "rejected",
+    ApplicationState.AWAITING_AGREEMENT: "awaiting_agreement",
 }
 
 
@@ -73,7 +72,7 @@ def reconcile(conn: Conn, run_id: int, applications_topic: str, agreements_topic
         (run_id,),
     ):
         line = outcomes.setdefault(str(branch), {})
-        key = _OUTCOME_OF_STATE[str(state)]
+        key = _OUTCOME_OF_STATE[ApplicationState(state)]
         line[key] = line.get(key, 0) + int(n)
     for branch, n in conn.execute(
         "SELECT coalesce(branch_code, %s), count(*) FROM dead_letters WHERE run_id = %s AND source_topic = %s"

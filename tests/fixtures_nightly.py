@@ -115,6 +115,15 @@ def states(database_url: str) -> dict[str, tuple[str, list[str]]]:
     return {str(a): (str(s), sorted(r)) for a, s, r in rows}
 
 
+# The generator's names of an accepted application before the lifecycle (sent to the bank, not answered yet).
+_LIFECYCLE_STATE = {"PERSONALIZED": "ACCEPTED", "ACTIVATION_REQUESTED": "ACCEPTED"}
+
+
+def lifecycle_state(expected_state: str) -> str:
+    """A state of `expected.jsonl` as the lifecycle names it."""
+    return _LIFECYCLE_STATE.get(expected_state, expected_state)
+
+
 def expected_after(expected: list[dict[str, Any]], business_date: str) -> dict[str, tuple[str, list[str]]]:
     """Each application's expected state and reasons after the night of `business_date` (no bank answers)."""
     out = {}
@@ -123,7 +132,7 @@ def expected_after(expected: list[dict[str, Any]], business_date: str) -> dict[s
             continue
         steps = [s for s in line["timeline"] if s["business_date"] <= business_date]
         if steps:
-            out[line["application_id"]] = (steps[-1]["state"], sorted(steps[-1]["reasons"]))
+            out[line["application_id"]] = (lifecycle_state(steps[-1]["state"]), sorted(steps[-1]["reasons"]))
     return out
 
 
@@ -147,11 +156,13 @@ def end_state(database_url: str) -> dict[str, Any]:
         " application_history"
         " ORDER BY application_id, id",
         "cards": "SELECT application_id, card_number, card_identification_code, sequence,"
-        " issue_date, valid_until,"
+        " issue_date, valid_until, status, branch_code,"
         " bank_code FROM cards ORDER BY application_id",
-        "accounts": "SELECT application_id, bank_code, sequence, account_index, card_number FROM"
+        "accounts": "SELECT application_id, bank_code, sequence, account_index, card_number, status FROM"
         " bank_accounts"
         " ORDER BY application_id",
+        "card_history": "SELECT application_id, side, from_status, to_status, source, run_id, event_id"
+        " FROM card_history ORDER BY application_id, side, id",
         "counters": "SELECT name, next_value FROM allocation_counters ORDER BY name",
         "agreements": "SELECT agreement_id, status FROM agreements ORDER BY agreement_id",
         "dead_letters": "SELECT source_partition, source_offset, reason FROM dead_letters"
@@ -229,3 +240,31 @@ def publish_records(settings: Settings, applications: Any = (), agreements: Any 
         producer.flush()
     finally:
         producer.close()
+
+
+def refused_with_attempts_left(database_url: str, application_id: str, refusals: int = 1) -> None:
+    """What the bureau's bank-answer consumer writes for a refusal with attempts left (ACCOUNT_REFUSED or
+    ACTIVATION_REFUSED): the application stays ACCEPTED, its request is due again in the next night."""
+    with connect(database_url) as conn:
+        conn.execute(
+            "UPDATE applications SET retry_due = true, bank_refusals = %s WHERE application_id = %s",
+            (refusals, application_id),
+        )
+        conn.commit()
+
+
+def bank_requests_of(settings: Settings, database_url: str, application_id: str) -> list[Any]:
+    """The bank requests (account openings, activations) of an application, opened, in the order written."""
+    from issuance.kafka.outbox_relay import open_payload
+    from issuance.messages import decode_event
+
+    vault = Vault.from_settings(settings)
+    with connect(database_url) as conn:
+        rows = conn.execute(
+            "SELECT payload, payload_encrypted FROM outbox"
+            " WHERE event_type IN ('AccountOpeningRequested', 'ActivationRequested')"
+            " AND message_key = convert_to(%s, 'UTF8') ORDER BY seq",
+            (application_id,),
+        ).fetchall()
+    assert all(sealed for _payload, sealed in rows), "bank requests carry personal data: sealed"
+    return [decode_event(open_payload(vault, bytes(payload))) for payload, _sealed in rows]

@@ -88,8 +88,9 @@ def republish(
 
 
 def resend_unanswered(conn: Conn, settings: Settings, endpoints: Endpoints, vault: Vault) -> int:
-    """The night's resend: activation requests still unanswered `resend_unanswered_after_hours` after they
-    were published. How many were sent again."""
+    """The night's resend: bank requests (account openings and activations) still unanswered
+    `resend_unanswered_after_hours` after they were published, with their original event ids. How many were
+    sent again."""
     selection = Selection(unanswered_after_hours=settings.resend_unanswered_after_hours)
     done = republish(conn, settings, endpoints, vault, selection, actor=NIGHTLY_ACTOR, apply=True)
     return done.chosen.events

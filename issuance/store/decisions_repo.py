@@ -7,16 +7,39 @@ allocated) until the whole night is applied; a crashed run leaves no trace here 
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any, NamedTuple
 
 from psycopg import Connection, sql
-from psycopg.rows import TupleRow
+from psycopg.rows import TupleRow, class_row
 
+from issuance.domain.lifecycle import (
+    OPEN_STATES,
+    ApplicationState,
+    CardStatus,
+    Emit,
+    Trigger,
+    ends,
+    starts,
+)
+from issuance.domain.model import ApplicationType
 from issuance.errors import ReconciliationFailed
 
 Conn = Connection[TupleRow]
-OPEN_STATES = ("AWAITING_AGREEMENT", "PERSONALIZED", "ACTIVATION_REQUESTED")
+_NEW, _ACT = ApplicationType.NEW_CARD, ApplicationType.FINANCIAL_ACTIVATION
+_OPEN = sorted(str(s) for s in OPEN_STATES)
+NIGHTLY_SOURCE = "nightly"  # card_history.source of the night's steps
+# The lifecycle's names the statements below are given (never spelled in SQL).
+STATES: dict[str, Any] = {
+    "submitted": ApplicationState.SUBMITTED.value,
+    "awaiting": ApplicationState.AWAITING_AGREEMENT.value,
+    "accepted": ApplicationState.ACCEPTED.value,
+    "rejected": ApplicationState.REJECTED.value,
+    "cancelled": CardStatus.CANCELLED.value,
+    "new_card": _NEW.value,
+    "activation": _ACT.value,
+}
 RESENT_COLUMNS = (
     "run_id",
     "source_topic",
@@ -99,8 +122,8 @@ def repeated_applications(conn: Conn, run_id: int) -> list[Repeated]:
 
 def first_decisions(conn: Conn, application_ids: list[str]) -> dict[str, tuple[str, list[str]]]:
     """Each application's first decision (state and reasons) from its history: where the first run that
-    decided it left it (an accepted new card passes PERSONALIZED to ACTIVATION_REQUESTED in that one run, and
-    the branch was told the latter); its current state and reasons if its history holds no decision."""
+    decided it left it (its last step in that run, which the branch was told); its current state and reasons
+    if its history holds no decision."""
     rows = conn.execute(
         "SELECT a.application_id, coalesce(h.to_state, a.state), coalesce(h.reasons, a.reasons)"
         " FROM applications a LEFT JOIN LATERAL ("
@@ -155,7 +178,7 @@ def settle_agreements(conn: Conn, run_id: int, business_date: date, window_days:
         " SELECT r.agreement_id, r.application_id, r.bank_code, r.terms_version, r.document_sha256,"
         "  r.signed_at, r.channel, CASE"
         "   WHEN d.application_id IS NOT NULL AND r.agreement_id IS DISTINCT FROM d.agreement_id"
-        "    AND d.stage = 'agreement' AND d.state = 'REJECTED' THEN 'INVALID'"
+        "    AND d.stage = 'agreement' AND d.state = %(rejected)s THEN 'INVALID'"
         "   WHEN d.application_id IS NOT NULL THEN 'MATCHED'"
         "   WHEN EXISTS (SELECT 1 FROM applications a WHERE a.application_id = r.application_id)"
         "    THEN 'MATCHED'"
@@ -165,14 +188,15 @@ def settle_agreements(conn: Conn, run_id: int, business_date: date, window_days:
         "   ELSE 'PENDING' END,"
         "  %(run)s, r.source_topic, r.source_partition, r.source_offset"
         " FROM run_agreements r LEFT JOIN run_decisions d ON d.application_id = r.application_id",
-        {"run": run_id, "window": window_days, "date": business_date},
+        {"run": run_id, "window": window_days, "date": business_date, "rejected": STATES["rejected"]},
     )
     conn.execute(
         "UPDATE agreements g SET status = CASE"
         "  WHEN g.agreement_id = d.agreement_id THEN 'MATCHED'"
-        "  WHEN d.stage = 'agreement' AND d.state = 'REJECTED' THEN 'INVALID'"
+        "  WHEN d.stage = 'agreement' AND d.state = %s THEN 'INVALID'"
         "  ELSE 'MATCHED' END"
-        " FROM run_decisions d WHERE g.application_id = d.application_id AND g.status = 'PENDING'"
+        " FROM run_decisions d WHERE g.application_id = d.application_id AND g.status = 'PENDING'",
+        (STATES["rejected"],),
     )
     # The application is known (and decided earlier): nothing waits for this agreement any more.
     conn.execute(
@@ -193,9 +217,9 @@ def settle_agreements(conn: Conn, run_id: int, business_date: date, window_days:
 def decide_verification_rejects(conn: Conn, run_id: int) -> None:
     conn.execute(
         "INSERT INTO run_decisions (application_id, is_new, from_state, state, reasons, stage)"
-        " SELECT application_id, true, 'SUBMITTED', 'REJECTED', reasons, 'verify'"
+        " SELECT application_id, true, %s, %s, reasons, 'verify'"
         " FROM staged_applications WHERE run_id = %s AND reasons <> '{}'",
-        (run_id,),
+        (STATES["submitted"], STATES["rejected"], run_id),
     )
 
 
@@ -214,6 +238,42 @@ FROM passed p JOIN contested c USING (person_key)
 ORDER BY p.person_key, p.application_id
 """
 
+
+class Contested(NamedTuple):
+    """An application of the run whose person has another application (in the run, or open earlier)."""
+
+    person_key: bytes
+    application_id: str
+    submitted_at: datetime
+    submitted_utc_offset: int
+    open_elsewhere: bool  # the person has an open application from an earlier run
+
+
+def contested(conn: Conn, run_id: int) -> list[Contested]:
+    """The run's verified applications whose person has another one, by person then application id."""
+    rows = conn.execute(CONTESTED_QUERY, {"run": run_id}).fetchall()
+    return [
+        Contested(bytes(key), str(app), at, int(offset), bool(open_)) for key, app, at, offset, open_ in rows
+    ]
+
+
+class AgreementCandidate(NamedTuple):
+    """An application the agreement join decides, once per agreement that may be its (None: none)."""
+
+    application_id: str
+    is_new: bool
+    application_type: str
+    bank_code: str
+    submitted_at: datetime
+    submitted_utc_offset: int
+    agreement_id: str | None
+    agreement_bank_code: str | None
+    terms_version: str | None
+    document_sha256: str | None
+    signed_at: datetime | None
+    channel: str | None
+
+
 CANDIDATES_QUERY = """
 WITH candidates AS (
     SELECT s.application_id, true AS is_new, s.application_type, s.bank_code, s.submitted_at,
@@ -224,7 +284,7 @@ WITH candidates AS (
     UNION ALL
     SELECT a.application_id, false, a.application_type, a.bank_code, a.submitted_at,
            coalesce(a.submitted_utc_offset, 0)
-    FROM applications a WHERE a.state = 'AWAITING_AGREEMENT'
+    FROM applications a WHERE a.state = %(awaiting)s
 )
 SELECT c.application_id, c.is_new, c.application_type, c.bank_code, c.submitted_at, c.submitted_utc_offset,
        g.agreement_id, g.bank_code, g.terms_version, g.document_sha256, g.signed_at, g.channel
@@ -241,32 +301,67 @@ ORDER BY c.application_id, g.agreement_id
 
 
 # Re-examinations and retries see the reference data as it stands tonight (Article 5 on every decision). Only
-# the few applications accepted on a late agreement and the failed activations about to be requested again are
-# read; the same rule as on their first night (`issuance.domain.verification`) decides again.
-RECHECK_QUERY = """
+# the few applications accepted on a late agreement and the refused requests due again (`retry_due`) are read;
+# the same rule as on their first night (`issuance.domain.verification`) decides again.
+_RECHECK_QUERY = """
 WITH rechecked AS (
-    SELECT d.application_id, d.agreement_id, 'AWAITING_AGREEMENT' AS from_state FROM run_decisions d
-    WHERE NOT d.is_new AND d.state = 'ACTIVATION_REQUESTED'
+    SELECT d.application_id, d.agreement_id, d.from_state FROM run_decisions d
+    WHERE NOT d.is_new AND d.state = %(accepted)s
     UNION ALL
-    SELECT a.application_id, a.agreement_id, 'ACTIVATION_FAILED' FROM applications a
-    WHERE a.state = 'ACTIVATION_FAILED' AND a.bank_refusals < %(max_attempts)s
+    SELECT a.application_id, a.agreement_id, a.state FROM applications a
+    WHERE a.retry_due AND a.state = ANY(%(retry_from)s)
 )
 SELECT r.from_state, r.agreement_id, a.application_id, a.application_type, a.branch_code, a.bank_code,
        a.channel, a.person_key, a.id_number_enc, a.name_enc, a.phone_enc, a.guardian_id_enc, a.card_number,
        a.materials, a.submitted_at, coalesce(a.submitted_utc_offset, 0) AS submitted_utc_offset,
        EXISTS (SELECT 1 FROM person_cards p WHERE p.card_number = a.card_number) AS card_registered,
-       EXISTS (SELECT 1 FROM cards c WHERE c.person_key = a.person_key AND c.status <> 'CANCELLED'
+       EXISTS (SELECT 1 FROM cards c WHERE c.person_key = a.person_key AND c.status <> %(cancelled)s
                AND c.application_id <> a.application_id) AS issued_card_holder
 FROM rechecked r JOIN applications a USING (application_id)
 ORDER BY a.application_id
 """
+# A request due again starts from the same application state for either type (held by a unit test).
+_RETRY_FROM = starts(Trigger.REQUESTED_AGAIN, _NEW, "application")
+
+
+@dataclass(frozen=True, slots=True)
+class Rechecked:
+    """An earlier application about to lead to a bank request tonight, as stored (personal data sealed)."""
+
+    from_state: str  # AWAITING_AGREEMENT (accepted on a late agreement) or ACCEPTED (a request due again)
+    agreement_id: str | None
+    application_id: str
+    application_type: str
+    branch_code: str
+    bank_code: str
+    channel: str
+    person_key: bytes
+    id_number_enc: bytes
+    name_enc: bytes
+    phone_enc: bytes | None
+    guardian_id_enc: bytes | None
+    card_number: str | None
+    materials: list[str]
+    submitted_at: datetime
+    submitted_utc_offset: int
+    card_registered: bool
+    issued_card_holder: bool  # the person holds another card this system issued (not cancelled)
+
+
+def rechecked(conn: Conn) -> list[Rechecked]:
+    """The applications accepted tonight on a late agreement and the refused requests due again."""
+    with conn.cursor(row_factory=class_row(Rechecked)) as cur:
+        return cur.execute(
+            _RECHECK_QUERY,
+            {"retry_from": _RETRY_FROM, "accepted": STATES["accepted"], "cancelled": STATES["cancelled"]},
+        ).fetchall()
 
 
 def reject_rechecked(conn: Conn, rejections: Sequence[tuple[str, str, str | None, list[str]]]) -> None:
     """Applications that no longer pass verification: (application id, from state, agreement id, reasons).
 
-    A re-examined one's acceptance becomes a rejection; a failed activation gets a decision of its own (it is
-    not requested again)."""
+    A re-examined one's acceptance becomes a rejection; a request due again gets a decision of its own
+    (RECHECK_REJECTED: it is not requested again)."""
     conn.execute(
         "CREATE TEMP TABLE run_rechecked (application_id text PRIMARY KEY, from_state text NOT NULL,"
         " agreement_id text, reasons text[] NOT NULL) ON COMMIT DROP"
@@ -278,24 +373,68 @@ def reject_rechecked(conn: Conn, rejections: Sequence[tuple[str, str, str | None
         for row in rejections:
             copy.write_row(row)
     conn.execute(
-        "UPDATE run_decisions d SET state = 'REJECTED', reasons = r.reasons, stage = 'verify'"
-        " FROM run_rechecked r WHERE d.application_id = r.application_id AND NOT d.is_new"
+        "UPDATE run_decisions d SET state = %s, reasons = r.reasons, stage = 'verify'"
+        " FROM run_rechecked r WHERE d.application_id = r.application_id AND NOT d.is_new",
+        (STATES["rejected"],),
     )
     conn.execute(
         "INSERT INTO run_decisions (application_id, is_new, from_state, state, reasons, stage, agreement_id)"
-        " SELECT application_id, false, from_state, 'REJECTED', reasons, 'verify', agreement_id"
-        " FROM run_rechecked WHERE from_state = 'ACTIVATION_FAILED'"
+        " SELECT application_id, false, from_state, %s, reasons, 'verify', agreement_id"
+        " FROM run_rechecked WHERE from_state = ANY(%s)",
+        (ends(Trigger.RECHECK_REJECTED, _NEW, "application"), _RETRY_FROM),
     )
 
 
-def cancel_rejected_cards(conn: Conn) -> int:
-    """A card still in production for an application rejected on its retry is cancelled: nothing of it is
-    left to block the holder (its account was refused already)."""
-    return conn.execute(
-        "UPDATE cards c SET status = 'CANCELLED' FROM run_decisions d"
-        " WHERE d.from_state = 'ACTIVATION_FAILED' AND d.state = 'REJECTED'"
-        "  AND c.application_id = d.application_id AND c.status = 'IN_PRODUCTION'"
-    ).rowcount
+class Withdrawn(NamedTuple):
+    """What a re-check rejection of requests due again withdrew."""
+
+    cards: int  # cancelled (ORDERED -> CANCELLED)
+    accounts: int  # account requests withdrawn (the bank_accounts row removed: financial side NONE)
+
+
+def withdraw_rechecked(conn: Conn, run_id: int) -> Withdrawn:
+    """RECHECK_REJECTED of a new card: its ordered card is cancelled and its account request withdrawn.
+
+    The financial side goes back to NONE, which is no `bank_accounts` row: the bank never opened the account
+    (it refused the request being retried), so the row is deleted; `card_history` keeps both steps."""
+    row = conn.execute(
+        "WITH rejected AS MATERIALIZED ("
+        " SELECT application_id FROM run_decisions WHERE from_state = ANY(%(from)s) AND state = %(to)s"
+        "), ordered AS MATERIALIZED ("
+        " SELECT c.application_id, c.status FROM cards c JOIN rejected USING (application_id)"
+        " WHERE c.status = ANY(%(card_from)s)"
+        "), cancelled AS ("
+        " UPDATE cards c SET status = %(card_to)s, updated_at = now() FROM ordered o"
+        " WHERE c.application_id = o.application_id RETURNING c.application_id"
+        "), withdrawn AS ("
+        " DELETE FROM bank_accounts b USING rejected r"
+        " WHERE b.application_id = r.application_id AND b.status = ANY(%(financial_from)s)"
+        " RETURNING b.application_id, b.status"
+        "), history AS ("
+        " INSERT INTO card_history (application_id, side, from_status, to_status, source, run_id, detail)"
+        " SELECT application_id, 'card', status, %(card_to)s, %(source)s, %(run)s, 're-check rejected'"
+        " FROM ordered"
+        " UNION ALL"
+        " SELECT application_id, 'financial', status, %(financial_to)s, %(source)s, %(run)s,"
+        "  'account request withdrawn'"
+        " FROM withdrawn"
+        " RETURNING 1"
+        ")"
+        " SELECT (SELECT count(*) FROM cancelled), (SELECT count(*) FROM withdrawn),"
+        "  (SELECT count(*) FROM history)",
+        {
+            "from": _RETRY_FROM,
+            "to": ends(Trigger.RECHECK_REJECTED, _NEW, "application"),
+            "card_from": starts(Trigger.RECHECK_REJECTED, _NEW, "card"),
+            "card_to": ends(Trigger.RECHECK_REJECTED, _NEW, "card"),
+            "financial_from": starts(Trigger.RECHECK_REJECTED, _NEW, "financial"),
+            "financial_to": ends(Trigger.RECHECK_REJECTED, _NEW, "financial"),
+            "source": NIGHTLY_SOURCE,
+            "run": run_id,
+        },
+    ).fetchone()
+    assert row is not None
+    return Withdrawn(int(row[0]), int(row[1]))
 
 
 def apply_decisions(conn: Conn, run_id: int) -> None:
@@ -319,13 +458,15 @@ def apply_decisions(conn: Conn, run_id: int) -> None:
         "  s.source_offset, s.slot, s.content_digest"
         " FROM staged_applications s JOIN run_decisions d ON d.application_id = s.application_id AND d.is_new"
         " WHERE s.run_id = %(run)s",
-        {"run": run_id, "open": list(OPEN_STATES)},
+        {"run": run_id, "open": _OPEN},
     ).rowcount
+    # A re-examined application is decided now (no request of it is due again any more).
     updated = conn.execute(
         "UPDATE applications a SET state = d.state, reasons = d.reasons, is_open = d.state = ANY(%(open)s),"
-        " agreement_id = d.agreement_id, last_run_id = %(run)s, version = a.version + 1, updated_at = now()"
+        " agreement_id = d.agreement_id, retry_due = false, last_run_id = %(run)s, version = a.version + 1,"
+        " updated_at = now()"
         " FROM run_decisions d WHERE NOT d.is_new AND a.application_id = d.application_id",
-        {"run": run_id, "open": list(OPEN_STATES)},
+        {"run": run_id, "open": _OPEN},
     ).rowcount
     if (inserted, updated) != tuple(expected):
         raise ReconciliationFailed(
@@ -344,141 +485,206 @@ def record_reads(conn: Conn, run_id: int) -> None:
     agreement join decides."""
     conn.execute(
         "INSERT INTO application_history (application_id, from_state, to_state, stage, reasons, run_id)"
-        " SELECT application_id, NULL, 'SUBMITTED', 'read', '{}', run_id FROM staged_applications"
+        " SELECT application_id, NULL, %s, 'read', '{}', run_id FROM staged_applications"
         " WHERE run_id = %s",
-        (run_id,),
+        (STATES["submitted"], run_id),
     )
 
 
 def record_history(conn: Conn, run_id: int) -> None:
-    """The history of every decision after the read: the decided state; NEW_CARD goes PERSONALIZED then
-    ACTIVATION_REQUESTED in the same run, FINANCIAL_ACTIVATION skips the first."""
+    """The history of every decision after the read: one step to the decided state."""
     conn.execute(
         "INSERT INTO application_history (application_id, from_state, to_state, stage, reasons, run_id)"
-        " SELECT d.application_id, d.from_state, d.state, d.stage, d.reasons, %(run)s FROM run_decisions d"
-        "  WHERE d.state <> 'ACTIVATION_REQUESTED'"
-        " UNION ALL"
-        " SELECT d.application_id, d.from_state, 'PERSONALIZED', 'personalize', '{}', %(run)s"
-        "  FROM run_decisions d JOIN applications a USING (application_id)"
-        "  WHERE d.state = 'ACTIVATION_REQUESTED' AND a.application_type = 'NEW_CARD'"
-        " UNION ALL"
-        " SELECT d.application_id,"
-        "  CASE WHEN a.application_type = 'NEW_CARD' THEN 'PERSONALIZED' ELSE d.from_state END,"
-        "  'ACTIVATION_REQUESTED', 'activation', '{}', %(run)s"
-        "  FROM run_decisions d JOIN applications a USING (application_id)"
-        "  WHERE d.state = 'ACTIVATION_REQUESTED'",
-        {"run": run_id},
+        " SELECT d.application_id, d.from_state, d.state, d.stage, d.reasons, %s FROM run_decisions d",
+        (run_id,),
     )
 
 
-# Allocation
+# Acceptance
 # ---------------------------------------------------------------------------------------------------
 
 
-def insert_personalized(
-    conn: Conn, run_id: int, issued: date, valid_until: date, spec_version: str, topics: dict[str, str]
-) -> tuple[int, int, int]:
-    """Cards, accounts and first activation requests of the applications this run read and accepted, from
-    what the helper personalized (`pipelines.personalize_staged`); returns (cards, accounts, requests). An
-    accepted application without a personalization for the agreement it was accepted on (or whose bank has
-    no topic) breaks a NOT NULL: the run fails.
+class Accepted(NamedTuple):
+    """What the acceptances of a run wrote."""
 
-    One statement: the accepted applications are joined with their personalization once, and the three
-    inserts read that result."""
+    cards: int  # ORDERED, numbers NULL
+    accounts: int  # REQUESTED, no number
+    account_openings: int  # first requests from the helper's staged_personalized (applications read tonight)
+    activations: int
+
+
+def insert_accepted(conn: Conn, run_id: int, topics: Mapping[str, str]) -> Accepted:
+    """The lifecycle's ACCEPTED of the run's decisions: for a new card, its card ORDERED and its account
+    REQUESTED (no number: the bank assigns it, a later night numbers the card), with their `card_history`;
+    for the applications this run read, their first request as the helper prepared it
+    (`pipelines.personalize_staged`). An activation gets no row of its own: it names an existing card. An
+    accepted application read tonight without a request for the agreement it was accepted on (or whose bank
+    has no topic) breaks a NOT NULL: the run fails. Re-examined applications' requests are written by the
+    caller.
+
+    One statement: the accepted applications are read once, and the inserts read that result."""
+    card_to = ends(Trigger.ACCEPTED, _NEW, "card")
+    financial_to = ends(Trigger.ACCEPTED, _NEW, "financial")
     row = conn.execute(
         "WITH accepted AS MATERIALIZED ("
-        " SELECT s.application_id, s.application_type, s.person_key, s.area_code, s.bank_code, s.slot,"
-        "  s.card_number, p.new_card_number, p.card_identification_code, p.account_index,"
-        "  p.account_number_enc, p.request_event_id, p.request_payload, t.topic"
+        " SELECT s.application_id, s.application_type, s.person_key, s.area_code, s.bank_code, s.branch_code,"
+        "  true AS is_new, d.agreement_id"
         " FROM run_decisions d JOIN staged_applications s"
         "  ON s.run_id = %(run)s AND s.application_id = d.application_id"
-        " LEFT JOIN staged_personalized p ON p.run_id = %(run)s AND p.application_id = d.application_id"
-        "  AND p.agreement_id IS NOT DISTINCT FROM d.agreement_id"
-        " LEFT JOIN unnest(%(banks)s::text[], %(topics)s::text[]) AS t(bank, topic) ON t.bank = s.bank_code"
-        " WHERE d.is_new AND d.state = 'ACTIVATION_REQUESTED'"
-        "), new_cards AS ("
-        " INSERT INTO cards (card_number, application_id, person_key, card_identification_code, area_code,"
-        "  bank_code, sequence, issue_date, valid_until, spec_version, status, run_id)"
-        " SELECT new_card_number, application_id, person_key, card_identification_code, area_code, bank_code,"
-        "  slot, %(issued)s, %(until)s, %(spec)s, 'IN_PRODUCTION', %(run)s"
-        " FROM accepted WHERE application_type = 'NEW_CARD'"
-        " RETURNING 1"
-        "), new_accounts AS ("
-        " INSERT INTO bank_accounts (application_id, bank_code, sequence, account_index, account_number_enc,"
-        "  card_number, status, run_id)"
-        " SELECT application_id, bank_code, slot, account_index, account_number_enc,"
-        "  coalesce(new_card_number, card_number), 'REQUESTED', %(run)s"
-        " FROM accepted"
-        " RETURNING 1"
-        "), new_requests AS ("
+        " WHERE d.is_new AND d.state = %(accepted)s"
+        " UNION ALL"
+        " SELECT a.application_id, a.application_type, a.person_key, a.area_code, a.bank_code, a.branch_code,"
+        "  false, d.agreement_id"
+        " FROM run_decisions d JOIN applications a USING (application_id)"
+        " WHERE NOT d.is_new AND d.state = %(accepted)s"
+        "), ordered AS ("
+        " INSERT INTO cards (application_id, person_key, area_code, bank_code, branch_code, status, run_id)"
+        " SELECT application_id, person_key, area_code, bank_code, branch_code, %(card_to)s, %(run)s"
+        " FROM accepted WHERE application_type = %(new_card)s"
+        " RETURNING application_id"
+        "), requested AS ("
+        " INSERT INTO bank_accounts (application_id, bank_code, status, run_id)"
+        " SELECT application_id, bank_code, %(financial_to)s, %(run)s"
+        " FROM accepted WHERE application_type = %(new_card)s"
+        " RETURNING application_id"
+        "), history AS ("
+        " INSERT INTO card_history (application_id, side, from_status, to_status, source, run_id)"
+        " SELECT application_id, 'card', NULL, %(card_to)s, %(source)s, %(run)s FROM ordered"
+        " UNION ALL"
+        " SELECT application_id, 'financial', %(financial_from)s, %(financial_to)s, %(source)s, %(run)s"
+        " FROM requested"
+        "), requests AS ("
         " INSERT INTO outbox (event_id, topic, message_key, payload, event_type, run_id, payload_encrypted)"
-        " SELECT request_event_id, topic, convert_to(application_id, 'UTF8'), request_payload,"
-        "  'ActivationRequested', %(run)s, true"
-        " FROM accepted"
-        " RETURNING 1"
+        " SELECT p.request_event_id, t.topic, convert_to(c.application_id, 'UTF8'), p.request_payload,"
+        "  p.request_type, %(run)s, p.request_sealed"
+        " FROM accepted c"
+        " LEFT JOIN staged_personalized p ON p.run_id = %(run)s AND p.application_id = c.application_id"
+        "  AND p.agreement_id IS NOT DISTINCT FROM c.agreement_id"
+        " LEFT JOIN unnest(%(banks)s::text[], %(topics)s::text[]) AS t(bank, topic) ON t.bank = c.bank_code"
+        " WHERE c.is_new"
+        " RETURNING event_type"
         ")"
-        " SELECT (SELECT count(*) FROM new_cards), (SELECT count(*) FROM new_accounts),"
-        "  (SELECT count(*) FROM new_requests)",
+        " SELECT (SELECT count(*) FROM ordered), (SELECT count(*) FROM requested),"
+        "  (SELECT count(*) FROM requests WHERE event_type = %(opening)s),"
+        "  (SELECT count(*) FROM requests WHERE event_type <> %(opening)s)",
         {
+            **STATES,
             "run": run_id,
-            "issued": issued,
-            "until": valid_until,
-            "spec": spec_version,
+            "card_to": card_to,
+            "financial_from": starts(Trigger.ACCEPTED, _NEW, "financial")[0],
+            "financial_to": financial_to,
+            "source": NIGHTLY_SOURCE,
+            "opening": Emit.ACCOUNT_OPENING_REQUEST.value,
             "banks": list(topics),
             "topics": list(topics.values()),
         },
     ).fetchone()
     assert row is not None
-    return int(row[0]), int(row[1]), int(row[2])
+    return Accepted(int(row[0]), int(row[1]), int(row[2]), int(row[3]))
 
 
-REEXAMINED_ACCEPTED_QUERY = """
-SELECT a.application_id, a.application_type, a.bank_code, a.area_code, a.person_key, a.card_number,
-       a.id_number_enc, a.name_enc, a.bank_refusals, a.slot, g.agreement_id, g.terms_version,
+# The bank account an activation switches on: one the bank opened for the card (the lifecycle's start of
+# an activation, accepted or asked again).
+CARD_ACCOUNT = starts(Trigger.ACCEPTED, _ACT, "financial")
+
+
+@dataclass(frozen=True, slots=True)
+class Requesting:
+    """An accepted application whose bank request tonight's transaction builds: accepted on a late agreement
+    (attempt 1) or due again after a refusal (attempt = refusals + 1). Personal data sealed."""
+
+    application_id: str
+    application_type: str
+    bank_code: str
+    branch_code: str
+    area_code: str | None
+    card_number: str | None  # an activation's card
+    id_number_enc: bytes
+    name_enc: bytes
+    account_number_enc: bytes | None  # an activation of a card this system issued: the bank's number
+    bank_refusals: int
+    agreement_id: str | None
+    terms_version: str | None
+    document_sha256: str | None
+
+
+_REQUESTING = """
+SELECT a.application_id, a.application_type, a.bank_code, a.branch_code, a.area_code, a.card_number,
+       a.id_number_enc, a.name_enc, b.account_number_enc, a.bank_refusals, g.agreement_id, g.terms_version,
        g.document_sha256
-FROM run_decisions d JOIN applications a USING (application_id)
-LEFT JOIN agreements g ON g.agreement_id = a.agreement_id  -- kept by settle_agreements before allocation
-WHERE NOT d.is_new AND d.state = 'ACTIVATION_REQUESTED' AND d.application_id > %(after)s
-  AND a.application_id > %(after)s  -- both sides start at the page: no rescan from the first row
-ORDER BY d.application_id
-LIMIT %(limit)s
+FROM applications a
+LEFT JOIN agreements g ON g.agreement_id = a.agreement_id
+LEFT JOIN bank_accounts b ON a.application_type = %(activation)s AND b.card_number = a.card_number
+    AND b.status = ANY(%(card_account)s)
 """
 
-RETRY_QUERY = """
-SELECT a.application_id, a.application_type, a.bank_code, a.bank_refusals, a.id_number_enc, a.name_enc,
-       coalesce(c.card_number, a.card_number), c.card_identification_code, b.account_number_enc,
-       g.agreement_id, g.terms_version, g.document_sha256
-FROM applications a
-JOIN bank_accounts b USING (application_id)
-LEFT JOIN cards c USING (application_id)
-LEFT JOIN agreements g ON g.agreement_id = a.agreement_id
-WHERE a.state = 'ACTIVATION_FAILED' AND a.bank_refusals < %s
-ORDER BY a.application_id
-FOR UPDATE OF a
-"""
+
+def reexamined_accepted(conn: Conn, after: str, limit: int) -> list[Requesting]:
+    """A keyset page of the applications accepted tonight on a late agreement (their agreement was kept by
+    `settle_agreements` before)."""
+    with conn.cursor(row_factory=class_row(Requesting)) as cur:
+        return cur.execute(
+            _REQUESTING + " JOIN run_decisions d ON d.application_id = a.application_id"
+            " WHERE NOT d.is_new AND d.state = %(accepted)s AND d.application_id > %(after)s"
+            "  AND a.application_id > %(after)s"  # both sides start at the page: no rescan from the first row
+            " ORDER BY a.application_id LIMIT %(limit)s",
+            {**STATES, "card_account": CARD_ACCOUNT, "after": after, "limit": limit},
+        ).fetchall()
+
+
+def due_again(conn: Conn) -> list[Requesting]:
+    """The requests due again tonight (REQUESTED_AGAIN): accepted, refused with attempts left, and for a new
+    card still ordered with its account requested; those a re-check rejected tonight left ACCEPTED already."""
+    with conn.cursor(row_factory=class_row(Requesting)) as cur:
+        return cur.execute(
+            _REQUESTING + " LEFT JOIN cards c ON c.application_id = a.application_id"
+            " LEFT JOIN bank_accounts r ON r.application_id = a.application_id"
+            " WHERE a.retry_due AND a.state = ANY(%(from)s)"
+            "  AND (a.application_type = %(activation)s"
+            "   OR (c.status = ANY(%(card_from)s) AND r.status = ANY(%(financial_from)s)))"
+            " ORDER BY a.application_id FOR UPDATE OF a",
+            {
+                **STATES,
+                "card_account": CARD_ACCOUNT,
+                "from": _RETRY_FROM,
+                "card_from": starts(Trigger.REQUESTED_AGAIN, _NEW, "card"),
+                "financial_from": starts(Trigger.REQUESTED_AGAIN, _NEW, "financial"),
+            },
+        ).fetchall()
 
 
 def mark_requested_again(
     conn: Conn, run_id: int, application_ids: Sequence[str], event_ids: Sequence[str]
 ) -> None:
-    """Failed activations with attempts left go back to ACTIVATION_REQUESTED."""
+    """REQUESTED_AGAIN: the requests are due no more (the bank is asked again); a step in each history."""
     if not application_ids:
         return
     conn.execute(
-        "UPDATE applications SET state = 'ACTIVATION_REQUESTED', is_open = true, last_run_id = %s,"
-        " version = version + 1, updated_at = now() WHERE application_id = ANY(%s)",
+        "UPDATE applications SET retry_due = false, last_run_id = %s, version = version + 1,"
+        " updated_at = now() WHERE application_id = ANY(%s)",
         (run_id, list(application_ids)),
-    )
-    conn.execute(
-        "UPDATE bank_accounts SET status = 'REQUESTED' WHERE application_id = ANY(%s)",
-        (list(application_ids),),
     )
     conn.execute(
         "INSERT INTO application_history (application_id, from_state, to_state, stage, run_id,"
         " event_id, detail)"
-        " SELECT app, 'ACTIVATION_FAILED', 'ACTIVATION_REQUESTED', 'activation', %s, ev, 'requested again'"
-        " FROM unnest(%s::text[], %s::text[]) AS t(app, ev) ON CONFLICT DO NOTHING",
-        (run_id, list(application_ids), list(event_ids)),
+        " SELECT app, %s, %s, 'bank', %s, ev, 'requested again'"
+        " FROM unnest(%s::text[], %s::text[]) AS t(app, ev)",
+        (STATES["accepted"], STATES["accepted"], run_id, list(application_ids), list(event_ids)),
+    )
+    # The account of a new card is asked for again: its side stays where it is (a step of its history).
+    conn.execute(
+        "INSERT INTO card_history (application_id, side, from_status, to_status, source, run_id, event_id,"
+        " detail)"
+        " SELECT t.app, 'financial', b.status, b.status, %s, %s, t.ev, 'requested again'"
+        " FROM unnest(%s::text[], %s::text[]) AS t(app, ev) JOIN bank_accounts b ON b.application_id = t.app"
+        " WHERE b.status = ANY(%s)",
+        (
+            NIGHTLY_SOURCE,
+            run_id,
+            list(application_ids),
+            list(event_ids),
+            starts(Trigger.REQUESTED_AGAIN, _NEW, "financial"),
+        ),
     )
 
 
@@ -490,20 +696,6 @@ SELECT d.application_id, a.branch_code, d.state, d.reasons
 FROM run_decisions d JOIN applications a USING (application_id)
 ORDER BY d.application_id
 """
-
-
-def pages(
-    conn: Conn, query: str, params: dict[str, Any], size: int = FETCH_SIZE
-) -> Iterator[list[tuple[Any, ...]]]:
-    """Keyset pages of a query ordered by its first column (`after`/`limit` parameters); the caller may write
-    between pages, which a server-side cursor would not allow with COPY."""
-    after = ""
-    while True:
-        rows = conn.execute(query, {**params, "after": after, "limit": size}).fetchall()
-        if not rows:
-            return
-        yield rows
-        after = str(rows[-1][0])
 
 
 def insert_dead_letters(conn: Conn, run_id: int, topic_ids: Mapping[str, str]) -> list[tuple[Any, ...]]:

@@ -1,4 +1,4 @@
-"""Choosing published outbox events to send again, and the activation requests no bank has answered yet.
+"""Choosing published outbox events to send again, and the bank requests no bank has answered yet.
 
 Re-sending is re-opening: the chosen rows lose their `published_at` and the outbox relay sends them as it
 sends any unpublished event, with their original event ids and payloads (the consumers' inboxes apply each id
@@ -14,7 +14,9 @@ from typing import Any
 
 from psycopg.rows import class_row
 
-from issuance.messages import activation_request_event_id
+from issuance.domain.lifecycle import Trigger, starts
+from issuance.domain.model import ApplicationType
+from issuance.messages import bank_request_event_id
 from issuance.store.run_repo import Conn
 
 # Published events matching every criterion given (an absent criterion matches all).
@@ -72,13 +74,28 @@ class Waiting:
     """An application waiting for the bank's answer to its current request."""
 
     application_id: str
-    bank_refusals: int  # failures so far: the request waited on is attempt failures + 1
+    application_type: str
+    bank_refusals: int  # refusals so far: the request waited on is attempt refusals + 1
 
     @property
     def request_event_id(self) -> str:
-        # The same rule decides which answer is current (consumers/activation_results.py) and which attempt
-        # the night requests again (pipelines/commit.py).
-        return activation_request_event_id(self.application_id, self.bank_refusals + 1)
+        # The same rule names the request the night sends (pipelines/personalize.py) and the answer the
+        # bureau's consumer applies.
+        return bank_request_event_id(
+            ApplicationType(self.application_type), self.application_id, self.bank_refusals + 1
+        )
+
+
+# Waiting for the bank is where its answer may apply: an accepted application whose request is not due again
+# (the answer triggers need `retry_due` false); for a new card, while its account is still requested.
+_NEW, _ACT = ApplicationType.NEW_CARD, ApplicationType.FINANCIAL_ACTIVATION
+_WAITING = {
+    "new_card": _NEW.value,
+    "new_from": starts(Trigger.ACCOUNT_OPENED, _NEW, "application"),
+    "account_from": starts(Trigger.ACCOUNT_OPENED, _NEW, "financial"),
+    "activation": _ACT.value,
+    "activation_from": starts(Trigger.ACTIVATION_COMPLETED, _ACT, "application"),
+}
 
 
 @dataclass(slots=True)
@@ -93,12 +110,18 @@ class Chosen:
 
 
 def waiting_since(conn: Conn, hours: float) -> list[Waiting]:
-    """Applications in ACTIVATION_REQUESTED for at least `hours` (their state last changed before then)."""
+    """Applications waiting for the bank's answer to their current request (an account opening or an
+    activation) for at least `hours` (their request was last sent before then)."""
     with conn.cursor(row_factory=class_row(Waiting)) as cur:
         return cur.execute(
-            "SELECT application_id, bank_refusals FROM applications"
-            " WHERE state = 'ACTIVATION_REQUESTED' AND updated_at <= now() - make_interval(secs => %s)",
-            (hours * 3600.0,),
+            "SELECT a.application_id, a.application_type, a.bank_refusals FROM applications a"
+            " LEFT JOIN bank_accounts b ON a.application_type = %(new_card)s"
+            "  AND b.application_id = a.application_id"
+            " WHERE NOT a.retry_due AND a.updated_at <= now() - make_interval(secs => %(secs)s)"
+            "  AND ((a.application_type = %(new_card)s AND a.state = ANY(%(new_from)s)"
+            "        AND b.status = ANY(%(account_from)s))"
+            "   OR (a.application_type = %(activation)s AND a.state = ANY(%(activation_from)s)))",
+            {**_WAITING, "secs": hours * 3600.0},
         ).fetchall()
 
 

@@ -5,9 +5,10 @@ clause skips identical rows, so loading the same file twice writes nothing (no u
 stored encrypted; whether one changed is decided by a keyed fingerprint of its ID number and name, not by
 decrypting the stored values.
 
-A load never undoes what this system wrote itself: a card whose savings account the bank opened at our
-request keeps `financial_status = ACTIVE` whatever the file says (an export older than the activation, or the
-same file loaded again), so that no second account is ever requested for it.
+A load never undoes what this system wrote itself: a card whose savings function was switched on at our
+request (its account active or frozen in `bank_accounts`, or a completed FINANCIAL_ACTIVATION of it) keeps
+`financial_status = ACTIVE` whatever the file says (an export older than the activation, or the same file
+loaded again), so that it is never activated a second time.
 """
 
 from __future__ import annotations
@@ -23,7 +24,8 @@ from psycopg.rows import TupleRow
 from psycopg.types.json import Jsonb
 
 from issuance.crypto import Vault
-from issuance.domain.model import Person, ReferenceData
+from issuance.domain.lifecycle import ApplicationState, FinancialStatus
+from issuance.domain.model import ApplicationType, Person, ReferenceData, RegistryFinancialStatus
 
 # (stage, done, total): called while persons are encrypted and copied.
 Progress = Callable[[str, int, int], None]
@@ -104,11 +106,23 @@ CARDS = _Table(
     ("card_number", "person_key", "bank_code", "status", "financial_status"),
     ("text", "bytea", "text", "text", "text"),
     ("person_key", "bank_code", "status", "financial_status"),
-    # A savings function this system activated (the bank opened the card's account) stays active, whatever
-    # an older registry export says: a reload must not make the card look activatable a second time.
-    keep_own="UPDATE {temp} AS n SET financial_status = 'ACTIVE' FROM bank_accounts b"
-    " WHERE b.card_number = n.card_number AND b.status = 'OPEN' AND n.financial_status <> 'ACTIVE'",
+    # A savings function this system activated stays active, whatever an older registry export says: a
+    # reload must not make the card look activatable a second time.
+    keep_own="UPDATE {temp} AS n SET financial_status = {active} WHERE n.financial_status <> {active}"
+    " AND (EXISTS (SELECT 1 FROM bank_accounts b WHERE b.card_number = n.card_number"
+    "  AND b.status = ANY({activated}))"
+    " OR EXISTS (SELECT 1 FROM applications a WHERE a.card_number = n.card_number"
+    "  AND a.application_type = {activation} AND a.state = {completed}))",
 )
+
+
+# The lifecycle's names `keep_own` statements are given.
+_KEEP_OWN_NAMES = {
+    "active": sql.Literal(RegistryFinancialStatus.ACTIVE.value),
+    "activated": sql.Literal([FinancialStatus.ACTIVE.value, FinancialStatus.FROZEN.value]),
+    "activation": sql.Literal(ApplicationType.FINANCIAL_ACTIVATION.value),
+    "completed": sql.Literal(ApplicationState.COMPLETED.value),
+}
 
 
 def load_reference(
@@ -211,7 +225,7 @@ def _upsert(conn: psycopg.Connection[TupleRow], table: _Table, rows: Iterable[Se
                 copy.write_row(row)
                 total += 1
     if table.keep_own is not None:
-        conn.execute(sql.SQL(table.keep_own).format(temp=temp))
+        conn.execute(sql.SQL(table.keep_own).format(temp=temp, **_KEEP_OWN_NAMES))
     # Temporary tables are never auto-analyzed: without statistics the merge would not use a hash join.
     conn.execute(sql.SQL("ANALYZE {}").format(temp))
     updates = [c for c in table.columns if c not in table.keys]

@@ -8,7 +8,9 @@ import psycopg
 from psycopg.rows import TupleRow
 
 from issuance.crypto import Vault
+from issuance.domain.lifecycle import FinancialStatus, Trigger, starts
 from issuance.domain.model import (
+    ApplicationType,
     Bank,
     Branch,
     ExistingCard,
@@ -19,6 +21,13 @@ from issuance.domain.model import (
     RegistryFinancialStatus,
     Vendor,
 )
+
+# The account states an activation may start from (the bank opened it; nobody switched it on yet), and a
+# refused account, which leaves the card free.
+ACTIVATABLE = [
+    *starts(Trigger.ACCEPTED, ApplicationType.FINANCIAL_ACTIVATION, "financial"),
+    FinancialStatus.REFUSED.value,
+]
 
 
 def load_catalog(conn: psycopg.Connection[TupleRow]) -> ReferenceData:
@@ -57,19 +66,21 @@ def lookup_persons(
 ) -> dict[bytes, Person]:
     """The registry persons (decrypted, with their cards) among `person_keys`, by person key.
 
-    Activation is keyed by the card: a card whose account this system has requested or opened counts as
-    financially ACTIVE whatever the registry says, so no second account is ever requested for it. The
-    accounts of `own_applications` do not count (a retried activation is not blocked by its own account)."""
+    Activation is keyed by the card: a card whose account this system knows in a state no activation starts
+    from (active, frozen, closed; still requested by an application of an earlier version) counts as
+    financially ACTIVE whatever the registry says, so its savings function is never switched on twice. An
+    account the bank opened and nobody activated yet (OPENED) or refused leaves the card activatable. The
+    accounts of `own_applications` do not count (a retried request is not blocked by its own account)."""
     if not person_keys:
         return {}
     keys = list(person_keys)
     cards: dict[bytes, list[ExistingCard]] = {}
     for card_number, key, bank_code, status, financial in conn.execute(
         "SELECT c.card_number, c.person_key, c.bank_code, c.status, CASE WHEN EXISTS (SELECT 1"
-        "  FROM bank_accounts b WHERE b.card_number = c.card_number AND b.status IN ('REQUESTED', 'OPEN')"
-        "  AND b.application_id <> ALL(%b)) THEN 'ACTIVE' ELSE c.financial_status END"
+        "  FROM bank_accounts b WHERE b.card_number = c.card_number AND b.status <> ALL(%b)"
+        "  AND b.application_id <> ALL(%b)) THEN %b ELSE c.financial_status END"
         " FROM person_cards c WHERE c.person_key = ANY(%b) ORDER BY c.card_number",
-        (list(own_applications), keys),
+        (ACTIVATABLE, list(own_applications), RegistryFinancialStatus.ACTIVE.value, keys),
         binary=True,
     ):
         cards.setdefault(bytes(key), []).append(

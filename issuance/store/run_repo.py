@@ -11,6 +11,7 @@ from psycopg import Connection, sql
 from psycopg.rows import TupleRow, class_row
 from psycopg.types.json import Jsonb
 
+from issuance.domain.lifecycle import CardStatus
 from issuance.errors import IssuanceError
 from issuance.store.db import copy_rows
 
@@ -299,8 +300,8 @@ def issued_card_holders(conn: Conn, person_keys: Collection[bytes]) -> set[bytes
     if not person_keys:
         return set()
     rows = conn.execute(
-        "SELECT DISTINCT person_key FROM cards WHERE person_key = ANY(%b) AND status <> 'CANCELLED'",
-        (list(person_keys),),
+        "SELECT DISTINCT person_key FROM cards WHERE person_key = ANY(%b) AND status <> %b",
+        (list(person_keys), CardStatus.CANCELLED.value),
         binary=True,
     )
     return {bytes(r[0]) for r in rows}

@@ -134,6 +134,10 @@ def test_sigkill_at_each_point_then_rerun_reaches_the_uninterrupted_end_state(
     # Events may have been sent twice (killed between send and stamp), never under another id.
     topics = Topics(settings)
     assert set(topic_event_ids(settings, [topics.decisions])) == set(_event_ids(url, "DecisionIssued"))
+    requests = _event_ids(url, "AccountOpeningRequested") + _event_ids(url, "ActivationRequested")
+    assert _event_ids(url, "AccountOpeningRequested") and _event_ids(url, "ActivationRequested")
+    bank_topics = [topics.bank_requests(bank) for bank in _banks(url)]
+    assert set(topic_event_ids(settings, bank_topics)) == set(requests), "each request once in effect"
 
 
 def test_night_two_with_resent_and_reused_ids_killed_then_rerun_reaches_the_uninterrupted_end_state(
@@ -161,6 +165,13 @@ def test_night_two_with_resent_and_reused_ids_killed_then_rerun_reaches_the_unin
     crashed, uninterrupted = end_state(urls[id(settings)]), end_state(urls[id(twin_settings)])
     assert _comparable(crashed) == _comparable(uninterrupted)
     assert crashed["resent"] and crashed["dead_letters"]
+
+
+def _banks(url: str) -> list[str]:
+    from issuance.store.db import connect
+
+    with connect(url) as conn:
+        return [str(r[0]) for r in conn.execute("SELECT bank_code FROM banks ORDER BY 1").fetchall()]
 
 
 def _event_ids(url: str, event_type: str) -> list[str]:

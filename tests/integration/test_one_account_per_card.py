@@ -1,5 +1,6 @@
-"""One account per card: a reference load keeps what this system activated, the database refuses a second
-account, and an activation is keyed by the card."""
+"""One savings function per card: a reference load keeps what this system activated, the database refuses a
+second live account on a card, an activation is keyed by the card and creates no account, and a new card's
+account is requested without a number."""
 
 from __future__ import annotations
 
@@ -7,24 +8,21 @@ import psycopg
 import pytest
 from psycopg import errors
 
-from issuance.crypto import Vault
-from issuance.kafka.outbox_relay import open_payload
-from issuance.messages import ActivationRequested
+from issuance.messages import AccountOpeningRequested, ActivationRequested
 from issuance.settings import Settings
 from issuance.store.db import connect
 from pipelines import nightly
 from tests import factories as f
-from tests.fixtures_nightly import load_reference_data, publish_records
+from tests.fixtures_nightly import bank_requests_of, load_reference_data, publish_records
 
 
 def _activated(database_url: str, application_id: str) -> None:
-    """What the bureau consumer writes when the bank reports the card's account opened."""
+    """What the bureau consumer writes when the bank reports a registry card's account active."""
     with connect(database_url) as conn:
         conn.execute(
-            "UPDATE applications SET state = 'ACTIVE', is_open = false WHERE application_id = %s",
+            "UPDATE applications SET state = 'COMPLETED', is_open = false WHERE application_id = %s",
             (application_id,),
         )
-        conn.execute("UPDATE bank_accounts SET status = 'OPEN' WHERE application_id = %s", (application_id,))
         conn.execute("UPDATE person_cards SET financial_status = 'ACTIVE' WHERE card_number = %s", (f.CARD,))
         conn.commit()
 
@@ -55,7 +53,7 @@ def test_reloading_the_same_registry_keeps_the_savings_function_this_system_acti
 
     load_reference_data(settings, database_url, f.reference(persons={f.ADULT_ID: f.holder()}))
 
-    assert _card_state(database_url) == ("ACTIVE", 1)
+    assert _card_state(database_url) == ("ACTIVE", 0)
 
 
 def test_a_second_activation_of_an_activated_card_is_refused_after_a_reload(
@@ -79,17 +77,18 @@ def test_a_second_activation_of_an_activated_card_is_refused_after_a_reload(
             "SELECT state, reasons FROM applications WHERE application_id = 'APP-000002'"
         ).fetchone()
     assert row is not None and (row[0], list(row[1])) == ("REJECTED", ["CARD_NOT_ELIGIBLE"])
-    assert _card_state(database_url) == ("ACTIVE", 1)
+    assert _card_state(database_url) == ("ACTIVE", 0)
 
 
-def test_a_card_with_an_open_account_is_not_activatable_whatever_the_registry_says(
+def test_a_card_with_an_active_account_is_not_activatable_whatever_the_registry_says(
     settings: Settings, database_url: str
 ) -> None:
     _activate_once(settings, database_url)
-    with connect(database_url) as conn:  # a registry that does not know yet, loaded before this fix
+    with connect(database_url) as conn:  # the card's account active at the bank; the registry does not know
         conn.execute(
             "UPDATE person_cards SET financial_status = 'INACTIVE' WHERE card_number = %s", (f.CARD,)
         )
+        _account(conn, "APP-000001", "ACTIVE")
         conn.commit()
     again = f.activation(application_id="APP-000002", submitted_at=f.SUBMITTED_AT.replace(day=2))
     publish_records(
@@ -117,31 +116,22 @@ def _account(conn: psycopg.Connection[tuple[object, ...]], application_id: str, 
     )
 
 
-@pytest.mark.parametrize("second", ["REQUESTED", "OPEN"])
+@pytest.mark.parametrize("second", ["REQUESTED", "OPENED", "ACTIVE"])
 def test_the_database_refuses_a_second_live_account_on_a_card(database_url: str, second: str) -> None:
     with connect(database_url) as conn:
-        _account(conn, "APP-1", "OPEN")
+        _account(conn, "APP-1", "OPENED")
         with pytest.raises(errors.UniqueViolation):
             _account(conn, "APP-2", second)
 
 
 def test_a_refused_account_leaves_the_card_free(database_url: str) -> None:
     with connect(database_url) as conn:
-        _account(conn, "APP-1", "FAILED")
+        _account(conn, "APP-1", "REFUSED")
         _account(conn, "APP-2", "REQUESTED")
         conn.commit()
 
 
-def _requests(settings: Settings, database_url: str) -> list[ActivationRequested]:
-    vault = Vault.from_settings(settings)
-    with connect(database_url) as conn:
-        rows = conn.execute(
-            "SELECT payload FROM outbox WHERE event_type = 'ActivationRequested' ORDER BY seq"
-        ).fetchall()
-    return [ActivationRequested.from_bytes(open_payload(vault, bytes(r[0]))) for r in rows]
-
-
-def test_an_activation_switches_on_the_cards_account_and_names_the_agreement(
+def test_an_activation_creates_no_account_and_names_the_card_and_the_agreement(
     settings: Settings, database_url: str
 ) -> None:
     load_reference_data(settings, database_url, f.reference(persons={f.ADULT_ID: f.holder()}))
@@ -149,8 +139,9 @@ def test_an_activation_switches_on_the_cards_account_and_names_the_agreement(
 
     assert nightly.run(["--business-date", "2026-11-01"], settings=settings).balanced
 
-    [request] = _requests(settings, database_url)
-    assert (request.card_number, request.account_number) == (f.CARD, None), "no new account number"
+    [request] = bank_requests_of(settings, database_url, f.activation().application_id)
+    assert isinstance(request, ActivationRequested)
+    assert (request.card_number, request.account_number) == (f.CARD, None), "a registry card: no number"
     agreement = f.agreement()
     assert (request.agreement_id, request.terms_version, request.document_sha256) == (
         agreement.agreement_id,
@@ -158,46 +149,39 @@ def test_an_activation_switches_on_the_cards_account_and_names_the_agreement(
         agreement.document_sha256,
     )
     with connect(database_url) as conn:
-        row = conn.execute(
-            "SELECT card_number, account_index, account_number_enc, status FROM bank_accounts"
-        ).fetchone()
-    assert row is not None and tuple(row) == (f.CARD, None, None, "REQUESTED")
+        assert conn.execute("SELECT count(*) FROM bank_accounts").fetchone() == (0,)
 
 
-def test_a_new_card_request_carries_its_chip_account_and_its_agreement(
+def test_an_accepted_new_card_gets_one_account_opening_and_no_number_anywhere(
     settings: Settings, database_url: str
 ) -> None:
     load_reference_data(settings, database_url, f.reference())
     publish_records(settings, applications=[f.application()], agreements=[f.agreement()])
 
-    assert nightly.run(["--business-date", "2026-11-01"], settings=settings).balanced
+    result = nightly.run(["--business-date", "2026-11-01"], settings=settings)
+    assert result.balanced
 
-    [request] = _requests(settings, database_url)
-    assert request.account_number is not None and request.account_number.startswith(f.bank().bin)
-    assert request.agreement_id == f.agreement().agreement_id
-
-
-def test_a_night_that_would_open_a_second_account_on_a_card_fails_whole_and_says_why(
-    settings: Settings, database_url: str
-) -> None:
-    from issuance.domain.numbers import card_number
-    from issuance.errors import ReconciliationFailed
-
-    load_reference_data(settings, database_url, f.reference())
-    publish_records(settings, applications=[f.application()], agreements=[f.agreement()])
-    with connect(database_url) as conn:  # a live account already on the card the night will personalize
-        row = conn.execute("SELECT next_value FROM allocation_counters WHERE name = 'slot'").fetchone()
-        first_slot = int(row[0]) if row else 1
-        conn.execute(
-            "INSERT INTO bank_accounts (application_id, bank_code, sequence, card_number, status)"
-            " VALUES ('ELSEWHERE', 'ICBC', 0, %s, 'OPEN')",
-            (card_number(first_slot),),
-        )
-        conn.commit()
-
-    with pytest.raises(ReconciliationFailed, match="second live bank account"):
-        nightly.run(["--business-date", "2026-11-01"], settings=settings)
-
+    [request] = bank_requests_of(settings, database_url, "APP-000001")
+    assert isinstance(request, AccountOpeningRequested)
+    assert (request.attempt, request.holder_id_number, request.holder_name) == (1, f.ADULT_ID, f.ADULT_NAME)
+    assert (request.agreement_id, request.area_code, request.branch_code) == (
+        f.agreement().agreement_id,
+        f.AREA,
+        f.BRANCH,
+    )
     with connect(database_url) as conn:
-        assert conn.execute("SELECT count(*) FROM applications").fetchone() == (0,)
-        assert conn.execute("SELECT status FROM runs").fetchone() == ("FAILED",)
+        card = conn.execute(
+            "SELECT status, card_number, card_identification_code, sequence, issue_date, branch_code"
+            " FROM cards WHERE application_id = 'APP-000001'"
+        ).fetchone()
+        account = conn.execute(
+            "SELECT status, card_number, account_number_enc, account_index, sequence FROM bank_accounts"
+            " WHERE application_id = 'APP-000001'"
+        ).fetchone()
+        state = conn.execute("SELECT state FROM applications WHERE application_id = 'APP-000001'").fetchone()
+        kinds = conn.execute("SELECT event_type, count(*) FROM outbox GROUP BY 1 ORDER BY 1").fetchall()
+    assert state == ("ACCEPTED",)
+    assert card is not None and tuple(card) == ("ORDERED", None, None, None, None, f.BRANCH)
+    assert account is not None and tuple(account) == ("REQUESTED", None, None, None, None)
+    assert kinds == [("AccountOpeningRequested", 1), ("DecisionIssued", 1)]
+    assert result.reconciliation["total"]["accepted"] == 1

@@ -123,7 +123,7 @@ def test_a_20_mb_record_on_the_applications_topic_leaves_publishing_intact(
             "SELECT event_type, event_id FROM outbox WHERE event_type <> 'MessageDeadLettered'"
         ).fetchall()
     assert unpublished == (0,)
-    assert {t for t, _ in queued} == {"ActivationRequested", "DecisionIssued"}
+    assert {t for t, _ in queued} == {"AccountOpeningRequested", "ActivationRequested", "DecisionIssued"}
     topics = Topics(settings)
     published = set(topic_event_ids(settings, [topics.decisions, *(topics.bank_requests(b) for b in banks)]))
     assert {str(event_id) for _, event_id in queued} <= published  # every request and decision left

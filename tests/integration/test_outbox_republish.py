@@ -3,13 +3,9 @@
 from __future__ import annotations
 
 import json
-import threading
 from pathlib import Path
 from typing import Any
 
-from consumers.bank_simulator import FailurePolicy
-from consumers.serve import consume_results, serve_banks
-from issuance.services.endpoints import resolve
 from issuance.settings import Settings
 from issuance.store.db import connect
 from pipelines import nightly
@@ -17,7 +13,7 @@ from tests.fixtures_broker import OwnBroker, cli, on_broker
 from tests.fixtures_nightly import load_reference_file, make_generated, publish_night, topic_event_ids
 
 OPERATOR = "ops.li"
-IDLE = 1.5
+REQUESTS = "event_type IN ('AccountOpeningRequested', 'ActivationRequested')"
 
 
 def _scalar(database_url: str, query: str) -> Any:
@@ -32,27 +28,19 @@ def _column(database_url: str, query: str) -> list[str]:
         return sorted(str(r[0]) for r in conn.execute(query).fetchall())
 
 
-def _banks_then_bureau(settings: Settings) -> dict[str, Any]:
-    """`issuance bank serve --all --until-idle`, then `issuance consume --until-idle` (in process)."""
-    endpoints = resolve(settings)
-    banks = serve_banks(settings, endpoints, None, FailurePolicy(), IDLE, threading.Event())
-    bureau = consume_results(settings, endpoints, IDLE, threading.Event())
-    return {"banks": banks, "bureau": bureau}
-
-
-def _effects(database_url: str) -> dict[str, Any]:
-    """What answering leaves behind; a repeat must not change any of it."""
-    return {
-        "states": _column(database_url, "SELECT application_id || ':' || state FROM applications"),
-        "accounts": _scalar(database_url, "SELECT count(*) FROM bank_sim.accounts"),
-        "answers_applied": _scalar(
-            database_url, "SELECT count(*) FROM inbox WHERE consumer = 'activation-results'"
-        ),
-        "to_active": _scalar(
-            database_url, "SELECT count(*) FROM application_history WHERE to_state = 'ACTIVE'"
-        ),
-        "decisions": _scalar(database_url, "SELECT count(*) FROM outbox WHERE event_type = 'DecisionIssued'"),
-    }
+def _answered(database_url: str, application_ids: list[str]) -> None:
+    """What the bureau's consumer writes for the bank's positive answers: a new card's account OPENED, an
+    activation COMPLETED."""
+    with connect(database_url) as conn:
+        conn.execute(
+            "UPDATE bank_accounts SET status = 'OPENED' WHERE application_id = ANY(%s)", (application_ids,)
+        )
+        conn.execute(
+            "UPDATE applications SET state = 'COMPLETED', is_open = false"
+            " WHERE application_id = ANY(%s) AND application_type = 'FINANCIAL_ACTIVATION'",
+            (application_ids,),
+        )
+        conn.commit()
 
 
 def _republish(settings: Settings, *args: str) -> dict[str, Any]:
@@ -61,52 +49,55 @@ def _republish(settings: Settings, *args: str) -> dict[str, Any]:
     return dict(json.loads(done.stdout))
 
 
-def test_requests_lost_with_the_broker_are_sent_again_and_answered_once(
+def _request_ids(database_url: str) -> dict[str, str]:
+    """event id -> application id of every bank request."""
+    with connect(database_url) as conn:
+        return dict(
+            conn.execute(
+                f"SELECT event_id, convert_from(message_key, 'UTF8') FROM outbox WHERE {REQUESTS}"
+            ).fetchall()
+        )
+
+
+def test_requests_lost_with_the_broker_are_sent_again_with_their_ids(
     own_broker: OwnBroker, settings: Settings, database_url: str, tmp_path: Path
 ) -> None:
+    """Both request kinds: account openings of new cards and activations of existing ones."""
     before = on_broker(settings, own_broker.bootstrap)
     generated = make_generated(tmp_path / "data", 60)
     load_reference_file(before, database_url, generated)
     publish_night(before, generated, 1, raw=False)
     night = nightly.run(["--business-date", generated.business_date(1)], settings=before)
     assert night.balanced
-    waiting = _column(
-        database_url, "SELECT application_id FROM applications WHERE state = 'ACTIVATION_REQUESTED'"
-    )
-    assert waiting
+    waiting = _column(database_url, "SELECT application_id FROM applications WHERE state = 'ACCEPTED'")
+    kinds = _column(database_url, f"SELECT DISTINCT event_type FROM outbox WHERE {REQUESTS}")
+    assert waiting and kinds == ["AccountOpeningRequested", "ActivationRequested"]
 
     after = on_broker(settings, own_broker.restart())  # between the night and the banks: requests lost
-    lost = _banks_then_bureau(after)
-    assert sum(bank["requests"] for bank in lost["banks"].values()) == 0
-
     refused = cli(after, "outbox", "republish", "--operator", OPERATOR)
     assert refused.returncode == 2
     counted = _republish(after, "--unanswered-after-hours", "0")
     assert (counted["events"], counted["applied"]) == (len(waiting), False)
+    assert {key.split(" (")[1].rstrip(")") for key in counted["by_topic"]} == set(kinds)
     assert _scalar(database_url, "SELECT count(*) FROM outbox WHERE published_at IS NULL") == 0
 
     sent = _republish(after, "--unanswered-after-hours", "0", "--yes")
 
     assert sent["events"] == len(waiting) and sent["sent"] >= len(waiting)
-    _banks_then_bureau(after)
-    answered = _column(database_url, "SELECT application_id FROM applications WHERE state = 'ACTIVE'")
-    assert answered == waiting  # every request lost with the broker reached its bank and was answered
-    effects = _effects(database_url)
-    assert effects["to_active"] == len(waiting) == effects["accounts"]
+    request_topics = _column(database_url, f"SELECT DISTINCT topic FROM outbox WHERE {REQUESTS}")
+    ids = _request_ids(database_url)
+    on_topics = topic_event_ids(after, request_topics)
+    assert sorted(ids[e] for e in on_topics) == waiting, "each waiting application's request, its own id"
+
+    _answered(database_url, waiting[:1])
+    assert _republish(after, "--unanswered-after-hours", "0")["events"] == len(waiting) - 1
+    _answered(database_url, waiting)
     assert _republish(after, "--unanswered-after-hours", "0")["events"] == 0
 
-    # The whole night's requests once more: the banks answer from their inboxes, the bureau applies nothing.
-    request_topics = _column(
-        database_url, "SELECT DISTINCT topic FROM outbox WHERE event_type = 'ActivationRequested'"
-    )
+    # The whole night's requests once more, chosen by run and topic (answered or not).
     topics = [arg for topic in request_topics for arg in ("--topic", topic)]
     again = _republish(after, "--run", str(night.run_id), *topics, "--yes")
     assert again["events"] == len(waiting)
-    repeat = _banks_then_bureau(after)
-
-    assert sum(bank["repeated"] for bank in repeat["banks"].values()) == len(waiting)
-    assert repeat["bureau"]["duplicates"] == len(waiting)
-    assert _effects(database_url) == effects
     audit = _column(
         database_url, "SELECT actor || ' ' || entity_id FROM audit_log WHERE action = 'outbox.republish'"
     )
@@ -123,39 +114,23 @@ def test_the_night_sends_again_the_requests_unanswered_after_the_configured_hour
     publish_night(settings, generated, 1, raw=False)
     day = generated.business_date(1)
     assert nightly.run(["--business-date", day], settings=settings).resent_unanswered == 0
-    waiting = _column(
-        database_url, "SELECT application_id FROM applications WHERE state = 'ACTIVATION_REQUESTED'"
-    )
+    waiting = _column(database_url, "SELECT application_id FROM applications WHERE state = 'ACCEPTED'")
     answered, unanswered = waiting[0], waiting[1:]
     with connect(database_url) as conn:  # a day passes; the bank answers one of them
+        conn.execute(f"UPDATE outbox SET published_at = published_at - interval '25 hours' WHERE {REQUESTS}")
         conn.execute(
-            "UPDATE outbox SET published_at = published_at - interval '25 hours'"
-            " WHERE event_type = 'ActivationRequested'"
-        )
-        conn.execute(
-            "UPDATE applications SET updated_at = updated_at - interval '25 hours'"
-            " WHERE state = 'ACTIVATION_REQUESTED'"
-        )
-        conn.execute(
-            "UPDATE applications SET state = 'ACTIVE', is_open = false WHERE application_id = %s", (answered,)
+            "UPDATE applications SET updated_at = updated_at - interval '25 hours' WHERE state = 'ACCEPTED'"
         )
         conn.commit()
+    _answered(database_url, [answered])
 
     second = nightly.run(["--business-date", day], settings=settings)
 
     assert second.balanced
     assert second.resent_unanswered == len(unanswered) == second.as_dict()["resent_unanswered"]
-    request_topics = _column(
-        database_url, "SELECT DISTINCT topic FROM outbox WHERE event_type = 'ActivationRequested'"
-    )
+    request_topics = _column(database_url, f"SELECT DISTINCT topic FROM outbox WHERE {REQUESTS}")
     on_topics = topic_event_ids(settings, request_topics)
-    with connect(database_url) as conn:
-        ids = dict(
-            conn.execute(
-                "SELECT event_id, convert_from(message_key, 'UTF8') FROM outbox"
-                " WHERE event_type = 'ActivationRequested'"
-            ).fetchall()
-        )
+    ids = _request_ids(database_url)
     sends = {app: 0 for app in waiting}
     for event_id in on_topics:
         sends[ids[event_id]] += 1

@@ -1,5 +1,6 @@
-"""The personalization helper against PostgreSQL: which staged applications it personalizes, with which
-numbers and agreement, and that a second attempt (a resumed run) replaces the first rather than adding."""
+"""The helper beside the final transaction against PostgreSQL: which staged applications get a first bank
+request, of which kind, with which agreement and account number (none allocated), and that a second attempt (a
+resumed run) replaces the first rather than adding."""
 
 from __future__ import annotations
 
@@ -9,9 +10,13 @@ from typing import Any
 import pytest
 
 from issuance.crypto import Vault
-from issuance.domain.numbers import bank_account_number, card_identification_code, card_number
 from issuance.kafka.outbox_relay import open_payload
-from issuance.messages import ActivationRequested
+from issuance.messages import (
+    AccountOpeningRequested,
+    ActivationRequested,
+    account_opening_request_event_id,
+    activation_request_event_id,
+)
 from issuance.store.db import connect, copy_rows
 from issuance.store.run_repo import STAGED_AGREEMENT_COLUMNS, STAGED_APPLICATION_COLUMNS
 from pipelines.personalize_staged import personalize_staged, personalizing
@@ -107,29 +112,35 @@ def staged(database_url: str) -> str:
     return database_url
 
 
-def _personalized(database_url: str) -> dict[str, tuple[Any, ...]]:
+def _prepared(database_url: str) -> dict[str, tuple[Any, ...]]:
+    """application id -> (event id, event type, sealed, agreement id, opened message)."""
     with connect(database_url) as conn:
         rows = conn.execute(
-            "SELECT application_id, new_card_number, card_identification_code, account_number_enc,"
-            " request_event_id, request_payload, agreement_id FROM staged_personalized WHERE run_id = %s",
+            "SELECT application_id, request_event_id, request_type, request_sealed, agreement_id,"
+            " request_payload FROM staged_personalized WHERE run_id = %s",
             (RUN,),
         ).fetchall()
-    return {str(row[0]): row[1:] for row in rows}
+    return {
+        str(app): (event_id, kind, sealed, agreement, open_payload(VAULT, bytes(payload)))
+        for app, event_id, kind, sealed, agreement, payload in rows
+    }
 
 
-def test_verified_applications_are_personalized_from_the_slot_of_the_kept_record(staged: str) -> None:
+def test_a_new_card_gets_an_account_opening_with_the_holder_and_the_agreement(staged: str) -> None:
     assert personalize_staged(staged, VAULT, {BANK.bank_code: BANK}, RUN, NIGHT, WINDOW) == 2
 
-    found = _personalized(staged)
+    found = _prepared(staged)
     assert set(found) == {"NEW-1", "ACTIVATE-1"}  # not the rejected one, the repeated id once
-    new_card, cic, account_enc, event_id, payload, agreement_id = found["NEW-1"]
-    assert new_card == card_number(100)
-    assert cic == card_identification_code(AREA, 100)
-    assert VAULT.decrypt(account_enc) == bank_account_number(BANK.bin, 100)
-    request = ActivationRequested.from_bytes(open_payload(VAULT, payload))
-    assert (request.event_id, request.card_number, request.attempt) == (event_id, card_number(100), 1)
-    assert request.holder_name == "张三"
-    assert request.account_number == bank_account_number(BANK.bin, 100)
+    event_id, kind, sealed, agreement_id, payload = found["NEW-1"]
+    assert (event_id, kind, sealed) == (
+        account_opening_request_event_id("NEW-1", 1),
+        "AccountOpeningRequested",
+        True,
+    )
+    request = AccountOpeningRequested.from_bytes(payload)
+    assert (request.event_id, request.attempt) == (event_id, 1)
+    assert (request.holder_id_number, request.holder_name) == ("11010519491231002X", "张三")
+    assert (request.area_code, request.branch_code, request.bank_code) == (AREA, "B001", BANK.bank_code)
     # The agreement the rule accepts travels with the request (not the one on outdated terms).
     assert agreement_id == "AGR-NEW"
     assert (request.agreement_id, request.terms_version, request.document_sha256) == (
@@ -139,30 +150,53 @@ def test_verified_applications_are_personalized_from_the_slot_of_the_kept_record
     )
 
 
-def test_an_existing_card_is_activated_without_a_new_account_number(staged: str) -> None:
+def test_an_activation_of_a_registry_card_carries_no_account_number(staged: str) -> None:
     personalize_staged(staged, VAULT, {BANK.bank_code: BANK}, RUN, NIGHT, WINDOW)
 
-    no_card, no_cic, account_enc, _event, payload, agreement_id = _personalized(staged)["ACTIVATE-1"]
-    assert (no_card, no_cic, account_enc) == (None, None, None)  # the card carries its account already
-    request = ActivationRequested.from_bytes(open_payload(VAULT, payload))
+    event_id, kind, sealed, agreement_id, payload = _prepared(staged)["ACTIVATE-1"]
+    assert (event_id, kind, sealed) == (
+        activation_request_event_id("ACTIVATE-1", 1),
+        "ActivationRequested",
+        True,
+    )
+    request = ActivationRequested.from_bytes(payload)
     assert (request.card_number, request.account_number) == ("A12345678", None)
     assert agreement_id == request.agreement_id == "AGR-ACT"  # a pending agreement of an earlier night
 
 
-def test_a_second_attempt_replaces_the_first_with_the_same_numbers(staged: str) -> None:
+def test_an_activation_of_our_card_carries_the_account_number_the_bank_assigned(staged: str) -> None:
+    with connect(staged) as conn:  # the card this system issued; the bank opened its account
+        conn.execute(
+            "INSERT INTO runs (run_id, business_date, status, plan)"
+            " VALUES (1, '2026-10-01', 'SUCCEEDED', '[]')"
+        )
+        conn.execute(
+            "INSERT INTO applications (application_id, application_type, branch_code, bank_code, channel,"
+            " person_key, id_number_enc, name_enc, materials, submitted_at, state, reasons, is_open,"
+            " first_run_id, last_run_id)"
+            " VALUES ('OLD-1', 'NEW_CARD', 'B001', %s, 'COUNTER', %s, %s, %s, '{}', now(), 'COMPLETED', '{}',"
+            " false, 1, 1)",
+            (BANK.bank_code, VAULT.blind_index("old"), VAULT.encrypt("x"), VAULT.encrypt("x")),
+        )
+        conn.execute(
+            "INSERT INTO bank_accounts (application_id, bank_code, status, card_number, account_number_enc)"
+            " VALUES ('OLD-1', %s, 'OPENED', 'A12345678', %s)",
+            (BANK.bank_code, VAULT.encrypt("6222020000000000018")),
+        )
+        conn.commit()
+
     personalize_staged(staged, VAULT, {BANK.bank_code: BANK}, RUN, NIGHT, WINDOW)
-    first = _personalized(staged)
+
+    request = ActivationRequested.from_bytes(_prepared(staged)["ACTIVATE-1"][4])
+    assert (request.card_number, request.account_number) == ("A12345678", "6222020000000000018")
+
+
+def test_a_second_attempt_replaces_the_first_with_the_same_requests(staged: str) -> None:
+    personalize_staged(staged, VAULT, {BANK.bank_code: BANK}, RUN, NIGHT, WINDOW)
+    first = _prepared(staged)
 
     with personalizing(staged, VAULT, {BANK.bank_code: BANK}, RUN, NIGHT, WINDOW, in_process=False) as helper:
         assert helper.result(timeout=120) == 2  # a helper process this time
 
-    again = _personalized(staged)
-    assert set(again) == set(first)
-    for application_id, (card, cic, account_enc, event_id, _payload, agreement) in again.items():
-        old_card, old_cic, old_account_enc, old_event_id, _old, old_agreement = first[application_id]
-        assert (card, cic, event_id, agreement) == (old_card, old_cic, old_event_id, old_agreement)
-        assert _opened(account_enc) == _opened(old_account_enc)
-
-
-def _opened(envelope: bytes | None) -> str | None:
-    return None if envelope is None else VAULT.decrypt(envelope)
+    again = _prepared(staged)
+    assert {app: row[:4] for app, row in again.items()} == {app: row[:4] for app, row in first.items()}

@@ -59,7 +59,7 @@ def fill(conn: psycopg.Connection[tuple[object, ...]], vault: Vault) -> None:
             "INSERT INTO applications (application_id, application_type, branch_code, bank_code, channel,"
             " person_key, id_number_enc, name_enc, phone_enc, materials, submitted_at, state, is_open)"
             " VALUES (%s, 'NEW_CARD', %s, %s, 'COUNTER', %s, %s, %s, %s, %s, %s,"
-            " 'ACTIVATION_REQUESTED', true)",
+            " 'ACCEPTED', true)",
             (
                 app_id,
                 f.BRANCH,
@@ -182,15 +182,17 @@ def test_a_nightly_run_stores_no_personal_data_in_the_clear(
     nightly.run(["--business-date", generated.business_date(1)], settings=settings)
     vault = Vault.from_settings(settings)
     with connect(database_url) as conn:
-        accounts = [  # an existing card's account has no number here: the bank finds it by the card
+        accounts = [  # the bank assigns account numbers (AccountOpened): the night stores none
             vault.decrypt(r[0])
             for r in conn.execute(
                 "SELECT account_number_enc FROM bank_accounts WHERE account_number_enc IS NOT NULL"
             )
         ]
+        requested = conn.execute("SELECT count(*) FROM bank_accounts").fetchone()
         dead = conn.execute("SELECT count(*) FROM dead_letters").fetchone()
         applications = conn.execute("SELECT count(*) FROM applications").fetchone()
-    assert accounts and dead and dead[0] > 0 and applications and applications[0] > 0
+    assert accounts == [] and requested and requested[0] > 0
+    assert dead and dead[0] > 0 and applications and applications[0] > 0
     values = generated_values(generated.directory)
     assert len(values) > 300
     assert leaks(dump(database_url), values + accounts) == []

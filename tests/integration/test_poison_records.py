@@ -69,7 +69,7 @@ def _night_two_applicants(generated: Generated) -> list[dict[str, Any]]:
     return [
         record
         for record in _lines(generated.directory / APPLICATION_FILES[2])
-        if wanted.get(record["application_id"], ("", []))[0] in {"ACTIVATION_REQUESTED", "AWAITING_AGREEMENT"}
+        if wanted.get(record["application_id"], ("", []))[0] in {"ACCEPTED", "AWAITING_AGREEMENT"}
     ]
 
 

@@ -92,7 +92,7 @@ def test_reconciliation_balances_per_branch_and_in_total() -> None:
     report = balance(
         {"B1": 5, "B2": 2, "(unknown)": 1},
         {
-            "B1": {"activation_requested": 2, "rejected": 2, "awaiting_agreement": 1},
+            "B1": {"accepted": 2, "rejected": 2, "awaiting_agreement": 1},
             "B2": {"rejected": 2},
             "(unknown)": {"dead_lettered": 1},
         },

@@ -1,55 +1,104 @@
-"""Personalization as a pure step: a new card gets the account on its chip, an existing card none; the
-request names the agreement."""
+"""The bank requests of accepted applications, as a pure step: an account opening for a new card (no number of
+any kind), an activation for an existing card (the bank's account number when the card is ours); both name the
+agreement and are sealed."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime
 
+import pytest
+
 from issuance.crypto import Vault
-from issuance.domain.numbers import bank_account_number, card_number
+from issuance.domain.lifecycle import Trigger, starts
+from issuance.domain.model import ApplicationType
 from issuance.kafka.outbox_relay import open_payload
-from issuance.messages import ActivationRequested
-from pipelines.personalize import Candidate, SignedAgreement, personalize
+from issuance.messages import (
+    AccountOpeningRequested,
+    ActivationRequested,
+    account_opening_request_event_id,
+    activation_request_event_id,
+    decode_event,
+)
+from pipelines.personalize import BankRequest, Candidate, SignedAgreement, bank_requests
 from tests import factories as f
 
 VAULT = Vault([("test1", bytes(range(32)))], bytes(range(32, 64)))
 AGREEMENT = SignedAgreement("AGR-000001", f.TERMS, "ab" * 32)
 AT = datetime(2026, 11, 2, 1, 0, tzinfo=UTC)
+ACCOUNT = "6222020000000000018"
 
 
-def _candidate(kind: str, existing_card: str | None = None) -> Candidate:
-    return Candidate("APP-1", kind, f.BANK, f.AREA, existing_card, f.ADULT_ID, f.ADULT_NAME, 7, 1, AGREEMENT)
-
-
-def _request(payload: bytes) -> ActivationRequested:
-    return ActivationRequested.from_bytes(open_payload(VAULT, payload))
-
-
-def test_a_new_card_carries_the_account_personalized_on_its_chip() -> None:
-    [p] = personalize([_candidate("NEW_CARD")], {f.BANK: f.bank()}, VAULT, 3, AT)
-    assert p.account_number_enc is not None and VAULT.decrypt(p.account_number_enc) == bank_account_number(
-        f.bank().bin, 7
+def _candidate(kind: ApplicationType, **overrides: object) -> Candidate:
+    base = Candidate(
+        "APP-1", kind, f.BANK, f.BRANCH, f.AREA, None, None, f.ADULT_ID, f.ADULT_NAME, 1, AGREEMENT
     )
-    request = _request(p.request_payload)
-    assert (request.card_number, request.account_number) == (
-        card_number(7),
-        bank_account_number(f.bank().bin, 7),
+    return replace(base, **overrides)
+
+
+def _opened(request: BankRequest) -> object:
+    assert request.sealed, "bank requests carry personal data: sealed in the outbox"
+    return decode_event(open_payload(VAULT, request.payload))
+
+
+def test_a_new_card_is_an_account_opening_with_the_holder_and_the_agreement_and_no_number() -> None:
+    [r] = bank_requests([_candidate(ApplicationType.NEW_CARD)], VAULT, 3, AT)
+    message = _opened(r)
+    assert isinstance(message, AccountOpeningRequested)
+    assert (r.event_id, r.event_type) == (
+        account_opening_request_event_id("APP-1", 1),
+        "AccountOpeningRequested",
     )
-
-
-def test_activating_an_existing_card_allocates_no_account_number() -> None:
-    [p] = personalize([_candidate("FINANCIAL_ACTIVATION", f.CARD)], {f.BANK: f.bank()}, VAULT, 3, AT)
-    assert (p.new_card_number, p.account_index, p.account_number_enc) == (None, None, None)
-    request = _request(p.request_payload)
-    assert (request.card_number, request.account_number) == (f.CARD, None)
-
-
-def test_the_request_names_the_agreement_it_was_accepted_on() -> None:
-    [p] = personalize([_candidate("FINANCIAL_ACTIVATION", f.CARD)], {f.BANK: f.bank()}, VAULT, 3, AT)
-    request = _request(p.request_payload)
-    assert p.agreement_id == "AGR-000001"
-    assert (request.agreement_id, request.terms_version, request.document_sha256) == (
+    assert (message.holder_id_number, message.holder_name) == (f.ADULT_ID, f.ADULT_NAME)
+    assert (message.area_code, message.branch_code, message.bank_code) == (f.AREA, f.BRANCH, f.BANK)
+    assert (message.agreement_id, message.terms_version, message.document_sha256) == (
         "AGR-000001",
         f.TERMS,
         "ab" * 32,
+    )
+    assert not hasattr(message, "account_number") and not hasattr(message, "card_number")
+
+
+def test_an_activation_of_our_card_carries_the_banks_account_number() -> None:
+    candidate = _candidate(ApplicationType.FINANCIAL_ACTIVATION, card_number=f.CARD, account_number=ACCOUNT)
+    [r] = bank_requests([candidate], VAULT, 3, AT)
+    message = _opened(r)
+    assert isinstance(message, ActivationRequested)
+    assert r.event_id == activation_request_event_id("APP-1", 1)
+    assert (message.card_number, message.account_number) == (f.CARD, ACCOUNT)
+    assert (message.agreement_id, message.attempt) == ("AGR-000001", 1)
+
+
+def test_an_activation_of_a_registry_card_carries_no_account_number() -> None:
+    candidate = _candidate(ApplicationType.FINANCIAL_ACTIVATION, card_number=f.CARD)
+    [r] = bank_requests([candidate], VAULT, 3, AT)
+    message = _opened(r)
+    assert isinstance(message, ActivationRequested)
+    assert (message.card_number, message.account_number) == (f.CARD, None)
+
+
+def test_a_mixed_batch_keeps_its_order_and_the_attempt_names_the_event() -> None:
+    batch = [
+        _candidate(
+            ApplicationType.FINANCIAL_ACTIVATION, application_id="APP-A", card_number=f.CARD, attempt=2
+        ),
+        _candidate(ApplicationType.NEW_CARD, application_id="APP-B", attempt=3),
+    ]
+    requests = bank_requests(batch, VAULT, 3, AT)
+    assert [r.event_id for r in requests] == [
+        activation_request_event_id("APP-A", 2),
+        account_opening_request_event_id("APP-B", 3),
+    ]
+    assert [getattr(_opened(r), "attempt") for r in requests] == [2, 3]  # noqa: B009
+
+
+def test_an_account_opening_needs_its_agreement() -> None:
+    with pytest.raises(ValueError, match="APP-1"):
+        bank_requests([_candidate(ApplicationType.NEW_CARD, agreement=None)], VAULT, 3, AT)
+
+
+def test_a_request_due_again_starts_from_the_same_application_state_for_both_types() -> None:
+    """The night's set-based re-check and retry read one list of states for both application types."""
+    assert starts(Trigger.REQUESTED_AGAIN, ApplicationType.NEW_CARD, "application") == starts(
+        Trigger.REQUESTED_AGAIN, ApplicationType.FINANCIAL_ACTIVATION, "application"
     )

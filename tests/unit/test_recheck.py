@@ -24,7 +24,7 @@ def _decide(
     return [tuple(r) for r in recheck([candidate], {KEY: person or f.person()}, reference)]
 
 
-@pytest.mark.parametrize("from_state", ["AWAITING_AGREEMENT", "ACTIVATION_FAILED"])
+@pytest.mark.parametrize("from_state", ["AWAITING_AGREEMENT", "ACCEPTED"])
 def test_an_unchanged_registry_lets_it_go_on(from_state: str) -> None:
     assert _decide(_candidate(from_state), f.reference()) == []
 
@@ -40,8 +40,8 @@ def test_an_issuing_area_whose_approval_was_withdrawn_rejects_it() -> None:
 def test_a_bank_that_stopped_cooperating_in_the_area_rejects_a_retry() -> None:
     reference = f.reference()
     banks = {**reference.banks, f.BANK: f.bank(area_codes=frozenset({f.OTHER_AREA}))}
-    assert _decide(_candidate("ACTIVATION_FAILED"), replace(reference, banks=banks)) == [
-        ("APP-000001", "ACTIVATION_FAILED", "AGR-000001", ["BANK_NOT_COOPERATING"])
+    assert _decide(_candidate("ACCEPTED"), replace(reference, banks=banks)) == [
+        ("APP-000001", "ACCEPTED", "AGR-000001", ["BANK_NOT_COOPERATING"])
     ]
 
 
