@@ -42,8 +42,8 @@ def test_each_topic_gets_its_own_records_in_the_order_polled() -> None:
     assert answers.batches == [[1, 2]] and events.batches == [[7]]
 
 
-def test_the_bureau_reads_the_banks_answers() -> None:
+def test_the_bureau_reads_the_banks_answers_and_the_branches_card_events() -> None:
     settings = Settings()
     handlers = bureau_handlers(None, None, settings)  # type: ignore[arg-type]
-    assert [h.name for h in handlers.values()] == ["bank_results"]
-    assert list(handlers) == [Topics(settings).bank_results]
+    assert [h.name for h in handlers.values()] == ["bank_results", "card_events"]
+    assert list(handlers) == [Topics(settings).bank_results, Topics(settings).card_events]
