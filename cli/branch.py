@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Annotated
 
 import typer
 
 from cli.common import command, console, load_settings, print_json
 from consumers.loop import stop_on_sigterm
+from issuance.errors import InputError
 from issuance.services.endpoints import resolve
 from producers.branch_simulator import BranchOptions, simulate
 
@@ -43,13 +45,21 @@ def simulate_command(
         typer.Option("--until-idle", help="Stop reading dispatches after this many idle seconds.", min=0),
     ] = 5.0,
     seed: Annotated[int, typer.Option("--seed", help="Seed of the collections and activations.")] = 0,
+    day: Annotated[
+        str | None,
+        typer.Option(
+            "--date",
+            help="Business day the branches act on (YYYY-MM-DD; events and applications dated that day,"
+            " 09:30 Asia/Shanghai). Default: now.",
+        ),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print a JSON document.")] = False,
 ) -> None:
     """Confirm the receipt of every dispatched card, collect a share of the cards waiting, and submit the
     holders' FINANCIAL_ACTIVATION applications with their agreements for a share of those collected now."""
     settings = load_settings(ctx)
     endpoints = resolve(settings)
-    options = BranchOptions(collect_rate, activate_rate, until_idle, seed)
+    options = BranchOptions(collect_rate, activate_rate, until_idle, seed, day=_day(day))
     with stop_on_sigterm() as stop:
         if not as_json:
             console.print(f"reading card dispatches until idle for {until_idle:g}s")
@@ -63,6 +73,15 @@ def simulate_command(
         f" ({stats['resent']} re-sent from an earlier run, {stats['unreadable']} unreadable dispatches,"
         f" {stats['no_identity']} holders not found)"
     )
+
+
+def _day(text: str | None) -> date | None:
+    if text is None:
+        return None
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise InputError(f"--date {text!r} is not a date (YYYY-MM-DD)") from None
 
 
 def register(app: typer.Typer) -> None:

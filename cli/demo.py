@@ -115,7 +115,8 @@ def night(
     _step(f"{label}: vendors make the cards of their files", ["vendor", "simulate"], env)
     for path in _new_return_files(vendor_dir, received):
         _step(f"{label}: receive {path.parent.name}/{path.name}", ["vendor", "receive", str(path)], env)
-    _step(f"{label}: branches receive, hand over, holders activate", _branch_simulate(sim), env)
+    branches = _branch_simulate(sim, plan["business_date"])
+    _step(f"{label}: branches receive, hand over, holders activate", branches, env)
     _step(f"{label}: bureau applies the branches' events", ["consume", "--until-idle", IDLE_SECONDS], env)
 
 
@@ -126,10 +127,12 @@ def _bank_serve(sim: Simulators) -> list[str]:
     ]  # fmt: skip
 
 
-def _branch_simulate(sim: Simulators) -> list[str]:
+def _branch_simulate(sim: Simulators, business_date: str) -> list[str]:
+    """The branches act on the night's business day (the holders' applications dated that day)."""
     return [
         "branch", "simulate", "--collect-rate", str(sim.collect_rate),
         "--activate-rate", str(sim.activate_rate), "--until-idle", IDLE_SECONDS, "--seed", str(sim.seed),
+        "--date", business_date,
     ]  # fmt: skip
 
 

@@ -26,7 +26,7 @@ import logging
 import threading
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, time
 from typing import Any
 
 from kafka import KafkaProducer
@@ -34,6 +34,7 @@ from kafka.consumer.fetcher import ConsumerRecord
 
 from consumers.loop import LoopOptions, make_producer, run_loop, send_all
 from issuance.crypto import Vault
+from issuance.domain.business_dates import BUSINESS_ZONE
 from issuance.domain.model import ApplicationType, Channel, Material
 from issuance.errors import DecodeError
 from issuance.kafka.topics import Topics, ensure_topics
@@ -49,6 +50,7 @@ log = logging.getLogger(__name__)
 
 MATERIALS = (Material.RESIDENT_ID_CARD, Material.SOCIAL_SECURITY_CARD)
 OPERATORS_PER_BRANCH = 5
+OPENING_HOUR = time(9, 30)
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +62,15 @@ class BranchOptions:
     until_idle: float = 5.0
     seed: int = 0
     batch_size: int = 1_000
+    # The business day the branches act on (their events and the holders' applications are dated that day,
+    # at the counters' opening hour); None: now. A night reads applications dated up to its business date.
+    day: date | None = None
+
+    def moment(self) -> datetime:
+        """When the branches act: `day` at the opening hour in the bureau's time zone, or now."""
+        if self.day is None:
+            return datetime.now(UTC)
+        return datetime.combine(self.day, OPENING_HOUR, BUSINESS_ZONE)
 
 
 @dataclass(slots=True)
@@ -151,7 +162,7 @@ class BranchSimulator:
 
     def handle(self, records: Sequence[ConsumerRecord]) -> None:
         """A batch of dispatches: record the new cards with their receipts, send them, mark them sent."""
-        now = datetime.now(UTC)
+        now = self._options.moment()
         delivered: list[Delivered] = []
         for record in records:
             self.stats.dispatches += 1
@@ -183,7 +194,7 @@ class BranchSimulator:
 
     def collect(self) -> None:
         """The holders collect a fraction of the cards waiting at their branches."""
-        now = datetime.now(UTC)
+        now = self._options.moment()
         chosen: list[tuple[str, bytes]] = []
         with self._conn.transaction():
             for card in ledger.to_collect(self._conn):
@@ -203,7 +214,7 @@ class BranchSimulator:
 
     def activate(self) -> None:
         """A fraction of the holders who collected their card now activate its savings function."""
-        now = datetime.now(UTC)
+        now = self._options.moment()
         with self._conn.transaction():
             for card in ledger.collected_in(self._conn, self.stats.run_no):
                 if draw(self._options.seed, self.stats.run_no, card.card_number, "activate") >= (

@@ -84,11 +84,11 @@ def hold_against_the_model(database_url: str) -> dict[str, int]:
 
 
 def test_applications_become_cards_in_their_holders_hands_with_the_savings_function_active(
-    settings: Settings, settings_env: dict[str, str], tmp_path: Path
+    settings: Settings, cli_env: dict[str, str], tmp_path: Path
 ) -> None:
     assert settings.database_url is not None
     database_url = settings.database_url.get_secret_value()
-    env = settings_env
+    env = cli_env
     out = tmp_path / "generated"
     issuance(env, "setup")
     issuance(
@@ -136,24 +136,31 @@ def test_applications_become_cards_in_their_holders_hands_with_the_savings_funct
     assert sides(env, followed) == ("ACCEPTED", "PRODUCED", "OPENED")
 
     # The branch confirms receipt; nobody has collected yet.
-    issuance(env, "branch", "simulate", "--collect-rate", "0", "--activate-rate", "0", "--until-idle", IDLE)
+    day = str(first + timedelta(days=2))
+    branch = ["branch", "simulate", "--until-idle", IDLE, "--date", day]
+    issuance(env, *branch, "--collect-rate", "0", "--activate-rate", "0")
     issuance(env, "consume", "--until-idle", IDLE)
     assert hold_against_the_model(database_url) == {"AT_BRANCH": cards["ORDERED"]}
     assert sides(env, followed) == ("ACCEPTED", "AT_BRANCH", "OPENED")
 
     # The holders collect their cards and go to the bank to activate the savings function.
-    issuance(env, "branch", "simulate", "--collect-rate", "1", "--activate-rate", "1", "--until-idle", IDLE)
+    issuance(env, *branch, "--collect-rate", "1", "--activate-rate", "1")
     issuance(env, "consume", "--until-idle", IDLE)
     assert hold_against_the_model(database_url) == {"ISSUED": cards["ORDERED"]}
     assert sides(env, followed) == ("COMPLETED", "ISSUED", "OPENED")
 
     # Night 3 accepts the holders' activations; the bank switches the accounts on.
-    issuance(env, "batch", "run", "--business-date", str(first + timedelta(days=2)))
+    issuance(env, "batch", "run", "--business-date", day)
     hold_against_the_model(database_url)
     issuance(env, "bank", "serve", "--all", "--until-idle", IDLE)
     issuance(env, "consume", "--until-idle", IDLE)
     hold_against_the_model(database_url)
-    assert sides(env, followed) == ("COMPLETED", "ISSUED", "ACTIVE")
+    with connect(database_url) as conn:
+        activations = conn.execute(
+            "SELECT application_id, state, reasons, card_number, bank_refusals, retry_due FROM applications"
+            " WHERE application_type = 'FINANCIAL_ACTIVATION' ORDER BY 1"
+        ).fetchall()
+    assert sides(env, followed) == ("COMPLETED", "ISSUED", "ACTIVE"), activations
     steps = status(env, followed)["steps"]
     sources = [step.get("source", "") for step in steps]
     assert any(s.startswith("bank:") for s in sources) and any(s.startswith("branch:") for s in sources)
