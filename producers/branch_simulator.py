@@ -49,6 +49,7 @@ from producers.client import BranchClient
 log = logging.getLogger(__name__)
 
 MATERIALS = (Material.RESIDENT_ID_CARD, Material.SOCIAL_SECURITY_CARD)
+MATERIALS_OF_A_MINOR = (*MATERIALS, Material.HOUSEHOLD_REGISTER)
 OPERATORS_PER_BRANCH = 5
 OPENING_HOUR = time(9, 30)
 
@@ -265,6 +266,7 @@ class BranchSimulator:
             return None
         assert card.activation_application_id and card.activation_agreement_id and card.activation_at
         at = card.activation_at.isoformat()
+        guardian = None if holder.guardian_id_enc is None else self._vault.decrypt(holder.guardian_id_enc)
         application = {
             "application_id": card.activation_application_id,
             "application_type": ApplicationType.FINANCIAL_ACTIVATION.value,
@@ -277,8 +279,9 @@ class BranchSimulator:
                 "phone": self._vault.decrypt(holder.phone_enc),
             },
             "card_number": card.card_number,
-            "guardian_id_number": None,
-            "materials": [material.value for material in MATERIALS],
+            # A minor comes with the guardian and the household register, as on the card's application.
+            "guardian_id_number": guardian,
+            "materials": [m.value for m in (MATERIALS if guardian is None else MATERIALS_OF_A_MINOR)],
             "submitted_at": at,
         }
         agreement_id = card.activation_agreement_id

@@ -58,6 +58,7 @@ class Holder:
     phone_enc: bytes | None
     bank_code: str
     terms_version: str
+    guardian_id_enc: bytes | None = None  # a minor's guardian, as on the card's application
 
 
 _CARD_COLUMNS: LiteralString = (
@@ -176,7 +177,7 @@ def holder(conn: Conn, application_id: str) -> Holder | None:
     """The holder of a card ordered by this NEW_CARD application, from the bureau's records (sealed)."""
     with conn.cursor(row_factory=class_row(Holder)) as cur:
         return cur.execute(
-            "SELECT a.id_number_enc, a.name_enc, a.phone_enc, a.bank_code, b.terms_version"
+            "SELECT a.id_number_enc, a.name_enc, a.phone_enc, a.bank_code, b.terms_version, a.guardian_id_enc"
             " FROM applications a JOIN banks b ON b.bank_code = a.bank_code WHERE a.application_id = %s",
             (application_id,),
         ).fetchone()
