@@ -4,6 +4,8 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 BENCH_N ?= 200000
+# Test files run on this many workers, each with its own broker and PostgreSQL (most tests wait on the broker).
+TEST_WORKERS ?= 2
 
 .PHONY: install demo test bench lint clean
 
@@ -22,7 +24,7 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python tests/browser_setup.py
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile
 
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks --applications $(BENCH_N)

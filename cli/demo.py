@@ -111,13 +111,13 @@ def night(
             _step(f"{label}: submit {what}", ["submit", what, str(out / plan[kind])], env)
     _step(f"{label}: nightly batch", ["batch", "run", "--business-date", plan["business_date"]], env)
     _step(f"{label}: banks open accounts, activate savings", _bank_serve(sim), env)
-    _step(f"{label}: bureau applies the banks' answers", ["consume", "--until-idle", IDLE_SECONDS], env)
     _step(f"{label}: vendors make the cards of their files", ["vendor", "simulate"], env)
     for path in _new_return_files(vendor_dir, received):
         _step(f"{label}: receive {path.parent.name}/{path.name}", ["vendor", "receive", str(path)], env)
     branches = _branch_simulate(sim, plan["business_date"])
     _step(f"{label}: branches receive, hand over, holders activate", branches, env)
-    _step(f"{label}: bureau applies the branches' events", ["consume", "--until-idle", IDLE_SECONDS], env)
+    consume = ["consume", "--until-idle", IDLE_SECONDS]
+    _step(f"{label}: bureau applies the banks' answers and the branches' events", consume, env)
 
 
 def _bank_serve(sim: Simulators) -> list[str]:

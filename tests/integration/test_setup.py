@@ -40,6 +40,8 @@ def test_setup_creates_topics_once_and_bank_topics_after_reference_load(
         topics.agreements,
         topics.decisions,
         topics.bank_results,
+        topics.card_dispatches,
+        topics.card_events,
         topics.dead_letters,
     ]
 
@@ -66,7 +68,7 @@ def test_setup_creates_topics_once_and_bank_topics_after_reference_load(
 def test_ensure_topics_is_idempotent(settings: Settings, kafka_bootstrap: str) -> None:
     created = ensure_topics(kafka_bootstrap, settings, ["B02", "B02"])
     assert Topics(settings).bank_requests("B02") in created
-    assert len(created) == 6
+    assert len(created) == 8  # the seven topics of every installation and the bank's requests
     assert ensure_topics(kafka_bootstrap, settings, ["B02"]) == []
 
 

@@ -36,17 +36,17 @@ def test_one_night_runs_every_partner_in_order(ran: list[list[str]], tmp_path: P
         ["submit", "agreements"],
         ["batch", "run"],
         ["bank", "serve"],
-        ["consume", "--until-idle"],
         ["vendor", "simulate"],
         ["vendor", "receive"],
         ["branch", "simulate"],
-        ["consume", "--until-idle"],
+        ["consume", "--until-idle"],  # the banks' answers and the branches' card events, one group join
     ]
     assert ran[2][-1] == "2026-03-03"
     assert ran[3][ran[3].index("--fail-rate") + 1] == "0.1" and "--all" in ran[3]
-    assert ran[6][-1].endswith("run-000002/V1.return.jsonl")
-    assert ran[7][ran[7].index("--collect-rate") + 1] == "1.0"
-    assert ran[7][ran[7].index("--activate-rate") + 1] == "1.0"
+    assert ran[5][-1].endswith("run-000002/V1.return.jsonl")
+    assert ran[6][ran[6].index("--collect-rate") + 1] == "1.0"
+    assert ran[6][ran[6].index("--activate-rate") + 1] == "1.0"
+    assert ran[6][ran[6].index("--date") + 1] == "2026-03-03"  # the holders' applications dated that day
     # The next night receives only the return files it has not received.
     ran.clear()
     night("night 3", {"business_date": "2026-03-04"}, tmp_path, {}, Simulators(0.1, 4), vendor_dir, received)
