@@ -179,6 +179,7 @@ def _apply_night(conn: Conn, night: NightContext, prepared: Future[int]) -> Comm
     with timer("dead_letter_events"):
         stats.dead_letters = _dead_letter_events(conn, night)
     with timer("personalize_cards"):
+        repo.analyze(conn, "staged_cards")
         apply_personalization(conn, run_id)  # cards whose account is opened: IN_PRODUCTION
     return stats
 

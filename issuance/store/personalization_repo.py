@@ -101,9 +101,15 @@ def ordered_cards(conn: Conn, application_ids: Sequence[str]) -> list[DueCard]:
     """The cards among `application_ids` that are still due, sorted by application id."""
     with conn.cursor(row_factory=class_row(DueCard)) as cur:
         cur.execute(
+            # The chunk's ids joined, not filtered with = ANY: a chunk holds thousands of ids.
             "SELECT a.application_id, a.slot, c.area_code, a.id_number_enc, c.card_number,"
-            f" c.card_identification_code, c.sequence, c.issue_date, c.valid_until {_DUE}"
-            " AND a.application_id = ANY(%(ids)s) AND a.slot IS NOT NULL ORDER BY 1",
+            " c.card_identification_code, c.sequence, c.issue_date, c.valid_until"
+            " FROM unnest(%(ids)s::text[]) AS chunk(application_id)"
+            " JOIN cards c USING (application_id) JOIN applications a USING (application_id)"
+            " JOIN bank_accounts b USING (application_id)"
+            " WHERE a.application_type = %(kind)s AND a.state = ANY(%(app_from)s)"
+            " AND c.status = ANY(%(card_from)s) AND b.status = ANY(%(fin_from)s)"
+            " AND a.slot IS NOT NULL ORDER BY 1",
             {**due_parameters(), "ids": list(application_ids)},
         )
         return cur.fetchall()
@@ -169,5 +175,9 @@ def personalized_in_run(conn: Conn, run_id: int) -> int:
 def apply_personalization(conn: Conn, run_id: int) -> int:
     """In the night's transaction: every staged card still due, with a vendor, goes IN_PRODUCTION with its
     numbers, dates and vendor, in this run's vendor file; its account names the card. Returns how many."""
+    # Hash joins: the cards and accounts the night before wrote are not analyzed yet, and the nested loop the
+    # stale estimates chose spent 460 µs per card (4.0 s for 8,671 cards; 0.4 s hashed).
+    conn.execute("SET LOCAL enable_nestloop = off")
     cursor = conn.execute(_APPLY, {**due_parameters(), "run": run_id, "source": SOURCE})
+    conn.execute("RESET enable_nestloop")
     return cursor.rowcount
