@@ -33,7 +33,6 @@ from issuance.domain.agreement import AgreementStatus, check_agreements
 from issuance.domain.duplicates import resolve_duplicates
 from issuance.domain.lifecycle import ApplicationState, Emit
 from issuance.domain.model import (
-    Agreement,
     Applicant,
     Application,
     ApplicationType,
@@ -60,6 +59,7 @@ from pipelines.personalize import (
     BankRequest,
     Candidate,
     SignedAgreement,
+    agreement_of,
     application_shell,
     application_type,
     bank_requests,
@@ -376,7 +376,7 @@ def _decide_page(
             first.submitted_at,
             first.submitted_utc_offset,
         )
-        agreements = [_agreement(r) for r in rows if r.agreement_id is not None]
+        agreements = [agreement_of(r) for r in rows if r.agreement_id is not None]
         bank = banks.get(application.bank_code) or Bank(application.bank_code, "", "", "")
         outcome = check_agreements(application, agreements, bank, business_date, window_days)
         status = outcome.status
@@ -396,20 +396,6 @@ def _decide_page(
         from_state = _SUBMITTED if is_new else _AWAITING
         decisions.append((application_id, is_new, from_state, state, reasons, "agreement", agreement_id))
     return decisions
-
-
-def _agreement(row: repo.AgreementCandidate) -> Agreement:
-    """The agreement on a candidate row that has one."""
-    assert row.agreement_id is not None and row.signed_at is not None and row.channel is not None
-    return Agreement(
-        row.agreement_id,
-        row.application_id,
-        str(row.agreement_bank_code),
-        str(row.terms_version),
-        str(row.document_sha256),
-        row.signed_at,
-        _CHANNELS[row.channel],
-    )
 
 
 @dataclass(frozen=True, slots=True)

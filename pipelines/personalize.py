@@ -21,12 +21,12 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from typing import Any
+from typing import Any, Protocol
 
 from issuance.codec.avro import encode_many
 from issuance.crypto import Vault
 from issuance.domain.lifecycle import Emit
-from issuance.domain.model import Applicant, Application, ApplicationType, Channel
+from issuance.domain.model import Agreement, Applicant, Application, ApplicationType, Channel
 from issuance.kafka.outbox_relay import seal_payloads
 from issuance.messages import bank_request_event_id
 
@@ -223,4 +223,37 @@ def application_shell(
         _NO_APPLICANT,
         (),
         local_time(submitted_at, utc_offset),
+    )
+
+
+class AgreementColumns(Protocol):
+    """A row that carries an application id and the agreement columns of the agreement join (or NULLs)."""
+
+    @property
+    def application_id(self) -> str: ...
+    @property
+    def agreement_id(self) -> str | None: ...
+    @property
+    def agreement_bank_code(self) -> str | None: ...
+    @property
+    def terms_version(self) -> str | None: ...
+    @property
+    def document_sha256(self) -> str | None: ...
+    @property
+    def signed_at(self) -> datetime | None: ...
+    @property
+    def channel(self) -> str | None: ...
+
+
+def agreement_of(row: AgreementColumns) -> Agreement:
+    """The agreement on a row that has one (the transaction and the helper read the same columns)."""
+    assert row.agreement_id is not None and row.signed_at is not None and row.channel is not None
+    return Agreement(
+        row.agreement_id,
+        row.application_id,
+        str(row.agreement_bank_code),
+        str(row.terms_version),
+        str(row.document_sha256),
+        row.signed_at,
+        Channel(row.channel),
     )

@@ -36,7 +36,7 @@ from typing import Any, NamedTuple
 
 from issuance.crypto import Vault
 from issuance.domain.agreement import AgreementStatus, check_agreements
-from issuance.domain.model import Agreement, ApplicationType, Bank, Channel
+from issuance.domain.model import ApplicationType, Bank
 from issuance.gc_policy import use_batch_thresholds
 from issuance.store.db import connect, copy_rows
 from issuance.store.decisions_repo import CARD_ACCOUNT
@@ -44,6 +44,7 @@ from pipelines.personalize import (
     FIRST_ATTEMPT,
     Candidate,
     SignedAgreement,
+    agreement_of,
     application_shell,
     application_type,
     bank_requests,
@@ -226,7 +227,7 @@ def _candidate(
         only = signed[0]
         accepted = SignedAgreement(str(only.agreement_id), str(only.terms_version), str(only.document_sha256))
     elif signed:
-        agreements = [_agreement(r) for r in signed]
+        agreements = [agreement_of(r) for r in signed]
         shell = application_shell(
             first.application_id,
             first.application_type,
@@ -251,20 +252,6 @@ def _candidate(
         vault.decrypt(first.name_enc),
         FIRST_ATTEMPT,
         accepted,
-    )
-
-
-def _agreement(row: _Verified) -> Agreement:
-    """The agreement on a row that has one."""
-    assert row.agreement_id is not None and row.signed_at is not None and row.channel is not None
-    return Agreement(
-        row.agreement_id,
-        row.application_id,
-        str(row.agreement_bank_code),
-        str(row.terms_version),
-        str(row.document_sha256),
-        row.signed_at,
-        Channel(row.channel),
     )
 
 
