@@ -435,7 +435,7 @@ def _dead_letters_and_outbox(
             copy.write_row(
                 (
                     f"evt-{i}",
-                    "bank.ICBC.activation-requests",
+                    "bank.ICBC.requests",
                     b"\xc3\x01",
                     "ActivationRequested",
                     run_ids[-1],

@@ -248,8 +248,11 @@ class Chaos:
             ):
                 phase = f"night {night.number} {kind}"
                 self.until_done(phase, f"{phase} (round {number})", args)
+            # Accepted and not answered yet: a new card whose account is still requested, an activation.
             waiting = self.world.scalar(
-                "SELECT count(*) FROM applications WHERE state = 'ACTIVATION_REQUESTED'"
+                "SELECT count(*) FROM applications a LEFT JOIN bank_accounts b USING (application_id)"
+                " WHERE a.state = 'ACCEPTED' AND NOT a.retry_due"
+                " AND (a.application_type = 'FINANCIAL_ACTIVATION' OR b.status = 'REQUESTED')"
             )
             self.note(f"  {waiting} application(s) still wait for their bank")
             if waiting == 0:

@@ -151,13 +151,14 @@ def test_night_two_with_resent_and_reused_ids_killed_then_rerun_reaches_the_unin
         urls[id(world)] = _prepare(world, generated)
         done = batch_run(_env(world), "--business-date", first)
         assert done.returncode == 0, done.stderr[-2000:]
+        _open_accounts(world)  # night 2 personalizes night 1's new cards into vendor files
         publish_night(world, generated, 2)
     clean = batch_run(_env(twin_settings), "--business-date", second, "--json")
     assert clean.returncode == 0, clean.stderr[-2000:]
     assert json.loads(clean.stdout)["reconciliation"]["total"]["resent"] > 0
 
     env = _env(settings)
-    for point in ("allocated", "committed"):
+    for point in ("staged", "allocated", "committed", "files_written"):
         killed = batch_run(env, "--business-date", second, crash_at=point)
         assert killed.returncode == -signal.SIGKILL, (point, killed.returncode, killed.stderr[-2000:])
     final = batch_run(env, "--business-date", second, "--json")
@@ -165,6 +166,33 @@ def test_night_two_with_resent_and_reused_ids_killed_then_rerun_reaches_the_unin
     crashed, uninterrupted = end_state(urls[id(settings)]), end_state(urls[id(twin_settings)])
     assert _comparable(crashed) == _comparable(uninterrupted)
     assert crashed["resent"] and crashed["dead_letters"]
+    files = _files(settings)
+    assert files == _files(twin_settings)
+    assert any(name.startswith("run-000002/") for name in files), "night 2 wrote its vendor files"
+
+
+def _open_accounts(settings: Settings) -> None:
+    """The banks opened every requested account, with the same numbers in every world (as AccountOpened would
+    have recorded them)."""
+    from issuance.crypto import Vault
+    from issuance.domain.numbers import bank_account_number
+    from issuance.store.db import connect
+
+    assert settings.database_url is not None
+    vault = Vault.from_settings(settings)
+    with connect(settings.database_url.get_secret_value()) as conn:
+        requested = conn.execute(
+            "SELECT application_id FROM bank_accounts WHERE status = 'REQUESTED' ORDER BY 1"
+        ).fetchall()
+        assert requested, "night 1 accepted new cards"
+        for n, (application_id,) in enumerate(requested):
+            number = bank_account_number("622202", 900_000 + n)
+            conn.execute(
+                "UPDATE bank_accounts SET status = 'OPENED', opened_at = now(), account_index = %s,"
+                " account_number_enc = %s WHERE application_id = %s",
+                (vault.blind_index(number), vault.encrypt(number), application_id),
+            )
+        conn.commit()
 
 
 def _banks(url: str) -> list[str]:
