@@ -22,6 +22,7 @@ from issuance.domain.lifecycle import (
     CardStatus,
     FinancialStatus,
 )
+from issuance.domain.model import ApplicationType
 
 
 class Role(StrEnum):
@@ -254,12 +255,14 @@ _WAS_ACTIVE = frozenset({FinancialStatus.ACTIVE, FinancialStatus.FROZEN})
 
 
 def build_lifecycle_funnel(states: list[StateCount], sides: list[SideCount]) -> list[FunnelStep]:
-    """The seven steps (pure). Submitted and accepted count applications of both types; the card steps
-    count the cards this system ordered (new cards); savings active counts those cards' accounts the bank
-    switched on (an activation of a registry card shows as a COMPLETED FINANCIAL_ACTIVATION instead)."""
+    """The seven steps of a new card (pure): its application submitted and accepted, then its card's steps
+    and its account's; savings active counts those cards' accounts the bank switched on. The holders'
+    FINANCIAL_ACTIVATION applications (and those of registry cards) are not steps of this journey: they show
+    in the counts by state, so that each step's share of the previous one compares the same applications."""
     by_state = {s: 0 for s in ApplicationState}
     for c in states:
-        by_state[c.state] += c.count
+        if c.application_type == ApplicationType.NEW_CARD.value:
+            by_state[c.state] += c.count
     card: dict[str, int] = {}
     financial: dict[str, int] = {}
     for s in sides:
