@@ -57,9 +57,9 @@ def simulate_command(
 ) -> None:
     """Confirm the receipt of every dispatched card, collect a share of the cards waiting, and submit the
     holders' FINANCIAL_ACTIVATION applications with their agreements for a share of those collected now."""
+    options = BranchOptions(collect_rate, activate_rate, until_idle, seed, day=_day(day))  # bad input first
     settings = load_settings(ctx)
     endpoints = resolve(settings)
-    options = BranchOptions(collect_rate, activate_rate, until_idle, seed, day=_day(day))
     with stop_on_sigterm() as stop:
         if not as_json:
             console.print(f"reading card dispatches until idle for {until_idle:g}s")
@@ -81,7 +81,7 @@ def _day(text: str | None) -> date | None:
     try:
         return date.fromisoformat(text)
     except ValueError:
-        raise InputError(f"--date {text!r} is not a date (YYYY-MM-DD)") from None
+        raise InputError(f"--date {text[:40]!r} is not a date (YYYY-MM-DD)") from None
 
 
 def register(app: typer.Typer) -> None:

@@ -70,11 +70,16 @@ def test_a_well_formed_file_parses_with_its_digest_and_line_numbers() -> None:
         (json.dumps({"card_number": "A00000011", "result": "PRODUCED"}), LineRefusal.CHIP_SERIAL_INVALID),
         (json.dumps(failed(reason="the chip of 张伟 broke")), LineRefusal.FAILURE_REASON_INVALID),
         (json.dumps({"card_number": "A00000011", "result": "FAILED"}), LineRefusal.FAILURE_REASON_INVALID),
+        ("\udcff{", LineRefusal.NOT_JSON),  # not UTF-8 (written below as the byte 0xff)
+        (json.dumps(produced(card="A0000\u0000011")), LineRefusal.CARD_NUMBER_INVALID),  # a NUL
+        (json.dumps(produced(chip="01234567\u202eABCDEF")), LineRefusal.CHIP_SERIAL_INVALID),  # bidi override
     ],
 )
 def test_each_malformed_line_is_refused_with_its_reason(raw: str, reason: LineRefusal) -> None:
-    assert parse_line(3, raw.encode()) == Refused(3, reason)
-    assert parse(file_of(produced("B00000022"), raw)).refused == (Refused(3, reason),)
+    data = raw.encode("utf-8", "surrogateescape")
+    assert parse_line(3, data) == Refused(3, reason)
+    if raw.isprintable():
+        assert parse(file_of(produced("B00000022"), raw)).refused == (Refused(3, reason),)
 
 
 @pytest.mark.parametrize(
