@@ -23,6 +23,9 @@ class Settings(BaseSettings):
     # With no keys configured the embedded default keeps generated development keys in state_dir.
     data_keys: SecretStr | None = None
     blind_index_key: SecretStr | None = None
+    # Where key files live: the bureau's keys and, with the embedded services only, the simulated partners'.
+    # Never inside state_dir (the data they protect); a deployment mounts it from a secret store.
+    keys_dir: Path = Path(".issuance-keys")
 
     # Topics.
     topic_prefix: str = ""
@@ -66,3 +69,9 @@ class Settings(BaseSettings):
     # Processes the outbox relay spreads a large backlog over (0: one per CPU).
     relay_processes: int = Field(default=0, ge=0)
     personalization_dir: Path = Path(".issuance/personalization")
+
+    @property
+    def development_keys_allowed(self) -> bool:
+        """Whether missing keys may be generated: only when both servers are the embedded ones. With a configured
+        broker or database, missing keys are a configuration error (fail closed)."""
+        return self.kafka_bootstrap is None and self.database_url is None

@@ -30,6 +30,10 @@ from producers.identifiers import card_check_character
 NEVER_GENERATED = {
     DeadLetterReason.UNPROCESSABLE_RECORD,
     DeadLetterReason.TRANSITION_NOT_ALLOWED,
+    DeadLetterReason.SIGNATURE_MISSING,
+    DeadLetterReason.SIGNATURE_INVALID,
+    DeadLetterReason.SENDER_MISMATCH,
+    DeadLetterReason.SEAL_INVALID,
 }
 # Reason codes no generated record can reach: an ID number of the wrong shape breaks the contract first.
 UNREACHABLE_REASONS = {Reason.ID_NUMBER_FORMAT}
