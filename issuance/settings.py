@@ -72,6 +72,6 @@ class Settings(BaseSettings):
 
     @property
     def development_keys_allowed(self) -> bool:
-        """Whether missing keys may be generated: only when both servers are the embedded ones. With a configured
-        broker or database, missing keys are a configuration error (fail closed)."""
+        """Whether missing keys may be generated: only when both servers are the embedded ones. With a
+        configured broker or database, missing keys are a configuration error (fail closed)."""
         return self.kafka_bootstrap is None and self.database_url is None

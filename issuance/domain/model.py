@@ -76,10 +76,10 @@ class DeadLetterReason(StrEnum):
     # Readable, but the lifecycle does not allow it (a collection before the receipt, another branch's card,
     # an unknown card, an event id used again with other content).
     TRANSITION_NOT_ALLOWED = "TRANSITION_NOT_ALLOWED"
-    # Trust: a message from outside the bureau without the sender's authentication, with one that does not
-    # verify (forged, altered, or signed by a key nobody registered), from a party other than the one it speaks
-    # for (a bank answering another bank's request, a branch submitting for another branch), or whose sealed
-    # personal fields do not open with the recipient's key.
+    # Trust: a message from outside the bureau without the sender's authentication, with one that does
+    # not verify (forged, altered, or signed by a key nobody registered), from a party other than the one it
+    # speaks for (a bank answering another bank's request, a branch submitting for another branch), or whose
+    # sealed personal fields do not open with the recipient's key.
     SIGNATURE_MISSING = "SIGNATURE_MISSING"
     SIGNATURE_INVALID = "SIGNATURE_INVALID"
     SENDER_MISMATCH = "SENDER_MISMATCH"
