@@ -10,12 +10,13 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import psycopg
 import pytest
+from starlette.applications import Starlette
 
 from benchmarks.dashboard import Filled, fill
 from dashboard.app import DashboardConfig, create_app
@@ -109,15 +110,20 @@ def dashboard_data(database_url: str, tmp_path: Path) -> DashboardData:
     return DashboardData(database_url, vault, filled, users, branch, other, bank)
 
 
-@contextmanager
-def serve(config: DashboardConfig) -> Iterator[str]:
+def serve(config: DashboardConfig) -> AbstractContextManager[str]:
     """The dashboard on a free local port as `issuance dashboard` serves it, in a thread; yields its URL."""
+    return serve_app(create_app(config))
+
+
+@contextmanager
+def serve_app(app: Starlette) -> Iterator[str]:
+    """An app built by create_app, served like `issuance dashboard` serves it, in a thread."""
     import uvicorn
 
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = int(s.getsockname()[1])
-    server = uvicorn.Server(server_config(create_app(config), host="127.0.0.1", port=port))
+    server = uvicorn.Server(server_config(app, host="127.0.0.1", port=port))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     while not server.started:
