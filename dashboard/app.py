@@ -11,26 +11,34 @@ from dataclasses import dataclass, field
 from datetime import date
 from functools import partial
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 from urllib.parse import parse_qs
 
 import psycopg
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.middleware import Middleware
-from starlette.middleware.sessions import SessionMiddleware
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
-from starlette.types import ASGIApp, Message, Receive, Send
-from starlette.types import Scope as AsgiScope
 
-from dashboard import labels, reads
+from dashboard import labels, reads, sessions
 from dashboard.db import Database
+from dashboard.http_guards import BodyLimit, ForwardedFor, SecurityHeaders, parse_networks
 from dashboard.metrics import metrics_text
-from dashboard.security import CSRF_FIELD, LoginThrottle, csrf_token, csrf_valid
+from dashboard.security import (
+    CHECKS_AT_ONCE,
+    CSRF_FIELD,
+    MAX_TRACKED_KEYS,
+    LoginThrottle,
+    Refusal,
+    csrf_valid,
+    login_csrf_token,
+    new_login_nonce,
+    session_csrf_token,
+)
 from dashboard.users import User, authenticate
 from issuance.crypto import Vault
 from issuance.store.db import DatabaseUnavailable
@@ -38,7 +46,7 @@ from issuance.store.report_queries import Filters, Scope, compact
 
 HERE = Path(__file__).parent
 SESSION_COOKIE = "issuance_dashboard"
-SESSION_MAX_AGE_S = 8 * 3600
+LOGIN_COOKIE = "issuance_dashboard_login"  # the login form's CSRF nonce (no server state before login)
 COMPACT_EVERY_S = 60.0
 
 
@@ -54,6 +62,12 @@ class DashboardConfig:
     metrics_token: str | None = None
     timezone: str = "Asia/Shanghai"
     reminder_days: int = 30  # a card at its branch longer than this is on the reminder list (backlog page)
+    trusted_proxies: str = ""  # addresses/CIDRs whose X-Forwarded-For/-Proto are believed
+    max_body_bytes: int = 16_384
+    session_idle_s: float = 30 * 60
+    session_absolute_s: float = 8 * 3600
+    throttle_max_keys: int = MAX_TRACKED_KEYS
+    password_checks_at_once: int = CHECKS_AT_ONCE
 
 
 class BadFilter(Exception):
@@ -85,42 +99,11 @@ def script_json(payload: Any) -> str:
     return dumps(payload).replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
 
 
-class SecurityHeaders:
-    """Headers on every response: no framing or sniffing, scripts only from this server, data never cached."""
-
-    HEADERS: ClassVar[dict[bytes, bytes]] = {
-        b"content-security-policy": b"default-src 'self'; script-src 'self'; style-src 'self';"
-        b" img-src 'self' data:; frame-ancestors 'none'; form-action 'self'; base-uri 'none'",
-        b"x-frame-options": b"DENY",
-        b"x-content-type-options": b"nosniff",
-        b"referrer-policy": b"no-referrer",
-    }
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: AsgiScope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        static = scope["path"].startswith("/static/")
-
-        async def with_headers(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                headers = list(message.get("headers", []))
-                headers.extend(self.HEADERS.items())
-                if not static:
-                    headers.append((b"cache-control", b"no-store"))
-                message["headers"] = headers
-            await send(message)
-
-        await self.app(scope, receive, with_headers)
-
-
 def create_app(config: DashboardConfig) -> Starlette:
     """The dashboard as an ASGI app."""
     db = Database(config.database_url, timezone=config.timezone)
-    throttle = LoginThrottle()
+    policy = sessions.SessionPolicy(config.session_idle_s, config.session_absolute_s)
+    throttle = LoginThrottle(max_keys=config.throttle_max_keys, checks_at_once=config.password_checks_at_once)
     templates = Jinja2Templates(directory=str(HERE / "templates"))
     templates.env.globals.update(labels=labels, timezone=config.timezone)
     templates.env.filters["pct"] = lambda v: "" if v is None else f"{v * 100:.1f}%"
@@ -128,26 +111,67 @@ def create_app(config: DashboardConfig) -> Starlette:
     templates.env.filters["reason_label"] = labels.reason
     stop = threading.Event()
 
+    def session_id_of(request: Request) -> str | None:
+        return request.cookies.get(SESSION_COOKIE) or None
+
     def user_of(request: Request) -> User | None:
-        name = request.session.get("user")
-        return config.users.get(name) if isinstance(name, str) else None
+        """The user of the request's live session (looked up once per request; records the request)."""
+        if "user" in request.scope.get("state", {}):
+            found: User | None = request.state.user
+            return found
+        user = None
+        session_id = session_id_of(request)
+        if session_id:
+            with db.connection() as conn:
+                name = sessions.touch(conn, session_id, policy)
+            user = config.users.get(name) if name is not None else None
+        request.state.user = user
+        return user
 
     def compact_now_and_then() -> None:
-        # Folding the summary rows keeps the counting queries short; done off the request path.
+        # Folding the summary rows keeps the counting queries short; done off the request path, with the
+        # deletion of sessions that ended long ago.
         while True:
             try:
                 with db.connection() as conn:
                     compact(conn)
+                    sessions.delete_ended(conn)
             except (psycopg.Error, DatabaseUnavailable):
                 pass  # the next round tries again; pages stay exact either way
             if stop.wait(COMPACT_EVERY_S):
                 return
 
-    def render(request: Request, template: str, status: int = 200, **context: Any) -> HTMLResponse:
-        context.setdefault("user", user_of(request))
-        context["csrf_token"] = csrf_token(request.session)
+    def secure_cookies(request: Request) -> bool:
+        return config.https or request.url.scheme == "https"
+
+    def render(
+        request: Request,
+        template: str,
+        status: int = 200,
+        headers: dict[str, str] | None = None,
+        **context: Any,
+    ) -> HTMLResponse:
+        user = context.setdefault("user", user_of(request))
+        session_id = session_id_of(request)
+        nonce = None
+        if user is not None and session_id:
+            token = session_csrf_token(config.secret_key, session_id)
+        else:
+            # Before login the token is bound to a random cookie: nothing is kept on the server.
+            nonce = request.cookies.get(LOGIN_COOKIE) or new_login_nonce()
+            token = login_csrf_token(config.secret_key, nonce)
+        context["csrf_token"] = token
         context["csrf_field"] = CSRF_FIELD
-        return templates.TemplateResponse(request, template, context, status_code=status)
+        response = templates.TemplateResponse(request, template, context, status_code=status, headers=headers)
+        if nonce is not None and request.cookies.get(LOGIN_COOKIE) != nonce:
+            set_cookie(request, response, LOGIN_COOKIE, nonce)
+        return response
+
+    def set_cookie(request: Request, response: Response, name: str, value: str) -> None:
+        # A browser-session cookie: the server decides when a session ends (idle and absolute timeouts).
+        response.set_cookie(
+            name, value, path="/", httponly=True, samesite="strict", secure=secure_cookies(request)
+        )
 
     def page(
         template: str, read: Callable[[Any, Scope, Filters], dict[str, Any]]
@@ -244,39 +268,69 @@ def create_app(config: DashboardConfig) -> Starlette:
             return RedirectResponse("/", status_code=303)
         return render(request, "login.html", next=_safe_next(request.query_params.get("next")))
 
+    def refused(request: Request, next_url: str, refusal: Refusal) -> Response:
+        if refusal.locked:
+            message = f"Too many failed logins. Try again in {int(refusal.retry_after_s // 60) + 1} minutes."
+        else:
+            message = "Another login for this account or address is being checked. Try again in a moment."
+        headers = {"Retry-After": refusal.retry_after_header}
+        return render(request, "login.html", 429, headers=headers, next=next_url, error=message, user=None)
+
     async def login(request: Request) -> Response:
-        form = {k: v[0] for k, v in parse_qs((await request.body()).decode("utf-8", "replace")).items()}
+        form = await form_of(request)
         next_url = _safe_next(form.get("next"))
-        if not csrf_valid(request.session, form.get(CSRF_FIELD)):
-            return render(
-                request, "login.html", 403, next=next_url, error="The form expired; please try again."
-            )
-        username, password = form.get("username", "").strip(), form.get("password", "")
-        address = request.client.host if request.client else "?"
-        wait = throttle.retry_after(username, address)
-        if wait > 0:
+        nonce = request.cookies.get(LOGIN_COOKIE)
+        expected = login_csrf_token(config.secret_key, nonce) if nonce else None
+        if not csrf_valid(expected, form.get(CSRF_FIELD)):
             return render(
                 request,
                 "login.html",
-                429,
+                403,
                 next=next_url,
-                error=f"Too many failed logins. Try again in {int(wait // 60) + 1} minutes.",
+                error="The form expired; please try again.",
+                user=None,
             )
-        user = await run_in_threadpool(authenticate, config.users, username, password)
+        username, password = form.get("username", "").strip(), form.get("password", "")
+        address = request.client.host if request.client else "?"
+        refusal = throttle.admit(username, address)
+        if refusal is not None:
+            return refused(request, next_url, refusal)
+        user = None
+        try:
+            user = await run_in_threadpool(authenticate, config.users, username, password)
+        finally:
+            throttle.done(username, address, succeeded=user is not None)
         if user is None:
-            throttle.failed(username, address)
-            return render(request, "login.html", 401, next=next_url, error="Wrong username or password.")
-        throttle.succeeded(username)
-        request.session.clear()  # a new session (and CSRF token) after login: no fixation
-        request.session["user"] = user.username
-        return RedirectResponse(next_url, status_code=303)
+            return render(
+                request, "login.html", 401, next=next_url, error="Wrong username or password.", user=None
+            )
+
+        def open_new() -> str:
+            # A new session id after login (no fixation); the session this browser held before ends.
+            with db.connection() as conn:
+                return sessions.open_session(conn, user.username, address, policy, session_id_of(request))
+
+        session_id = await run_in_threadpool(open_new)
+        response = RedirectResponse(next_url, status_code=303)
+        set_cookie(request, response, SESSION_COOKIE, session_id)
+        response.delete_cookie(LOGIN_COOKIE, path="/")
+        return response
 
     async def logout(request: Request) -> Response:
-        form = {k: v[0] for k, v in parse_qs((await request.body()).decode("utf-8", "replace")).items()}
-        if not csrf_valid(request.session, form.get(CSRF_FIELD)):
+        form = await form_of(request)
+        session_id = session_id_of(request)
+        expected = session_csrf_token(config.secret_key, session_id) if session_id else None
+        if not csrf_valid(expected, form.get(CSRF_FIELD)):
             return Response("CSRF token missing or wrong", 403)
-        request.session.clear()
-        return RedirectResponse("/login", status_code=303)
+
+        def end() -> None:
+            with db.connection() as conn:
+                sessions.end_session(conn, session_id or "", by="logout")
+
+        await run_in_threadpool(end)
+        response = RedirectResponse("/login", status_code=303)
+        response.delete_cookie(SESSION_COOKIE, path="/")
+        return response
 
     def metrics(request: Request) -> Response:
         bearer = request.headers.get("authorization", "")
@@ -312,16 +366,12 @@ def create_app(config: DashboardConfig) -> Starlette:
         Route("/favicon.ico", lambda _: Response(status_code=204)),
         Mount("/static", StaticFiles(directory=str(HERE / "static")), name="static"),
     ]
+    # Outermost first: the client is known before anything else; the headers go on every answer, the 413
+    # of an oversized body included.
     middleware = [
+        Middleware(ForwardedFor, trusted=parse_networks(config.trusted_proxies)),
         Middleware(SecurityHeaders),
-        Middleware(
-            SessionMiddleware,
-            secret_key=config.secret_key,
-            session_cookie=SESSION_COOKIE,
-            max_age=SESSION_MAX_AGE_S,
-            same_site="strict",
-            https_only=config.https,
-        ),
+        Middleware(BodyLimit, max_bytes=config.max_body_bytes),
     ]
 
     @asynccontextmanager
@@ -333,7 +383,15 @@ def create_app(config: DashboardConfig) -> Starlette:
         compactor.join(5)
         db.close()
 
-    return Starlette(routes=routes, middleware=middleware, lifespan=lifespan)
+    app = Starlette(routes=routes, middleware=middleware, lifespan=lifespan)
+    app.state.throttle = throttle  # for tests: how many keys and checks the throttle holds
+    return app
+
+
+async def form_of(request: Request) -> dict[str, str]:
+    """The form fields of a POST (its size is bounded by BodyLimit before it is read)."""
+    body = (await request.body()).decode("utf-8", "replace")
+    return {k: v[0] for k, v in parse_qs(body, max_num_fields=20).items()}
 
 
 def _safe_next(value: str | None) -> str:

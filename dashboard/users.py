@@ -2,7 +2,9 @@
 
 The file (ISSUANCE_DASHBOARD_USERS, JSON) holds
 {"users": [{"username": "...", "password_hash": "$argon2id$...", "role": "bureau|branch|bank",
-"branch_code": "...", "bank_code": "..."}]}. `issuance dashboard hash-password` prints a hash for it.
+"branch_code": "...", "bank_code": "..."}]}. `issuance dashboard add-user` writes an entry (the password
+hashed, never stored or shown in clear); `issuance dashboard hash-password` prints a hash for it.
+Demo users (generated, their passwords printed) exist only with the embedded services.
 """
 
 from __future__ import annotations
@@ -82,6 +84,49 @@ def authenticate(users: dict[str, User], username: str, password: str) -> User |
     except (VerifyMismatchError, VerificationError, InvalidHashError):
         return None
     return user
+
+
+MIN_PASSWORD_CHARS = 12
+
+
+def add_user(
+    path: Path,
+    username: str,
+    password: str,
+    role: Role,
+    *,
+    branch_code: str | None = None,
+    bank_code: str | None = None,
+    replace: bool = False,
+) -> bool:
+    """Add a user to the users file (created, readable by its owner only, when missing) with the password's
+    argon2id hash; an existing username is refused unless `replace`. Returns True when a user was replaced.
+    The file is rewritten through a temporary file and a rename, so a reader never sees half of it."""
+    username = username.strip()
+    if not username or len(username) > 128 or not username.isprintable():
+        raise ValueError("the username must be 1 to 128 printable characters")
+    if len(password) < MIN_PASSWORD_CHARS:
+        raise ValueError(f"the password must have at least {MIN_PASSWORD_CHARS} characters")
+    if (branch_code and role is not Role.BRANCH) or (bank_code and role is not Role.BANK):
+        raise ValueError("a branch code goes with the branch role only, a bank code with the bank role only")
+    scope = Scope(role, branch_code, bank_code)  # ValueError when the role's code is missing
+    entries: list[dict[str, str]] = []
+    if path.exists():
+        load_users(path)  # refuses a file that is not a users file before it is rewritten
+        entries = json.loads(path.read_text(encoding="utf-8"))["users"]
+    replaced = any(e["username"] == username for e in entries)
+    if replaced and not replace:
+        raise ValueError(f"{username!r} is already in {path} (add --replace to set a new password or role)")
+    entry = {"username": username, "password_hash": hash_password(password), "role": scope.role.value}
+    if scope.branch_code:
+        entry["branch_code"] = scope.branch_code
+    if scope.bank_code:
+        entry["bank_code"] = scope.bank_code
+    entries = [e for e in entries if e["username"] != username] + [entry]
+    temporary = path.with_name(f".{path.name}.{secrets.token_hex(4)}")
+    _write_private(temporary, json.dumps({"users": entries}, indent=2) + "\n")
+    os.replace(temporary, path)
+    return replaced
 
 
 def ensure_demo_users(state_dir: Path, branch_code: str | None, bank_code: str | None) -> list[DemoLogin]:

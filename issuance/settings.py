@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import ipaddress
 from pathlib import Path
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -73,6 +74,25 @@ class Settings(BaseSettings):
     # Processes the outbox relay spreads a large backlog over (0: one per CPU).
     relay_processes: int = Field(default=0, ge=0)
     personalization_dir: Path = Path(".issuance/personalization")
+
+    # Dashboard (see dashboard/README.md, "Security").
+    # Proxies whose X-Forwarded-For / X-Forwarded-Proto are believed: addresses or CIDRs, comma separated.
+    # Empty: no proxy is trusted and the client is the TCP peer, whoever it is (a local peer included).
+    dashboard_trusted_proxies: str = ""
+    # The largest request body read (a login form is a few hundred bytes); larger is answered 413 unread.
+    dashboard_max_body_bytes: int = Field(default=16_384, ge=1_024)
+    # A session ends after this long without a request, and in any case this long after the login.
+    dashboard_session_idle_minutes: int = Field(default=30, ge=1)
+    dashboard_session_hours: int = Field(default=8, ge=1)
+
+    @field_validator("dashboard_trusted_proxies")
+    @classmethod
+    def _trusted_proxies_are_networks(cls, value: str) -> str:
+        """Each entry an IP address or CIDR, refused at start instead of silently trusting nothing."""
+        for entry in value.split(","):
+            if entry.strip():
+                ipaddress.ip_network(entry.strip(), strict=False)
+        return value
 
     @property
     def development_keys_allowed(self) -> bool:

@@ -4,17 +4,23 @@ from __future__ import annotations
 
 import base64
 import json
+import socket
 import subprocess
 import sys
+import threading
+import time
 from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import psycopg
 import pytest
+from starlette.applications import Starlette
 
-from benchmarks.dashboard import Filled, fill, serve
-from dashboard.app import DashboardConfig
+from benchmarks.dashboard import Filled, fill
+from dashboard.app import DashboardConfig, create_app
+from dashboard.server import server_config
 from dashboard.users import hash_password, load_users
 from issuance.crypto import Vault, parse_data_keys
 from tests.fixtures_services import TEST_BLIND_INDEX_KEY, TEST_DATA_KEYS
@@ -102,6 +108,31 @@ def dashboard_data(database_url: str, tmp_path: Path) -> DashboardData:
         )
     )
     return DashboardData(database_url, vault, filled, users, branch, other, bank)
+
+
+def serve(config: DashboardConfig) -> AbstractContextManager[str]:
+    """The dashboard on a free local port as `issuance dashboard` serves it, in a thread; yields its URL."""
+    return serve_app(create_app(config))
+
+
+@contextmanager
+def serve_app(app: Starlette) -> Iterator[str]:
+    """An app built by create_app, served like `issuance dashboard` serves it, in a thread."""
+    import uvicorn
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = int(s.getsockname()[1])
+    server = uvicorn.Server(server_config(app, host="127.0.0.1", port=port))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    while not server.started:
+        time.sleep(0.05)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(10)
 
 
 @pytest.fixture

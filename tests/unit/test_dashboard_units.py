@@ -8,7 +8,15 @@ import pytest
 from psycopg import sql
 
 from dashboard.app import _safe_next, script_json
-from dashboard.security import LoginThrottle, csrf_token, csrf_valid
+from dashboard.security import (
+    BoundedLRU,
+    LoginThrottle,
+    Refusal,
+    csrf_valid,
+    login_csrf_token,
+    new_login_nonce,
+    session_csrf_token,
+)
 from issuance.domain.lifecycle import ApplicationState, CardStatus, FinancialStatus
 from issuance.store.dashboard_queries import build_funnel, mask_detail
 from issuance.store.report_queries import Filters, Role, Scope, SideCount, StateCount, build_backlogs, where
@@ -113,25 +121,72 @@ def test_scope_permits_only_its_own_branch_or_bank() -> None:
         Scope(Role.BRANCH)
 
 
+def fail(throttle: LoginThrottle, username: str, address: str) -> None:
+    assert throttle.admit(username, address) is None
+    throttle.done(username, address, succeeded=False)
+
+
 def test_throttle_locks_user_and_address_after_five_failures() -> None:
     now = [0.0]
     throttle = LoginThrottle(clock=lambda: now[0])
     for _ in range(5):
-        assert throttle.retry_after("li", "10.0.0.1") == 0
-        throttle.failed("li", "10.0.0.1")
-    assert throttle.retry_after("li", "10.0.0.9") > 0  # the user, from anywhere
-    assert throttle.retry_after("wang", "10.0.0.1") > 0  # the address, for anyone
-    assert throttle.retry_after("wang", "10.0.0.2") == 0
+        fail(throttle, "li", "10.0.0.1")
+    refusal = throttle.admit("li", "10.0.0.9")  # the user, from anywhere
+    assert isinstance(refusal, Refusal) and refusal.locked and refusal.retry_after_header == str(15 * 60)
+    assert throttle.admit("wang", "10.0.0.1") is not None  # the address, for anyone
+    assert throttle.admit("wang", "10.0.0.2") is None
+    throttle.done("wang", "10.0.0.2", succeeded=True)
     now[0] += 15 * 60 + 1
-    assert throttle.retry_after("li", "10.0.0.1") == 0
+    assert throttle.admit("li", "10.0.0.1") is None
 
 
-def test_csrf_tokens() -> None:
-    session: dict[str, object] = {}
-    token = csrf_token(session)
-    assert csrf_token(session) == token and csrf_valid(session, token)
-    assert not csrf_valid(session, None) and not csrf_valid(session, token + "x")
-    assert not csrf_valid({}, token)
+def test_parallel_guesses_for_one_account_are_refused_not_checked() -> None:
+    throttle = LoginThrottle()
+    assert throttle.admit("li", "10.0.0.1") is None  # a check under way
+    for address in ("10.0.0.2", "10.0.0.3"):
+        refusal = throttle.admit("LI ", address)  # the same account, spelled otherwise
+        assert refusal is not None and not refusal.locked and refusal.retry_after_header == "1"
+    assert throttle.admit("wang", "10.0.0.1") is not None  # the same address
+    throttle.done("li", "10.0.0.1", succeeded=False)
+    assert throttle.admit("li", "10.0.0.2") is None
+
+
+def test_only_a_few_password_checks_run_at_once() -> None:
+    throttle = LoginThrottle(checks_at_once=2)
+    admitted = [throttle.admit(f"user{i}", f"10.0.1.{i}") is None for i in range(16)]
+    assert admitted.count(True) == 2 and throttle.peak_checks == 2
+
+
+def test_a_flood_of_names_and_addresses_keeps_the_throttle_bounded() -> None:
+    throttle = LoginThrottle(max_keys=100, max_failures=2)
+    for i in range(5_000):
+        user, address = f"guess-{i}", f"10.{i // 65536}.{i // 256 % 256}.{i % 256}"
+        for _ in range(2):
+            if throttle.admit(user, address) is None:
+                throttle.done(user, address, succeeded=False)
+    assert throttle.tracked_keys() <= 2 * 100
+    # The newest lockouts are the ones kept.
+    assert throttle.admit("guess-4999", "10.9.9.9") is not None
+
+
+def test_bounded_lru_drops_the_least_recently_used() -> None:
+    lru: BoundedLRU[int] = BoundedLRU(2)
+    lru.put("a", 1)
+    lru.put("b", 2)
+    assert lru.get("a") == 1
+    lru.put("c", 3)
+    assert (lru.get("a"), lru.get("b"), lru.get("c"), len(lru)) == (1, None, 3, 2)
+
+
+def test_csrf_tokens_are_bound_to_their_cookie_or_session() -> None:
+    nonce = new_login_nonce()
+    token = login_csrf_token("secret", nonce)
+    assert csrf_valid(login_csrf_token("secret", nonce), token)
+    assert not csrf_valid(login_csrf_token("secret", new_login_nonce()), token)
+    assert not csrf_valid(login_csrf_token("other secret", nonce), token)
+    assert not csrf_valid(token, None) and not csrf_valid(None, token)
+    # A login form's token is no session's token, even for the same random value.
+    assert session_csrf_token("secret", nonce) != token
 
 
 def test_details_hide_long_digit_runs() -> None:
