@@ -444,7 +444,10 @@ def _print_summary(summary: dict[str, Any], settings: Settings) -> None:
 
 
 def _demo_logins(settings: Settings) -> list[tuple[str, str, str]]:
-    """The dashboard's demo logins (the same ones `issuance dashboard` creates and prints)."""
+    """The dashboard's demo logins (the same ones `issuance dashboard` creates and prints), only with the
+    embedded services: against configured servers the dashboard has no demo users."""
+    if not settings.development_keys_allowed:
+        return []
     from dashboard.users import ensure_demo_users  # the dashboard package is needed by the demo only
 
     with connect(resolve(settings).database_url, autocommit=True, application_name="issuance-demo") as conn:
