@@ -28,7 +28,7 @@ def _command_modules() -> list[str]:
     return sorted(
         f"cli.{info.name}"
         for info in pkgutil.iter_modules(cli.__path__)
-        if info.name not in {"main", "common"}
+        if info.name not in {"main", "common", "keys_rotate"}
     )
 
 
@@ -47,6 +47,12 @@ def root(
 
 for _name in _command_modules():
     importlib.import_module(_name).register(app)
+
+# `issuance keys rotate` (cli/keys_rotate.py attaches itself to a group); its own `keys` group here until the
+# `keys` command group of cli/keys.py takes it.
+_keys_app = typer.Typer(help="The bureau's keys.", no_args_is_help=True)
+importlib.import_module("cli.keys_rotate").attach(_keys_app)
+app.add_typer(_keys_app, name="keys")
 
 
 def typed_command(argv: list[str]) -> str:

@@ -126,6 +126,10 @@ class Vault:
         data_keys, blind_key = vault_key_texts(settings)
         return cls(parse_data_keys(data_keys), parse_blind_index_key(blind_key))
 
+    def with_blind_index_key(self, blind_index_key: bytes) -> Vault:
+        """The same data keys with another blind-index key (the old one, during its rotation)."""
+        return Vault(self._data_keys, blind_index_key)
+
     def __reduce__(self) -> tuple[Any, ...]:
         # Picklable for runners that ship DoFns to workers; caches are rebuilt there.
         return (Vault, (self._data_keys, self._blind_index_key))
