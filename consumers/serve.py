@@ -27,6 +27,7 @@ from issuance.services.endpoints import Endpoints
 from issuance.settings import Settings
 from issuance.store.consumer_repo import Conn
 from issuance.store.db import connect
+from issuance.store.key_rotation_repo import ensure_blind_indexes_settled
 
 # First key of the pg_advisory_lock that makes a consumer group single-instance ("group" as a number); the
 # second is hashtext(group id).
@@ -53,6 +54,9 @@ def only_member(database_url: str, group_id: str) -> Iterator[None]:
                 f"another process already consumes as group {group_id}: stop it (or let it finish) first"
             )
         try:
+            # After taking the lock: a blind-index rotation checks for these locks after marking itself
+            # started, so one of the two always sees the other.
+            ensure_blind_indexes_settled(conn)
             yield
         finally:
             conn.execute("SELECT pg_advisory_unlock(%s, hashtext(%s))", (GROUP_LOCK_CLASS, group_id))

@@ -9,29 +9,31 @@ The data key is random and wrapped by the master key named by key_id; the header
 authenticated as associated data of both encryptions. `encrypt` uses a fresh data key per value;
 `encrypt_many` shares one data key across a batch with a fresh nonce per value, which keeps the nightly batch
 cheap (one key wrap per batch) and is still envelope encryption: every value carries its wrapped data key.
+
+Where the master keys come from (environment, files, the keys directory) is issuance/vault_keys.py. The one
+place a master key is used is a `KeyWrap`: it wraps and unwraps the data keys. The local one below keeps the
+master key in this process (AES-256-GCM); a KMS or HSM replaces exactly this seam (see `KeyWrap`).
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import hmac
-import json
-import logging
 import os
 import re
 from collections import OrderedDict
 from collections.abc import Iterable, Sequence
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from issuance.errors import ConfigurationError, IssuanceError
-from issuance.settings import Settings
 
-log = logging.getLogger(__name__)
+if TYPE_CHECKING:
+    from issuance.settings import Settings
 
 ENVELOPE_VERSION = 1
 KEY_BYTES = 32
@@ -40,7 +42,6 @@ TAG_BYTES = 16
 WRAPPED_KEY_BYTES = KEY_BYTES + TAG_BYTES
 # One batch data key protects at most this many values: far below the 2**32 random-nonce limit of AES-GCM.
 MAX_VALUES_PER_DATA_KEY = 1 << 20
-KEYS_FILE = "keys.json"
 
 _KEY_ID = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 _DIGEST_DOMAIN = b"issuance.digest\x00"
@@ -50,13 +51,53 @@ class DecryptionFailed(IssuanceError):
     """An envelope is malformed, was tampered with, or names a key this process does not have."""
 
 
+class KeyWrap(Protocol):
+    """Wraps and unwraps data keys under one master key (one key id): the seam for a KMS or an HSM.
+
+    `LocalKeyWrap` holds the master key in this process and uses AES-256-GCM. With a KMS (or a PKCS#11 HSM)
+    the master key never leaves it: `wrap` becomes the service's Encrypt (or C_WrapKey) of the 32-byte data
+    key and `unwrap` its Decrypt (C_UnwrapKey), with `header` (envelope version and key id) passed as the
+    encryption context / associated data, so a wrapped key moved to another envelope does not open. The
+    Vault already calls it once per batch of values (encrypt_many) and caches unwrapped keys, which keeps the
+    calls to such a service few. What is left to do for one: its wrapped keys are longer than the fixed
+    WRAPPED_KEY_BYTES of envelope version 1, so it needs an envelope version 2 with a length prefix, and a
+    Vault built from wrappers rather than raw keys (it is built from raw keys so that Beam can pickle it)."""
+
+    def wrap(self, data_key: bytes, header: bytes) -> bytes:
+        """The data key wrapped (nonce and ciphertext), bound to `header`."""
+        ...
+
+    def unwrap(self, wrapped: bytes, header: bytes) -> bytes:
+        """The data key of `wrapped`; DecryptionFailed when it was not wrapped by this key for `header`."""
+        ...
+
+
+class LocalKeyWrap:
+    """A master key held in memory: AES-256-GCM with a random nonce per wrap."""
+
+    __slots__ = ("_aead",)
+
+    def __init__(self, master_key: bytes) -> None:
+        self._aead = AESGCM(master_key)
+
+    def wrap(self, data_key: bytes, header: bytes) -> bytes:
+        nonce = os.urandom(NONCE_BYTES)
+        return nonce + self._aead.encrypt(nonce, data_key, header)
+
+    def unwrap(self, wrapped: bytes, header: bytes) -> bytes:
+        try:
+            return self._aead.decrypt(wrapped[:NONCE_BYTES], wrapped[NONCE_BYTES:], header)
+        except InvalidTag as exc:
+            raise DecryptionFailed("envelope is not authentic (tampered or wrong key)") from exc
+
+
 class Vault:
     """Encrypts, decrypts and blind-indexes values; the first data key encrypts, every data key decrypts."""
 
     def __init__(self, data_keys: Sequence[tuple[str, bytes]], blind_index_key: bytes) -> None:
         if not data_keys:
             raise ConfigurationError("at least one data key is required")
-        wrappers: dict[bytes, AESGCM] = {}
+        wrappers: dict[bytes, KeyWrap] = {}
         for key_id, key in data_keys:
             if not _KEY_ID.match(key_id):
                 raise ConfigurationError(f"data key id {key_id!r} must match {_KEY_ID.pattern}")
@@ -64,7 +105,7 @@ class Vault:
                 raise ConfigurationError(f"data key {key_id!r} must be {KEY_BYTES} bytes, not {len(key)}")
             if key_id.encode() in wrappers:
                 raise ConfigurationError(f"data key id {key_id!r} is configured twice")
-            wrappers[key_id.encode()] = AESGCM(key)
+            wrappers[key_id.encode()] = LocalKeyWrap(key)
         if len(blind_index_key) < KEY_BYTES:
             raise ConfigurationError(f"the blind-index key must be at least {KEY_BYTES} bytes")
         self._data_keys = tuple((kid, bytes(key)) for kid, key in data_keys)
@@ -78,16 +119,16 @@ class Vault:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Vault:
-        """Keys from ISSUANCE_DATA_KEYS / ISSUANCE_BLIND_INDEX_KEY, else development keys in state_dir."""
-        data_keys = settings.data_keys.get_secret_value() if settings.data_keys else None
-        blind_key = settings.blind_index_key.get_secret_value() if settings.blind_index_key else None
-        if data_keys is None and blind_key is None:
-            data_keys, blind_key = _development_keys(Path(settings.state_dir))
-        if data_keys is None or blind_key is None:
-            raise ConfigurationError(
-                "set both ISSUANCE_DATA_KEYS and ISSUANCE_BLIND_INDEX_KEY, or neither (development keys)"
-            )
-        return cls(parse_data_keys(data_keys), _b64("ISSUANCE_BLIND_INDEX_KEY", blind_key))
+        """The configured keys (environment, files or the keys directory: issuance/vault_keys.py); generated
+        development keys with the embedded services only; otherwise a ConfigurationError (fail closed)."""
+        from issuance.vault_keys import vault_key_texts
+
+        data_keys, blind_key = vault_key_texts(settings)
+        return cls(parse_data_keys(data_keys), parse_blind_index_key(blind_key))
+
+    def with_blind_index_key(self, blind_index_key: bytes) -> Vault:
+        """The same data keys with another blind-index key (the old one, during its rotation)."""
+        return Vault(self._data_keys, blind_index_key)
 
     def __reduce__(self) -> tuple[Any, ...]:
         # Picklable for runners that ship DoFns to workers; caches are rebuilt there.
@@ -160,6 +201,12 @@ class Vault:
 
     # Internals --------------------------------------------------------------------------------------------
 
+    @property
+    def blind_index_key_id(self) -> str:
+        """A short public name of the blind-index key (12 hex digits of a keyed hash): tells two keys apart in
+        the rotation's progress and the audit log without revealing anything about the key."""
+        return hmac.digest(self._blind_index_key, b"issuance.blind-index-key-id", hashlib.sha256)[:6].hex()
+
     def _data_cipher(self, header: bytes, kid: bytes, wrapped: bytes) -> AESGCM:
         cache_key = kid + wrapped
         cipher = self._unwrapped.get(cache_key)
@@ -168,11 +215,7 @@ class Vault:
         wrapper = self._wrappers.get(kid)
         if wrapper is None:
             raise DecryptionFailed(f"envelope names unknown data key {kid.decode(errors='replace')!r}")
-        try:
-            data_key = wrapper.decrypt(wrapped[:NONCE_BYTES], wrapped[NONCE_BYTES:], header)
-        except InvalidTag as exc:
-            raise DecryptionFailed("envelope is not authentic (tampered or wrong key)") from exc
-        cipher = AESGCM(data_key)
+        cipher = AESGCM(wrapper.unwrap(wrapped, header))
         self._unwrapped[cache_key] = cipher
         if len(self._unwrapped) > 64:
             self._unwrapped.popitem(last=False)
@@ -186,11 +229,10 @@ class _Batch:
 
     def __init__(self, vault: Vault) -> None:
         data_key = AESGCM.generate_key(bit_length=KEY_BYTES * 8)
-        wrap_nonce = os.urandom(NONCE_BYTES)
         header = vault._header
-        wrapped = vault._wrappers[vault._primary_kid].encrypt(wrap_nonce, data_key, header)
+        wrapped = vault._wrappers[vault._primary_kid].wrap(data_key, header)
         self._cipher = AESGCM(data_key)
-        self._prefix = header + wrap_nonce + wrapped
+        self._prefix = header + wrapped
         self.count = 0
 
     def seal(self, value: bytes) -> bytes:
@@ -233,6 +275,11 @@ def parse_data_keys(text: str) -> list[tuple[str, bytes]]:
     return keys
 
 
+def parse_blind_index_key(text: str, what: str = "ISSUANCE_BLIND_INDEX_KEY") -> bytes:
+    """The blind-index key from its base64 text."""
+    return _b64(what, text.strip())
+
+
 def generate_key_text(key_id: str = "k1") -> tuple[str, str]:
     """Fresh ("kid:base64", "base64") values for ISSUANCE_DATA_KEYS and ISSUANCE_BLIND_INDEX_KEY."""
     data = base64.b64encode(os.urandom(KEY_BYTES)).decode()
@@ -245,29 +292,3 @@ def _b64(what: str, text: str) -> bytes:
         return base64.b64decode(text, validate=True)
     except (binascii.Error, ValueError) as exc:
         raise ConfigurationError(f"{what} is not valid base64") from exc
-
-
-def _development_keys(state_dir: Path) -> tuple[str, str]:
-    """Development keys, generated once into state_dir/keys.json (mode 0600)."""
-    path = state_dir / KEYS_FILE
-    if not path.exists():
-        state_dir.mkdir(parents=True, exist_ok=True)
-        data_keys, blind = generate_key_text("dev1")
-        tmp = state_dir / f".{KEYS_FILE}.{os.getpid()}.tmp"
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as handle:
-            json.dump({"data_keys": data_keys, "blind_index_key": blind}, handle)
-        try:
-            os.link(tmp, path)  # atomic and never overwrites: a concurrent first run keeps one key set
-            log.warning("generated development encryption keys in %s (not for production data)", path)
-        except FileExistsError:
-            pass
-        finally:
-            tmp.unlink()
-    if path.stat().st_mode & 0o077:
-        log.warning("%s is readable by other users; it should have mode 0600", path)
-    try:
-        stored = json.loads(path.read_text())
-        return str(stored["data_keys"]), str(stored["blind_index_key"])
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise ConfigurationError(f"{path} is not a valid keys file") from exc

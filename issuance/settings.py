@@ -19,11 +19,19 @@ class Settings(BaseSettings):
     database_url: SecretStr | None = None
     state_dir: Path = Path(".issuance")
 
-    # Key material for sensitive data at rest. Data keys: "kid:base64key[,kid:base64key...]", the first
-    # one encrypts, every one decrypts (rotation). The blind-index key is separate from the data keys.
-    # With no keys configured the embedded default keeps generated development keys in state_dir.
+    # Key material for sensitive data at rest (issuance/vault_keys.py). Data keys: "kid:base64key[,...]", the
+    # first one encrypts, every one decrypts (rotation). The blind-index key is separate from the data keys.
+    # Each comes from its variable, else the file its *_FILE variable names (a mounted secret), else
+    # keys_dir/data-keys and keys_dir/blind-index-key. Generated into keys_dir with the embedded services
+    # only; otherwise missing keys are a configuration error.
     data_keys: SecretStr | None = None
+    data_keys_file: Path | None = None
     blind_index_key: SecretStr | None = None
+    blind_index_key_file: Path | None = None
+    # The blind-index key being replaced, only while `issuance keys rotate --blind-index-key` runs (else
+    # keys_dir/previous-blind-index-key).
+    previous_blind_index_key: SecretStr | None = None
+    previous_blind_index_key_file: Path | None = None
     # Where key files live: the bureau's keys and, with the embedded services only, the simulated partners'.
     # Never inside state_dir (the data they protect); a deployment mounts it from a secret store.
     keys_dir: Path = Path(".issuance-keys")

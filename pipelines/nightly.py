@@ -35,6 +35,7 @@ from issuance.services.endpoints import Endpoints, resolve
 from issuance.settings import Settings
 from issuance.store import run_repo
 from issuance.store.db import connect
+from issuance.store.key_rotation_repo import ensure_blind_indexes_settled
 from issuance.store.migrate import ensure_current
 from issuance.store.outbox_queries import set_aside_count
 from issuance.store.reference_repo import load_catalog
@@ -205,6 +206,7 @@ def run(
     with connect(endpoints.database_url, application_name="issuance-nightly") as conn:
         ensure_current(conn)
         run_repo.lock_nightly(conn)
+        ensure_blind_indexes_settled(conn)
         conn.commit()
         _finish_earlier_runs(conn, settings, endpoints, vault, progress)
 

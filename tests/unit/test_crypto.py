@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import os
 import pickle
 import stat
 from pathlib import Path
@@ -100,10 +99,13 @@ def test_vault_survives_pickling() -> None:
     assert clone.blind_index(ID) == v.blind_index(ID)
 
 
-def test_keys_from_settings() -> None:
+def test_keys_from_settings(tmp_path: Path) -> None:
     data = f"new:{base64.b64encode(NEW_KEY).decode()}, old:{base64.b64encode(OLD_KEY).decode()}"
     settings = Settings(
-        data_keys=SecretStr(data), blind_index_key=SecretStr(base64.b64encode(BLIND_KEY).decode())
+        data_keys=SecretStr(data),
+        blind_index_key=SecretStr(base64.b64encode(BLIND_KEY).decode()),
+        state_dir=tmp_path / "state",
+        keys_dir=tmp_path / "keys",
     )
     v = Vault.from_settings(settings)
     assert v.primary_key_id == "new"
@@ -121,22 +123,22 @@ def test_malformed_data_keys_are_refused_without_echoing_them(text: str) -> None
 
 
 def test_only_one_of_the_two_keys_configured_is_refused(tmp_path: Path) -> None:
-    with pytest.raises(ConfigurationError, match="both"):
+    with pytest.raises(ConfigurationError, match="ISSUANCE_DATA_KEYS"):
         blind = SecretStr(base64.b64encode(BLIND_KEY).decode())
-        Vault.from_settings(Settings(blind_index_key=blind, state_dir=tmp_path))
+        Vault.from_settings(Settings(blind_index_key=blind, state_dir=tmp_path, keys_dir=tmp_path / "k"))
 
 
-def test_development_keys_are_generated_once_with_mode_0600(
+def test_development_keys_are_generated_once_with_mode_0600_in_keys_dir(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    settings = Settings(state_dir=tmp_path / "state")
+    settings = Settings(state_dir=tmp_path / "state", keys_dir=tmp_path / "keys")
     first = Vault.from_settings(settings)
-    keys_file = tmp_path / "state" / "keys.json"
-    assert stat.S_IMODE(keys_file.stat().st_mode) == 0o600
+    files = sorted((tmp_path / "keys").iterdir())
+    assert [f.name for f in files] == ["blind-index-key", "data-keys"]
+    assert all(stat.S_IMODE(f.stat().st_mode) == 0o600 for f in files)
     assert "generated development encryption keys" in caplog.text
-    stored = keys_file.read_text()
-    assert all(secret not in caplog.text for secret in stored.split('"') if len(secret) > 40)
+    assert all(f.read_text().strip().split(":")[-1] not in caplog.text for f in files)
     second = Vault.from_settings(settings)
     assert second.decrypt(first.encrypt(ID)) == ID
     assert second.blind_index(ID) == first.blind_index(ID)
-    assert sorted(os.listdir(tmp_path / "state")) == ["keys.json"]
+    assert not (tmp_path / "state").exists()
