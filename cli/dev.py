@@ -10,7 +10,8 @@ import psycopg
 import typer
 
 from cli.common import EXIT_FAILURE, command, load_settings, print_json
-from issuance.errors import BrokerUnavailable
+from issuance.errors import BrokerUnavailable, ConfigurationError
+from issuance.kafka.client_config import KafkaClientConfig
 from issuance.services import embedded
 from issuance.services.broker import probe_kafka
 from issuance.services.embedded import ServiceChange
@@ -87,10 +88,16 @@ def _kafka_health(settings: Settings, running: embedded.Embedded) -> ServiceHeal
     if address is None:
         return ServiceHealth("kafka", source, None, False, "not running: run `issuance dev up`")
     try:
-        topics = probe_kafka(address, timeout_ms=5000)
-    except BrokerUnavailable as exc:
+        kafka = (
+            KafkaClientConfig.from_settings(settings)
+            if settings.kafka_bootstrap
+            else KafkaClientConfig.plaintext(address)
+        )
+        topics = probe_kafka(kafka, timeout_ms=5000)
+    except (BrokerUnavailable, ConfigurationError) as exc:
         return ServiceHealth("kafka", source, address, False, str(exc))
-    return ServiceHealth("kafka", source, address, True, f"metadata ok, {len(topics)} topics")
+    detail = f"metadata ok over {kafka.security_protocol}, {len(topics)} topics"
+    return ServiceHealth("kafka", source, address, True, detail)
 
 
 def _postgres_health(settings: Settings, running: embedded.Embedded) -> ServiceHealth:

@@ -30,7 +30,7 @@ def setup(
     endpoints = resolve(settings)
     migrations = apply_migrations(endpoints.database_url)
     banks = bank_codes(endpoints.database_url)
-    created = ensure_topics(endpoints.kafka_bootstrap, settings, banks)
+    created = ensure_topics(endpoints.kafka, settings, banks)
     topics = sorted(planned_topics(settings, banks))
     if as_json:
         print_json(

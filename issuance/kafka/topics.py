@@ -9,6 +9,7 @@ from kafka.admin import NewTopic
 from kafka.errors import KafkaError, TopicAlreadyExistsError
 
 from issuance.errors import BrokerUnavailable
+from issuance.kafka.client_config import KafkaClientConfig
 from issuance.settings import Settings
 
 
@@ -78,13 +79,13 @@ def planned_topics(settings: Settings, bank_codes: Iterable[str]) -> dict[str, i
     return planned
 
 
-def ensure_topics(bootstrap: str, settings: Settings, bank_codes: Iterable[str]) -> list[str]:
+def ensure_topics(kafka: KafkaClientConfig, settings: Settings, bank_codes: Iterable[str]) -> list[str]:
     """Create the missing topics; return the names created now (existing ones are left as they are)."""
     planned = planned_topics(settings, bank_codes)
     try:
-        admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="issuance-setup")
+        admin = KafkaAdminClient(**kafka.client_kwargs(), client_id="issuance-setup")
     except KafkaError as exc:
-        raise BrokerUnavailable(f"Kafka at {bootstrap} did not answer: {exc}") from exc
+        raise BrokerUnavailable(f"Kafka at {kafka.bootstrap} did not answer: {exc}") from exc
     try:
         existing = set(admin.list_topics())
         missing = [name for name in planned if name not in existing]
@@ -100,6 +101,6 @@ def ensure_topics(bootstrap: str, settings: Settings, bank_codes: Iterable[str])
                 continue
         return created
     except KafkaError as exc:
-        raise BrokerUnavailable(f"creating topics on {bootstrap} failed: {exc}") from exc
+        raise BrokerUnavailable(f"creating topics on {kafka.bootstrap} failed: {exc}") from exc
     finally:
         admin.close()
