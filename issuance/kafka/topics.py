@@ -6,7 +6,12 @@ from collections.abc import Iterable
 
 from kafka import KafkaAdminClient
 from kafka.admin import NewTopic
-from kafka.errors import KafkaError, TopicAlreadyExistsError
+from kafka.errors import (
+    ClusterAuthorizationFailedError,
+    KafkaError,
+    TopicAlreadyExistsError,
+    TopicAuthorizationFailedError,
+)
 
 from issuance.errors import BrokerUnavailable
 from issuance.kafka.client_config import KafkaClientConfig
@@ -98,6 +103,10 @@ def ensure_topics(kafka: KafkaClientConfig, settings: Settings, bank_codes: Iter
                 )
                 created.append(name)
             except TopicAlreadyExistsError:
+                continue
+            except (TopicAuthorizationFailedError, ClusterAuthorizationFailedError):
+                # Under ACLs a service sees only its own topics and may create none: the others are not its
+                # business (`issuance setup`, as the administrator, creates them all).
                 continue
         return created
     except KafkaError as exc:
