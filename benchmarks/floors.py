@@ -28,6 +28,7 @@ from kafka import KafkaConsumer, TopicPartition
 from issuance.codec.avro import _BODY_ERRORS, HEADER_SIZE
 from issuance.codec.registry import MAGIC, default_registry
 from issuance.errors import BrokerUnavailable
+from issuance.kafka.client_config import KafkaClientConfig
 from pipelines.records import PartitionRange
 
 HONEST_TABLE = "bench_honest_floor"
@@ -136,7 +137,7 @@ def decoder(kind: str) -> Callable[[bytes | None], Row | None]:
     return decode
 
 
-def consume(bootstrap: str, plan: Sequence[PartitionRange]) -> Iterator[tuple[str, int, list[Any]]]:
+def consume(kafka: KafkaClientConfig, plan: Sequence[PartitionRange]) -> Iterator[tuple[str, int, list[Any]]]:
     """Every planned record, as (topic, partition, records) batches, all partitions assigned at once.
 
     A partition is paused once its planned end is read; records past the end are dropped."""
@@ -144,7 +145,7 @@ def consume(bootstrap: str, plan: Sequence[PartitionRange]) -> Iterator[tuple[st
     if not ranges:
         return
     consumer = KafkaConsumer(
-        bootstrap_servers=bootstrap,
+        **kafka.client_kwargs(),
         group_id=None,
         enable_auto_commit=False,
         client_id="bench-honest-floor",
@@ -182,7 +183,7 @@ def consume(bootstrap: str, plan: Sequence[PartitionRange]) -> Iterator[tuple[st
 
 
 def honest_pass(
-    bootstrap: str,
+    kafka: KafkaClientConfig,
     database_url: str,
     plan: Sequence[PartitionRange],
     *,
@@ -207,7 +208,7 @@ def honest_pass(
         with sink as writer:
             if writer is not None:
                 writer.set_types([kind for _name, kind in COLUMNS])
-            for topic, partition, records in consume(bootstrap, plan):
+            for topic, partition, records in consume(kafka, plan):
                 count += len(records)
                 if not decode:
                     continue
@@ -226,7 +227,7 @@ def honest_pass(
 
 
 def honest_floor(
-    bootstrap: str,
+    kafka: KafkaClientConfig,
     database_url: str,
     plan: Sequence[PartitionRange],
     *,
@@ -235,11 +236,13 @@ def honest_floor(
     """The honest floor's breakdown: consume alone, + decode, + COPY."""
     results = []
     for decode, copy in ((False, False), (True, False), (True, True)):
-        results.append(honest_pass(bootstrap, database_url, plan, decode=decode, copy=copy, table=table))
+        results.append(honest_pass(kafka, database_url, plan, decode=decode, copy=copy, table=table))
     return HonestFloor(*results)
 
 
-def contract_floor(bootstrap: str, database_url: str, plan: Sequence[PartitionRange]) -> tuple[int, float]:
+def contract_floor(
+    kafka: KafkaClientConfig, database_url: str, plan: Sequence[PartitionRange]
+) -> tuple[int, float]:
     """The contract floor: the planned ranges one partition after another, decode and contract parse, COPY
     as text into an unlogged table (the benchmark's floor before the honest floor; unchanged)."""
     from issuance.codec.avro import decode
@@ -249,7 +252,7 @@ def contract_floor(bootstrap: str, database_url: str, plan: Sequence[PartitionRa
 
     started = time.monotonic()
     consumer = KafkaConsumer(
-        bootstrap_servers=bootstrap,
+        **kafka.client_kwargs(),
         group_id=None,
         enable_auto_commit=False,
         max_partition_fetch_bytes=8 * 1024 * 1024,

@@ -238,6 +238,7 @@ def main(argv: list[str] | None = None) -> int:
     args, _unknown = parser.parse_known_args(argv)
 
     from issuance.crypto import Vault
+    from issuance.kafka.client_config import KafkaClientConfig
     from issuance.kafka.topics import Topics
     from issuance.settings import Settings
     from issuance.store.migrate import apply_migrations
@@ -273,17 +274,18 @@ def main(argv: list[str] | None = None) -> int:
         sent = publish(settings, root / "data")
         publish_s = time.monotonic() - t0
         topics = Topics(settings)
-        plan = plan_ranges(bootstrap, [topics.applications, topics.agreements], {})
+        kafka = KafkaClientConfig.from_settings(settings)
+        plan = plan_ranges(kafka, [topics.applications, topics.agreements], {})
         records = sum(p.size for p in plan)
 
-        honest = honest_floor(bootstrap, database_url, plan)
+        honest = honest_floor(kafka, database_url, plan)
         print(
             f"honest floor measured: {honest.full.records:,} records in {honest.full.seconds:.1f} s",
             file=sys.stderr,
             flush=True,
         )
         contract_started = time.monotonic()
-        contract_count, contract_s = contract_floor(bootstrap, database_url, plan)
+        contract_count, contract_s = contract_floor(kafka, database_url, plan)
         print(
             f"contract floor measured: {contract_count:,} records in {contract_s:.1f} s",
             file=sys.stderr,

@@ -135,6 +135,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", action="store_true")
     args, _unknown = parser.parse_known_args(argv)
 
+    from issuance.kafka.client_config import KafkaClientConfig
     from issuance.kafka.topics import ensure_topics
     from issuance.services.broker import start_broker, stop_broker
     from producers.generator import GenerateOptions, generate
@@ -144,7 +145,7 @@ def main(argv: list[str] | None = None) -> int:
         broker = start_broker(root / "tansu.log")
         try:
             settings = _settings(broker.bootstrap, root / "state")
-            ensure_topics(broker.bootstrap, settings, [])
+            ensure_topics(KafkaClientConfig.from_settings(settings), settings, [])
             started = time.perf_counter()
             generate(root / "data", GenerateOptions(applications=args.applications, seed=args.seed))
             generated_s = time.perf_counter() - started

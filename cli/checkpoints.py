@@ -9,6 +9,7 @@ from rich.console import Console
 from rich.table import Table
 
 from cli.common import OperatorOption, command, load_settings, operator_identity, print_json
+from issuance.kafka.client_config import KafkaClientConfig
 from issuance.kafka.topics import Topics
 from issuance.services.endpoints import resolve
 from issuance.store.db import connect
@@ -21,11 +22,11 @@ checkpoints_app = typer.Typer(help="The nightly run's read checkpoints.", no_arg
 JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON document.")]
 
 
-def _topics(ctx: typer.Context) -> tuple[str, str, list[str]]:
+def _topics(ctx: typer.Context) -> tuple[str, KafkaClientConfig, list[str]]:
     settings = load_settings(ctx)
     endpoints = resolve(settings)
     topics = Topics(settings)
-    return endpoints.database_url, endpoints.kafka_bootstrap, [topics.applications, topics.agreements]
+    return endpoints.database_url, endpoints.kafka, [topics.applications, topics.agreements]
 
 
 def _print(found: Review) -> None:

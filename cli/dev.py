@@ -10,13 +10,17 @@ import psycopg
 import typer
 
 from cli.common import EXIT_FAILURE, command, load_settings, print_json
-from issuance.errors import BrokerUnavailable
+from issuance.errors import BrokerUnavailable, ConfigurationError
+from issuance.kafka.client_config import KafkaClientConfig
+from issuance.kafka.dev_certs import DEFAULT_BROKER_HOSTS, write_development_tls
+from issuance.kafka.dev_passwords import write_passwords
 from issuance.services import embedded
 from issuance.services.broker import probe_kafka
 from issuance.services.embedded import ServiceChange
 from issuance.services.endpoints import mask_url
 from issuance.services.postgres import probe_database
 from issuance.settings import Settings
+from producers.catalog import BANK_CODES
 
 StateDirOption = Annotated[
     Path | None,
@@ -87,10 +91,16 @@ def _kafka_health(settings: Settings, running: embedded.Embedded) -> ServiceHeal
     if address is None:
         return ServiceHealth("kafka", source, None, False, "not running: run `issuance dev up`")
     try:
-        topics = probe_kafka(address, timeout_ms=5000)
-    except BrokerUnavailable as exc:
+        kafka = (
+            KafkaClientConfig.from_settings(settings)
+            if settings.kafka_bootstrap
+            else KafkaClientConfig.plaintext(address)
+        )
+        topics = probe_kafka(kafka, timeout_ms=5000)
+    except (BrokerUnavailable, ConfigurationError) as exc:
         return ServiceHealth("kafka", source, address, False, str(exc))
-    return ServiceHealth("kafka", source, address, True, f"metadata ok, {len(topics)} topics")
+    detail = f"metadata ok over {kafka.security_protocol}, {len(topics)} topics"
+    return ServiceHealth("kafka", source, address, True, detail)
 
 
 def _postgres_health(settings: Settings, running: embedded.Embedded) -> ServiceHealth:
@@ -123,6 +133,42 @@ def status(ctx: typer.Context, state_dir: StateDirOption = None, as_json: JsonOp
             typer.echo(f"{s.name} ({s.source}): {s.address or '-'}  {mark}  {s.detail}")
     if not all(s.healthy for s in services):
         raise typer.Exit(EXIT_FAILURE)
+
+
+# The Kafka principals of docker-compose.yml (deploy/kafka/acls.sh grants each its topics): the broker
+# itself, the administrator (topics, ACLs), the bureau's night, publisher and consumer, the branch gateway,
+# and one per cooperating bank of the catalog.
+COMPOSE_PRINCIPALS = (
+    "broker",
+    "admin",
+    "nightly",
+    "relay",
+    "consumer",
+    "branch-gateway",
+    *(f"bank-{code.lower()}" for code in BANK_CODES),
+)
+
+
+@dev_app.command("certs")
+@command
+def certs(
+    out: Annotated[
+        Path, typer.Option("--out", help="Directory for the CA, the broker's certificate and key, kafka.env.")
+    ],
+    host: Annotated[
+        list[str] | None,
+        typer.Option("--host", help="A broker host name (repeatable) [default: kafka, localhost, 127.0.0.1]"),
+    ] = None,
+) -> None:
+    """A development CA and broker certificate for docker-compose.yml, and passwords for its principals.
+
+    An existing CA and existing passwords are kept; the broker certificate is issued again. Not for
+    production: a deployment brings its own CA and keeps its passwords in its secret store."""
+    tls = write_development_tls(out, tuple(host or DEFAULT_BROKER_HOSTS))
+    added = write_passwords(out / "kafka.env", COMPOSE_PRINCIPALS)
+    typer.echo(f"CA {'created' if tls.ca_created else 'kept'}: {tls.ca_cert}")
+    typer.echo(f"broker certificate for {', '.join(tls.broker_hosts)}: {tls.broker_keystore} (key mode 0600)")
+    typer.echo(f"{len(added)} Kafka passwords added to {out / 'kafka.env'} (existing ones kept)")
 
 
 def register(app: typer.Typer) -> None:

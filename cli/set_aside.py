@@ -67,7 +67,7 @@ def retry(
         conn.commit()
         sent = publish_outbox(
             conn,
-            endpoints.kafka_bootstrap,
+            endpoints.kafka,
             Vault.from_settings(settings),
             endpoints.database_url,
             max_message_bytes=settings.max_message_bytes,

@@ -34,7 +34,7 @@ def setup(
     banks = bank_codes(endpoints.database_url)
     with connect(endpoints.database_url, application_name="issuance-setup") as conn:
         provisioned = provision_embedded(settings, conn, actor=system_actor())
-    created = ensure_topics(endpoints.kafka_bootstrap, settings, banks)
+    created = ensure_topics(endpoints.kafka, settings, banks)
     topics = sorted(planned_topics(settings, banks))
     if as_json:
         print_json(

@@ -16,6 +16,7 @@ from kafka.consumer.fetcher import ConsumerRecord
 from kafka.errors import CommitFailedError, KafkaError
 
 from issuance.errors import BrokerUnavailable, IssuanceError
+from issuance.kafka.client_config import KafkaClientConfig
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +33,7 @@ BatchHandler = Callable[[Sequence[ConsumerRecord]], None]
 class LoopOptions:
     """Where one consumer reads and when it stops."""
 
-    bootstrap: str
+    kafka: KafkaClientConfig
     topics: tuple[str, ...]
     group_id: str
     until_idle: float | None = None
@@ -63,11 +64,11 @@ class NoPartitions(IssuanceError):
         )
 
 
-def make_producer(bootstrap: str) -> KafkaProducer:
+def make_producer(kafka: KafkaClientConfig) -> KafkaProducer:
     """A producer whose sends are durable once flushed: acks from every in-sync replica, idempotent."""
     try:
         return KafkaProducer(
-            bootstrap_servers=bootstrap,
+            **kafka.client_kwargs(),
             acks="all",
             enable_idempotence=True,
             linger_ms=5,
@@ -76,7 +77,7 @@ def make_producer(bootstrap: str) -> KafkaProducer:
             request_timeout_ms=30_000,
         )
     except KafkaError as exc:
-        raise BrokerUnavailable(f"cannot reach the Kafka broker at {bootstrap}: {exc}") from exc
+        raise BrokerUnavailable(f"cannot reach the Kafka broker at {kafka.bootstrap}: {exc}") from exc
 
 
 def send_all(producer: KafkaProducer, messages: Sequence[tuple[str, bytes | None, bytes]]) -> None:
@@ -94,7 +95,7 @@ def _consumer(options: LoopOptions) -> KafkaConsumer:
     try:
         return KafkaConsumer(
             *options.topics,
-            bootstrap_servers=options.bootstrap,
+            **options.kafka.client_kwargs(),
             group_id=options.group_id,
             enable_auto_commit=False,
             auto_offset_reset="earliest",
@@ -104,7 +105,7 @@ def _consumer(options: LoopOptions) -> KafkaConsumer:
             max_poll_records=options.max_records,
         )
     except KafkaError as exc:
-        raise BrokerUnavailable(f"cannot reach the Kafka broker at {options.bootstrap}: {exc}") from exc
+        raise BrokerUnavailable(f"cannot reach the Kafka broker at {options.kafka.bootstrap}: {exc}") from exc
 
 
 def run_loop(options: LoopOptions, handle: BatchHandler, stop: threading.Event) -> LoopStats:

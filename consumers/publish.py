@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from issuance.crypto import Vault
+from issuance.kafka.client_config import KafkaClientConfig
 from issuance.kafka.outbox_relay import publish_outbox as relay
 from issuance.store.consumer_repo import Conn
 
 
 def publish_outbox(
-    conn: Conn, bootstrap: str, vault: Vault, database_url: str, max_message_bytes: int
+    conn: Conn, kafka: KafkaClientConfig, vault: Vault, database_url: str, max_message_bytes: int
 ) -> int:
     """Publish every unpublished outbox event; return how many were sent."""
-    return relay(conn, bootstrap, vault, database_url, max_message_bytes=max_message_bytes)
+    return relay(conn, kafka, vault, database_url, max_message_bytes=max_message_bytes)

@@ -91,14 +91,14 @@ def serve_banks(
         raise InputError(f"unknown bank code(s) {', '.join(unknown)}; known: {', '.join(known) or 'none'}")
     if not codes:
         raise InputError("no banks in the reference data: run `issuance reference load FILE` first")
-    ensure_topics(endpoints.kafka_bootstrap, settings, codes)
+    ensure_topics(endpoints.kafka, settings, codes)
     topics = Topics(settings)
     vault = Vault.from_settings(settings)
     limit = settings.max_message_bytes
     stats: dict[str, dict[str, int]] = {}
 
     def one(code: str) -> None:
-        producer = make_producer(endpoints.kafka_bootstrap)
+        producer = make_producer(endpoints.kafka)
         try:
             with (
                 only_member(endpoints.database_url, bank_group(settings, code)),
@@ -113,10 +113,10 @@ def serve_banks(
                     unreadable = bank.stats.unreadable
                     bank.handle(records)
                     if bank.stats.unreadable > unreadable:  # dead-letter events to publish
-                        publish_outbox(conn, endpoints.kafka_bootstrap, vault, endpoints.database_url, limit)
+                        publish_outbox(conn, endpoints.kafka, vault, endpoints.database_url, limit)
 
                 options = LoopOptions(
-                    endpoints.kafka_bootstrap,
+                    endpoints.kafka,
                     (topics.bank_requests(code),),
                     bank_group(settings, code),
                     until_idle,
@@ -185,7 +185,7 @@ def consume_results(
 ) -> dict[str, Any]:
     """Apply what the bureau consumes (the banks' answers, the branches' card events) until idle or stopped,
     publishing the events it causes; stats per handler and `published`."""
-    ensure_topics(endpoints.kafka_bootstrap, settings, [])
+    ensure_topics(endpoints.kafka, settings, [])
     vault = Vault.from_settings(settings)
     group = bureau_group(settings)
     with (
@@ -201,11 +201,11 @@ def consume_results(
             dispatch(handlers, records)
             if sum(h.queued for h in handlers.values()) > queued:  # decisions or dead letters
                 published += publish_outbox(
-                    conn, endpoints.kafka_bootstrap, vault, endpoints.database_url, settings.max_message_bytes
+                    conn, endpoints.kafka, vault, endpoints.database_url, settings.max_message_bytes
                 )
 
         options = LoopOptions(
-            endpoints.kafka_bootstrap,
+            endpoints.kafka,
             tuple(handlers),
             group,
             until_idle,
@@ -214,7 +214,7 @@ def consume_results(
         )
         run_loop(options, handle, stop)
         published += publish_outbox(
-            conn, endpoints.kafka_bootstrap, vault, endpoints.database_url, settings.max_message_bytes
+            conn, endpoints.kafka, vault, endpoints.database_url, settings.max_message_bytes
         )
         return {**{h.name: h.summary() for h in handlers.values()}, "published": published}
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -16,6 +17,20 @@ class Settings(BaseSettings):
 
     # Servers. When both are unset, the embedded services under state_dir are used.
     kafka_bootstrap: str | None = None
+    # How every Kafka client authenticates to a configured broker and protects the connection; one function
+    # turns these into client arguments (issuance/kafka/client_config.py). PLAINTEXT suits only the embedded
+    # broker on loopback; a deployment uses SASL_SSL. The SASL mechanism defaults to SCRAM-SHA-512 when a
+    # SASL protocol is chosen. SSL needs the CA file that signed the broker's certificate; the client
+    # certificate and key are for brokers that also ask clients for one (mutual TLS).
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    kafka_sasl_mechanism: Literal["SCRAM-SHA-512", "SCRAM-SHA-256", "PLAIN"] = "SCRAM-SHA-512"
+    kafka_sasl_username: str | None = None
+    kafka_sasl_password: SecretStr | None = None
+    kafka_ssl_cafile: Path | None = None
+    kafka_ssl_certfile: Path | None = None
+    kafka_ssl_keyfile: Path | None = None
+    kafka_ssl_password: SecretStr | None = None
+    kafka_ssl_check_hostname: bool = True
     database_url: SecretStr | None = None
     state_dir: Path = Path(".issuance")
 

@@ -198,10 +198,10 @@ def receive_and_publish(
         if report.already_received:
             return report, 0
         try:
-            ensure_topics(endpoints.kafka_bootstrap, settings, [])
+            ensure_topics(endpoints.kafka, settings, [])
             published = publish_outbox(
                 conn,
-                endpoints.kafka_bootstrap,
+                endpoints.kafka,
                 Vault.from_settings(settings),
                 endpoints.database_url,
                 max_message_bytes=settings.max_message_bytes,

@@ -11,6 +11,7 @@ from kafka import KafkaConsumer, TopicPartition
 
 from issuance.errors import BrokerUnavailable
 from issuance.gc_policy import use_batch_thresholds
+from issuance.kafka.client_config import KafkaClientConfig
 from pipelines.records import Chunk, RawRecord, RecordBatch
 
 STALL_TIMEOUT_S = 60.0
@@ -19,14 +20,14 @@ STALL_TIMEOUT_S = 60.0
 class ReadChunk(beam.DoFn):  # type: ignore[misc]
     """Chunk -> RecordBatch with every record at offsets [start, end) of the chunk's partition."""
 
-    def __init__(self, bootstrap: str) -> None:
-        self._bootstrap = bootstrap
+    def __init__(self, kafka: KafkaClientConfig) -> None:
+        self._kafka = kafka
         self._consumer: KafkaConsumer | None = None
 
     def setup(self) -> None:
         use_batch_thresholds()  # this worker decodes, verifies and stages the chunks it reads
         self._consumer = KafkaConsumer(
-            bootstrap_servers=self._bootstrap,
+            **self._kafka.client_kwargs(),
             group_id=None,
             enable_auto_commit=False,
             client_id="issuance-nightly",

@@ -28,6 +28,7 @@ from issuance.domain.contract import CONTRACT_REVISION, DEFAULT_MAX_RECORD_BYTES
 from issuance.domain.personalization import vendor_by_area
 from issuance.errors import InputError, ReconciliationFailed
 from issuance.gc_policy import use_batch_thresholds
+from issuance.kafka.client_config import KafkaClientConfig
 from issuance.kafka.outbox_relay import publish_outbox
 from issuance.kafka.republish import resend_unanswered
 from issuance.kafka.topics import Topics, ensure_topics
@@ -120,7 +121,7 @@ def build_pipeline(
     pipeline: beam.Pipeline,
     chunks: list[Chunk],
     catalog: Any,
-    bootstrap: str,
+    kafka: KafkaClientConfig,
     database_url: str,
     vault: Vault,
     business_date: date | None = None,
@@ -140,7 +141,7 @@ def build_pipeline(
         pipeline
         | "ListChunks" >> beam.Create(chunks)  # Chunk
         | "SpreadChunks" >> beam.Reshuffle()  # Chunk, one worker each
-        | "ReadChunk" >> beam.ParDo(ReadChunk(bootstrap)).with_output_types(RecordBatch)  # RecordBatch
+        | "ReadChunk" >> beam.ParDo(ReadChunk(kafka)).with_output_types(RecordBatch)  # RecordBatch
         | "DecodeRecords"
         >> DecodeRecords(vault, business_date, max_record_bytes)  # DecodedBatch (+ dead-letter rows)
         | "VerifyApplications" >> VerifyApplications(database_url, vault, catalog)  # StagedBatch
@@ -215,7 +216,7 @@ def run(
         resumed = run_ is not None
         if run_ is None:
             checkpoints = run_repo.checkpoints(conn, list(kinds))
-            plan = plan_ranges(endpoints.kafka_bootstrap, list(kinds), checkpoints)
+            plan = plan_ranges(endpoints.kafka, list(kinds), checkpoints)
             business_date = business_date_arg or business_day(datetime.now(UTC))
             run_ = run_repo.create_run(
                 conn, business_date, [p.to_json() for p in plan], application_records(plan, kinds)
@@ -223,7 +224,7 @@ def run(
         conn.commit()
         plan = [PartitionRange.from_json(p) for p in run_.plan]
         if resumed and not run_.staged:  # a staged run commits from PostgreSQL alone
-            check_stored_plan(endpoints.kafka_bootstrap, run_.run_id, plan)
+            check_stored_plan(endpoints.kafka, run_.run_id, plan)
         planned = sum(p.size for p in plan)
         progress("plan", {"run_id": run_.run_id, "records": planned, "resumed": int(resumed)})
         timings["plan_s"] = time.monotonic() - started
@@ -248,7 +249,7 @@ def run(
                     pipeline,
                     chunks,
                     catalog,
-                    endpoints.kafka_bootstrap,
+                    endpoints.kafka,
                     endpoints.database_url,
                     vault,
                     run_.business_date,
@@ -379,7 +380,7 @@ def _write_files(
 def _publish(
     conn: Any, settings: Settings, endpoints: Endpoints, vault: Vault, banks: Any, progress: Progress
 ) -> int:
-    ensure_topics(endpoints.kafka_bootstrap, settings, list(banks))
+    ensure_topics(endpoints.kafka, settings, list(banks))
 
     def after_batch(sent: int) -> None:
         progress("publish", {"events": sent})
@@ -389,7 +390,7 @@ def _publish(
 
     return publish_outbox(
         conn,
-        endpoints.kafka_bootstrap,
+        endpoints.kafka,
         vault,
         endpoints.database_url,
         after_batch=after_batch,

@@ -24,6 +24,7 @@ from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
 from kafka.errors import KafkaError
 
 from issuance.errors import BrokerStateLost, BrokerUnavailable
+from issuance.kafka.client_config import KafkaClientConfig
 from issuance.store.run_repo import Checkpoint
 from pipelines.records import Chunk, PartitionRange
 
@@ -177,18 +178,18 @@ def snapshot_ends(consumer: KafkaConsumer, partitions: list[TopicPartition]) -> 
     return ends
 
 
-def observe(bootstrap: str, topics: Iterable[str]) -> BrokerView:
+def observe(kafka: KafkaClientConfig, topics: Iterable[str]) -> BrokerView:
     """The broker's cluster id, topic ids and each partition's log start and end (see `snapshot_ends`)."""
     names = list(topics)
     try:
-        admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="issuance-plan")
+        admin = KafkaAdminClient(**kafka.client_kwargs(), client_id="issuance-plan")
         try:
             cluster_id = admin.describe_cluster().get("cluster_id")
             described = admin.describe_topics(names)
         finally:
             admin.close()
     except KafkaError as exc:
-        raise BrokerUnavailable(f"could not read the broker's metadata at {bootstrap}: {exc}") from exc
+        raise BrokerUnavailable(f"could not read the broker's metadata at {kafka.bootstrap}: {exc}") from exc
     topic_ids: dict[str, str | None] = {}
     partitions: list[TopicPartition] = []
     for topic in described:
@@ -199,7 +200,7 @@ def observe(bootstrap: str, topics: Iterable[str]) -> BrokerView:
         for part in sorted(p["partition_index"] for p in topic["partitions"]):
             partitions.append(TopicPartition(topic["name"], part))
     consumer = KafkaConsumer(
-        bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False, client_id="issuance-plan"
+        **kafka.client_kwargs(), group_id=None, enable_auto_commit=False, client_id="issuance-plan"
     )
     try:
         begins = consumer.beginning_offsets(partitions) if partitions else {}
@@ -233,21 +234,21 @@ def ranges(
 
 
 def plan_ranges(
-    bootstrap: str, topics: Iterable[str], checkpoints: Mapping[tuple[str, int], Checkpoint]
+    kafka: KafkaClientConfig, topics: Iterable[str], checkpoints: Mapping[tuple[str, int], Checkpoint]
 ) -> list[PartitionRange]:
     """The night's ranges; `BrokerStateLost` when the broker's log no longer continues from a checkpoint."""
     names = list(topics)
-    view = observe(bootstrap, names)
+    view = observe(kafka, names)
     breaks = discontinuities(map(from_checkpoint, checkpoints.values()), view)
     if breaks:
         raise broker_state_lost(breaks, "so the night was not planned (no run recorded)")
     return ranges(view, names, checkpoints)
 
 
-def check_stored_plan(bootstrap: str, run_id: int, plan: Iterable[PartitionRange]) -> None:
+def check_stored_plan(kafka: KafkaClientConfig, run_id: int, plan: Iterable[PartitionRange]) -> None:
     """A crashed run is resumed only if the broker still holds every range of its stored plan."""
     stored = list(plan)
-    view = observe(bootstrap, sorted({p.topic for p in stored}))
+    view = observe(kafka, sorted({p.topic for p in stored}))
     breaks = discontinuities(map(from_range, stored), view)
     if breaks:
         raise broker_state_lost(breaks, f"so run {run_id}, left in flight by a crash, cannot be resumed")

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from issuance.errors import BrokerStateLost
+from issuance.kafka.client_config import KafkaClientConfig
 from issuance.store import run_repo
 from issuance.store.audit import record_action
 from issuance.store.run_repo import Checkpoint, Conn, Run
@@ -181,19 +182,19 @@ def review(
     return Review(view.cluster_id, view.topic_ids, partitions, steps, run_in_flight, run_breaks, refusal)
 
 
-def inspect(conn: Conn, bootstrap: str, topics: list[str]) -> Review:
+def inspect(conn: Conn, kafka: KafkaClientConfig, topics: list[str]) -> Review:
     """The review against the broker as it is now (reads only)."""
     checkpoints = run_repo.checkpoints(conn, topics)
     run_in_flight = run_repo.open_run(conn)
     conn.commit()
-    return review(checkpoints, observe(bootstrap, topics), topics, run_in_flight)
+    return review(checkpoints, observe(kafka, topics), topics, run_in_flight)
 
 
-def rebaseline(conn: Conn, bootstrap: str, topics: list[str], operator: str) -> Review:
+def rebaseline(conn: Conn, kafka: KafkaClientConfig, topics: list[str], operator: str) -> Review:
     """Apply the review's steps under the nightly lock, each with its audit line, in one transaction."""
     run_repo.lock_nightly(conn)
     conn.commit()
-    found = inspect(conn, bootstrap, topics)
+    found = inspect(conn, kafka, topics)
     if found.refusal:
         raise BrokerStateLost(f"nothing re-baselined: {found.refusal}")
     if not found.needed:

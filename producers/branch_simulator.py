@@ -301,19 +301,19 @@ def simulate(
     settings: Settings, endpoints: Endpoints, options: BranchOptions, stop: threading.Event
 ) -> dict[str, int]:
     """One run of the branches: receipts, collections, activations; what it did."""
-    ensure_topics(endpoints.kafka_bootstrap, settings, [])
+    ensure_topics(endpoints.kafka, settings, [])
     topics = Topics(settings)
     vault = Vault.from_settings(settings)
-    producer = make_producer(endpoints.kafka_bootstrap)
+    producer = make_producer(endpoints.kafka)
     try:
         with (
-            BranchClient(endpoints.kafka_bootstrap, topics, vault, client_id="issuance-branch-sim") as client,
+            BranchClient(endpoints.kafka, topics, vault, client_id="issuance-branch-sim") as client,
             connect(endpoints.database_url, autocommit=True, application_name="branch-simulator") as conn,
         ):
             branches = BranchSimulator(conn, producer, client, vault, topics, options)
             branches.start()
             loop = LoopOptions(
-                endpoints.kafka_bootstrap,
+                endpoints.kafka,
                 (topics.card_dispatches,),
                 group_id(settings),
                 options.until_idle,

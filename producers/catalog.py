@@ -27,6 +27,8 @@ _BANKS: tuple[tuple[str, str, str], ...] = (
     ("BOCOM", "交通银行", "622262"),
     ("PSBC", "中国邮政储蓄银行", "621799"),
 )
+# Every bank a catalog may draw (docker-compose.yml runs a Kafka principal and a simulator for each).
+BANK_CODES = tuple(code for code, _name, _bin in _BANKS)
 _BRANCH_NAMES = ("营业部", "人民路支行", "解放路支行", "中山路支行", "新城支行", "开发区支行", "建设路支行")
 _RETIRED = re.compile(r"^\[\d*-\d+\]")
 _SINCE = re.compile(r"^\[\d+-\]")

@@ -31,9 +31,10 @@ from issuance.domain.contract import (
     unknown_fields,
 )
 from issuance.errors import BrokerUnavailable, ConfigurationError
+from issuance.kafka.client_config import KafkaClientConfig
 from issuance.kafka.topics import Topics
 from issuance.services.broker import probe_kafka
-from issuance.services.endpoints import resolve
+from issuance.services.endpoints import resolve_kafka
 from issuance.settings import Settings
 
 DEFAULT_DELIVERY_TIMEOUT_S = 60.0
@@ -136,7 +137,7 @@ class BranchClient:
 
     def __init__(
         self,
-        bootstrap: str,
+        kafka: KafkaClientConfig,
         topics: Topics,
         vault: Vault,
         *,
@@ -146,12 +147,12 @@ class BranchClient:
         client_id: str = "issuance-branch",
     ) -> None:
         self.preparer = Preparer(topics, vault)
-        self._bootstrap = bootstrap
+        self._kafka = kafka
         self._delivery_timeout_s = delivery_timeout_s
         delivery_ms = int(delivery_timeout_s * 1000)
         try:
             self._producer = KafkaProducer(
-                bootstrap_servers=bootstrap,
+                **kafka.client_kwargs(),
                 client_id=client_id,
                 acks="all",
                 enable_idempotence=True,
@@ -166,13 +167,14 @@ class BranchClient:
                 bootstrap_timeout_ms=delivery_ms,
             )
         except KafkaError as exc:
-            raise BrokerUnavailable(f"Kafka at {bootstrap} did not answer: {type(exc).__name__}") from exc
+            raise BrokerUnavailable(
+                f"Kafka at {kafka.bootstrap} did not answer: {type(exc).__name__}"
+            ) from exc
 
     @classmethod
     def from_settings(cls, settings: Settings, **options: Any) -> BranchClient:
         """A client for the configured (or embedded) broker, keyed with the configured blind-index key."""
-        bootstrap = settings.kafka_bootstrap or resolve(settings).kafka_bootstrap  # no database needed
-        return cls(bootstrap, Topics(settings), Vault.from_settings(settings), **options)
+        return cls(resolve_kafka(settings), Topics(settings), Vault.from_settings(settings), **options)
 
     @property
     def topics(self) -> Topics:
@@ -191,7 +193,7 @@ class BranchClient:
 
     def require_topics(self, *names: str) -> None:
         """ConfigurationError unless the topics exist (a broker may auto-create them, wrongly partitioned)."""
-        missing = sorted(set(names) - set(probe_kafka(self._bootstrap, timeout_ms=10_000)))
+        missing = sorted(set(names) - set(probe_kafka(self._kafka, timeout_ms=10_000)))
         if missing:
             raise ConfigurationError(
                 f"topic(s) {', '.join(missing)} do not exist: run `issuance setup` first"

@@ -19,6 +19,7 @@ from issuance.crypto import Vault
 from issuance.domain import numbers
 from issuance.domain.lifecycle import ApplicationState, CardStatus, FinancialStatus
 from issuance.domain.model import ApplicationType, RegistryCardStatus, RegistryFinancialStatus
+from issuance.kafka.client_config import KafkaClientConfig
 from issuance.messages import (
     AccountOpeningRequested,
     ActivationRequested,
@@ -241,7 +242,7 @@ def activation_request_for(activating: Activating, attempt: int = 1) -> Activati
 
 def produce(bootstrap: str, topic: str, payloads: Sequence[bytes], key: bytes | None = None) -> None:
     """Publish raw messages and wait for the broker's acks."""
-    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all")
+    producer = KafkaProducer(**KafkaClientConfig.plaintext(bootstrap).client_kwargs(), acks="all")
     try:
         for payload in payloads:
             producer.send(topic, key=key, value=payload)
@@ -285,7 +286,7 @@ def read_topic(settings: Settings, topic: str) -> list[object]:
     """Every message on a topic, decoded."""
     consumer = KafkaConsumer(
         topic,
-        bootstrap_servers=settings.kafka_bootstrap,
+        **KafkaClientConfig.from_settings(settings).client_kwargs(),
         auto_offset_reset="earliest",
         enable_auto_commit=False,
         consumer_timeout_ms=2000,

@@ -14,6 +14,7 @@ from kafka import KafkaProducer
 from issuance.codec.avro import encode
 from issuance.crypto import Vault
 from issuance.domain.reference import parse_reference
+from issuance.kafka.client_config import KafkaClientConfig
 from issuance.kafka.topics import Topics, ensure_topics
 from issuance.settings import Settings
 from issuance.store.db import connect
@@ -45,7 +46,7 @@ def load_reference_file(
     reference = parse_reference(json.loads((generated.directory / name).read_text(encoding="utf-8")))
     with connect(database_url) as conn:
         load_reference(conn, Vault.from_settings(settings), reference, actor="test", source=name)
-    ensure_topics(str(settings.kafka_bootstrap), settings, list(reference.banks))
+    ensure_topics(KafkaClientConfig.from_settings(settings), settings, list(reference.banks))
 
 
 def load_night_reference(settings: Settings, generated: Generated, night: int) -> bool:
@@ -81,7 +82,9 @@ def publish_night(settings: Settings, generated: Generated, night: int, raw: boo
 
     load_night_reference(settings, generated, night)
     topics = Topics(settings)
-    producer = KafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks="all", linger_ms=5)
+    producer = KafkaProducer(
+        **KafkaClientConfig.from_settings(settings).client_kwargs(), acks="all", linger_ms=5
+    )
     sent = 0
     try:
         name = APPLICATION_FILES.get(night)
@@ -191,7 +194,7 @@ def topic_event_ids(settings: Settings, topics: list[str]) -> list[str]:
     from issuance.messages import decode_event
 
     consumer = KafkaConsumer(
-        bootstrap_servers=settings.kafka_bootstrap, group_id=None, enable_auto_commit=False
+        **KafkaClientConfig.from_settings(settings).client_kwargs(), group_id=None, enable_auto_commit=False
     )
     try:
         partitions = [
@@ -221,7 +224,7 @@ def load_reference_data(settings: Settings, database_url: str, reference: Any) -
     """Load reference data built by `tests.factories` (the registry as it stands) and its bank topics."""
     with connect(database_url) as conn:
         load_reference(conn, Vault.from_settings(settings), reference, actor="test", source="factories")
-    ensure_topics(str(settings.kafka_bootstrap), settings, list(reference.banks))
+    ensure_topics(KafkaClientConfig.from_settings(settings), settings, list(reference.banks))
 
 
 def publish_records(settings: Settings, applications: Any = (), agreements: Any = ()) -> None:
@@ -229,7 +232,9 @@ def publish_records(settings: Settings, applications: Any = (), agreements: Any 
     from issuance.domain.contract import agreement_to_record, application_to_record
 
     topics = Topics(settings)
-    producer = KafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks="all", linger_ms=5)
+    producer = KafkaProducer(
+        **KafkaClientConfig.from_settings(settings).client_kwargs(), acks="all", linger_ms=5
+    )
     try:
         for application in applications:
             value = encode("ApplicationSubmitted", application_to_record(application))

@@ -16,6 +16,7 @@ from kafka import KafkaConsumer, TopicPartition
 from issuance.crypto import Vault
 from issuance.domain import numbers
 from issuance.domain.lifecycle import ApplicationState, CardStatus, FinancialStatus
+from issuance.kafka.client_config import KafkaClientConfig
 from issuance.settings import Settings
 from issuance.store.db import connect
 from producers.vendor_simulator import vendor_file_path
@@ -173,7 +174,9 @@ def rows(settings: Settings, query: str, params: tuple[Any, ...] = ()) -> list[t
 
 def read_topic(bootstrap: str, topic: str) -> list[tuple[bytes | None, bytes]]:
     """Every (key, value) of a topic, up to its high watermark (read after each poll: broker quirk)."""
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, group_id=None)
+    consumer = KafkaConsumer(
+        **KafkaClientConfig.plaintext(bootstrap).client_kwargs(), enable_auto_commit=False, group_id=None
+    )
     try:
         partitions = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
         consumer.assign(partitions)

@@ -39,6 +39,7 @@ from kafka.errors import (
 from issuance.crypto import Vault
 from issuance.errors import BrokerUnavailable
 from issuance.gc_policy import use_batch_thresholds
+from issuance.kafka.client_config import KafkaClientConfig
 from issuance.store.db import connect
 from issuance.store.run_repo import Conn
 
@@ -64,10 +65,10 @@ REFUSED: tuple[type[KafkaError], ...] = (
 )
 
 
-def _producer(bootstrap: str, max_message_bytes: int) -> KafkaProducer:
+def _producer(kafka: KafkaClientConfig, max_message_bytes: int) -> KafkaProducer:
     try:
         return KafkaProducer(
-            bootstrap_servers=bootstrap,
+            **kafka.client_kwargs(),
             acks="all",
             linger_ms=100,
             batch_size=min(BATCH_BYTES, max_message_bytes),  # a full batch is still one acceptable message
@@ -75,7 +76,9 @@ def _producer(bootstrap: str, max_message_bytes: int) -> KafkaProducer:
             client_id="issuance-outbox-relay",
         )
     except KafkaError as exc:
-        raise BrokerUnavailable(f"cannot reach the Kafka broker at {bootstrap} to publish: {exc}") from exc
+        raise BrokerUnavailable(
+            f"cannot reach the Kafka broker at {kafka.bootstrap} to publish: {exc}"
+        ) from exc
 
 
 def record_size(key: bytes | None, value: bytes) -> int:
@@ -85,7 +88,7 @@ def record_size(key: bytes | None, value: bytes) -> int:
 
 def publish_outbox(
     conn: Conn,
-    bootstrap: str,
+    kafka: KafkaClientConfig,
     vault: Vault,
     database_url: str,
     *,
@@ -102,7 +105,7 @@ def publish_outbox(
     is split by `seq` modulo `processes` between this process and helper processes, each with its own
     producer and connections (kafka-python spends most of a core per 20,000 events a second). In every share,
     a batch is stamped on a second connection while the next is sent."""
-    target = Target(bootstrap, max_message_bytes)
+    target = Target(kafka, max_message_bytes)
     _acquire(conn)
     try:
         shares = max(1, processes) if _backlog(conn, run_id) >= PARALLEL_FROM else 1
@@ -127,7 +130,7 @@ def publish_outbox(
 class Target:
     """Where events go and the largest message that may go there."""
 
-    bootstrap: str
+    kafka: KafkaClientConfig
     max_message_bytes: int
 
 
@@ -171,7 +174,7 @@ def _publish_share(
     before_stamp: Callable[[int], None] | None = None,
     keep_going: Callable[[], bool] = lambda: True,
 ) -> int:
-    producer = _producer(target.bootstrap, target.max_message_bytes)
+    producer = _producer(target.kafka, target.max_message_bytes)
     sent = 0
     after = 0  # keyset over the write order (outbox.seq): rows stamped earlier are not scanned again
     try:

@@ -101,10 +101,10 @@ def send_pending(conn: Conn, settings: Settings, endpoints: Endpoints, vault: Va
     none of them)."""
     catalog = load_catalog(conn)
     conn.commit()
-    ensure_topics(endpoints.kafka_bootstrap, settings, list(catalog.banks))
+    ensure_topics(endpoints.kafka, settings, list(catalog.banks))
     return publish_outbox(
         conn,
-        endpoints.kafka_bootstrap,
+        endpoints.kafka,
         vault,
         endpoints.database_url,
         processes=settings.relay_processes or os.cpu_count() or 1,

@@ -6,9 +6,15 @@ from collections.abc import Iterable
 
 from kafka import KafkaAdminClient
 from kafka.admin import NewTopic
-from kafka.errors import KafkaError, TopicAlreadyExistsError
+from kafka.errors import (
+    ClusterAuthorizationFailedError,
+    KafkaError,
+    TopicAlreadyExistsError,
+    TopicAuthorizationFailedError,
+)
 
 from issuance.errors import BrokerUnavailable
+from issuance.kafka.client_config import KafkaClientConfig
 from issuance.settings import Settings
 
 
@@ -78,13 +84,13 @@ def planned_topics(settings: Settings, bank_codes: Iterable[str]) -> dict[str, i
     return planned
 
 
-def ensure_topics(bootstrap: str, settings: Settings, bank_codes: Iterable[str]) -> list[str]:
+def ensure_topics(kafka: KafkaClientConfig, settings: Settings, bank_codes: Iterable[str]) -> list[str]:
     """Create the missing topics; return the names created now (existing ones are left as they are)."""
     planned = planned_topics(settings, bank_codes)
     try:
-        admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="issuance-setup")
+        admin = KafkaAdminClient(**kafka.client_kwargs(), client_id="issuance-setup")
     except KafkaError as exc:
-        raise BrokerUnavailable(f"Kafka at {bootstrap} did not answer: {exc}") from exc
+        raise BrokerUnavailable(f"Kafka at {kafka.bootstrap} did not answer: {exc}") from exc
     try:
         existing = set(admin.list_topics())
         missing = [name for name in planned if name not in existing]
@@ -98,8 +104,12 @@ def ensure_topics(bootstrap: str, settings: Settings, bank_codes: Iterable[str])
                 created.append(name)
             except TopicAlreadyExistsError:
                 continue
+            except (TopicAuthorizationFailedError, ClusterAuthorizationFailedError):
+                # Under ACLs a service sees only its own topics and may create none: the others are not its
+                # business (`issuance setup`, as the administrator, creates them all).
+                continue
         return created
     except KafkaError as exc:
-        raise BrokerUnavailable(f"creating topics on {bootstrap} failed: {exc}") from exc
+        raise BrokerUnavailable(f"creating topics on {kafka.bootstrap} failed: {exc}") from exc
     finally:
         admin.close()

@@ -12,6 +12,7 @@ from kafka import KafkaAdminClient
 from kafka.errors import KafkaError
 
 from issuance.errors import BrokerUnavailable
+from issuance.kafka.client_config import KafkaClientConfig
 from issuance.services.processes import (
     ProcessRef,
     ServiceStartFailed,
@@ -93,7 +94,7 @@ def _start_on(port: int, log: Path, timeout: float) -> BrokerProcess | str:
         )
         # Another program may have taken the port first: only our own listening socket counts.
         if popen.poll() is None and _listens(popen.pid, port):
-            probe_kafka(broker.bootstrap, timeout_ms=int(timeout * 1000))
+            probe_kafka(KafkaClientConfig.plaintext(broker.bootstrap), timeout_ms=int(timeout * 1000))
             return broker
         stop_broker(broker)
         return f"did not listen on port {port} (exit code {popen.poll()})"
@@ -121,20 +122,20 @@ def stop_broker(broker: BrokerProcess) -> None:
         stop_processes([proc], signal.SIGTERM, timeout=15)
 
 
-def probe_kafka(bootstrap: str, timeout_ms: int = 5000) -> list[str]:
+def probe_kafka(kafka: KafkaClientConfig, timeout_ms: int = 5000) -> list[str]:
     """Send a metadata request; return the topic names or raise BrokerUnavailable."""
     try:
         admin = KafkaAdminClient(
-            bootstrap_servers=bootstrap,
+            **kafka.client_kwargs(),
             client_id="issuance-probe",
             request_timeout_ms=timeout_ms,
             bootstrap_timeout_ms=timeout_ms,
         )
     except KafkaError as exc:
-        raise BrokerUnavailable(f"Kafka at {bootstrap} did not answer: {exc}") from exc
+        raise BrokerUnavailable(f"Kafka at {kafka.bootstrap} did not answer: {exc}") from exc
     try:
         return sorted(admin.list_topics())
     except KafkaError as exc:
-        raise BrokerUnavailable(f"Kafka at {bootstrap} did not answer: {exc}") from exc
+        raise BrokerUnavailable(f"Kafka at {kafka.bootstrap} did not answer: {exc}") from exc
     finally:
         admin.close()

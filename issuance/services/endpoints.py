@@ -5,7 +5,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from issuance.errors import ServicesNotRunning
+from issuance.errors import ConfigurationError, ServicesNotRunning
+from issuance.kafka.client_config import PLAINTEXT, KafkaClientConfig
 from issuance.services.embedded import running
 from issuance.settings import Settings
 
@@ -15,10 +16,15 @@ _PARAM_PASSWORD = re.compile(r"(?P<head>\bpassword\s*=\s*)(?P<secret>'(?:[^'\\]|
 
 @dataclass(frozen=True)
 class Endpoints:
-    """The addresses every client connects to."""
+    """The addresses every client connects to (for Kafka, with how to connect)."""
 
-    kafka_bootstrap: str
+    kafka: KafkaClientConfig
     database_url: str
+
+    @property
+    def kafka_bootstrap(self) -> str:
+        """The broker's address, for messages and output."""
+        return self.kafka.bootstrap
 
 
 def mask_url(url: str) -> str:
@@ -43,4 +49,27 @@ def resolve(settings: Settings) -> Endpoints:
             f"{missing} not available: run `issuance dev up` (state in {settings.state_dir}), "
             "or set ISSUANCE_KAFKA_BOOTSTRAP and ISSUANCE_DATABASE_URL"
         )
-    return Endpoints(kafka_bootstrap=bootstrap, database_url=database_url)
+    return Endpoints(kafka_config(settings, bootstrap), database_url)
+
+
+def resolve_kafka(settings: Settings) -> KafkaClientConfig:
+    """The Kafka half of `resolve`, for clients that need no database (a branch submitting records)."""
+    bootstrap = settings.kafka_bootstrap or running(settings.state_dir).kafka_bootstrap
+    if bootstrap is None:
+        raise ServicesNotRunning(
+            f"Kafka not available: run `issuance dev up` (state in {settings.state_dir}), "
+            "or set ISSUANCE_KAFKA_BOOTSTRAP"
+        )
+    return kafka_config(settings, bootstrap)
+
+
+def kafka_config(settings: Settings, bootstrap: str) -> KafkaClientConfig:
+    """The configured broker with the configured security options; the embedded one in PLAINTEXT."""
+    if settings.kafka_bootstrap is not None:
+        return KafkaClientConfig.from_settings(settings)
+    if settings.kafka_security_protocol != PLAINTEXT:
+        raise ConfigurationError(
+            f"ISSUANCE_KAFKA_SECURITY_PROTOCOL={settings.kafka_security_protocol} needs"
+            " ISSUANCE_KAFKA_BOOTSTRAP: the embedded broker speaks PLAINTEXT on loopback only"
+        )
+    return KafkaClientConfig.plaintext(bootstrap)

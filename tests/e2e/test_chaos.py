@@ -32,6 +32,7 @@ from kafka import KafkaProducer
 from issuance.codec.avro import encode
 from issuance.crypto import Vault
 from issuance.domain.contract import application_to_record, parse_application
+from issuance.kafka.client_config import KafkaClientConfig
 from issuance.kafka.topics import Topics, ensure_topics
 from issuance.settings import Settings
 from issuance.store.db import connect
@@ -417,7 +418,7 @@ def test_a_dead_letter_at_a_position_the_lost_log_used_is_kept(
     assert first.returncode == 0, first.stderr
 
     after = on_broker(settings, own_broker.restart())
-    ensure_topics(own_broker.bootstrap, after, [])  # `issuance setup`
+    ensure_topics(KafkaClientConfig.from_settings(after), after, [])  # `issuance setup`
     _garbage(after, b"not a record: night 2")  # the same partition and offset on the new log
     applied = cli(after, "checkpoints", "rebaseline", "--operator", OPERATOR, "--yes")
     assert applied.returncode == 0, applied.stderr
@@ -447,7 +448,7 @@ def test_an_application_resent_at_a_position_the_lost_log_used_is_counted(
     assert second.returncode == 0, second.stderr
 
     after = on_broker(settings, own_broker.restart())
-    ensure_topics(own_broker.bootstrap, after, [])  # `issuance setup`
+    ensure_topics(KafkaClientConfig.from_settings(after), after, [])  # `issuance setup`
     _to_partition_0(after, record)  # offset 0 of the new log
     _to_partition_0(after, record)  # offset 1: the position of the re-sent record of the lost log
     applied = cli(after, "checkpoints", "rebaseline", "--operator", OPERATOR, "--yes")
@@ -468,7 +469,7 @@ def _garbage(settings: Settings, value: bytes) -> None:
 
 def _to_partition_0(settings: Settings, value: bytes) -> None:
     """One record at the next offset of partition 0 of the applications topic."""
-    producer = KafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks="all")
+    producer = KafkaProducer(**KafkaClientConfig.from_settings(settings).client_kwargs(), acks="all")
     try:
         producer.send(Topics(settings).applications, key=b"chaos", value=value, partition=0)
         producer.flush()

@@ -7,6 +7,7 @@ import json
 from kafka import KafkaConsumer
 
 from issuance.crypto import Vault
+from issuance.kafka.client_config import KafkaClientConfig
 from issuance.kafka.outbox_relay import publish_outbox
 from issuance.kafka.topics import Topics, ensure_topics
 from issuance.settings import Settings
@@ -19,7 +20,7 @@ from tests.integration.test_outbox_bounded import LIMIT, _decision_rows, _queue
 def published_keys(settings: Settings, topic: str) -> list[bytes]:
     consumer = KafkaConsumer(
         topic,
-        bootstrap_servers=settings.kafka_bootstrap,
+        **KafkaClientConfig.from_settings(settings).client_kwargs(),
         auto_offset_reset="earliest",
         enable_auto_commit=False,
         consumer_timeout_ms=2000,
@@ -33,7 +34,7 @@ def published_keys(settings: Settings, topic: str) -> list[bytes]:
 def test_an_operator_lists_and_retries_an_event_set_aside(
     settings: Settings, database_url: str, cli_env: dict[str, str]
 ) -> None:
-    ensure_topics(settings.kafka_bootstrap or "", settings, [])
+    ensure_topics(KafkaClientConfig.from_settings(settings), settings, [])
     (row,) = _decision_rows(settings, 1)
     large = (row[0], row[1], row[2], bytes(row[3]) + b"\x00" * LIMIT, *row[4:])  # a decision of 1 MB and more
     _queue(database_url, [large])
@@ -44,7 +45,9 @@ def test_an_operator_lists_and_retries_an_event_set_aside(
     assert first.returncode == 2, first.stderr  # not set aside yet: bad input
     # The relay (as any command that publishes) sets it aside under the default limit.
     with connect(database_url) as conn:
-        publish_outbox(conn, settings.kafka_bootstrap or "", Vault.from_settings(settings), database_url)
+        publish_outbox(
+            conn, KafkaClientConfig.from_settings(settings), Vault.from_settings(settings), database_url
+        )
     listed = run(["set-aside", "list", "--json"], cli_env)
     assert [e["event_id"] for e in json.loads(listed.stdout)] == [row[0]]
     assert run(["set-aside", "retry", str(row[0])], cli_env).returncode == 2  # --operator is required

@@ -7,6 +7,7 @@ import signal
 from kafka import KafkaConsumer
 
 from consumers.bank_simulator import FailurePolicy
+from issuance.kafka.client_config import KafkaClientConfig
 from issuance.kafka.topics import Topics
 from issuance.messages import decode_event
 from issuance.settings import Settings
@@ -21,7 +22,7 @@ SERVE = ["bank", "serve", "--bank", BANK, "--batch-size", "10", "--fail-rate", "
 def answer_ids(settings: Settings) -> list[str]:
     consumer = KafkaConsumer(
         Topics(settings).bank_results,
-        bootstrap_servers=settings.kafka_bootstrap,
+        **KafkaClientConfig.from_settings(settings).client_kwargs(),
         auto_offset_reset="earliest",
         enable_auto_commit=False,
         consumer_timeout_ms=3000,

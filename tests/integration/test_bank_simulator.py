@@ -14,6 +14,7 @@ from issuance.crypto import Vault
 from issuance.domain import numbers
 from issuance.domain.masking import mask_account
 from issuance.domain.model import ApplicationType
+from issuance.kafka.client_config import KafkaClientConfig
 from issuance.kafka.topics import Topics
 from issuance.messages import (
     AccountOpened,
@@ -96,7 +97,7 @@ def test_a_bank_numbers_accounts_by_its_own_bin_and_sequence_and_a_replay_opens_
 def replay_from_start(settings: Settings) -> BankStats:
     """Read the bank's whole topic with a new consumer group, as after an offset reset."""
     assert settings.database_url is not None
-    producer = make_producer(settings.kafka_bootstrap or "")
+    producer = make_producer(KafkaClientConfig.from_settings(settings))
     vault = Vault.from_settings(settings)
     topics = Topics(settings)
     try:
@@ -104,7 +105,7 @@ def replay_from_start(settings: Settings) -> BankStats:
             sink = DeadLetterSink(conn, vault, topics.dead_letters, "bank-simulator")
             bank = BankSimulator(BANK, BIN, conn, producer, vault, topics.bank_results, NO_FAILURES, sink)
             options = LoopOptions(
-                settings.kafka_bootstrap or "",
+                KafkaClientConfig.from_settings(settings),
                 (topics.bank_requests(BANK),),
                 f"{settings.topic_prefix}replay",
                 IDLE,

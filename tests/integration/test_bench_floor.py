@@ -14,6 +14,7 @@ from kafka import KafkaConsumer, TopicPartition
 from benchmarks.floors import HONEST_TABLE, contract_floor, honest_floor
 from issuance.codec.avro import decode
 from issuance.errors import DecodeError
+from issuance.kafka.client_config import KafkaClientConfig
 from issuance.kafka.topics import Topics
 from issuance.settings import Settings
 from issuance.store.db import connect
@@ -26,7 +27,9 @@ Offset = tuple[str, int, int]
 
 def planned_records(bootstrap: str, plan: list[PartitionRange]) -> dict[Offset, bytes]:
     """Every planned record's value, read one partition at a time."""
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False)
+    consumer = KafkaConsumer(
+        **KafkaClientConfig.plaintext(bootstrap).client_kwargs(), group_id=None, enable_auto_commit=False
+    )
     values: dict[Offset, bytes] = {}
     try:
         for part in plan:
@@ -61,7 +64,7 @@ def test_honest_floor_reads_the_plan_and_decodes_every_decodable_record(
     publish_night(settings, generated, 1)  # with the malformed messages of night 1
     topics = Topics(settings)
     bootstrap = str(settings.kafka_bootstrap)
-    plan = plan_ranges(bootstrap, [topics.applications, topics.agreements], {})
+    plan = plan_ranges(KafkaClientConfig.plaintext(bootstrap), [topics.applications, topics.agreements], {})
     publish_night(settings, generated, 2)  # after the plan: not the floor's to read
 
     wanted = planned_records(bootstrap, plan)
@@ -69,7 +72,7 @@ def test_honest_floor_reads_the_plan_and_decodes_every_decodable_record(
     assert len(wanted) == sum(p.size for p in plan)
     assert any(r is None for r in decodable.values()) and any(r is not None for r in decodable.values())
 
-    floor = honest_floor(bootstrap, database_url, plan)
+    floor = honest_floor(KafkaClientConfig.plaintext(bootstrap), database_url, plan)
 
     for step in floor.passes():
         assert step.records == len(wanted), step.label
@@ -95,9 +98,9 @@ def test_contract_floor_reads_the_same_planned_records(
     publish_night(settings, generated, 1)
     topics = Topics(settings)
     bootstrap = str(settings.kafka_bootstrap)
-    plan = plan_ranges(bootstrap, [topics.applications, topics.agreements], {})
+    plan = plan_ranges(KafkaClientConfig.plaintext(bootstrap), [topics.applications, topics.agreements], {})
     publish_night(settings, generated, 2)
 
-    count, _seconds = contract_floor(bootstrap, database_url, plan)
+    count, _seconds = contract_floor(KafkaClientConfig.plaintext(bootstrap), database_url, plan)
 
     assert count == sum(p.size for p in plan)

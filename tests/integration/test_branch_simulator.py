@@ -11,6 +11,7 @@ from typing import Any
 from issuance import outbox_events
 from issuance.codec.avro import decode
 from issuance.domain.lifecycle import CardStatus
+from issuance.kafka.client_config import KafkaClientConfig
 from issuance.kafka.topics import Topics, ensure_topics
 from issuance.messages import CardCollected, CardReceived, decode_event
 from issuance.services.endpoints import resolve
@@ -26,7 +27,7 @@ IDLE = 1.5
 def dispatch(settings: Settings, cards: list[SeededCard]) -> None:
     """The CardDispatched the bureau published for these produced cards."""
     bootstrap = settings.kafka_bootstrap or ""
-    ensure_topics(bootstrap, settings, [])
+    ensure_topics(KafkaClientConfig.from_settings(settings), settings, [])
     topics = Topics(settings)
     at = datetime(2026, 11, 4, 9, 0, tzinfo=UTC)
     for card in cards:

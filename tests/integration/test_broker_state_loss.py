@@ -11,6 +11,7 @@ import pytest
 from kafka import KafkaAdminClient
 
 from issuance.errors import BrokerStateLost
+from issuance.kafka.client_config import KafkaClientConfig
 from issuance.kafka.topics import Topics, ensure_topics
 from issuance.settings import Settings
 from issuance.store.db import connect
@@ -52,7 +53,7 @@ def test_a_restarted_broker_stops_the_night_until_the_checkpoints_are_rebaseline
     )
 
     after = on_broker(settings, own_broker.restart())
-    ensure_topics(own_broker.bootstrap, after, ["B1"])  # `issuance setup` after the restart
+    ensure_topics(KafkaClientConfig.from_settings(after), after, ["B1"])  # `issuance setup` after the restart
     sent = publish_night(after, generated, 2, raw=False)
     day2 = generated.business_date(2)
 
@@ -112,7 +113,7 @@ def test_a_run_left_in_flight_over_lost_ranges_is_an_error_then_closed_by_the_re
     assert status == "PLANNED"
 
     after = on_broker(settings, own_broker.restart())
-    ensure_topics(own_broker.bootstrap, after, [])
+    ensure_topics(KafkaClientConfig.from_settings(after), after, [])
     stopped = cli(after, "batch", "run")
 
     assert stopped.returncode == 1
@@ -134,7 +135,7 @@ def test_a_run_left_in_flight_over_lost_ranges_is_an_error_then_closed_by_the_re
 
 
 def _topic_ids(bootstrap: str, names: list[str]) -> dict[str, str]:
-    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+    admin = KafkaAdminClient(**KafkaClientConfig.plaintext(bootstrap).client_kwargs())
     try:
         return {str(t["name"]): str(t["topic_id"]) for t in admin.describe_topics(names)}
     finally:
@@ -154,12 +155,12 @@ def test_a_topic_created_again_is_noticed_even_when_it_grew_past_the_checkpoint(
     topics = Topics(settings)
     names = [topics.applications, topics.agreements]
     old_ids = _topic_ids(str(settings.kafka_bootstrap), names)
-    admin = KafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
+    admin = KafkaAdminClient(**KafkaClientConfig.from_settings(settings).client_kwargs())
     try:
         admin.delete_topics(names)
     finally:
         admin.close()
-    ensure_topics(str(settings.kafka_bootstrap), settings, [])
+    ensure_topics(KafkaClientConfig.from_settings(settings), settings, [])
     assert set(_topic_ids(str(settings.kafka_bootstrap), names).values()).isdisjoint(old_ids.values())
     publish_night(settings, generated, 1, raw=False)  # the same records again, then more:
     publish_night(settings, generated, 2, raw=False)  # every partition reaches past its checkpoint

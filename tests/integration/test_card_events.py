@@ -12,6 +12,7 @@ from issuance.crypto import Vault
 from issuance.domain.lifecycle import ApplicationState, CardStatus
 from issuance.domain.model import DeadLetterReason
 from issuance.domain.verification import verify
+from issuance.kafka.client_config import KafkaClientConfig
 from issuance.kafka.topics import Topics, ensure_topics
 from issuance.messages import CardCollected, CardReceived, DecisionIssued, MessageDeadLettered, decode_event
 from issuance.services.endpoints import resolve
@@ -36,7 +37,7 @@ def collected(card: str, event_id: str, branch: str = BRANCH, checked: bool = Tr
 
 
 def send(settings: Settings, *events: CardReceived | CardCollected) -> None:
-    ensure_topics(settings.kafka_bootstrap or "", settings, [])
+    ensure_topics(KafkaClientConfig.from_settings(settings), settings, [])
     for event in events:  # keyed by card: one card's events in order
         produce(
             settings.kafka_bootstrap or "",

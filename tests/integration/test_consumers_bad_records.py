@@ -14,6 +14,7 @@ from kafka import KafkaConsumer
 
 from consumers.serve import GROUP_LOCK_CLASS, bank_group
 from issuance.dead_letter_events import EXCERPT_BYTES, payload_location
+from issuance.kafka.client_config import KafkaClientConfig
 from issuance.kafka.topics import Topics, ensure_topics
 from issuance.messages import MessageDeadLettered
 from issuance.settings import Settings
@@ -55,7 +56,7 @@ def test_consume_dead_letters_empty_and_undecodable_results_and_goes_on(
 ) -> None:
     first, second = seed_accepted(settings, 2)
     bootstrap = settings.kafka_bootstrap or ""
-    ensure_topics(bootstrap, settings, [BANK])
+    ensure_topics(KafkaClientConfig.from_settings(settings), settings, [BANK])
     topic = Topics(settings).bank_results
     produce(bootstrap, topic, [None, b"", GARBAGE, opened(first).to_bytes()], key=KEY)  # type: ignore[list-item]
     produce(bootstrap, topic, [opened(second).to_bytes()], key=KEY)
@@ -94,7 +95,7 @@ def test_bank_serve_dead_letters_bad_requests_and_answers_the_rest(
 ) -> None:
     first, second, other = seed_accepted(settings, 3)
     bootstrap = settings.kafka_bootstrap or ""
-    ensure_topics(bootstrap, settings, [BANK])
+    ensure_topics(KafkaClientConfig.from_settings(settings), settings, [BANK])
     topic = Topics(settings).bank_requests(BANK)
     for_another_bank = replace(opening_request_for(other), bank_code="B999").to_bytes()
     produce(bootstrap, topic, [None, GARBAGE, opening_request_for(first).to_bytes()], key=KEY)  # type: ignore[list-item]
@@ -122,13 +123,13 @@ def test_a_bank_that_gets_no_partition_exits_1(settings: Settings, cli_env: dict
     seed_accepted(settings, 1)
     one_partition = settings.model_copy(update={"bank_partitions": 1})
     bootstrap = settings.kafka_bootstrap or ""
-    ensure_topics(bootstrap, one_partition, [BANK])
+    ensure_topics(KafkaClientConfig.from_settings(one_partition), one_partition, [BANK])
     topic = Topics(settings).bank_requests(BANK)
     # Another member of the bank's group holds the only partition (its member id sorts first, so the range
     # assignor keeps the partition with it when `bank serve` joins).
     holder = KafkaConsumer(
         topic,
-        bootstrap_servers=bootstrap,
+        **KafkaClientConfig.plaintext(bootstrap).client_kwargs(),
         group_id=bank_group(settings, BANK),
         client_id="0-holder",
         session_timeout_ms=6_000,

@@ -12,6 +12,7 @@ from pathlib import Path
 import psutil
 import pytest
 
+from issuance.kafka.client_config import KafkaClientConfig
 from issuance.services import embedded
 from issuance.services.broker import probe_kafka
 from issuance.services.postgres import probe_database, running_postgres
@@ -59,7 +60,7 @@ def test_up_is_idempotent_healthy_and_down_leaves_nothing(root: Path) -> None:
 
     running = embedded.running(root)
     assert running.kafka_bootstrap is not None and running.database_url is not None
-    probe_kafka(running.kafka_bootstrap)
+    probe_kafka(KafkaClientConfig.plaintext(running.kafka_bootstrap))
     probe_database(running.database_url)
     family = service_family(root)
     assert len(family) >= 3  # broker, postmaster, backends

@@ -13,6 +13,7 @@ from issuance.crypto import Vault
 from issuance.dead_letter_events import EXCERPT_BYTES, parse_payload_location
 from issuance.domain.lifecycle import ApplicationState
 from issuance.errors import BrokerUnavailable
+from issuance.kafka.client_config import KafkaClientConfig
 from issuance.kafka.outbox_relay import publish_outbox
 from issuance.kafka.topics import Topics, ensure_topics
 from issuance.messages import DecisionIssued, MessageDeadLettered, decision_event_id
@@ -58,7 +59,7 @@ def test_an_event_above_the_largest_message_is_set_aside_and_the_others_publishe
     settings: Settings, database_url: str
 ) -> None:
     bootstrap = settings.kafka_bootstrap or ""
-    ensure_topics(bootstrap, settings, [])
+    ensure_topics(KafkaClientConfig.from_settings(settings), settings, [])
     vault = Vault.from_settings(settings)
     small = _decision_rows(settings, 3)
     oversized = (
@@ -73,8 +74,18 @@ def test_an_event_above_the_largest_message_is_set_aside_and_the_others_publishe
     _queue(database_url, [small[0], small[1], oversized, small[2]])  # in the middle of the write order
 
     with connect(database_url) as conn:
-        assert publish_outbox(conn, bootstrap, vault, database_url, max_message_bytes=LIMIT) == 3
-        assert publish_outbox(conn, bootstrap, vault, database_url, max_message_bytes=LIMIT) == 0
+        assert (
+            publish_outbox(
+                conn, KafkaClientConfig.plaintext(bootstrap), vault, database_url, max_message_bytes=LIMIT
+            )
+            == 3
+        )
+        assert (
+            publish_outbox(
+                conn, KafkaClientConfig.plaintext(bootstrap), vault, database_url, max_message_bytes=LIMIT
+            )
+            == 0
+        )
         assert set_aside_count(conn) == 1
         (listed,) = set_aside_events(conn)
         assert listed.event_id == "too-large" and listed.size == 2 * LIMIT
@@ -93,7 +104,9 @@ def test_an_unreachable_broker_still_fails_the_publish_and_sets_nothing_aside(
     vault = Vault.from_settings(settings)
     with connect(database_url) as conn:
         with pytest.raises(BrokerUnavailable):
-            publish_outbox(conn, f"127.0.0.1:{free_port('127.0.0.1')}", vault, database_url)
+            publish_outbox(
+                conn, KafkaClientConfig.plaintext(f"127.0.0.1:{free_port('127.0.0.1')}"), vault, database_url
+            )
         assert set_aside_count(conn) == 0
         unpublished = conn.execute("SELECT count(*) FROM outbox WHERE published_at IS NULL").fetchone()
     assert unpublished == (3,)
@@ -106,7 +119,9 @@ def test_a_20_mb_record_on_the_applications_topic_leaves_publishing_intact(
     load_reference_file(settings, database_url, generated)
     publish_night(settings, generated, 1)
     huge = bytes(range(256)) * (20 * 1024 * 1024 // 256)
-    producer = KafkaProducer(bootstrap_servers=settings.kafka_bootstrap, max_request_size=32 * 1024 * 1024)
+    producer = KafkaProducer(
+        **KafkaClientConfig.from_settings(settings).client_kwargs(), max_request_size=32 * 1024 * 1024
+    )
     try:
         producer.send(Topics(settings).applications, key=b"huge", value=huge).get(timeout=120)
     finally:

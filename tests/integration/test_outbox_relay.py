@@ -10,6 +10,7 @@ import pytest
 from issuance.crypto import Vault
 from issuance.domain.lifecycle import ApplicationState
 from issuance.kafka import outbox_relay
+from issuance.kafka.client_config import KafkaClientConfig
 from issuance.kafka.outbox_relay import publish_outbox, seal_payloads
 from issuance.kafka.topics import Topics, ensure_topics
 from issuance.messages import DecisionIssued, decision_event_id
@@ -62,18 +63,26 @@ def test_a_backlog_shared_with_a_helper_process_is_sent_once_and_stamped(
     settings: Settings, database_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     bootstrap = settings.kafka_bootstrap or ""
-    ensure_topics(bootstrap, settings, [])
+    ensure_topics(KafkaClientConfig.from_settings(settings), settings, [])
     vault = Vault.from_settings(settings)
     queued = _queue_decisions(settings, vault)
     monkeypatch.setattr(outbox_relay, "PARALLEL_FROM", 1)  # the helper joins even for a small backlog
     own_share: list[int] = []
     with connect(database_url) as conn:
         total = publish_outbox(
-            conn, bootstrap, vault, database_url, processes=2, after_batch=own_share.append
+            conn,
+            KafkaClientConfig.plaintext(bootstrap),
+            vault,
+            database_url,
+            processes=2,
+            after_batch=own_share.append,
         )
         assert total == EVENTS
         assert own_share[-1] == EVENTS // 2  # this process sent one share, the helper the other
-        assert publish_outbox(conn, bootstrap, vault, database_url, processes=2) == 0
+        assert (
+            publish_outbox(conn, KafkaClientConfig.plaintext(bootstrap), vault, database_url, processes=2)
+            == 0
+        )
         unpublished = conn.execute("SELECT count(*) FROM outbox WHERE published_at IS NULL").fetchone()
     assert unpublished == (0,)
     sent = Counter(topic_event_ids(settings, [Topics(settings).decisions]))

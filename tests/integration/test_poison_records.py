@@ -20,6 +20,7 @@ from psycopg import sql
 
 from issuance.codec.avro import encode
 from issuance.crypto import Vault
+from issuance.kafka.client_config import KafkaClientConfig
 from issuance.kafka.topics import Topics, ensure_topics
 from issuance.settings import Settings
 from issuance.store import run_repo
@@ -128,7 +129,9 @@ def _produce(settings: Settings, poisons: list[Poison]) -> dict[str, tuple[str, 
     """Produce each value verbatim; case -> (topic, partition, offset)."""
     topics = Topics(settings)
     names = {"applications": topics.applications, "agreements": topics.agreements}
-    producer = KafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks="all", max_request_size=2 << 20)
+    producer = KafkaProducer(
+        **KafkaClientConfig.from_settings(settings).client_kwargs(), acks="all", max_request_size=2 << 20
+    )
     try:
         where = {}
         for poison in poisons:
@@ -205,7 +208,7 @@ def test_submit_refuses_the_same_values_line_by_line(
     settings: Settings, kafka_bootstrap: str, tmp_path: Path
 ) -> None:
     generated = make_generated(tmp_path / "data", 80, seed=13)
-    ensure_topics(kafka_bootstrap, settings, [])
+    ensure_topics(KafkaClientConfig.from_settings(settings), settings, [])
     poisons = [p for p in poison_cases(generated) if p.record is not None]
     valid = _lines(generated.directory / APPLICATION_FILES[1])[1]
     applications = [p for p in poisons if p.topic == "applications"]
@@ -230,7 +233,7 @@ def test_submit_reports_fields_beyond_the_contract(
     settings: Settings, kafka_bootstrap: str, tmp_path: Path
 ) -> None:
     generated = make_generated(tmp_path / "data", 80, seed=13)
-    ensure_topics(kafka_bootstrap, settings, [])
+    ensure_topics(KafkaClientConfig.from_settings(settings), settings, [])
     records = _lines(generated.directory / APPLICATION_FILES[1])[:3]
     records[0]["note"] = "x"
     records[1]["applicant"]["nickname"] = "y"

@@ -9,6 +9,7 @@ from kafka import KafkaAdminClient
 from typer.testing import CliRunner
 
 from cli.main import app
+from issuance.kafka.client_config import KafkaClientConfig
 from issuance.kafka.topics import Topics, ensure_topics
 from issuance.settings import Settings
 from issuance.store.db import connect
@@ -24,7 +25,7 @@ def run_setup(cli_env: dict[str, str]) -> dict[str, Any]:
 
 def partitions(bootstrap: str, names: list[str]) -> dict[str, int]:
     """Partition count per topic as the broker reports it."""
-    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+    admin = KafkaAdminClient(**KafkaClientConfig.plaintext(bootstrap).client_kwargs())
     try:
         return {t["name"]: len(t["partitions"]) for t in admin.describe_topics(names)}
     finally:
@@ -66,10 +67,10 @@ def test_setup_creates_topics_once_and_bank_topics_after_reference_load(
 
 
 def test_ensure_topics_is_idempotent(settings: Settings, kafka_bootstrap: str) -> None:
-    created = ensure_topics(kafka_bootstrap, settings, ["B02", "B02"])
+    created = ensure_topics(KafkaClientConfig.from_settings(settings), settings, ["B02", "B02"])
     assert Topics(settings).bank_requests("B02") in created
     assert len(created) == 8  # the seven topics of every installation and the bank's requests
-    assert ensure_topics(kafka_bootstrap, settings, ["B02"]) == []
+    assert ensure_topics(KafkaClientConfig.from_settings(settings), settings, ["B02"]) == []
 
 
 def test_each_test_gets_its_own_migrated_database(database_url: str, settings: Settings) -> None:

@@ -14,6 +14,7 @@ from kafka import KafkaConsumer, TopicPartition
 
 from issuance.codec.avro import decode
 from issuance.crypto import Vault
+from issuance.kafka.client_config import KafkaClientConfig
 from issuance.kafka.topics import Topics, ensure_topics
 from issuance.settings import Settings
 from producers.client import BranchClient
@@ -23,7 +24,9 @@ from producers.submission import Kind, submit_file
 
 def read_topic(bootstrap: str, topic: str, expected: int, idle_s: float = 3.0) -> list[tuple[bytes, bytes]]:
     """Every (key, value) of the topic, reading until `expected` records came or nothing came for idle_s."""
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, group_id=None)
+    consumer = KafkaConsumer(
+        **KafkaClientConfig.plaintext(bootstrap).client_kwargs(), enable_auto_commit=False, group_id=None
+    )
     try:
         partitions = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
         consumer.assign(partitions)
@@ -51,7 +54,7 @@ def generated(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def client(settings: Settings, kafka_bootstrap: str) -> Any:
-    ensure_topics(kafka_bootstrap, settings, [])
+    ensure_topics(KafkaClientConfig.from_settings(settings), settings, [])
     with BranchClient.from_settings(settings, delivery_timeout_s=15) as branch:
         yield branch
 

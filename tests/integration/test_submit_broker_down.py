@@ -19,6 +19,7 @@ import pytest
 from kafka import KafkaConsumer, TopicPartition
 
 from issuance.codec.avro import decode
+from issuance.kafka.client_config import KafkaClientConfig
 from issuance.kafka.topics import Topics, ensure_topics
 from issuance.services.broker import MARKER, BrokerProcess, start_broker, stop_broker
 from issuance.settings import Settings
@@ -76,7 +77,9 @@ def _start_submit(settings: Settings, path: Path, report: Path, timeout_s: int) 
 
 def _wait_for_records(bootstrap: str, topic: str, at_least: int, submit: subprocess.Popen[str]) -> None:
     """Return as soon as `at_least` records are on the topic, while the submission is still running."""
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, group_id=None)
+    consumer = KafkaConsumer(
+        **KafkaClientConfig.plaintext(bootstrap).client_kwargs(), enable_auto_commit=False, group_id=None
+    )
     try:
         partitions = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
         consumer.assign(partitions)
@@ -113,7 +116,7 @@ def test_killed_broker_ends_with_exit_1_and_an_accurate_report(
     own_broker: BrokerProcess, settings: Settings, big_file: Path, tmp_path: Path
 ) -> None:
     mine = settings.model_copy(update={"kafka_bootstrap": own_broker.bootstrap})
-    ensure_topics(own_broker.bootstrap, mine, [])
+    ensure_topics(KafkaClientConfig.from_settings(mine), mine, [])
     submit = _start_submit(mine, big_file, tmp_path / "report.jsonl", timeout_s=5)
     _wait_for_records(own_broker.bootstrap, Topics(mine).applications, 1000, submit)
     proc = own_broker.ref.process(MARKER)
@@ -132,7 +135,7 @@ def test_every_confirmed_line_is_on_the_topic_after_a_stall(
 ) -> None:
     """A broker that stops answering (SIGSTOP) and comes back: every line reported published is stored."""
     mine = settings.model_copy(update={"kafka_bootstrap": own_broker.bootstrap})
-    ensure_topics(own_broker.bootstrap, mine, [])
+    ensure_topics(KafkaClientConfig.from_settings(mine), mine, [])
     topic = Topics(mine).applications
     submit = _start_submit(mine, big_file, tmp_path / "report.jsonl", timeout_s=3)
     _wait_for_records(own_broker.bootstrap, topic, 1000, submit)

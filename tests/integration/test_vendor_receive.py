@@ -10,6 +10,7 @@ import pytest
 from issuance.crypto import Vault
 from issuance.domain.lifecycle import ApplicationState, CardStatus
 from issuance.domain.vendor_return import LineRefusal, Refused, ReturnFileRefused
+from issuance.kafka.client_config import KafkaClientConfig
 from issuance.kafka.outbox_relay import publish_outbox
 from issuance.kafka.topics import Topics, ensure_topics
 from issuance.messages import CardDispatched, DecisionIssued, decode_event
@@ -185,9 +186,14 @@ def test_the_dispatch_of_a_produced_card_is_published_for_its_branch(settings: S
         settings, simulate(Path(settings.personalization_dir), 1, VENDOR, fail_rate=0.0, seed=1).path
     )
     bootstrap = settings.kafka_bootstrap or ""
-    ensure_topics(bootstrap, settings, [])
+    ensure_topics(KafkaClientConfig.from_settings(settings), settings, [])
     with connect(database_url(settings), autocommit=True) as conn:
-        published = publish_outbox(conn, bootstrap, Vault.from_settings(settings), database_url(settings))
+        published = publish_outbox(
+            conn,
+            KafkaClientConfig.plaintext(bootstrap),
+            Vault.from_settings(settings),
+            database_url(settings),
+        )
     assert published == 2
 
     messages = read_topic(bootstrap, Topics(settings).card_dispatches)

@@ -8,6 +8,7 @@ import pytest
 from pydantic import SecretStr
 
 from issuance.errors import ServicesNotRunning
+from issuance.kafka.client_config import KafkaClientConfig
 from issuance.services.endpoints import Endpoints, mask_url, resolve
 from issuance.settings import Settings
 
@@ -16,7 +17,9 @@ def test_configured_servers_win(tmp_path: Path) -> None:
     settings = Settings(
         kafka_bootstrap="kafka:9092", database_url=SecretStr("postgresql://u:p@db/x"), state_dir=tmp_path
     )
-    assert resolve(settings) == Endpoints("kafka:9092", "postgresql://u:p@db/x")
+    found = resolve(settings)
+    assert found == Endpoints(KafkaClientConfig.from_settings(settings), "postgresql://u:p@db/x")
+    assert found.kafka_bootstrap == "kafka:9092" and found.kafka.security_protocol == "PLAINTEXT"
 
 
 def test_nothing_running_tells_how_to_start(tmp_path: Path) -> None:
