@@ -8,8 +8,8 @@ request's), so nothing of an answer is believed, and nothing is deduplicated, be
 2. the party they authenticate must be the bank whose topic it came on (`bank.<B>.results`), and the record
    must name that bank (`bank_code`), else SENDER_MISMATCH;
 3. the record must be an answer (AccountOpened, AccountRefused, ActivationCompleted, ActivationFailed);
-4. the account number of an AccountOpened or ActivationCompleted must open: it is sealed to the bureau with the
-   answer's event id as associated data, else SEAL_INVALID.
+4. the account number of an AccountOpened or ActivationCompleted must open: it is sealed to the bureau with
+   the answer's event id as associated data, else SEAL_INVALID.
 
 What a bank may answer for (an application of another bank, an account that is not valid or not the card's)
 needs the bureau's rows and is checked by the consumer (`consumers.bank_results`) in its transaction. A record
@@ -35,7 +35,8 @@ from issuance.messages import (
     ActivationFailed,
     decode_event,
 )
-from issuance.trust.channel import TrustFailure, Verifier
+from issuance.trust.channel import Verifier
+from issuance.trust.errors import TrustFailure
 from issuance.trust.parties import bank
 from issuance.trust.sealing import Unsealer
 
@@ -64,8 +65,8 @@ class _Refusal(Exception):
 
 
 class AnswerTrust:
-    """The bureau's side of the banks' answer topics: its keys, the registered keys, and which bank each answer
-    topic belongs to."""
+    """The bureau's side of the banks' answer topics: its keys, the registered keys, and which bank each
+    answer topic belongs to."""
 
     def __init__(self, verifier: Verifier, unsealer: Unsealer, bank_of_topic: Mapping[str, str]) -> None:
         self._verifier = verifier
@@ -97,7 +98,8 @@ class AnswerTrust:
             raise _Refusal(failure.reason, failure.detail) from None
         if sender != bank(code):
             raise _Refusal(
-                DeadLetterReason.SENDER_MISMATCH, f"an answer on bank {code}'s topic authenticated as {sender}"
+                DeadLetterReason.SENDER_MISMATCH,
+                f"an answer on bank {code}'s topic authenticated as {sender}",
             )
         try:
             answer = decode_event(record_value(record))

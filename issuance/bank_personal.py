@@ -4,8 +4,9 @@ must read them.
 A request (AccountOpeningRequested, ActivationRequested) carries the holder's ID number and name, and for an
 activation of a card this system issued the account number on its chip: a `HolderPersonal`, sealed to the
 bank it is for. An answer (AccountOpened, ActivationCompleted) carries the account the bank opened or switched
-on: an `AccountPersonal`, sealed to the bureau. The associated data is the message's event id, so a sealed part
-cannot be moved into another message. The broker, and anyone else who reads the topics, sees only ciphertext.
+on: an `AccountPersonal`, sealed to the bureau. The associated data is the message's event id, so a sealed
+part cannot be moved into another message. The broker, and anyone else who reads the topics, sees only
+ciphertext.
 """
 
 from __future__ import annotations

@@ -26,6 +26,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any
 
+from issuance.store.party_keys_repo import load_directory
+
+from issuance.bank_personal import BankSealers
 from issuance.codec.avro import encode_many
 from issuance.crypto import Vault
 from issuance.dead_letter_events import dead_letter_event
@@ -507,10 +510,11 @@ def _accept(conn: Conn, night: NightContext, stats: CommitStats) -> None:
     stats.account_opening_requests += accepted.account_openings
     stats.activation_requests += accepted.activations
     after = ""
+    sealers = BankSealers(load_directory(conn))
     while page := repo.reexamined_accepted(conn, after, repo.FETCH_SIZE):
         requests = bank_requests(
             [_requesting(r, night.vault, FIRST_ATTEMPT) for r in page],
-            night.vault,
+            sealers,
             run.run_id,
             datetime.now(UTC),
         )
@@ -544,7 +548,7 @@ def _request_again(conn: Conn, night: NightContext, stats: CommitStats) -> None:
     due = repo.due_again(conn)
     requests = bank_requests(
         [_requesting(r, night.vault, int(r.bank_refusals) + 1) for r in due],
-        night.vault,
+        BankSealers(load_directory(conn)),
         run.run_id,
         datetime.now(UTC),
     )
