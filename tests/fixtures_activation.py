@@ -250,11 +250,16 @@ def opening_request_for(accepted: Accepted, attempt: int = 1, **overrides: objec
     return AccountOpeningRequested(**{**fields, **overrides})  # type: ignore[arg-type]
 
 
-def activation_request_for(activating: Activating, attempt: int = 1) -> ActivationRequested:
+def activation_request_for(
+    activating: Activating, attempt: int = 1, *, registry_card: bool = False
+) -> ActivationRequested:
     """The ActivationRequested the night publishes for an activation of a card this system issued (the holder
     and the card's account sealed to the bank)."""
     event_id = activation_request_event_id(activating.application_id, attempt)
-    holder = HolderPersonal(activating.id_number, "张伟", activating.account_number)
+    # A registry card carries no account number: the bank finds the account bound to it by the card number.
+    holder = HolderPersonal(
+        activating.id_number, "张伟", None if registry_card else activating.account_number
+    )
     sealer = Sealer.to(activating.directory, bank(activating.bank_code))
     return ActivationRequested(
         event_id=event_id,
