@@ -290,7 +290,7 @@ def produce(bootstrap: str, topic: str, payloads: Sequence[bytes], key: bytes | 
 def publish_signed(
     settings: Settings,
     topic: str,
-    payloads: Sequence[bytes],
+    payloads: Sequence[bytes | None],
     sender: Party,
     recipient: Party,
     key: bytes | None = None,
@@ -302,7 +302,8 @@ def publish_signed(
     producer = KafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks="all")
     try:
         for payload in payloads:
-            producer.send(topic, key=key, value=payload, headers=signer.headers(recipient, key, payload))
+            headers = signer.headers(recipient, key, payload or b"")  # a null value is signed as empty
+            producer.send(topic, key=key, value=payload, headers=headers)
         producer.flush()
     finally:
         producer.close()

@@ -218,9 +218,15 @@ def topic_event_ids(settings: Settings, topics: list[str]) -> list[str]:
 
 
 def load_reference_data(settings: Settings, database_url: str, reference: Any) -> None:
-    """Load reference data built by `tests.factories` (the registry as it stands) and its bank topics."""
+    """Load reference data built by `tests.factories` (the registry as it stands) and its bank topics, and
+    provision the keys of its simulated partners (as `issuance reference load` does with embedded services:
+    the night seals each bank request to its bank's registered key)."""
+    from issuance.store.party_keys_repo import provision_simulated_partners, reference_parties
+
     with connect(database_url) as conn:
         load_reference(conn, Vault.from_settings(settings), reference, actor="test", source="factories")
+        provision_simulated_partners(settings, conn, reference_parties(conn), actor="test")
+        conn.commit()
     ensure_topics(str(settings.kafka_bootstrap), settings, list(reference.banks))
 
 
@@ -254,11 +260,11 @@ def refused_with_attempts_left(database_url: str, application_id: str, refusals:
 
 
 def bank_requests_of(settings: Settings, database_url: str, application_id: str) -> list[Any]:
-    """The bank requests (account openings, activations) of an application, opened, in the order written."""
-    from issuance.kafka.outbox_relay import open_payload
+    """The bank requests (account openings, activations) of an application, decoded, in the order written.
+    Nothing personal is in clear in them (their `personal` is sealed to the bank: `holder_of`), so the outbox
+    keeps them as they are."""
     from issuance.messages import decode_event
 
-    vault = Vault.from_settings(settings)
     with connect(database_url) as conn:
         rows = conn.execute(
             "SELECT payload, payload_encrypted FROM outbox"
@@ -266,5 +272,16 @@ def bank_requests_of(settings: Settings, database_url: str, application_id: str)
             " AND message_key = convert_to(%s, 'UTF8') ORDER BY seq",
             (application_id,),
         ).fetchall()
-    assert all(sealed for _payload, sealed in rows), "bank requests carry personal data: sealed"
-    return [decode_event(open_payload(vault, bytes(payload))) for payload, _sealed in rows]
+    assert not any(sealed for _payload, sealed in rows), "sealed to the bank: not sealed again at rest"
+    return [decode_event(bytes(payload)) for payload, _sealed in rows]
+
+
+def holder_of(settings: Settings, request: Any) -> Any:
+    """A bank request's personal part (HolderPersonal), opened with its bank's provisioned key."""
+    from issuance.bank_personal import open_holder
+    from issuance.trust.keystore import partner_keys
+    from issuance.trust.parties import bank
+    from issuance.trust.sealing import Unsealer
+
+    keys = partner_keys(settings, bank(request.bank_code))
+    return open_holder(request.personal, Unsealer(keys), request.event_id)
