@@ -42,10 +42,21 @@ def make_generated(directory: Path, applications: int, seed: int = 7) -> Generat
 def load_reference_file(
     settings: Settings, database_url: str, generated: Generated, name: str = "reference.json"
 ) -> None:
+    """Load a generated reference document, its bank topics and its simulated partners' keys."""
     reference = parse_reference(json.loads((generated.directory / name).read_text(encoding="utf-8")))
     with connect(database_url) as conn:
         load_reference(conn, Vault.from_settings(settings), reference, actor="test", source=name)
+        provision_partners(settings, conn)
     ensure_topics(str(settings.kafka_bootstrap), settings, list(reference.banks))
+
+
+def provision_partners(settings: Settings, conn: Any) -> None:
+    """Keys for the simulated partners of the loaded reference data (as `issuance reference load` provides
+    them with the embedded services): the night seals each bank request to its bank's registered key."""
+    from issuance.store.party_keys_repo import provision_simulated_partners, reference_parties
+
+    provision_simulated_partners(settings, conn, reference_parties(conn), actor="test")
+    conn.commit()
 
 
 def load_night_reference(settings: Settings, generated: Generated, night: int) -> bool:
@@ -218,15 +229,11 @@ def topic_event_ids(settings: Settings, topics: list[str]) -> list[str]:
 
 
 def load_reference_data(settings: Settings, database_url: str, reference: Any) -> None:
-    """Load reference data built by `tests.factories` (the registry as it stands) and its bank topics, and
-    provision the keys of its simulated partners (as `issuance reference load` does with embedded services:
-    the night seals each bank request to its bank's registered key)."""
-    from issuance.store.party_keys_repo import provision_simulated_partners, reference_parties
-
+    """Load reference data built by `tests.factories` (the registry as it stands), its bank topics and its
+    simulated partners' keys."""
     with connect(database_url) as conn:
         load_reference(conn, Vault.from_settings(settings), reference, actor="test", source="factories")
-        provision_simulated_partners(settings, conn, reference_parties(conn), actor="test")
-        conn.commit()
+        provision_partners(settings, conn)
     ensure_topics(str(settings.kafka_bootstrap), settings, list(reference.banks))
 
 
