@@ -171,3 +171,37 @@ def test_an_activated_account_is_checked_and_only_ever_shown_masked(settings: Se
         ]
     assert any(mask_account(a.account_number) in t for t in texts)
     assert not any(a.account_number in t or a.account_number[6:] in t for t in texts)
+
+
+def test_history_lines_with_an_unchecked_account_reference_are_withheld(settings: Settings) -> None:
+    from issuance.store.migrate import available_migrations
+
+    (a,) = seed_activations(settings, 1)
+    clear = a.account_number
+    lines = [
+        ("bank", f"bank {BANK} switched on account {clear}"),
+        ("activation", f"bank {BANK} opened account {clear}"),
+        ("bank", f"bank {BANK} opened account {mask_account(clear)}"),  # an account opening's, checked
+    ]
+    assert settings.database_url is not None
+    with connect(settings.database_url.get_secret_value(), autocommit=True) as conn:
+        for n, (stage, detail) in enumerate(lines):
+            conn.execute(
+                "INSERT INTO application_history (application_id, to_state, stage, event_id, detail)"
+                " VALUES (%s, 'COMPLETED', %s, %s, %s)",
+                (a.application_id, stage, f"event-{n}", detail),
+            )
+        [script] = [m for m in available_migrations() if m.version == "0034_unchecked_account_references"]
+        conn.execute(script.sql)  # type: ignore[arg-type]
+        details = [
+            str(d)
+            for (d,) in conn.execute(
+                "SELECT detail FROM application_history WHERE application_id = %s ORDER BY id",
+                (a.application_id,),
+            ).fetchall()
+        ]
+    assert details[-3:] == [
+        f"bank {BANK} switched on account (reference withheld: received unchecked)",
+        f"bank {BANK} opened account (reference withheld: received unchecked)",
+        f"bank {BANK} opened account {mask_account(clear)}",
+    ]
