@@ -11,8 +11,6 @@ from contextlib import contextmanager
 from dataclasses import asdict
 from typing import Any, Protocol
 
-from issuance.store.party_keys_repo import load_directory
-from issuance.trust.keystore import bureau_keys, partner_keys
 from kafka.consumer.fetcher import ConsumerRecord
 
 from consumers.bank_answer_trust import AnswerTrust
@@ -30,7 +28,9 @@ from issuance.services.endpoints import Endpoints
 from issuance.settings import Settings
 from issuance.store.consumer_repo import Conn
 from issuance.store.db import connect
+from issuance.store.party_keys_repo import load_directory
 from issuance.trust.channel import Verifier
+from issuance.trust.keystore import bureau_keys, partner_keys
 from issuance.trust.parties import bank
 from issuance.trust.sealing import Unsealer
 
@@ -170,18 +170,19 @@ def bureau_group(settings: Settings) -> str:
 
 
 def bureau_handlers(
-    conn: Conn, vault: Vault, settings: Settings, bank_codes: Sequence[str]
+    conn: Conn,
+    vault: Vault,
+    settings: Settings,
+    bank_codes: Sequence[str],
+    verifier: Verifier,
+    unsealer: Unsealer,
 ) -> dict[str, TopicHandler]:
     """Each topic the bureau consumes with its handler (another topic of the group: one more entry): every
     bank's answer topic (the banks of the reference data when the process starts) to one handler, which
-    verifies each answer with the bureau's keys and the registered keys of the banks."""
+    authenticates each answer (`verifier`: the bureau's keys and the registered public keys) and opens its
+    account number (`unsealer`: the bureau's keys)."""
     topics = Topics(settings)
-    own = bureau_keys(settings)
-    trust = AnswerTrust(
-        Verifier(own, load_directory(conn)),
-        Unsealer(own),
-        {topics.bank_results(code): code for code in bank_codes},
-    )
+    trust = AnswerTrust(verifier, unsealer, {topics.bank_results(code): code for code in bank_codes})
     answers = BankResults(conn, vault, topics, settings.max_activation_attempts, trust)
     return {
         **dict.fromkeys(trust.topics, answers),
@@ -220,7 +221,9 @@ def consume_results(
         only_member(endpoints.database_url, group),
         connect(endpoints.database_url, autocommit=True, application_name="issuance-consume") as conn,
     ):
-        handlers = bureau_handlers(conn, vault, settings, bank_codes)
+        own = bureau_keys(settings)
+        verifier = Verifier(own, load_directory(conn))
+        handlers = bureau_handlers(conn, vault, settings, bank_codes, verifier, Unsealer(own))
         published = 0
 
         def handle(records: Sequence[Any]) -> None:

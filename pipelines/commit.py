@@ -26,8 +26,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any
 
-from issuance.store.party_keys_repo import load_directory
-
 from issuance.bank_personal import BankSealers
 from issuance.codec.avro import encode_many
 from issuance.crypto import Vault
@@ -53,6 +51,7 @@ from issuance.kafka.topics import Topics
 from issuance.messages import DecisionIssued, decision_event_id, resent_decision_event_id
 from issuance.store import decisions_repo as repo
 from issuance.store.db import copy_rows
+from issuance.store.party_keys_repo import load_directory
 from issuance.store.personalization_repo import apply_personalization
 from issuance.store.reference_repo import lookup_persons
 from issuance.store.run_repo import STAGED_DEAD_LETTER_COLUMNS, Conn, Run

@@ -7,7 +7,13 @@ from typing import Any
 
 from kafka.consumer.fetcher import ConsumerRecord
 
-from consumers.serve import TopicHandler, dispatch, distinct
+from consumers.serve import TopicHandler, bureau_handlers, dispatch, distinct
+from issuance.kafka.topics import Topics
+from issuance.settings import Settings
+from issuance.trust.channel import Verifier
+from issuance.trust.keys import Directory, PartyKeys
+from issuance.trust.parties import BUREAU
+from issuance.trust.sealing import Unsealer
 
 
 class Recording:
@@ -49,3 +55,13 @@ def test_each_topic_gets_its_own_records_in_the_order_polled() -> None:
     # One handler for every bank's answers, called once per topic; each bank's records in the order polled.
     assert answers.batches == [[1, 2], [3]] and events.batches == [[7]]
     assert distinct(handlers) == [answers, events]
+
+
+def test_the_bureau_reads_every_banks_answers_with_one_handler_and_the_branches_card_events() -> None:
+    settings = Settings()
+    keys = PartyKeys.generate(BUREAU)
+    verifier, unsealer = Verifier(keys, Directory([keys.public()])), Unsealer(keys)
+    handlers = bureau_handlers(None, None, settings, ["B1", "B2"], verifier, unsealer)  # type: ignore[arg-type]
+    topics = Topics(settings)
+    assert list(handlers) == [topics.bank_results("B1"), topics.bank_results("B2"), topics.card_events]
+    assert [h.name for h in distinct(handlers)] == ["bank_results", "card_events"]
