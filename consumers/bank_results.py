@@ -1,10 +1,20 @@
-"""The bureau's consumer of the banks' answers (`bank.results`): each applied once, through the lifecycle.
+"""The bureau's consumer of the banks' answers (each bank's `bank.<B>.results`): each applied once, through
+the lifecycle.
 
-- AccountOpened: the account number is checked (digits only, 16 to 19, Luhn, the bank's BIN); a bad one is a
-  dead letter and changes nothing. A good one is stored sealed with its blind index, the account OPENED.
+Nothing of a record is believed before it is authenticated as an answer of its topic's bank and its sealed
+account number opens (`consumers.bank_answer_trust`); then the answer must be for an application of that bank
+(else SENDER_MISMATCH). Only such answers are claimed in the inbox: a forgery with a computable event id is a
+dead letter and cannot pre-empt the real answer.
+
+- AccountOpened: the account number is checked (digits only, 16 to 19, Luhn, the bank's BIN, not another
+  application's); a bad one is a dead letter and changes nothing. A good one is stored sealed with its blind
+  index, the account OPENED.
 - AccountRefused / ActivationFailed: asked again by a later night while attempts are left (`retry_due`), else
   the application FAILED (a new card's ordered card CANCELLED and its account REFUSED).
-- ActivationCompleted: the activation application COMPLETED, the card's account ACTIVE.
+- ActivationCompleted: the account switched on is checked like an opened one, and must be the card's own
+  account when the card is one this system issued (a registry card's account is not known here: it must be no
+  other application's); then the activation application COMPLETED, the card's account ACTIVE. The history
+  shows it masked.
 
 For each answer the consumer loads a `Lifecycle` snapshot of its application (typed rows), checks that the
 answer is to the application's current request, calls `lifecycle.step`, and writes what the step says. An
@@ -23,7 +33,8 @@ from datetime import datetime
 
 from kafka.consumer.fetcher import ConsumerRecord
 
-from consumers.dead_letters import DeadLetterSink, record_value
+from consumers.bank_answer_trust import Answer, AnswerTrust, TrustedAnswer
+from consumers.dead_letters import DeadLetterSink
 from issuance.crypto import Vault
 from issuance.domain.lifecycle import (
     ApplicationState,
@@ -45,7 +56,6 @@ from issuance.domain.model import (
     RegistryFinancialStatus,
 )
 from issuance.domain.numbers import is_valid_assigned_account
-from issuance.errors import DecodeError, SchemaViolation
 from issuance.kafka.topics import Topics
 from issuance.messages import (
     AccountOpened,
@@ -55,7 +65,6 @@ from issuance.messages import (
     account_opening_request_event_id,
     activation_request_event_id,
     decision_issued,
-    decode_event,
 )
 from issuance.store import bank_answers_repo as repo
 from issuance.store.audit import record_action
@@ -67,9 +76,6 @@ log = logging.getLogger(__name__)
 CONSUMER = "bank-results"  # its inbox (was activation-results)
 ACTOR = "consumer:bank-results"
 STAGE = "bank"  # application_history.stage of the steps it writes
-
-Answer = AccountOpened | AccountRefused | ActivationCompleted | ActivationFailed
-ANSWERS = (AccountOpened, AccountRefused, ActivationCompleted, ActivationFailed)
 
 
 @dataclass(slots=True)
@@ -142,15 +148,18 @@ def trigger_of(answer: Answer, target: Target, max_attempts: int) -> Trigger:
 
 
 class BankResults:
-    """Applies the banks' answers exactly once in effect (the bureau's handler of `bank.results`)."""
+    """Applies the banks' answers exactly once in effect (the bureau's handler of each `bank.<B>.results`)."""
 
     name = "bank_results"
 
-    def __init__(self, conn: Conn, vault: Vault, topics: Topics, max_attempts: int) -> None:
+    def __init__(
+        self, conn: Conn, vault: Vault, topics: Topics, max_attempts: int, trust: AnswerTrust
+    ) -> None:
         self._conn = conn
         self._vault = vault
         self._topics = topics
         self._max_attempts = max_attempts
+        self._trust = trust
         self._dead_letters = DeadLetterSink(conn, vault, topics.dead_letters, CONSUMER)
         self.stats = AnswerStats()
 
@@ -162,85 +171,78 @@ class BankResults:
         return asdict(self.stats)
 
     def handle(self, records: Sequence[ConsumerRecord]) -> None:
-        """Apply one batch in one transaction."""
-        answers: list[tuple[ConsumerRecord, Answer]] = []
-        letters: list[tuple[ConsumerRecord, DeadLetterReason, str]] = []
-        for record in records:
-            self.stats.answers += 1
-            try:
-                event = decode_event(record_value(record))
-                if not isinstance(event, ANSWERS):
-                    raise SchemaViolation(
-                        f"expected a bank's answer, got {event.RECORD}", [("$record", "unexpected")]
-                    )
-            except DecodeError as exc:
-                letters.append((record, DeadLetterReason(exc.reason), str(exc)))
-                continue
-            answers.append((record, event))
+        """Apply one batch in one transaction: authenticate, check against the bureau's rows, then apply."""
+        self.stats.answers += len(records)
+        trusted, letters = self._trust.screen(records)
         with self._conn.transaction():
-            good = self._checked_numbers(answers, letters)
+            targets = self._targets([t.answer.application_id for t in trusted])
+            good = self._checked(trusted, targets, letters)
             for record, reason, detail in letters:
+                log.warning(
+                    "answer at %s/%s@%s set aside as a dead letter: %s",
+                    record.topic,
+                    record.partition,
+                    record.offset,
+                    reason.value,
+                )
                 if self._dead_letters.add(record, reason, detail):
                     self.stats.dead_lettered += 1
                     self.stats.queued += 1
-            self._apply(good)
+            self._apply(good, targets)
 
-    def _checked_numbers(
+    def _checked(
         self,
-        answers: Sequence[tuple[ConsumerRecord, Answer]],
+        trusted: Sequence[TrustedAnswer],
+        targets: dict[str, Target],
         letters: list[tuple[ConsumerRecord, DeadLetterReason, str]],
-    ) -> list[Answer]:
-        """The answers to apply; an AccountOpened whose number is not a valid account of its bank, or already
-        another application's, joins the dead letters (the detail never shows the number)."""
-        opened = [a for _r, a in answers if isinstance(a, AccountOpened)]
-        bins = repo.bank_bins(self._conn, sorted({a.bank_code for a in opened}))
-        indexes = {a.event_id: self._vault.blind_index(a.account_number) for a in opened}
+    ) -> list[TrustedAnswer]:
+        """The answers to apply. An answer for another bank's application is a SENDER_MISMATCH (the requests
+        of an application go to its bank only); an account number that is not a valid account of its bank,
+        already another application's, or not the account of the card an activation names, a
+        SCHEMA_VIOLATION (the detail never shows the number)."""
+        numbered = [t for t in trusted if t.account_number is not None]
+        bins = repo.bank_bins(self._conn, sorted({t.answer.bank_code for t in numbered}))
+        indexes = {t.answer.event_id: self._vault.blind_index(str(t.account_number)) for t in numbered}
         owners = repo.account_owners(self._conn, sorted(set(indexes.values())))
-        good: list[Answer] = []
-        for record, answer in answers:
-            if isinstance(answer, AccountOpened):
-                problem = self._number_problem(
-                    answer, bins.get(answer.bank_code), owners.get(indexes[answer.event_id])
+        good: list[TrustedAnswer] = []
+        for t in trusted:
+            answer, target = t.answer, targets.get(t.answer.application_id)
+            if target is not None and target.row.bank_code != answer.bank_code:
+                detail = (
+                    f"{answer.RECORD} by bank {answer.bank_code} for an application of bank"
+                    f" {target.row.bank_code}"
                 )
+                letters.append((t.record, DeadLetterReason.SENDER_MISMATCH, detail))
+                continue
+            if t.account_number is not None:
+                owner = owners.get(indexes[answer.event_id])
+                problem = _number_problem(t, bins.get(answer.bank_code), owner, target)
                 if problem:
-                    letters.append((record, DeadLetterReason.SCHEMA_VIOLATION, problem))
+                    letters.append((t.record, DeadLetterReason.SCHEMA_VIOLATION, problem))
                     continue
-            good.append(answer)
+            good.append(t)
         return good
 
-    @staticmethod
-    def _number_problem(answer: AccountOpened, bin_: str | None, owner: str | None) -> str | None:
-        if bin_ is None:
-            return f"bank_code: bank {answer.bank_code} is not in the reference data"
-        if not is_valid_assigned_account(answer.account_number, bin_):
-            return (
-                f"account_number: not 16 to 19 digits with a valid Luhn check digit starting with bank"
-                f" {answer.bank_code}'s BIN"
-            )
-        if owner is not None and owner != answer.application_id:
-            return "account_number: the account of another application"
-        return None
-
-    def _apply(self, answers: Sequence[Answer]) -> None:
-        fresh = claim_events(self._conn, CONSUMER, [a.event_id for a in answers])
-        todo: list[Answer] = []
-        for answer in answers:
-            if answer.event_id in fresh:
-                fresh.discard(answer.event_id)  # the same event twice in one batch counts once
-                todo.append(answer)
+    def _apply(self, trusted: Sequence[TrustedAnswer], targets: dict[str, Target]) -> None:
+        fresh = claim_events(self._conn, CONSUMER, [t.answer.event_id for t in trusted])
+        todo: list[TrustedAnswer] = []
+        for t in trusted:
+            if t.answer.event_id in fresh:
+                fresh.discard(t.answer.event_id)  # the same event twice in one batch counts once
+                todo.append(t)
             else:
                 self.stats.duplicates += 1
-        targets = self._targets([a.application_id for a in todo])
         steps: list[AppliedStep] = []
         events: list[OutboxEvent] = []
-        for answer in todo:
+        for t in todo:
+            answer = t.answer
             target = targets.get(answer.application_id)
             outcome = self._step(answer, target)
             if target is None or isinstance(outcome, str):
                 self.stats.stale += 1
                 self._ignored(answer, target, outcome if isinstance(outcome, str) else "unknown application")
                 continue
-            applied = self._applied(answer, target, outcome)
+            applied = self._applied(t, target, outcome)
             steps.append(applied)
             self._count(answer, outcome)
             record_action(
@@ -278,8 +280,6 @@ class BankResults:
         """The lifecycle's step for this answer, or why it is ignored."""
         if target is None:
             return "unknown application"
-        if answer.bank_code != target.row.bank_code:
-            return f"answered by bank {answer.bank_code}, the application's bank is {target.row.bank_code}"
         if answer.request_event_id != current_request_id(target):
             attempt = target.bank_refusals + 1
             return f"not the current request (attempt {attempt}); application is {target.row.state}"
@@ -288,13 +288,14 @@ class BankResults:
         except TransitionRefused as refused:
             return refused.why
 
-    def _applied(self, answer: Answer, target: Target, outcome: Step) -> AppliedStep:
+    def _applied(self, trusted: TrustedAnswer, target: Target, outcome: Step) -> AppliedStep:
+        answer = trusted.answer
         before, after = target.lifecycle, outcome.after
         refused = isinstance(answer, AccountRefused | ActivationFailed)
         index = enc = None
-        if isinstance(answer, AccountOpened):
-            index = self._vault.blind_index(answer.account_number)
-            enc = self._vault.encrypt(answer.account_number)
+        if isinstance(answer, AccountOpened) and trusted.account_number is not None:
+            index = self._vault.blind_index(trusted.account_number)
+            enc = self._vault.encrypt(trusted.account_number)
         completed = isinstance(answer, ActivationCompleted)
         return AppliedStep(
             application_id=target.row.application_id,
@@ -306,7 +307,7 @@ class BankResults:
             is_open=after.is_open,
             retry_due=after.retry_due,
             bank_refusals=target.bank_refusals + int(refused),
-            detail=self._detail(answer, target, outcome),
+            detail=self._detail(trusted, target, outcome),
             sides_of=target.sides_of,
             card_from=_value(before.card),
             card_to=_value(after.card) if after.card != before.card else None,
@@ -318,13 +319,15 @@ class BankResults:
             registry_active=RegistryFinancialStatus.ACTIVE.value if completed else None,
         )
 
-    def _detail(self, answer: Answer, target: Target, outcome: Step) -> str:
-        """The history line (never personal data: an account number only masked)."""
+    def _detail(self, trusted: TrustedAnswer, target: Target, outcome: Step) -> str:
+        """The history line (never personal data: an account number only masked, and only one the consumer
+        checked; nothing else of the answer's text)."""
+        answer = trusted.answer
         bank = f"bank {answer.bank_code}"
         if isinstance(answer, AccountOpened):
-            return f"{bank} opened account {mask_account(answer.account_number)}"
+            return f"{bank} opened account {mask_account(str(trusted.account_number))}"
         if isinstance(answer, ActivationCompleted):
-            return f"{bank} switched on account {answer.account_reference}"
+            return f"{bank} switched on account {mask_account(str(trusted.account_number))}"
         reason = answer.refusal_reason if isinstance(answer, AccountRefused) else answer.failure_reason
         attempt = target.bank_refusals + 1
         line = f"{bank}: {reason.value} (attempt {attempt} of {self._max_attempts}"
@@ -387,6 +390,29 @@ class BankResults:
             decision.to_bytes(),
             decision.RECORD,
         )
+
+
+def _number_problem(
+    trusted: TrustedAnswer, bin_: str | None, owner: str | None, target: Target | None
+) -> str | None:
+    """Why the account number of an answer is not believed (None: it is); never the number itself."""
+    answer, number = trusted.answer, str(trusted.account_number)
+    if bin_ is None:
+        return f"bank_code: bank {answer.bank_code} is not in the reference data"
+    if not is_valid_assigned_account(number, bin_):
+        return (
+            f"account_number: not 16 to 19 digits with a valid Luhn check digit starting with bank"
+            f" {answer.bank_code}'s BIN"
+        )
+    if isinstance(answer, AccountOpened) or target is None:
+        if owner is not None and owner != answer.application_id:
+            return "account_number: the account of another application"
+        return None
+    if target.sides_of is not None and owner != target.sides_of:
+        return "account_number: not the account of the card the activation names"
+    if target.sides_of is None and owner is not None:
+        return "account_number: the account of another application"
+    return None
 
 
 def _action(answer: Answer) -> str:

@@ -1,6 +1,9 @@
 """A cooperating bank, simulated: the reference for what a real bank integration must do.
 
-Each bank reads its own request topic, where the bureau asks it for two things:
+Each bank reads its own request topic, where the bureau asks it for two things. It acts on a request only when
+the bureau's channel headers authenticate it (`issuance.trust.channel`: a request without them, or from anyone
+else, is a dead letter: SIGNATURE_MISSING, SIGNATURE_INVALID or SENDER_MISMATCH) and its personal part, sealed
+to this bank, opens with the bank's own key (else SEAL_INVALID):
 
 - AccountOpeningRequested (an accepted new-card application): the bank runs its own checks (know your
   customer: here the injected FailurePolicy, and a signed agreement whose terms version and document hash are
@@ -10,10 +13,13 @@ Each bank reads its own request topic, where the bureau asks it for two things:
   account it has.
 - ActivationRequested (the holder activates the savings function): the bank switches on the account the card
   carries, found by the request's account number in its ledger, and answers ActivationCompleted (with the
-  number masked) or ActivationFailed. A card from the person registry carries no number the bureau knows: a
-  bank bound its account to the card when that card was personalized and finds it by the card number. The
-  simulator has no such history, so it stands that account in with a number derived from the card
-  (`bound_account`).
+  account it switched on) or ActivationFailed. A card from the person registry carries no number the bureau
+  knows: a bank bound its account to the card when that card was personalized and finds it by the card
+  number. The simulator has no such history, so it stands that account in with a number of its own BIN
+  derived from the card (`bound_account`).
+
+Answers go to the bank's own answer topic (`bank.<B>.results`) with the bank's channel headers (its partner
+keys), and an account number only sealed to the bureau (`issuance.bank_personal`).
 
 Every request is applied at most once: the answer is kept in the bank's inbox with the request, in the same
 transaction as the ledger change, and a re-delivered request gets the answer it got the first time. Offsets
@@ -36,10 +42,10 @@ from kafka.consumer.fetcher import ConsumerRecord
 
 from consumers.dead_letters import DeadLetterSink, record_value
 from consumers.loop import send_all
+from issuance.bank_personal import HolderPersonal, open_holder, seal_account
 from issuance.crypto import Vault
-from issuance.domain.masking import mask_account
 from issuance.domain.model import DeadLetterReason
-from issuance.domain.numbers import bank_account_number
+from issuance.domain.numbers import ACCOUNT_LENGTH, bank_account_number
 from issuance.errors import DecodeError, SchemaViolation
 from issuance.messages import (
     AccountOpened,
@@ -55,11 +61,13 @@ from issuance.messages import (
 )
 from issuance.store import bank_ledger
 from issuance.store.bank_ledger import Conn, LedgerAccount, OpenedAccount, StoredAnswer
+from issuance.trust.channel import Signer, Verifier
+from issuance.trust.errors import TrustFailure
+from issuance.trust.keys import Directory, PartyKeys
+from issuance.trust.parties import BUREAU
+from issuance.trust.sealing import Sealer, Unsealer
 
 log = logging.getLogger(__name__)
-
-# The simulated banks' stand-in BIN for accounts bound to registry cards before this system knew them.
-BOUND_ACCOUNT_BIN = "621999"
 
 Request = AccountOpeningRequested | ActivationRequested
 Answer = AccountOpened | AccountRefused | ActivationCompleted | ActivationFailed
@@ -77,11 +85,14 @@ _TERMS_VERSION = re.compile(r"[0-9A-Za-z][0-9A-Za-z._-]{0,31}")
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 
 
-def bound_account(card_number: str) -> str:
+def bound_account(bin_: str, card_number: str) -> str:
     """The account a simulated bank bound to a registry card when it was personalized (a real bank looks it
-    up by the card number): a valid 19-digit number, the same for the same card."""
-    sequence = int.from_bytes(hashlib.sha256(card_number.encode()).digest()[:8], "big") % 10**12
-    return bank_account_number(BOUND_ACCOUNT_BIN, sequence)
+    up by the card number): a valid 19-digit number of the bank's BIN, the same for the same card. Its
+    sequence is drawn from the top half of the sequence space, which the bank's own openings (counting up from
+    1) do not reach."""
+    half = 10 ** (ACCOUNT_LENGTH - 1 - len(bin_)) // 2
+    draw = int.from_bytes(hashlib.sha256(card_number.encode()).digest()[:8], "big")
+    return bank_account_number(bin_, half + draw % half)
 
 
 def agreement_problem(request: AccountOpeningRequested) -> str | None:
@@ -136,6 +147,8 @@ class BankSimulator:
         conn: Conn,
         producer: KafkaProducer,
         vault: Vault,
+        own: PartyKeys,
+        directory: Directory,
         results_topic: str,
         policy: FailurePolicy,
         dead_letters: DeadLetterSink,
@@ -145,6 +158,10 @@ class BankSimulator:
         self._conn = conn
         self._producer = producer
         self._vault = vault
+        self._verifier = Verifier(own, directory)  # the bureau's channel to this bank
+        self._unsealer = Unsealer(own)  # the requests' personal parts
+        self._signer = Signer(own, directory)  # this bank's channel to the bureau
+        self._to_bureau = Sealer.to(directory, BUREAU)  # the answers' account numbers
         self._results_topic = results_topic
         self._policy = policy
         self._dead_letters = dead_letters
@@ -154,8 +171,10 @@ class BankSimulator:
         """Apply a batch of requests at most once, then send every answer and wait for the broker's acks."""
         by_id: dict[str, Request] = {}
         readable, unreadable = self._readable(records)
-        for request in readable:
+        holders: dict[str, HolderPersonal] = {}
+        for request, holder in readable:
             by_id.setdefault(request.event_id, request)
+            holders.setdefault(request.event_id, holder)
         order = list(by_id)
         with self._conn.transaction():
             for record, reason, detail in unreadable:
@@ -164,7 +183,7 @@ class BankSimulator:
             fresh = [by_id[i] for i in order if i not in known]
             answers = [
                 *self._open_accounts([r for r in fresh if isinstance(r, AccountOpeningRequested)]),
-                *self._activate([r for r in fresh if isinstance(r, ActivationRequested)]),
+                *self._activate([r for r in fresh if isinstance(r, ActivationRequested)], holders),
             ]
             stored = [_stored(request, answer) for request, answer in answers]
             bank_ledger.record_answers(self._conn, self.bank_code, stored)
@@ -173,30 +192,43 @@ class BankSimulator:
         send_all(
             self._producer,
             [(self._results_topic, every[i].application_id.encode(), every[i].payload) for i in order],
+            lambda key, value: self._signer.headers(BUREAU, key, value),
         )
 
     def _readable(
         self, records: Sequence[ConsumerRecord]
-    ) -> tuple[list[Request], list[tuple[ConsumerRecord, DeadLetterReason, str]]]:
-        """The requests this bank can answer, and the records it cannot (for the dead letters)."""
-        out: list[Request] = []
+    ) -> tuple[list[tuple[Request, HolderPersonal]], list[tuple[ConsumerRecord, DeadLetterReason, str]]]:
+        """The requests this bank can answer, with their personal parts opened, and the records it cannot
+        (for the dead letters): not the bureau's, not a request, for another bank, or not sealed to it."""
+        out: list[tuple[Request, HolderPersonal]] = []
         bad: list[tuple[ConsumerRecord, DeadLetterReason, str]] = []
         for record in records:
             self.stats.requests += 1
             try:
+                sender = self._verifier.sender(record.headers, record.key, bytes(record.value or b""))
+                if sender != BUREAU:
+                    raise TrustFailure(
+                        DeadLetterReason.SENDER_MISMATCH,
+                        f"a request authenticated as {sender}, not the bureau",
+                    )
                 request = decode_event(record_value(record))
                 if not isinstance(request, AccountOpeningRequested | ActivationRequested):
                     raise SchemaViolation(
                         f"expected a request to a bank, got {request.RECORD}", [("$record", "unexpected")]
                     )
+                if request.bank_code != self.bank_code:
+                    raise SchemaViolation(
+                        f"bank_code: a request for another bank on bank {self.bank_code}'s topic",
+                        [("bank_code", "another bank")],
+                    )
+                holder = open_holder(request.personal, self._unsealer, request.event_id)
+            except TrustFailure as failure:
+                bad.append((record, failure.reason, failure.detail))
+                continue
             except DecodeError as exc:
                 bad.append((record, DeadLetterReason(exc.reason), str(exc)))
                 continue
-            if request.bank_code != self.bank_code:
-                detail = f"bank_code: a request for another bank on bank {self.bank_code}'s topic"
-                bad.append((record, DeadLetterReason.SCHEMA_VIOLATION, detail))
-                continue
-            out.append(request)
+            out.append((request, holder))
         for record, reason, _detail in bad:
             self.stats.unreadable += 1
             log.warning(
@@ -259,7 +291,7 @@ class BankSimulator:
                     request.event_id,
                     request.application_id,
                     self.bank_code,
-                    numbers[request.application_id],
+                    seal_account(numbers[request.application_id], self._to_bureau, answer_id),
                     now,
                 )
                 self.stats.opened += 1
@@ -277,9 +309,14 @@ class BankSimulator:
             out.append((request, answer))
         return out
 
-    def _activate(self, requests: Sequence[ActivationRequested]) -> list[tuple[Request, Answer]]:
+    def _activate(
+        self, requests: Sequence[ActivationRequested], holders: dict[str, HolderPersonal]
+    ) -> list[tuple[Request, Answer]]:
         """Switch on the accounts the cards carry (found by their number; a registry card's stood in)."""
-        number_of = {r.event_id: r.account_number or bound_account(r.card_number) for r in requests}
+        carried = {r.event_id: holders[r.event_id].account_number for r in requests}
+        number_of = {
+            r.event_id: carried[r.event_id] or bound_account(self.bin, r.card_number) for r in requests
+        }
         index_of = {i: self._vault.blind_index(n) for i, n in number_of.items()}
         held: dict[bytes, LedgerAccount] = bank_ledger.accounts_by_index(
             self._conn, self.bank_code, sorted(set(index_of.values()))
@@ -293,7 +330,7 @@ class BankSimulator:
             log.debug("request %s names agreement %s", request.event_id, request.agreement_id)
             failure = self._policy.failure(request.event_id)
             if failure is None and index not in held:
-                if request.account_number is None:  # a registry card: the account bound to it, stood in
+                if carried[request.event_id] is None:  # a registry card: the account bound to it, stood in
                     stand_ins.append(self._stand_in(request, index, number_of[request.event_id]))
                     held[index] = LedgerAccount(request.application_id, index, b"", bank_ledger.ACTIVE)
                 else:
@@ -307,7 +344,7 @@ class BankSimulator:
                     request.event_id,
                     request.application_id,
                     self.bank_code,
-                    mask_account(number_of[request.event_id]),
+                    seal_account(number_of[request.event_id], self._to_bureau, answer_id),
                     now,
                 )
                 self.stats.activated += 1

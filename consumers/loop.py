@@ -80,9 +80,17 @@ def make_producer(kafka: KafkaClientConfig) -> KafkaProducer:
         raise BrokerUnavailable(f"cannot reach the Kafka broker at {kafka.bootstrap}: {exc}") from exc
 
 
-def send_all(producer: KafkaProducer, messages: Sequence[tuple[str, bytes | None, bytes]]) -> None:
-    """Send (topic, key, value) messages and return only when every one is acknowledged."""
-    futures = [producer.send(topic, key=key, value=value) for topic, key, value in messages]
+def send_all(
+    producer: KafkaProducer,
+    messages: Sequence[tuple[str, bytes | None, bytes]],
+    headers: Callable[[bytes | None, bytes], list[tuple[str, bytes]]] | None = None,
+) -> None:
+    """Send (topic, key, value) messages, each with the `headers` of its key and value (a sender's channel
+    headers), and return only when every one is acknowledged."""
+    futures = [
+        producer.send(topic, key=key, value=value, headers=headers(key, value) if headers else None)
+        for topic, key, value in messages
+    ]
     producer.flush()
     for future in futures:
         try:

@@ -13,6 +13,7 @@ from typing import Any, Protocol
 
 from kafka.consumer.fetcher import ConsumerRecord
 
+from consumers.bank_answer_trust import AnswerTrust
 from consumers.bank_results import CONSUMER as BANK_RESULTS
 from consumers.bank_results import BankResults
 from consumers.bank_simulator import BankSimulator, FailurePolicy
@@ -28,6 +29,11 @@ from issuance.settings import Settings
 from issuance.store.consumer_repo import Conn
 from issuance.store.db import connect
 from issuance.store.key_rotation_repo import ensure_blind_indexes_settled
+from issuance.store.party_keys_repo import load_directory
+from issuance.trust.channel import Verifier
+from issuance.trust.keystore import bureau_keys, partner_keys
+from issuance.trust.parties import bank
+from issuance.trust.sealing import Unsealer
 
 # First key of the pg_advisory_lock that makes a consumer group single-instance ("group" as a number); the
 # second is hashtext(group id).
@@ -94,7 +100,6 @@ def serve_banks(
     ensure_topics(endpoints.kafka, settings, codes)
     topics = Topics(settings)
     vault = Vault.from_settings(settings)
-    limit = settings.max_message_bytes
     stats: dict[str, dict[str, int]] = {}
 
     def one(code: str) -> None:
@@ -105,15 +110,22 @@ def serve_banks(
                 connect(endpoints.database_url, autocommit=True, application_name=f"bank-sim-{code}") as conn,
             ):
                 sink = DeadLetterSink(conn, vault, topics.dead_letters, f"bank-simulator.{code}")
-                bank = BankSimulator(
-                    code, known[code], conn, producer, vault, topics.bank_results, policy, sink
+                simulated = BankSimulator(
+                    code,
+                    known[code],
+                    conn,
+                    producer,
+                    vault,
+                    partner_keys(settings, bank(code)),
+                    load_directory(conn),
+                    topics.bank_results(code),
+                    policy,
+                    sink,
                 )
 
-                def handle(records: Sequence[Any]) -> None:
-                    unreadable = bank.stats.unreadable
-                    bank.handle(records)
-                    if bank.stats.unreadable > unreadable:  # dead-letter events to publish
-                        publish_outbox(conn, endpoints.kafka, vault, endpoints.database_url, limit)
+                # Dead letters go to the bureau's tables and outbox; the bureau's relay (the consumer, the
+                # night) publishes them: a bank's principal may write only its own answer topic.
+                handle = simulated.handle
 
                 options = LoopOptions(
                     endpoints.kafka,
@@ -124,7 +136,7 @@ def serve_banks(
                     join_timeout=settings.consumer_join_timeout_s,
                 )
                 run_loop(options, handle, stop)
-                stats[code] = asdict(bank.stats)
+                stats[code] = asdict(simulated.stats)
         finally:
             producer.close()
 
@@ -158,13 +170,30 @@ def bureau_group(settings: Settings) -> str:
     return f"{settings.topic_prefix}bureau"
 
 
-def bureau_handlers(conn: Conn, vault: Vault, settings: Settings) -> dict[str, TopicHandler]:
-    """Each topic the bureau consumes with its handler (another topic of the group: one more entry)."""
+def bureau_handlers(
+    conn: Conn,
+    vault: Vault,
+    settings: Settings,
+    bank_codes: Sequence[str],
+    verifier: Verifier,
+    unsealer: Unsealer,
+) -> dict[str, TopicHandler]:
+    """Each topic the bureau consumes with its handler (another topic of the group: one more entry): every
+    bank's answer topic (the banks of the reference data when the process starts) to one handler, which
+    authenticates each answer (`verifier`: the bureau's keys and the registered public keys) and opens its
+    account number (`unsealer`: the bureau's keys)."""
     topics = Topics(settings)
+    trust = AnswerTrust(verifier, unsealer, {topics.bank_results(code): code for code in bank_codes})
+    answers = BankResults(conn, vault, topics, settings.max_activation_attempts, trust)
     return {
-        topics.bank_results: BankResults(conn, vault, topics, settings.max_activation_attempts),
+        **dict.fromkeys(trust.topics, answers),
         topics.card_events: CardEvents(conn, vault, topics),
     }
+
+
+def distinct(handlers: Mapping[str, TopicHandler]) -> list[TopicHandler]:
+    """Each handler once (one handler serves every bank's answer topic)."""
+    return list({id(h): h for h in handlers.values()}.values())
 
 
 def dispatch(handlers: Mapping[str, TopicHandler], records: Sequence[ConsumerRecord]) -> None:
@@ -185,21 +214,24 @@ def consume_results(
 ) -> dict[str, Any]:
     """Apply what the bureau consumes (the banks' answers, the branches' card events) until idle or stopped,
     publishing the events it causes; stats per handler and `published`."""
-    ensure_topics(endpoints.kafka, settings, [])
+    bank_codes = list(known_banks(endpoints.database_url))
+    ensure_topics(endpoints.kafka, settings, bank_codes)
     vault = Vault.from_settings(settings)
     group = bureau_group(settings)
     with (
         only_member(endpoints.database_url, group),
         connect(endpoints.database_url, autocommit=True, application_name="issuance-consume") as conn,
     ):
-        handlers = bureau_handlers(conn, vault, settings)
+        own = bureau_keys(settings)
+        verifier = Verifier(own, load_directory(conn))
+        handlers = bureau_handlers(conn, vault, settings, bank_codes, verifier, Unsealer(own))
         published = 0
 
         def handle(records: Sequence[Any]) -> None:
             nonlocal published
-            queued = sum(h.queued for h in handlers.values())
+            queued = sum(h.queued for h in distinct(handlers))
             dispatch(handlers, records)
-            if sum(h.queued for h in handlers.values()) > queued:  # decisions or dead letters
+            if sum(h.queued for h in distinct(handlers)) > queued:  # decisions or dead letters
                 published += publish_outbox(
                     conn, endpoints.kafka, vault, endpoints.database_url, settings.max_message_bytes
                 )
@@ -216,7 +248,7 @@ def consume_results(
         published += publish_outbox(
             conn, endpoints.kafka, vault, endpoints.database_url, settings.max_message_bytes
         )
-        return {**{h.name: h.summary() for h in handlers.values()}, "published": published}
+        return {**{h.name: h.summary() for h in distinct(handlers)}, "published": published}
 
 
 def _run_threads(bodies: dict[str, Callable[[], None]], stop: threading.Event) -> None:

@@ -104,6 +104,13 @@ def _parse_timestamp(record: Mapping[str, Any], name: str) -> datetime:
     return value
 
 
+def _sealed_part(record: Mapping[str, Any]) -> bytes:
+    """A record's sealed `personal` part: empty when an older version without one is read (Avro gives its
+    default as text), which then does not open."""
+    value = record.get("personal")
+    return bytes(value) if isinstance(value, bytes | bytearray) else b""
+
+
 class _Codec:
     """to_bytes / from_bytes shared by every message class."""
 
@@ -200,11 +207,13 @@ def decision_issued(
 
 @dataclass(frozen=True, slots=True, repr=False)
 class ActivationRequested(_Codec):
-    """Asks a bank to switch on a card's account; carries personal data, so only on the bank's own topic.
+    """Asks a bank to switch on a card's account, on the bank's own topic.
 
     The signed agreement travels with it (id, terms version, document hash) so the bank can tie the account to
-    the document. `account_number` is the number on a new card's chip; None for an existing card, whose
-    account the bank bound to it when it was personalized and finds by the card number."""
+    the document. The holder's ID number and name, and the account number on a new card's chip, travel only in
+    `personal`: a HolderPersonal sealed to the bank (`issuance.bank_personal`), so that nobody else who reads
+    the topic learns them. A registry card carries no account number: the bank bound its account to the card
+    when that card was personalized and finds it by the card number."""
 
     RECORD: ClassVar[str] = "ActivationRequested"
 
@@ -214,9 +223,7 @@ class ActivationRequested(_Codec):
     application_type: ApplicationType
     attempt: int
     card_number: str
-    account_number: str | None
-    holder_id_number: str
-    holder_name: str
+    personal: bytes
     requested_at: datetime
     card_identification_code: str | None = None
     run_id: int | None = None
@@ -225,7 +232,6 @@ class ActivationRequested(_Codec):
     document_sha256: str | None = None
 
     def __repr__(self) -> str:
-        # Never print the personal fields (logs, tracebacks).
         return (
             f"ActivationRequested(event_id={self.event_id!r}, application_id={self.application_id!r}, "
             f"bank_code={self.bank_code!r}, attempt={self.attempt})"
@@ -240,9 +246,7 @@ class ActivationRequested(_Codec):
             "attempt": self.attempt,
             "card_number": self.card_number,
             "card_identification_code": self.card_identification_code,
-            "account_number": self.account_number,
-            "holder_id_number": self.holder_id_number,
-            "holder_name": self.holder_name,
+            "personal": self.personal,
             "requested_at": _timestamp(self.requested_at),
             "run_id": self.run_id,
             "agreement_id": self.agreement_id,
@@ -262,9 +266,7 @@ class ActivationRequested(_Codec):
                 application_type=ApplicationType(record["application_type"]),
                 attempt=record["attempt"],
                 card_number=record["card_number"],
-                account_number=record["account_number"],
-                holder_id_number=record["holder_id_number"],
-                holder_name=record["holder_name"],
+                personal=_sealed_part(record),
                 requested_at=requested_at,
                 card_identification_code=record.get("card_identification_code"),
                 run_id=record.get("run_id"),
@@ -278,7 +280,8 @@ class ActivationRequested(_Codec):
 
 @dataclass(frozen=True, slots=True)
 class ActivationCompleted(_Codec):
-    """A bank opened the account; account_reference is masked."""
+    """A bank switched on the account behind a card; the account travels only in `personal` (an
+    AccountPersonal sealed to the bureau), which the bureau checks before it believes it."""
 
     RECORD: ClassVar[str] = "ActivationCompleted"
 
@@ -286,7 +289,7 @@ class ActivationCompleted(_Codec):
     request_event_id: str
     application_id: str
     bank_code: str
-    account_reference: str
+    personal: bytes
     completed_at: datetime
 
     def to_record(self) -> dict[str, Any]:
@@ -295,7 +298,7 @@ class ActivationCompleted(_Codec):
             "request_event_id": self.request_event_id,
             "application_id": self.application_id,
             "bank_code": self.bank_code,
-            "account_reference": self.account_reference,
+            "personal": self.personal,
             "completed_at": _timestamp(self.completed_at),
         }
 
@@ -309,7 +312,7 @@ class ActivationCompleted(_Codec):
                 request_event_id=record["request_event_id"],
                 application_id=record["application_id"],
                 bank_code=record["bank_code"],
-                account_reference=record["account_reference"],
+                personal=_sealed_part(record),
                 completed_at=completed_at,
             ),
         )
@@ -361,8 +364,9 @@ class ActivationFailed(_Codec):
 
 @dataclass(frozen=True, slots=True, repr=False)
 class AccountOpeningRequested(_Codec):
-    """Asks a bank to open the account of an accepted new-card application; carries personal data, so only on
-    the bank's own topic. The signed agreement travels with it (id, terms version, document hash)."""
+    """Asks a bank to open the account of an accepted new-card application, on the bank's own topic. The
+    signed agreement travels with it (id, terms version, document hash); the holder's ID number and name only
+    in `personal`, a HolderPersonal sealed to the bank (`issuance.bank_personal`)."""
 
     RECORD: ClassVar[str] = "AccountOpeningRequested"
 
@@ -370,8 +374,7 @@ class AccountOpeningRequested(_Codec):
     application_id: str
     bank_code: str
     attempt: int
-    holder_id_number: str
-    holder_name: str
+    personal: bytes
     area_code: str
     branch_code: str
     agreement_id: str
@@ -392,8 +395,7 @@ class AccountOpeningRequested(_Codec):
             "application_id": self.application_id,
             "bank_code": self.bank_code,
             "attempt": self.attempt,
-            "holder_id_number": self.holder_id_number,
-            "holder_name": self.holder_name,
+            "personal": self.personal,
             "area_code": self.area_code,
             "branch_code": self.branch_code,
             "agreement_id": self.agreement_id,
@@ -406,11 +408,12 @@ class AccountOpeningRequested(_Codec):
     @classmethod
     def from_record(cls, record: Mapping[str, Any]) -> Self:
         requested_at = _parse_timestamp(record, "requested_at")
-        names = [f.name for f in fields(cls) if f.name not in ("requested_at", "run_id")]
+        names = [f.name for f in fields(cls) if f.name not in ("requested_at", "run_id", "personal")]
         result: Self = _convert(
             cls.RECORD,
             lambda: cls(
                 **{name: record[name] for name in names},
+                personal=_sealed_part(record),
                 requested_at=requested_at,
                 run_id=record.get("run_id"),
             ),
@@ -420,7 +423,8 @@ class AccountOpeningRequested(_Codec):
 
 @dataclass(frozen=True, slots=True, repr=False)
 class AccountOpened(_Codec):
-    """A bank opened the account and assigned its number (personal data: only the bureau reads it)."""
+    """A bank opened the account and assigned its number, which travels only in `personal` (an AccountPersonal
+    sealed to the bureau)."""
 
     RECORD: ClassVar[str] = "AccountOpened"
 
@@ -428,10 +432,10 @@ class AccountOpened(_Codec):
     request_event_id: str
     application_id: str
     bank_code: str
-    account_number: str
+    personal: bytes
     opened_at: datetime
 
-    def __repr__(self) -> str:  # never print the account number
+    def __repr__(self) -> str:
         return f"AccountOpened(event_id={self.event_id!r}, application_id={self.application_id!r})"
 
     def to_record(self) -> dict[str, Any]:
@@ -440,7 +444,7 @@ class AccountOpened(_Codec):
             "request_event_id": self.request_event_id,
             "application_id": self.application_id,
             "bank_code": self.bank_code,
-            "account_number": self.account_number,
+            "personal": self.personal,
             "opened_at": _timestamp(self.opened_at),
         }
 
@@ -454,7 +458,7 @@ class AccountOpened(_Codec):
                 request_event_id=record["request_event_id"],
                 application_id=record["application_id"],
                 bank_code=record["bank_code"],
-                account_number=record["account_number"],
+                personal=_sealed_part(record),
                 opened_at=opened_at,
             ),
         )

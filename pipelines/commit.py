@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any
 
+from issuance.bank_personal import BankSealers
 from issuance.codec.avro import encode_many
 from issuance.crypto import Vault
 from issuance.dead_letter_events import dead_letter_event
@@ -50,6 +51,7 @@ from issuance.kafka.topics import Topics
 from issuance.messages import DecisionIssued, decision_event_id, resent_decision_event_id
 from issuance.store import decisions_repo as repo
 from issuance.store.db import copy_rows
+from issuance.store.party_keys_repo import load_directory
 from issuance.store.personalization_repo import apply_personalization
 from issuance.store.reference_repo import lookup_persons
 from issuance.store.run_repo import STAGED_DEAD_LETTER_COLUMNS, Conn, Run
@@ -507,10 +509,11 @@ def _accept(conn: Conn, night: NightContext, stats: CommitStats) -> None:
     stats.account_opening_requests += accepted.account_openings
     stats.activation_requests += accepted.activations
     after = ""
+    sealers = BankSealers(load_directory(conn))
     while page := repo.reexamined_accepted(conn, after, repo.FETCH_SIZE):
         requests = bank_requests(
             [_requesting(r, night.vault, FIRST_ATTEMPT) for r in page],
-            night.vault,
+            sealers,
             run.run_id,
             datetime.now(UTC),
         )
@@ -544,7 +547,7 @@ def _request_again(conn: Conn, night: NightContext, stats: CommitStats) -> None:
     due = repo.due_again(conn)
     requests = bank_requests(
         [_requesting(r, night.vault, int(r.bank_refusals) + 1) for r in due],
-        night.vault,
+        BankSealers(load_directory(conn)),
         run.run_id,
         datetime.now(UTC),
     )

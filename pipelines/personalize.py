@@ -11,8 +11,11 @@ attempts left, is one request on the bank's own topic (`bank.<B>.requests`), key
   number of the card's account when the card is one this system issued (`account_number`; null for a card of
   the person registry, whose account the bank finds by the card).
 
-Both carry personal data, so both are sealed in the outbox (`payload_encrypted`). Event ids are
-`issuance.messages.bank_request_event_id(type, application, attempt)`: a re-run of a night builds the same
+Both carry personal data (the holder's ID number and name, an activation's account number) only in their
+`personal` part, sealed to the bank (`issuance.bank_personal`: one Sealer per bank per night, from the
+registered keys). Nothing personal is in clear in the request, so its outbox row is not sealed at rest again
+(`payload_encrypted` false), and the relay publishes it as it is, with the bureau's channel headers. Event ids
+are `issuance.messages.bank_request_event_id(type, application, attempt)`: a re-run of a night builds the same
 ids.
 """
 
@@ -23,11 +26,10 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any, Protocol
 
+from issuance.bank_personal import BankSealers, HolderPersonal, seal_holder
 from issuance.codec.avro import encode_many
-from issuance.crypto import Vault
 from issuance.domain.lifecycle import Emit
 from issuance.domain.model import Agreement, Applicant, Application, ApplicationType, Channel
-from issuance.kafka.outbox_relay import seal_payloads
 from issuance.messages import bank_request_event_id
 
 FIRST_ATTEMPT = 1
@@ -71,8 +73,7 @@ class BankRequest:
     bank_code: str
     event_id: str
     event_type: str  # AccountOpeningRequested or ActivationRequested
-    payload: bytes  # the Avro bytes, sealed when `sealed`
-    sealed: bool
+    payload: bytes  # the Avro bytes (the personal part sealed to the bank inside)
     agreement_id: str | None  # the agreement it names (the final transaction checks it is the accepted one)
 
     def __repr__(self) -> str:
@@ -81,14 +82,15 @@ class BankRequest:
 
 @dataclass(frozen=True, slots=True)
 class _Kind:
-    """How one request kind is built: its record and whether its payload is sealed."""
+    """How one request kind is built: its record (given the sealed personal part)."""
 
     event_type: str
-    record: Callable[[Candidate, str, str, int], dict[str, Any]]
-    sealed: bool
+    record: Callable[[Candidate, str, str, int, bytes], dict[str, Any]]
 
 
-def _account_opening_record(c: Candidate, event_id: str, requested_at: str, run_id: int) -> dict[str, Any]:
+def _account_opening_record(
+    c: Candidate, event_id: str, requested_at: str, run_id: int, personal: bytes
+) -> dict[str, Any]:
     if c.area_code is None or c.agreement is None:
         raise ValueError(
             f"application {c.application_id}: an account opening needs the area and the agreement"
@@ -98,8 +100,7 @@ def _account_opening_record(c: Candidate, event_id: str, requested_at: str, run_
         "application_id": c.application_id,
         "bank_code": c.bank_code,
         "attempt": c.attempt,
-        "holder_id_number": c.holder_id_number,
-        "holder_name": c.holder_name,
+        "personal": personal,
         "area_code": c.area_code,
         "branch_code": c.branch_code,
         "agreement_id": c.agreement.agreement_id,
@@ -110,7 +111,9 @@ def _account_opening_record(c: Candidate, event_id: str, requested_at: str, run_
     }
 
 
-def _activation_record(c: Candidate, event_id: str, requested_at: str, run_id: int) -> dict[str, Any]:
+def _activation_record(
+    c: Candidate, event_id: str, requested_at: str, run_id: int, personal: bytes
+) -> dict[str, Any]:
     if c.card_number is None:
         raise ValueError(f"application {c.application_id}: an activation needs the card it activates")
     return {
@@ -121,9 +124,7 @@ def _activation_record(c: Candidate, event_id: str, requested_at: str, run_id: i
         "attempt": c.attempt,
         "card_number": c.card_number,
         "card_identification_code": None,
-        "account_number": c.account_number,
-        "holder_id_number": c.holder_id_number,
-        "holder_name": c.holder_name,
+        "personal": personal,
         "requested_at": requested_at,
         "run_id": run_id,
         "agreement_id": c.agreement.agreement_id if c.agreement else None,
@@ -132,20 +133,25 @@ def _activation_record(c: Candidate, event_id: str, requested_at: str, run_id: i
     }
 
 
-# Personal data (the holder's ID number and name, an account number): both kinds are sealed. The event types
-# are the lifecycle's emits, named after their Avro records.
+# The event types are the lifecycle's emits, named after their Avro records.
 _KINDS = {
-    ApplicationType.NEW_CARD: _Kind(Emit.ACCOUNT_OPENING_REQUEST.value, _account_opening_record, sealed=True),
-    ApplicationType.FINANCIAL_ACTIVATION: _Kind(
-        Emit.ACTIVATION_REQUEST.value, _activation_record, sealed=True
-    ),
+    ApplicationType.NEW_CARD: _Kind(Emit.ACCOUNT_OPENING_REQUEST.value, _account_opening_record),
+    ApplicationType.FINANCIAL_ACTIVATION: _Kind(Emit.ACTIVATION_REQUEST.value, _activation_record),
 }
 
 
+def _personal(c: Candidate, sealers: BankSealers, event_id: str) -> bytes:
+    """The candidate's HolderPersonal, sealed to its bank (an account opening carries no account number)."""
+    account = c.account_number if c.application_type is ApplicationType.FINANCIAL_ACTIVATION else None
+    holder = HolderPersonal(c.holder_id_number, c.holder_name, account)
+    return seal_holder(holder, sealers(c.bank_code), event_id)
+
+
 def bank_requests(
-    candidates: Sequence[Candidate], vault: Vault, run_id: int, requested_at: datetime
+    candidates: Sequence[Candidate], sealers: BankSealers, run_id: int, requested_at: datetime
 ) -> list[BankRequest]:
-    """One request per candidate, in order: encoded per kind in batches, sealed as one batch."""
+    """One request per candidate, in order: the personal part sealed to its bank, encoded per kind in
+    batches."""
     requested = requested_at.isoformat()
     event_ids = [bank_request_event_id(c.application_type, c.application_id, c.attempt) for c in candidates]
     payloads: list[bytes] = [b""] * len(candidates)
@@ -153,13 +159,19 @@ def bank_requests(
         positions = [i for i, c in enumerate(candidates) if c.application_type is application_type]
         encoded = encode_many(
             kind.event_type,
-            (kind.record(candidates[i], event_ids[i], requested, run_id) for i in positions),
+            (
+                kind.record(
+                    candidates[i],
+                    event_ids[i],
+                    requested,
+                    run_id,
+                    _personal(candidates[i], sealers, event_ids[i]),
+                )
+                for i in positions
+            ),
         )
         for i, payload in zip(positions, encoded, strict=True):
             payloads[i] = payload
-    to_seal = [i for i, c in enumerate(candidates) if _KINDS[c.application_type].sealed]
-    for i, sealed in zip(to_seal, seal_payloads(vault, [payloads[i] for i in to_seal]), strict=True):
-        payloads[i] = sealed
     return [
         BankRequest(
             c.application_id,
@@ -167,7 +179,6 @@ def bank_requests(
             event_id,
             _KINDS[c.application_type].event_type,
             payload,
-            _KINDS[c.application_type].sealed,
             c.agreement.agreement_id if c.agreement else None,
         )
         for c, event_id, payload in zip(candidates, event_ids, payloads, strict=True)
@@ -186,7 +197,7 @@ def outbox_rows(
             r.payload,
             r.event_type,
             run_id,
-            r.sealed,
+            False,  # payload_encrypted: the personal part is already sealed to the bank
         )
         for r in requests
     ]

@@ -3,7 +3,7 @@
 The Beam workers verify and stage; their cores are busy. The final transaction then keeps one PostgreSQL
 backend busy for most of its length and leaves the other core idle, and a verified application's first
 request to its bank needs nothing the transaction decides but the agreement. So while the transaction decides
-the night, a helper builds and seals the first request of every staged application that passed verification
+the night, a helper builds the first request of every staged application that passed verification
 (`pipelines.personalize.bank_requests`: an AccountOpeningRequested for a new card, an ActivationRequested for
 an existing one) into `staged_personalized`: a process of its own for a big night, a thread for a small one.
 The transaction waits for it before it writes the accepted applications' cards, accounts and requests, and
@@ -11,7 +11,7 @@ keeps the requests of the applications it accepts (`decisions_repo.insert_accept
 
 An activation of a card this system issued carries the bank's number of that card's account: the helper reads
 it from `bank_accounts` (an account the bank opened) and opens it with the Vault, as it opens the holder's
-name and ID number.
+name and ID number, and seals them to the bank (one Sealer per bank, from the registered keys it reads once).
 
 The helper reads committed staging rows and writes its own table in one transaction that first removes an
 earlier attempt's rows, so a resumed run prepares the same requests again (same event ids).
@@ -34,12 +34,14 @@ from datetime import UTC, date, datetime
 from multiprocessing import get_context
 from typing import Any, NamedTuple
 
+from issuance.bank_personal import BankSealers
 from issuance.crypto import Vault
 from issuance.domain.agreement import AgreementStatus, check_agreements
 from issuance.domain.model import ApplicationType, Bank
 from issuance.gc_policy import use_batch_thresholds
 from issuance.store.db import connect, copy_rows
 from issuance.store.decisions_repo import CARD_ACCOUNT
+from issuance.store.party_keys_repo import load_directory
 from pipelines.personalize import (
     FIRST_ATTEMPT,
     Candidate,
@@ -174,6 +176,7 @@ def personalize_staged(
         connect(database_url, application_name="issuance-personalize") as write,
     ):
         write.execute("DELETE FROM staged_personalized WHERE run_id = %s", (run_id,))
+        sealers = BankSealers(load_directory(write))  # one Sealer per bank for the night's requests
         # The staging tables' statistics are the transaction's, not yet committed: this connection sees them
         # as empty, and a nested loop over two "empty" sides of tens of thousands of rows took 38 s at 20,000
         # applications. Hash joins whatever the estimates.
@@ -195,7 +198,7 @@ def personalize_staged(
             ]:
                 if not keep_going():
                     raise SystemExit("the nightly run that started this helper is gone")
-                staged = _staged_rows(page, vault, run_id, requested_at)
+                staged = _staged_rows(page, sealers, run_id, requested_at)
                 copy_rows(write, "staged_personalized", COLUMNS, staged)
                 count += len(staged)
         write.commit()
@@ -256,11 +259,13 @@ def _candidate(
 
 
 def _staged_rows(
-    candidates: list[Candidate], vault: Vault, run_id: int, requested_at: datetime
+    candidates: list[Candidate], sealers: BankSealers, run_id: int, requested_at: datetime
 ) -> list[tuple[Any, ...]]:
-    """Requests of the candidates the night may accept: only on an agreement (one without gets none)."""
+    """Requests of the candidates the night may accept: only on an agreement (one without gets none). A
+    request's personal part is sealed to its bank, so its row is not sealed at rest again (request_sealed
+    false)."""
     ready = [c for c in candidates if c.agreement is not None]
     return [
-        (run_id, r.application_id, r.agreement_id, r.event_id, r.payload, r.event_type, r.sealed)
-        for r in bank_requests(ready, vault, run_id, requested_at)
+        (run_id, r.application_id, r.agreement_id, r.event_id, r.payload, r.event_type, False)
+        for r in bank_requests(ready, sealers, run_id, requested_at)
     ]

@@ -5,16 +5,21 @@ leave them), and the requests the nights publish to the banks.
   account REQUESTED, no numbers), and `opening_request_for` their AccountOpeningRequested;
 - `seed_activations`: cards this system issued (ISSUED, account OPENED with the bank's number, registered in
   `person_cards`) and an accepted FINANCIAL_ACTIVATION of each, and `activation_request_for` its request.
+
+Seeding a bank provisions the keys of the bureau and the bank (as `issuance setup` does for the simulated
+partners), so requests are sealed to the bank and answers to the bureau, and `publish_signed` sends messages
+with a party's channel headers as the relay and the banks do.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime
 
 from kafka import KafkaConsumer, KafkaProducer
 
+from issuance.bank_personal import HolderPersonal, seal_account, seal_holder
 from issuance.crypto import Vault
 from issuance.domain import numbers
 from issuance.domain.lifecycle import ApplicationState, CardStatus, FinancialStatus
@@ -30,6 +35,12 @@ from issuance.messages import (
 from issuance.settings import Settings
 from issuance.store.consumer_repo import Conn
 from issuance.store.db import connect
+from issuance.store.party_keys_repo import load_directory, provision_simulated_partners
+from issuance.trust.channel import Signer
+from issuance.trust.keys import Directory, PartyKeys
+from issuance.trust.keystore import bureau_keys, partner_keys
+from issuance.trust.parties import BUREAU, Party, bank
+from issuance.trust.sealing import Sealer
 from tests.factories import BANK, BRANCH, TERMS, id_number
 
 BIN = "622202"
@@ -44,6 +55,7 @@ class Accepted:
     application_id: str
     bank_code: str
     id_number: str
+    directory: Directory = field(repr=False, compare=False)  # the keys registered when it was seeded
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +68,17 @@ class Activating:
     card_number: str
     account_number: str
     id_number: str
+    directory: Directory = field(repr=False, compare=False)
+
+
+def provision(settings: Settings, conn: Conn, *bank_codes: str) -> Directory:
+    """The bureau's and these banks' keys, generated and registered; the Directory afterwards."""
+    return provision_simulated_partners(settings, conn, [bank(c) for c in bank_codes], actor="test")
+
+
+def party_keys(settings: Settings, party: Party) -> PartyKeys:
+    """A provisioned party's private keys."""
+    return bureau_keys(settings) if party == BUREAU else partner_keys(settings, party)
 
 
 def seed_bank(conn: Conn, bank_code: str = BANK, bin_: str = BIN) -> None:
@@ -132,8 +155,9 @@ def seed_accepted(settings: Settings, count: int, bank_code: str = BANK, start: 
                 "INSERT INTO bank_accounts (application_id, bank_code, status) VALUES (%s, %s, %s)",
                 (app_id, bank_code, FinancialStatus.REQUESTED.value),
             )
-            out.append(Accepted(app_id, bank_code, ident))
-    return out
+            out.append(Accepted(app_id, bank_code, ident, Directory([])))
+        directory = provision(settings, conn, bank_code)
+    return [replace(a, directory=directory) for a in out]
 
 
 def seed_activations(
@@ -198,19 +222,25 @@ def seed_activations(
             )
             kind = ApplicationType.FINANCIAL_ACTIVATION
             _application(conn, vault, app_id, kind, bank_code, ident, 100_000 + n, card=card)
-            out.append(Activating(app_id, card_app, bank_code, card, account, ident))
-    return out
+            out.append(Activating(app_id, card_app, bank_code, card, account, ident, Directory([])))
+        directory = provision(settings, conn, bank_code)
+    return [replace(a, directory=directory) for a in out]
 
 
 def opening_request_for(accepted: Accepted, attempt: int = 1, **overrides: object) -> AccountOpeningRequested:
-    """The AccountOpeningRequested the night publishes for this application and attempt."""
+    """The AccountOpeningRequested the night publishes for this application and attempt (the holder sealed to
+    the application's bank)."""
+    event_id = str(
+        overrides.get("event_id", account_opening_request_event_id(accepted.application_id, attempt))
+    )
+    holder = HolderPersonal(accepted.id_number, "张伟")
+    sealer = Sealer.to(accepted.directory, bank(accepted.bank_code))
     fields: dict[str, object] = {
-        "event_id": account_opening_request_event_id(accepted.application_id, attempt),
+        "event_id": event_id,
         "application_id": accepted.application_id,
         "bank_code": accepted.bank_code,
         "attempt": attempt,
-        "holder_id_number": accepted.id_number,
-        "holder_name": "张伟",
+        "personal": seal_holder(holder, sealer, event_id),
         "area_code": AREA,
         "branch_code": BRANCH,
         "agreement_id": f"AGR-{accepted.application_id[4:]}",
@@ -221,18 +251,25 @@ def opening_request_for(accepted: Accepted, attempt: int = 1, **overrides: objec
     return AccountOpeningRequested(**{**fields, **overrides})  # type: ignore[arg-type]
 
 
-def activation_request_for(activating: Activating, attempt: int = 1) -> ActivationRequested:
-    """The ActivationRequested the night publishes for an activation of a card this system issued."""
+def activation_request_for(
+    activating: Activating, attempt: int = 1, *, registry_card: bool = False
+) -> ActivationRequested:
+    """The ActivationRequested the night publishes for an activation of a card this system issued (the holder
+    and the card's account sealed to the bank)."""
+    event_id = activation_request_event_id(activating.application_id, attempt)
+    # A registry card carries no account number: the bank finds the account bound to it by the card number.
+    holder = HolderPersonal(
+        activating.id_number, "张伟", None if registry_card else activating.account_number
+    )
+    sealer = Sealer.to(activating.directory, bank(activating.bank_code))
     return ActivationRequested(
-        event_id=activation_request_event_id(activating.application_id, attempt),
+        event_id=event_id,
         application_id=activating.application_id,
         bank_code=activating.bank_code,
         application_type=ApplicationType.FINANCIAL_ACTIVATION,
         attempt=attempt,
         card_number=activating.card_number,
-        account_number=activating.account_number,
-        holder_id_number=activating.id_number,
-        holder_name="张伟",
+        personal=seal_holder(holder, sealer, event_id),
         requested_at=datetime(2026, 11, 2, 2, 0, tzinfo=UTC),
         agreement_id=f"AGR-{activating.application_id[4:]}",
         terms_version=TERMS,
@@ -249,6 +286,33 @@ def produce(bootstrap: str, topic: str, payloads: Sequence[bytes], key: bytes | 
         producer.flush()
     finally:
         producer.close()
+
+
+def publish_signed(
+    settings: Settings,
+    topic: str,
+    payloads: Sequence[bytes | None],
+    sender: Party,
+    recipient: Party,
+    key: bytes | None = None,
+) -> None:
+    """Publish messages with `sender`'s channel headers to `recipient` (as the relay does for the bureau and
+    a bank for its answers) and wait for the broker's acks."""
+    with connect(_database(settings), autocommit=True) as conn:
+        signer = Signer(party_keys(settings, sender), load_directory(conn))
+    producer = KafkaProducer(**KafkaClientConfig.from_settings(settings).client_kwargs(), acks="all")
+    try:
+        for payload in payloads:
+            headers = signer.headers(recipient, key, payload or b"")  # a null value is signed as empty
+            producer.send(topic, key=key, value=payload, headers=headers)
+        producer.flush()
+    finally:
+        producer.close()
+
+
+def sealed_account(directory: Directory, account_number: str, answer_event_id: str) -> bytes:
+    """An answer's `personal`: the account number sealed to the bureau."""
+    return seal_account(account_number, Sealer.to(directory, BUREAU), answer_event_id)
 
 
 def states(settings: Settings) -> dict[str, tuple[str, int, bool, bool]]:

@@ -32,6 +32,7 @@ from tests.fixtures_processes import run, start
 from tests.fixtures_services import (
     PREFIX,
     TEST_BLIND_INDEX_KEY,
+    TEST_BUREAU_KEY,
     TEST_DATA_KEYS,
     leftover_processes,
     private_dir,
@@ -64,6 +65,8 @@ class ChaosWorld:
             personalization_dir=self.workdir / "personalization",
             data_keys=SecretStr(TEST_DATA_KEYS),
             blind_index_key=SecretStr(TEST_BLIND_INDEX_KEY),
+            keys_dir=self.workdir / "keys",  # the simulated partners' key files
+            bureau_key=SecretStr(TEST_BUREAU_KEY),  # configured servers: keys are never generated
         )
 
     def env(self) -> dict[str, str]:

@@ -43,10 +43,21 @@ def make_generated(directory: Path, applications: int, seed: int = 7) -> Generat
 def load_reference_file(
     settings: Settings, database_url: str, generated: Generated, name: str = "reference.json"
 ) -> None:
+    """Load a generated reference document, its bank topics and its simulated partners' keys."""
     reference = parse_reference(json.loads((generated.directory / name).read_text(encoding="utf-8")))
     with connect(database_url) as conn:
         load_reference(conn, Vault.from_settings(settings), reference, actor="test", source=name)
+        provision_partners(settings, conn)
     ensure_topics(KafkaClientConfig.from_settings(settings), settings, list(reference.banks))
+
+
+def provision_partners(settings: Settings, conn: Any) -> None:
+    """Keys for the simulated partners of the loaded reference data (as `issuance reference load` provides
+    them with the embedded services): the night seals each bank request to its bank's registered key."""
+    from issuance.store.party_keys_repo import provision_simulated_partners, reference_parties
+
+    provision_simulated_partners(settings, conn, reference_parties(conn), actor="test")
+    conn.commit()
 
 
 def load_night_reference(settings: Settings, generated: Generated, night: int) -> bool:
@@ -221,9 +232,11 @@ def topic_event_ids(settings: Settings, topics: list[str]) -> list[str]:
 
 
 def load_reference_data(settings: Settings, database_url: str, reference: Any) -> None:
-    """Load reference data built by `tests.factories` (the registry as it stands) and its bank topics."""
+    """Load reference data built by `tests.factories` (the registry as it stands), its bank topics and its
+    simulated partners' keys."""
     with connect(database_url) as conn:
         load_reference(conn, Vault.from_settings(settings), reference, actor="test", source="factories")
+        provision_partners(settings, conn)
     ensure_topics(KafkaClientConfig.from_settings(settings), settings, list(reference.banks))
 
 
@@ -259,11 +272,11 @@ def refused_with_attempts_left(database_url: str, application_id: str, refusals:
 
 
 def bank_requests_of(settings: Settings, database_url: str, application_id: str) -> list[Any]:
-    """The bank requests (account openings, activations) of an application, opened, in the order written."""
-    from issuance.kafka.outbox_relay import open_payload
+    """The bank requests (account openings, activations) of an application, decoded, in the order written.
+    Nothing personal is in clear in them (their `personal` is sealed to the bank: `holder_of`), so the outbox
+    keeps them as they are."""
     from issuance.messages import decode_event
 
-    vault = Vault.from_settings(settings)
     with connect(database_url) as conn:
         rows = conn.execute(
             "SELECT payload, payload_encrypted FROM outbox"
@@ -271,5 +284,16 @@ def bank_requests_of(settings: Settings, database_url: str, application_id: str)
             " AND message_key = convert_to(%s, 'UTF8') ORDER BY seq",
             (application_id,),
         ).fetchall()
-    assert all(sealed for _payload, sealed in rows), "bank requests carry personal data: sealed"
-    return [decode_event(open_payload(vault, bytes(payload))) for payload, _sealed in rows]
+    assert not any(sealed for _payload, sealed in rows), "sealed to the bank: not sealed again at rest"
+    return [decode_event(bytes(payload)) for payload, _sealed in rows]
+
+
+def holder_of(settings: Settings, request: Any) -> Any:
+    """A bank request's personal part (HolderPersonal), opened with its bank's provisioned key."""
+    from issuance.bank_personal import open_holder
+    from issuance.trust.keystore import partner_keys
+    from issuance.trust.parties import bank
+    from issuance.trust.sealing import Unsealer
+
+    keys = partner_keys(settings, bank(request.bank_code))
+    return open_holder(request.personal, Unsealer(keys), request.event_id)

@@ -42,11 +42,6 @@ class Topics:
         return f"{self.prefix}branch.decisions"
 
     @property
-    def bank_results(self) -> str:
-        """The banks' answers: accounts opened or refused, activations completed or failed."""
-        return f"{self.prefix}bank.results"
-
-    @property
     def card_dispatches(self) -> str:
         """Produced cards on their way to the branches (for the branches)."""
         return f"{self.prefix}branch.card-dispatches"
@@ -65,6 +60,20 @@ class Topics:
         """Requests for one bank: account openings and activations."""
         return f"{self.prefix}bank.{bank_code}.requests"
 
+    def bank_results(self, bank_code: str) -> str:
+        """One bank's answers: accounts opened or refused, activations completed or failed. A topic per bank,
+        so that the broker's ACLs let each bank write only its own, and the bureau holds an answer to the bank
+        whose topic it came on."""
+        return f"{self.prefix}bank.{bank_code}.results"
+
+    def bank_of_results(self, topic: str) -> str | None:
+        """The bank whose answer topic this is (None: not a bank's answer topic)."""
+        head, tail = f"{self.prefix}bank.", ".results"
+        if not (topic.startswith(head) and topic.endswith(tail)):
+            return None
+        code = topic[len(head) : -len(tail)]
+        return code if code and "." not in code else None
+
 
 def planned_topics(settings: Settings, bank_codes: Iterable[str]) -> dict[str, int]:
     """Every topic to create, with its partition count."""
@@ -75,12 +84,12 @@ def planned_topics(settings: Settings, bank_codes: Iterable[str]) -> dict[str, i
         topics.agreements: settings.agreement_partitions,
         topics.decisions: settings.application_partitions,
         topics.dead_letters: settings.application_partitions,
-        topics.bank_results: settings.bank_partitions,
         topics.card_dispatches: settings.application_partitions,
         topics.card_events: settings.application_partitions,
     }
     for code in sorted(set(bank_codes)):
         planned[topics.bank_requests(code)] = settings.bank_partitions
+        planned[topics.bank_results(code)] = settings.bank_partitions
     return planned
 
 

@@ -44,6 +44,7 @@ from tests.fixtures_nightly import (
     load_reference_file,
     make_generated,
     mismatches,
+    provision_partners,
     states,
 )
 
@@ -300,6 +301,13 @@ def _expected_with_answers(
     }
 
 
+def provision_world(world: ChaosWorld) -> None:
+    """Keys for the reference data's simulated partners (configured servers: `reference load` does not)."""
+    assert world.settings.database_url is not None
+    with connect(world.settings.database_url.get_secret_value()) as conn:
+        provision_partners(world.settings, conn)
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("seed", [pytest.param(s, id=f"seed{s}") for s in SEEDS])
 def test_two_nights_of_chaos_account_for_every_application_once(
@@ -311,11 +319,13 @@ def test_two_nights_of_chaos_account_for_every_application_once(
     try:
         chaos.must("setup")
         chaos.must("reference", "load", str(generated.directory / "reference.json"))
+        provision_world(world)  # the simulated partners' keys: the night seals each bank request to its bank
         chaos.must("setup")  # the banks' topics
         nights = _nights(generated)
         for night in nights:
             if night.reference:  # night 2's registry and areas, as the operator loads them before the night
                 chaos.must("reference", "load", str(generated.directory / night.reference))
+                provision_world(world)
             chaos.submit(night)
             chaos.batch(night, nights)
             chaos.answers(night)

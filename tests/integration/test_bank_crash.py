@@ -11,8 +11,9 @@ from issuance.kafka.client_config import KafkaClientConfig
 from issuance.kafka.topics import Topics
 from issuance.messages import decode_event
 from issuance.settings import Settings
+from issuance.trust.parties import BUREAU, bank
 from tests.factories import BANK
-from tests.fixtures_activation import opening_request_for, produce, scalar, seed_accepted
+from tests.fixtures_activation import opening_request_for, publish_signed, scalar, seed_accepted
 from tests.fixtures_processes import kill_when, run, start
 
 N = 800
@@ -21,7 +22,7 @@ SERVE = ["bank", "serve", "--bank", BANK, "--batch-size", "10", "--fail-rate", "
 
 def answer_ids(settings: Settings) -> list[str]:
     consumer = KafkaConsumer(
-        Topics(settings).bank_results,
+        Topics(settings).bank_results(BANK),
         **KafkaClientConfig.from_settings(settings).client_kwargs(),
         auto_offset_reset="earliest",
         enable_auto_commit=False,
@@ -42,10 +43,8 @@ def test_killed_bank_answers_every_request_once_in_effect(
 ) -> None:
     accepted = seed_accepted(settings, N)
     requests = [opening_request_for(a) for a in accepted]
-    produce(
-        settings.kafka_bootstrap or "",
-        Topics(settings).bank_requests(BANK),
-        [r.to_bytes() for r in requests],
+    publish_signed(
+        settings, Topics(settings).bank_requests(BANK), [r.to_bytes() for r in requests], BUREAU, bank(BANK)
     )
     for threshold in (100, 400):
         proc = start(SERVE, cli_env)
@@ -65,11 +64,8 @@ def test_killed_bank_answers_every_request_once_in_effect(
 
 def test_sigterm_finishes_the_batch_and_exits_cleanly(settings: Settings, cli_env: dict[str, str]) -> None:
     accepted = seed_accepted(settings, 400)
-    produce(
-        settings.kafka_bootstrap or "",
-        Topics(settings).bank_requests(BANK),
-        [opening_request_for(a).to_bytes() for a in accepted],
-    )
+    requests = [opening_request_for(a).to_bytes() for a in accepted]
+    publish_signed(settings, Topics(settings).bank_requests(BANK), requests, BUREAU, bank(BANK))
     proc = start(["bank", "serve", "--bank", BANK, "--batch-size", "10"], cli_env)
     kill_when(proc, lambda: answered(settings) >= 50, sig=signal.SIGTERM)
     assert proc.returncode == 0

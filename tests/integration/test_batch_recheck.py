@@ -21,6 +21,7 @@ from pipelines import nightly
 from tests import factories as f
 from tests.fixtures_nightly import (
     bank_requests_of,
+    holder_of,
     load_reference_data,
     publish_records,
     refused_with_attempts_left,
@@ -230,7 +231,8 @@ def test_a_late_agreement_for_an_existing_card_switches_on_its_account(
 
     [request] = bank_requests_of(settings, database_url, f.activation().application_id)
     assert isinstance(request, ActivationRequested)
-    assert (request.card_number, request.account_number, request.agreement_id) == (f.CARD, None, "AGR-000001")
+    holder = holder_of(settings, request)
+    assert (request.card_number, holder.account_number, request.agreement_id) == (f.CARD, None, "AGR-000001")
     with connect(database_url) as conn:
         accounts = conn.execute("SELECT count(*) FROM bank_accounts").fetchone()
     assert accounts is not None and accounts[0] == 0, "an activation creates no account row"
@@ -271,7 +273,8 @@ def test_an_activation_of_a_card_this_system_issued_carries_the_banks_account_nu
     assert report["activation_requests"] == 1
     [request] = bank_requests_of(settings, database_url, "APP-000002")
     assert isinstance(request, ActivationRequested)
-    assert (request.card_number, request.account_number, request.attempt) == (f.CARD, account, 1)
+    holder = holder_of(settings, request)
+    assert (request.card_number, holder.account_number, request.attempt) == (f.CARD, account, 1)
     with connect(database_url) as conn:
         accounts = conn.execute("SELECT count(*) FROM bank_accounts").fetchone()
     assert accounts is not None and accounts[0] == 1, "no account row of its own"

@@ -25,6 +25,7 @@ from issuance.messages import (
 from issuance.services.endpoints import resolve
 from issuance.settings import Settings
 from issuance.store.db import connect
+from issuance.trust.parties import BUREAU, bank
 from tests.factories import BANK
 from tests.fixtures_activation import (
     BIN,
@@ -32,9 +33,10 @@ from tests.fixtures_activation import (
     Activating,
     activation_request_for,
     opening_request_for,
-    produce,
+    publish_signed,
     read_topic,
     scalar,
+    sealed_account,
     seed_accepted,
     seed_activations,
     sides,
@@ -48,9 +50,9 @@ NOW = datetime(2026, 11, 2, 3, 0, tzinfo=UTC)
 def opened(a: Accepted, number: str | None = None, attempt: int = 1) -> AccountOpened:
     request = opening_request_for(a, attempt).event_id
     number = number or numbers.bank_account_number(BIN, int(a.application_id[4:]))
-    return AccountOpened(
-        account_answer_event_id(request), request, a.application_id, a.bank_code, number, NOW
-    )
+    answer_id = account_answer_event_id(request)
+    personal = sealed_account(a.directory, number, answer_id)
+    return AccountOpened(answer_id, request, a.application_id, a.bank_code, personal, NOW)
 
 
 def refused(a: Accepted, attempt: int = 1) -> AccountRefused:
@@ -66,16 +68,11 @@ def refused(a: Accepted, attempt: int = 1) -> AccountRefused:
     )
 
 
-def completed(a: Activating, attempt: int = 1) -> ActivationCompleted:
+def completed(a: Activating, attempt: int = 1, number: str | None = None) -> ActivationCompleted:
     request = activation_request_for(a, attempt).event_id
-    return ActivationCompleted(
-        activation_answer_event_id(request),
-        request,
-        a.application_id,
-        a.bank_code,
-        "622202*********0001",
-        NOW,
-    )
+    answer_id = activation_answer_event_id(request)
+    personal = sealed_account(a.directory, number or a.account_number, answer_id)
+    return ActivationCompleted(answer_id, request, a.application_id, a.bank_code, personal, NOW)
 
 
 def failed(a: Activating, attempt: int = 1) -> ActivationFailed:
@@ -91,7 +88,13 @@ def failed(a: Activating, attempt: int = 1) -> ActivationFailed:
 
 
 def publish_results(settings: Settings, payloads: list[bytes]) -> None:
-    produce(settings.kafka_bootstrap or "", Topics(settings).bank_results, payloads)
+    """The bank's answers on its own topic, with its channel headers."""
+    publish_signed(settings, Topics(settings).bank_results(BANK), payloads, bank(BANK), BUREAU)
+
+
+def publish_requests(settings: Settings, payloads: list[bytes]) -> None:
+    """The bureau's requests on the bank's topic, with the bureau's channel headers (as the relay sends)."""
+    publish_signed(settings, Topics(settings).bank_requests(BANK), payloads, BUREAU, bank(BANK))
 
 
 def consume(settings: Settings) -> dict[str, int]:
@@ -115,9 +118,7 @@ def test_round_trip_opens_accounts_and_refusals_are_asked_again(settings: Settin
     accepted = seed_accepted(settings, 30)
     policy = FailurePolicy(fail_rate=0.25, seed=3)
     requests = [opening_request_for(a) for a in accepted]
-    produce(
-        settings.kafka_bootstrap or "", Topics(settings).bank_requests(BANK), [r.to_bytes() for r in requests]
-    )
+    publish_requests(settings, [r.to_bytes() for r in requests])
     serve_banks(settings, resolve(settings), None, policy, IDLE, threading.Event())
 
     stats = consume(settings)
@@ -184,7 +185,8 @@ def test_an_account_opened_with_a_bad_number_is_a_dead_letter_and_changes_nothin
     with connect(settings.database_url.get_secret_value(), autocommit=True) as conn:  # type: ignore[union-attr]
         details = [str(d) for (d,) in conn.execute("SELECT detail FROM dead_letters").fetchall()]
     assert all("account_number" in d for d in details)
-    assert not any(a.account_number in d or a.account_number[6:] in d for a in answers for d in details)
+    clear = [numbers.bank_account_number("621700", 2), BIN + "12345", bad_check]
+    assert not any(n in d or n[6:] in d for n in clear for d in details)
 
 
 def test_a_refusal_with_attempts_left_is_due_again_and_the_last_fails_the_application(
@@ -298,8 +300,7 @@ def test_the_bank_opens_the_account_and_later_switches_on_the_number_it_assigned
     """The whole round: the number the bank assigns passes the bureau's checks, and the activation request
     that carries it back finds the account in the bank's ledger."""
     [accepted] = seed_accepted(settings, 1)
-    bootstrap, topics = settings.kafka_bootstrap or "", Topics(settings)
-    produce(bootstrap, topics.bank_requests(BANK), [opening_request_for(accepted).to_bytes()])
+    publish_requests(settings, [opening_request_for(accepted).to_bytes()])
     serve_banks(settings, resolve(settings), [BANK], FailurePolicy(), IDLE, threading.Event())
     assert consume(settings)["opened"] == 1
     # The nights and the branch in between (personalized, produced, collected), as their rows leave it.
@@ -331,9 +332,15 @@ def test_the_bank_opens_the_account_and_later_switches_on_the_number_it_assigned
             (activating.application_id,),
         )
     ours = Activating(
-        activating.application_id, accepted.application_id, BANK, "A00000001", number, accepted.id_number
+        activating.application_id,
+        accepted.application_id,
+        BANK,
+        "A00000001",
+        number,
+        accepted.id_number,
+        activating.directory,
     )
-    produce(bootstrap, topics.bank_requests(BANK), [activation_request_for(ours).to_bytes()])
+    publish_requests(settings, [activation_request_for(ours).to_bytes()])
     serve_banks(settings, resolve(settings), [BANK], FailurePolicy(), IDLE, threading.Event())
 
     assert consume(settings)["activated"] == 1

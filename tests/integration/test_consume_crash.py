@@ -9,8 +9,16 @@ from consumers.serve import serve_banks
 from issuance.kafka.topics import Topics
 from issuance.services.endpoints import resolve
 from issuance.settings import Settings
+from issuance.trust.parties import BUREAU, bank
 from tests.factories import BANK
-from tests.fixtures_activation import opening_request_for, produce, scalar, seed_accepted, sides, states
+from tests.fixtures_activation import (
+    opening_request_for,
+    publish_signed,
+    scalar,
+    seed_accepted,
+    sides,
+    states,
+)
 from tests.fixtures_processes import kill_when, run, start
 
 N = 800
@@ -24,10 +32,8 @@ def applied(settings: Settings) -> int:
 def test_killed_consumer_applies_every_result_once(settings: Settings, cli_env: dict[str, str]) -> None:
     accepted = seed_accepted(settings, N)
     requests = [opening_request_for(a) for a in accepted]
-    produce(
-        settings.kafka_bootstrap or "",
-        Topics(settings).bank_requests(BANK),
-        [r.to_bytes() for r in requests],
+    publish_signed(
+        settings, Topics(settings).bank_requests(BANK), [r.to_bytes() for r in requests], BUREAU, bank(BANK)
     )
     policy = FailurePolicy(0.1, 9)
     serve_banks(settings, resolve(settings), [BANK], policy, 2.0, threading.Event())

@@ -18,8 +18,16 @@ from issuance.kafka.client_config import KafkaClientConfig
 from issuance.kafka.topics import Topics, ensure_topics
 from issuance.messages import MessageDeadLettered
 from issuance.settings import Settings
+from issuance.trust.parties import BUREAU, bank
 from tests.factories import BANK
-from tests.fixtures_activation import opening_request_for, produce, read_topic, scalar, seed_accepted, sides
+from tests.fixtures_activation import (
+    opening_request_for,
+    publish_signed,
+    read_topic,
+    scalar,
+    seed_accepted,
+    sides,
+)
 from tests.fixtures_processes import run, start
 from tests.fixtures_services import settings_env
 from tests.integration.test_consume_bank_results import opened
@@ -55,11 +63,12 @@ def test_consume_dead_letters_empty_and_undecodable_results_and_goes_on(
     settings: Settings, cli_env: dict[str, str]
 ) -> None:
     first, second = seed_accepted(settings, 2)
-    bootstrap = settings.kafka_bootstrap or ""
     ensure_topics(KafkaClientConfig.from_settings(settings), settings, [BANK])
-    topic = Topics(settings).bank_results
-    produce(bootstrap, topic, [None, b"", GARBAGE, opened(first).to_bytes()], key=KEY)  # type: ignore[list-item]
-    produce(bootstrap, topic, [opened(second).to_bytes()], key=KEY)
+    topic = Topics(settings).bank_results(BANK)
+    # Authenticated as the bank: what is wrong is the content.
+    answers = [None, b"", GARBAGE, opened(first).to_bytes()]
+    publish_signed(settings, topic, answers, bank(BANK), BUREAU, key=KEY)
+    publish_signed(settings, topic, [opened(second).to_bytes()], bank(BANK), BUREAU, key=KEY)
 
     done = run(["consume", "--until-idle", "2", "--json"], cli_env)
 
@@ -94,12 +103,14 @@ def test_bank_serve_dead_letters_bad_requests_and_answers_the_rest(
     settings: Settings, cli_env: dict[str, str]
 ) -> None:
     first, second, other = seed_accepted(settings, 3)
-    bootstrap = settings.kafka_bootstrap or ""
     ensure_topics(KafkaClientConfig.from_settings(settings), settings, [BANK])
     topic = Topics(settings).bank_requests(BANK)
     for_another_bank = replace(opening_request_for(other), bank_code="B999").to_bytes()
-    produce(bootstrap, topic, [None, GARBAGE, opening_request_for(first).to_bytes()], key=KEY)  # type: ignore[list-item]
-    produce(bootstrap, topic, [for_another_bank, opening_request_for(second).to_bytes()], key=KEY)
+    # Authenticated as the bureau: what is wrong is the content.
+    requests = [None, GARBAGE, opening_request_for(first).to_bytes()]
+    publish_signed(settings, topic, requests, BUREAU, bank(BANK), key=KEY)
+    later = [for_another_bank, opening_request_for(second).to_bytes()]
+    publish_signed(settings, topic, later, BUREAU, bank(BANK), key=KEY)
 
     done = run(["bank", "serve", "--bank", BANK, "--until-idle", "2", "--json"], cli_env)
 

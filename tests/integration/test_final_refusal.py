@@ -19,10 +19,12 @@ from issuance.messages import (
 from issuance.services.endpoints import resolve
 from issuance.settings import Settings
 from issuance.store.db import connect
+from issuance.trust.parties import BUREAU, bank
+from tests.factories import BANK
 from tests.fixtures_activation import (
     activation_request_for,
     opening_request_for,
-    produce,
+    publish_signed,
     seed_accepted,
     seed_activations,
 )
@@ -31,7 +33,7 @@ AT = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
 
 
 def _consume(settings: Settings, payload: bytes) -> None:
-    produce(settings.kafka_bootstrap or "", Topics(settings).bank_results, [payload])
+    publish_signed(settings, Topics(settings).bank_results(BANK), [payload], bank(BANK), BUREAU)
     consume_results(settings, resolve(settings), 1.5, threading.Event())
 
 

@@ -13,7 +13,7 @@ from issuance.settings import Settings
 from issuance.store.db import connect
 from pipelines import nightly
 from tests import factories as f
-from tests.fixtures_nightly import bank_requests_of, load_reference_data, publish_records
+from tests.fixtures_nightly import bank_requests_of, holder_of, load_reference_data, publish_records
 
 
 def _activated(database_url: str, application_id: str) -> None:
@@ -141,7 +141,8 @@ def test_an_activation_creates_no_account_and_names_the_card_and_the_agreement(
 
     [request] = bank_requests_of(settings, database_url, f.activation().application_id)
     assert isinstance(request, ActivationRequested)
-    assert (request.card_number, request.account_number) == (f.CARD, None), "a registry card: no number"
+    holder = holder_of(settings, request)
+    assert (request.card_number, holder.account_number) == (f.CARD, None), "a registry card: no number"
     agreement = f.agreement()
     assert (request.agreement_id, request.terms_version, request.document_sha256) == (
         agreement.agreement_id,
@@ -163,7 +164,8 @@ def test_an_accepted_new_card_gets_one_account_opening_and_no_number_anywhere(
 
     [request] = bank_requests_of(settings, database_url, "APP-000001")
     assert isinstance(request, AccountOpeningRequested)
-    assert (request.attempt, request.holder_id_number, request.holder_name) == (1, f.ADULT_ID, f.ADULT_NAME)
+    holder = holder_of(settings, request)
+    assert (request.attempt, holder.holder_id_number, holder.holder_name) == (1, f.ADULT_ID, f.ADULT_NAME)
     assert (request.agreement_id, request.area_code, request.branch_code) == (
         f.agreement().agreement_id,
         f.AREA,

@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
+from issuance.bank_personal import HolderPersonal, open_holder
 from issuance.crypto import Vault
-from issuance.kafka.outbox_relay import open_payload
 from issuance.messages import (
     AccountOpeningRequested,
     ActivationRequested,
@@ -18,7 +18,11 @@ from issuance.messages import (
     activation_request_event_id,
 )
 from issuance.store.db import connect, copy_rows
+from issuance.store.party_keys_repo import register
 from issuance.store.run_repo import STAGED_AGREEMENT_COLUMNS, STAGED_APPLICATION_COLUMNS
+from issuance.trust.keys import PartyKeys
+from issuance.trust.parties import BUREAU, bank
+from issuance.trust.sealing import Unsealer
 from pipelines.personalize_staged import personalize_staged, personalizing
 from tests import factories
 
@@ -29,6 +33,8 @@ AREA = factories.AREA
 NIGHT = date(2026, 11, 2)
 WINDOW = 30
 SHA = "ab" * 32
+THE_BANK = PartyKeys.generate(bank(BANK.bank_code))  # registered with the staged rows
+HOLDER = ("11010519491231002X", "张三")
 
 
 def _staged(offset: int, application_id: str, kind: str, slot: int, reasons: list[str]) -> tuple[Any, ...]:
@@ -97,6 +103,8 @@ def staged(database_url: str) -> str:
         ),
     ]
     with connect(database_url) as conn:
+        register(conn, THE_BANK.public(), actor="test")
+        register(conn, PartyKeys.generate(BUREAU).public(), actor="test")
         conn.execute(
             "INSERT INTO runs (run_id, business_date, status, plan) VALUES (%s, %s, 'RUNNING', '[]')",
             (RUN, NIGHT),
@@ -113,7 +121,7 @@ def staged(database_url: str) -> str:
 
 
 def _prepared(database_url: str) -> dict[str, tuple[Any, ...]]:
-    """application id -> (event id, event type, sealed, agreement id, opened message)."""
+    """application id -> (event id, event type, sealed at rest, agreement id, message bytes)."""
     with connect(database_url) as conn:
         rows = conn.execute(
             "SELECT application_id, request_event_id, request_type, request_sealed, agreement_id,"
@@ -121,9 +129,22 @@ def _prepared(database_url: str) -> dict[str, tuple[Any, ...]]:
             (RUN,),
         ).fetchall()
     return {
-        str(app): (event_id, kind, sealed, agreement, open_payload(VAULT, bytes(payload)))
+        str(app): (event_id, kind, sealed, agreement, bytes(payload))
         for app, event_id, kind, sealed, agreement, payload in rows
     }
+
+
+def _holder(request: AccountOpeningRequested | ActivationRequested) -> HolderPersonal:
+    """The request's personal part, as its bank opens it."""
+    return open_holder(request.personal, Unsealer(THE_BANK), request.event_id)
+
+
+def test_a_request_carries_nothing_personal_in_clear_and_needs_no_sealing_at_rest(staged: str) -> None:
+    personalize_staged(staged, VAULT, {BANK.bank_code: BANK}, RUN, NIGHT, WINDOW)
+
+    for _event_id, _kind, sealed, _agreement, payload in _prepared(staged).values():
+        assert sealed is False  # the outbox publishes it as it is: the personal part is sealed to the bank
+        assert not any(clear.encode() in payload for clear in HOLDER)
 
 
 def test_a_new_card_gets_an_account_opening_with_the_holder_and_the_agreement(staged: str) -> None:
@@ -135,11 +156,11 @@ def test_a_new_card_gets_an_account_opening_with_the_holder_and_the_agreement(st
     assert (event_id, kind, sealed) == (
         account_opening_request_event_id("NEW-1", 1),
         "AccountOpeningRequested",
-        True,
+        False,
     )
     request = AccountOpeningRequested.from_bytes(payload)
     assert (request.event_id, request.attempt) == (event_id, 1)
-    assert (request.holder_id_number, request.holder_name) == ("11010519491231002X", "张三")
+    assert _holder(request) == HolderPersonal(*HOLDER, None)
     assert (request.area_code, request.branch_code, request.bank_code) == (AREA, "B001", BANK.bank_code)
     # The agreement the rule accepts travels with the request (not the one on outdated terms).
     assert agreement_id == "AGR-NEW"
@@ -157,10 +178,10 @@ def test_an_activation_of_a_registry_card_carries_no_account_number(staged: str)
     assert (event_id, kind, sealed) == (
         activation_request_event_id("ACTIVATE-1", 1),
         "ActivationRequested",
-        True,
+        False,
     )
     request = ActivationRequested.from_bytes(payload)
-    assert (request.card_number, request.account_number) == ("A12345678", None)
+    assert (request.card_number, _holder(request).account_number) == ("A12345678", None)
     assert agreement_id == request.agreement_id == "AGR-ACT"  # a pending agreement of an earlier night
 
 
@@ -187,8 +208,10 @@ def test_an_activation_of_our_card_carries_the_account_number_the_bank_assigned(
 
     personalize_staged(staged, VAULT, {BANK.bank_code: BANK}, RUN, NIGHT, WINDOW)
 
-    request = ActivationRequested.from_bytes(_prepared(staged)["ACTIVATE-1"][4])
-    assert (request.card_number, request.account_number) == ("A12345678", "6222020000000000018")
+    payload = _prepared(staged)["ACTIVATE-1"][4]
+    request = ActivationRequested.from_bytes(payload)
+    assert (request.card_number, _holder(request).account_number) == ("A12345678", "6222020000000000018")
+    assert b"6222020000000000018" not in payload
 
 
 def test_a_second_attempt_replaces_the_first_with_the_same_requests(staged: str) -> None:

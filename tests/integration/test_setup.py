@@ -40,7 +40,6 @@ def test_setup_creates_topics_once_and_bank_topics_after_reference_load(
         topics.applications,
         topics.agreements,
         topics.decisions,
-        topics.bank_results,
         topics.card_dispatches,
         topics.card_events,
         topics.dead_letters,
@@ -59,7 +58,7 @@ def test_setup_creates_topics_once_and_bank_topics_after_reference_load(
         )
         conn.commit()
     third = run_setup(cli_env)
-    assert third["topics_created"] == [topics.bank_requests("B01")]
+    assert sorted(third["topics_created"]) == [topics.bank_requests("B01"), topics.bank_results("B01")]
     assert partitions(settings.kafka_bootstrap or "", [topics.applications, topics.bank_requests("B01")]) == {
         topics.applications: settings.application_partitions,
         topics.bank_requests("B01"): settings.bank_partitions,
@@ -69,7 +68,8 @@ def test_setup_creates_topics_once_and_bank_topics_after_reference_load(
 def test_ensure_topics_is_idempotent(settings: Settings, kafka_bootstrap: str) -> None:
     created = ensure_topics(KafkaClientConfig.from_settings(settings), settings, ["B02", "B02"])
     assert Topics(settings).bank_requests("B02") in created
-    assert len(created) == 8  # the seven topics of every installation and the bank's requests
+    assert Topics(settings).bank_results("B02") in created
+    assert len(created) == 8  # the six topics of every installation, the bank's requests and answers
     assert ensure_topics(KafkaClientConfig.from_settings(settings), settings, ["B02"]) == []
 
 

@@ -38,7 +38,9 @@ def test_golden_bytes_decode_to_the_newest_reader(name: str, version: int) -> No
     defaults = {f["name"]: f.get("default") for f in newest.parsed["fields"]}
     assert decoded.record_name == name
     assert decoded.version == version
-    assert decoded.record == {**defaults, **SAMPLES[(name, version)]}
+    # A field a later version removed (the personal fields that moved into a sealed part) is not read.
+    kept = {k: v for k, v in SAMPLES[(name, version)].items() if k in defaults}
+    assert decoded.record == {**defaults, **kept}
 
 
 def test_golden_header_is_single_object_encoding() -> None:

@@ -7,9 +7,13 @@ from typing import Any
 
 from kafka.consumer.fetcher import ConsumerRecord
 
-from consumers.serve import TopicHandler, bureau_handlers, dispatch
+from consumers.serve import TopicHandler, bureau_handlers, dispatch, distinct
 from issuance.kafka.topics import Topics
 from issuance.settings import Settings
+from issuance.trust.channel import Verifier
+from issuance.trust.keys import Directory, PartyKeys
+from issuance.trust.parties import BUREAU
+from issuance.trust.sealing import Unsealer
 
 
 class Recording:
@@ -36,14 +40,28 @@ def _record(topic: str, offset: int) -> Any:
 
 def test_each_topic_gets_its_own_records_in_the_order_polled() -> None:
     answers, events = Recording("bank_results"), Recording("card_events")
-    handlers: dict[str, TopicHandler] = {"bank.results": answers, "branch.card-events": events}
-    batch = [_record("bank.results", 1), _record("branch.card-events", 7), _record("bank.results", 2)]
+    handlers: dict[str, TopicHandler] = {
+        "bank.B1.results": answers,
+        "bank.B2.results": answers,
+        "branch.card-events": events,
+    }
+    batch = [
+        _record("bank.B1.results", 1),
+        _record("branch.card-events", 7),
+        _record("bank.B2.results", 3),
+        _record("bank.B1.results", 2),
+    ]
     dispatch(handlers, batch)
-    assert answers.batches == [[1, 2]] and events.batches == [[7]]
+    # One handler for every bank's answers, called once per topic; each bank's records in the order polled.
+    assert answers.batches == [[1, 2], [3]] and events.batches == [[7]]
+    assert distinct(handlers) == [answers, events]
 
 
-def test_the_bureau_reads_the_banks_answers_and_the_branches_card_events() -> None:
+def test_the_bureau_reads_every_banks_answers_with_one_handler_and_the_branches_card_events() -> None:
     settings = Settings()
-    handlers = bureau_handlers(None, None, settings)  # type: ignore[arg-type]
-    assert [h.name for h in handlers.values()] == ["bank_results", "card_events"]
-    assert list(handlers) == [Topics(settings).bank_results, Topics(settings).card_events]
+    keys = PartyKeys.generate(BUREAU)
+    verifier, unsealer = Verifier(keys, Directory([keys.public()])), Unsealer(keys)
+    handlers = bureau_handlers(None, None, settings, ["B1", "B2"], verifier, unsealer)  # type: ignore[arg-type]
+    topics = Topics(settings)
+    assert list(handlers) == [topics.bank_results("B1"), topics.bank_results("B2"), topics.card_events]
+    assert [h.name for h in distinct(handlers)] == ["bank_results", "card_events"]

@@ -1,6 +1,6 @@
 """The bank requests of accepted applications, as a pure step: an account opening for a new card (no number of
 any kind), an activation for an existing card (the bank's account number when the card is ours); both name the
-agreement and are sealed."""
+agreement and carry the holder only sealed to the bank."""
 
 from __future__ import annotations
 
@@ -9,10 +9,9 @@ from datetime import UTC, datetime
 
 import pytest
 
-from issuance.crypto import Vault
+from issuance.bank_personal import BankSealers, HolderPersonal, open_holder
 from issuance.domain.lifecycle import Trigger, starts
 from issuance.domain.model import ApplicationType
-from issuance.kafka.outbox_relay import open_payload
 from issuance.messages import (
     AccountOpeningRequested,
     ActivationRequested,
@@ -20,10 +19,17 @@ from issuance.messages import (
     activation_request_event_id,
     decode_event,
 )
-from pipelines.personalize import BankRequest, Candidate, SignedAgreement, bank_requests
+from issuance.trust.errors import TrustFailure
+from issuance.trust.keys import Directory, PartyKeys
+from issuance.trust.parties import BUREAU, bank
+from issuance.trust.sealing import Unsealer
+from pipelines.personalize import BankRequest, Candidate, SignedAgreement, bank_requests, outbox_rows
 from tests import factories as f
 
-VAULT = Vault([("test1", bytes(range(32)))], bytes(range(32, 64)))
+THE_BANK = PartyKeys.generate(bank(f.BANK))
+OTHER_BANK = PartyKeys.generate(bank("OTHER"))
+BUREAU_KEYS = PartyKeys.generate(BUREAU)
+DIRECTORY = Directory([THE_BANK.public(), OTHER_BANK.public(), BUREAU_KEYS.public()])
 AGREEMENT = SignedAgreement("AGR-000001", f.TERMS, "ab" * 32)
 AT = datetime(2026, 11, 2, 1, 0, tzinfo=UTC)
 ACCOUNT = "6222020000000000018"
@@ -36,45 +42,69 @@ def _candidate(kind: ApplicationType, **overrides: object) -> Candidate:
     return replace(base, **overrides)
 
 
+def _requests(candidates: list[Candidate]) -> list[BankRequest]:
+    return bank_requests(candidates, BankSealers(DIRECTORY), 3, AT)
+
+
 def _opened(request: BankRequest) -> object:
-    assert request.sealed, "bank requests carry personal data: sealed in the outbox"
-    return decode_event(open_payload(VAULT, request.payload))
+    return decode_event(request.payload)
+
+
+def _holder(request: BankRequest) -> HolderPersonal:
+    message = decode_event(request.payload)
+    assert isinstance(message, AccountOpeningRequested | ActivationRequested)
+    return open_holder(message.personal, Unsealer(THE_BANK), message.event_id)
+
+
+@pytest.mark.parametrize("kind", list(ApplicationType))
+def test_a_request_has_nothing_personal_in_clear_and_only_its_bank_opens_it(kind: ApplicationType) -> None:
+    [r] = _requests([_candidate(kind, card_number=f.CARD, account_number=ACCOUNT)])
+    for clear in (f.ADULT_ID, f.ADULT_NAME, ACCOUNT):
+        assert clear.encode() not in r.payload
+    message = decode_event(r.payload)
+    assert isinstance(message, AccountOpeningRequested | ActivationRequested)
+    for other in (OTHER_BANK, BUREAU_KEYS):
+        with pytest.raises(TrustFailure):
+            open_holder(message.personal, Unsealer(other), message.event_id)
+    # Sealed to the bank already: the outbox does not seal it at rest again.
+    [row] = outbox_rows([r], {f.BANK: "bank.requests"}, 3)
+    assert row[-1] is False
 
 
 def test_a_new_card_is_an_account_opening_with_the_holder_and_the_agreement_and_no_number() -> None:
-    [r] = bank_requests([_candidate(ApplicationType.NEW_CARD)], VAULT, 3, AT)
+    [r] = _requests([_candidate(ApplicationType.NEW_CARD)])
     message = _opened(r)
     assert isinstance(message, AccountOpeningRequested)
     assert (r.event_id, r.event_type) == (
         account_opening_request_event_id("APP-1", 1),
         "AccountOpeningRequested",
     )
-    assert (message.holder_id_number, message.holder_name) == (f.ADULT_ID, f.ADULT_NAME)
+    assert _holder(r) == HolderPersonal(f.ADULT_ID, f.ADULT_NAME, None)
     assert (message.area_code, message.branch_code, message.bank_code) == (f.AREA, f.BRANCH, f.BANK)
     assert (message.agreement_id, message.terms_version, message.document_sha256) == (
         "AGR-000001",
         f.TERMS,
         "ab" * 32,
     )
-    assert not hasattr(message, "account_number") and not hasattr(message, "card_number")
+    assert not hasattr(message, "card_number")
 
 
 def test_an_activation_of_our_card_carries_the_banks_account_number() -> None:
     candidate = _candidate(ApplicationType.FINANCIAL_ACTIVATION, card_number=f.CARD, account_number=ACCOUNT)
-    [r] = bank_requests([candidate], VAULT, 3, AT)
+    [r] = _requests([candidate])
     message = _opened(r)
     assert isinstance(message, ActivationRequested)
     assert r.event_id == activation_request_event_id("APP-1", 1)
-    assert (message.card_number, message.account_number) == (f.CARD, ACCOUNT)
+    assert (message.card_number, _holder(r)) == (f.CARD, HolderPersonal(f.ADULT_ID, f.ADULT_NAME, ACCOUNT))
     assert (message.agreement_id, message.attempt) == ("AGR-000001", 1)
 
 
 def test_an_activation_of_a_registry_card_carries_no_account_number() -> None:
     candidate = _candidate(ApplicationType.FINANCIAL_ACTIVATION, card_number=f.CARD)
-    [r] = bank_requests([candidate], VAULT, 3, AT)
+    [r] = _requests([candidate])
     message = _opened(r)
     assert isinstance(message, ActivationRequested)
-    assert (message.card_number, message.account_number) == (f.CARD, None)
+    assert (message.card_number, _holder(r).account_number) == (f.CARD, None)
 
 
 def test_a_mixed_batch_keeps_its_order_and_the_attempt_names_the_event() -> None:
@@ -84,7 +114,7 @@ def test_a_mixed_batch_keeps_its_order_and_the_attempt_names_the_event() -> None
         ),
         _candidate(ApplicationType.NEW_CARD, application_id="APP-B", attempt=3),
     ]
-    requests = bank_requests(batch, VAULT, 3, AT)
+    requests = _requests(batch)
     assert [r.event_id for r in requests] == [
         activation_request_event_id("APP-A", 2),
         account_opening_request_event_id("APP-B", 3),
@@ -94,7 +124,7 @@ def test_a_mixed_batch_keeps_its_order_and_the_attempt_names_the_event() -> None
 
 def test_an_account_opening_needs_its_agreement() -> None:
     with pytest.raises(ValueError, match="APP-1"):
-        bank_requests([_candidate(ApplicationType.NEW_CARD, agreement=None)], VAULT, 3, AT)
+        _requests([_candidate(ApplicationType.NEW_CARD, agreement=None)])
 
 
 def test_a_request_due_again_starts_from_the_same_application_state_for_both_types() -> None:
