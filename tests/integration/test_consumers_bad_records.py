@@ -119,6 +119,10 @@ def test_bank_serve_dead_letters_bad_requests_and_answers_the_rest(
     assert stats["requests"] == 5 and stats["opened"] == 2 and stats["unreadable"] == 3
     assert scalar(settings, "SELECT count(*) FROM bank_sim.inbox") == 2  # both good requests answered
     assert dead_letter_reasons(settings) == ["EMPTY_MESSAGE", "MALFORMED_MESSAGE", "SCHEMA_VIOLATION"]
+    # A bank's principal may write only its answer topic: the bureau's relay publishes its dead letters.
+    assert dead_letter_events(settings) == []
+    relayed = run(["consume", "--until-idle", "2", "--json"], cli_env)
+    assert relayed.returncode == 0, relayed.stderr
     letters = dead_letter_events(settings)
     assert sorted(e.reason.value for e in letters) == [
         "EMPTY_MESSAGE",
