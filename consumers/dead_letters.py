@@ -18,6 +18,7 @@ from issuance.errors import EmptyMessage
 from issuance.kafka.outbox_relay import seal_payloads
 from issuance.store import consumer_repo as repo
 from issuance.store.consumer_repo import Conn, DeadLetter, OutboxEvent
+from issuance.trust.parties import BUREAU
 
 
 def record_value(record: ConsumerRecord) -> bytes:
@@ -61,6 +62,8 @@ class DeadLetterSink:
             at=datetime.now(UTC),
         )
         (sealed,) = seal_payloads(self._vault, [message.to_bytes()])  # the excerpt may hold personal data
-        event = OutboxEvent(message.event_id, self._topic, None, sealed, message.RECORD, sealed=True)
+        event = OutboxEvent(
+            message.event_id, self._topic, None, sealed, message.RECORD, str(BUREAU), sealed=True
+        )
         repo.add_outbox(self._conn, [event])
         return True

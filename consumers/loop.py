@@ -79,9 +79,18 @@ def make_producer(bootstrap: str) -> KafkaProducer:
         raise BrokerUnavailable(f"cannot reach the Kafka broker at {bootstrap}: {exc}") from exc
 
 
-def send_all(producer: KafkaProducer, messages: Sequence[tuple[str, bytes | None, bytes]]) -> None:
-    """Send (topic, key, value) messages and return only when every one is acknowledged."""
-    futures = [producer.send(topic, key=key, value=value) for topic, key, value in messages]
+def send_all(
+    producer: KafkaProducer,
+    messages: Sequence[tuple[str, bytes | None, bytes]],
+    headers: Sequence[list[tuple[str, bytes]]] | None = None,
+) -> None:
+    """Send (topic, key, value) messages, each with its headers when given (one list per message), and return
+    only when every one is acknowledged."""
+    each = headers if headers is not None else [[] for _ in messages]
+    futures = [
+        producer.send(topic, key=key, value=value, headers=h or None)
+        for (topic, key, value), h in zip(messages, each, strict=True)
+    ]
     producer.flush()
     for future in futures:
         try:

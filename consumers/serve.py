@@ -11,6 +11,7 @@ from contextlib import contextmanager
 from dataclasses import asdict
 from typing import Any, Protocol
 
+from issuance.trust.keystore import bureau_keys
 from kafka.consumer.fetcher import ConsumerRecord
 
 from consumers.bank_results import CONSUMER as BANK_RESULTS
@@ -22,11 +23,14 @@ from consumers.loop import LoopOptions, make_producer, run_loop
 from consumers.publish import publish_outbox
 from issuance.crypto import Vault
 from issuance.errors import BrokerUnavailable, InputError, IssuanceError
+from issuance.kafka.outbox_signing import RelayTrust
 from issuance.kafka.topics import Topics, ensure_topics
 from issuance.services.endpoints import Endpoints
 from issuance.settings import Settings
+from issuance.store import party_keys_repo
 from issuance.store.consumer_repo import Conn
 from issuance.store.db import connect
+from issuance.trust.channel import Verifier
 
 # First key of the pg_advisory_lock that makes a consumer group single-instance ("group" as a number); the
 # second is hashtext(group id).
@@ -101,6 +105,7 @@ def serve_banks(
                 connect(endpoints.database_url, autocommit=True, application_name=f"bank-sim-{code}") as conn,
             ):
                 sink = DeadLetterSink(conn, vault, topics.dead_letters, f"bank-simulator.{code}")
+                trust = RelayTrust.load(conn, settings)
                 bank = BankSimulator(
                     code, known[code], conn, producer, vault, topics.bank_results, policy, sink
                 )
@@ -109,7 +114,9 @@ def serve_banks(
                     unreadable = bank.stats.unreadable
                     bank.handle(records)
                     if bank.stats.unreadable > unreadable:  # dead-letter events to publish
-                        publish_outbox(conn, endpoints.kafka_bootstrap, vault, endpoints.database_url, limit)
+                        publish_outbox(
+                            conn, endpoints.kafka_bootstrap, vault, endpoints.database_url, limit, trust
+                        )
 
                 options = LoopOptions(
                     endpoints.kafka_bootstrap,
@@ -157,9 +164,10 @@ def bureau_group(settings: Settings) -> str:
 def bureau_handlers(conn: Conn, vault: Vault, settings: Settings) -> dict[str, TopicHandler]:
     """Each topic the bureau consumes with its handler (another topic of the group: one more entry)."""
     topics = Topics(settings)
+    verifier = Verifier(bureau_keys(settings), party_keys_repo.load_directory(conn))
     return {
         topics.bank_results: BankResults(conn, vault, topics, settings.max_activation_attempts),
-        topics.card_events: CardEvents(conn, vault, topics),
+        topics.card_events: CardEvents(conn, vault, topics, verifier),
     }
 
 
@@ -189,6 +197,7 @@ def consume_results(
         connect(endpoints.database_url, autocommit=True, application_name="issuance-consume") as conn,
     ):
         handlers = bureau_handlers(conn, vault, settings)
+        trust = RelayTrust.load(conn, settings)
         published = 0
 
         def handle(records: Sequence[Any]) -> None:
@@ -197,7 +206,12 @@ def consume_results(
             dispatch(handlers, records)
             if sum(h.queued for h in handlers.values()) > queued:  # decisions or dead letters
                 published += publish_outbox(
-                    conn, endpoints.kafka_bootstrap, vault, endpoints.database_url, settings.max_message_bytes
+                    conn,
+                    endpoints.kafka_bootstrap,
+                    vault,
+                    endpoints.database_url,
+                    settings.max_message_bytes,
+                    trust,
                 )
 
         options = LoopOptions(
@@ -210,7 +224,7 @@ def consume_results(
         )
         run_loop(options, handle, stop)
         published += publish_outbox(
-            conn, endpoints.kafka_bootstrap, vault, endpoints.database_url, settings.max_message_bytes
+            conn, endpoints.kafka_bootstrap, vault, endpoints.database_url, settings.max_message_bytes, trust
         )
         return {**{h.name: h.summary() for h in handlers.values()}, "published": published}
 

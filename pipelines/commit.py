@@ -53,6 +53,7 @@ from issuance.store.db import copy_rows
 from issuance.store.personalization_repo import apply_personalization
 from issuance.store.reference_repo import lookup_persons
 from issuance.store.run_repo import STAGED_DEAD_LETTER_COLUMNS, Conn, Run
+from issuance.trust.parties import BUREAU, branch
 from pipelines.faults import crash_point
 from pipelines.personalize import (
     FIRST_ATTEMPT,
@@ -268,6 +269,7 @@ def _reissue_first_decisions(conn: Conn, night: NightContext, resent: list[repo.
                 "DecisionIssued",
                 run_id,
                 False,
+                str(branch(r.branch_code)),
             )
         )
         kept.append(
@@ -588,7 +590,8 @@ def _decision_events(night: NightContext, decided: list[tuple[Any, ...]]) -> lis
         ),
     )
     return [
-        (event_id, topic, row[0].encode(), payload, "DecisionIssued", run_id, False)
+        # the applying branch as a party's text (str(branch(code)), without building 200,000 Party values)
+        (event_id, topic, row[0].encode(), payload, "DecisionIssued", run_id, False, f"branch:{row[1]}")
         for event_id, row, payload in zip(ids, decided, payloads, strict=True)
     ]
 
@@ -626,6 +629,7 @@ def _dead_letter_events(conn: Conn, night: NightContext) -> int:
                 "MessageDeadLettered",
                 run_id,
                 True,
+                str(BUREAU),
             )
         )
     copy_rows(conn, "outbox", repo.OUTBOX_COLUMNS, _sealed(night.vault, outbox))

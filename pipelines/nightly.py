@@ -21,6 +21,7 @@ from typing import Any
 
 import apache_beam as beam
 from apache_beam.options.pipeline_options import PipelineOptions
+from issuance.trust.keystore import bureau_keys
 
 from issuance.crypto import Vault
 from issuance.domain.business_dates import business_day
@@ -29,6 +30,7 @@ from issuance.domain.personalization import vendor_by_area
 from issuance.errors import InputError, ReconciliationFailed
 from issuance.gc_policy import use_batch_thresholds
 from issuance.kafka.outbox_relay import publish_outbox
+from issuance.kafka.outbox_signing import RelayTrust
 from issuance.kafka.republish import resend_unanswered
 from issuance.kafka.topics import Topics, ensure_topics
 from issuance.services.endpoints import Endpoints, resolve
@@ -366,7 +368,14 @@ def _write_files(
 ) -> list[dict[str, Any]]:
     t0 = time.monotonic()
     with connect(database_url, application_name="issuance-vendor-files") as conn:
-        files = write_files(conn, settings.personalization_dir, run_.run_id, run_.business_date.isoformat())
+        files = write_files(
+            conn,
+            settings.personalization_dir,
+            run_.run_id,
+            run_.business_date.isoformat(),
+            vault=Vault.from_settings(settings),
+            bureau=bureau_keys(settings),
+        )
         conn.commit()
     crash_point("files_written")
     progress("files", {"files": len(files)})
@@ -394,6 +403,7 @@ def _publish(
         before_stamp=before_stamp,
         processes=settings.relay_processes or os.cpu_count() or 1,
         max_message_bytes=settings.max_message_bytes,
+        trust=RelayTrust.load(conn, settings),
     )
 
 
@@ -409,7 +419,14 @@ def _finish_earlier_runs(
         return
     run_id, business_date = int(row[0]), row[1]
     if not files_complete(Path(settings.personalization_dir), run_id):
-        write_files(conn, settings.personalization_dir, run_id, business_date.isoformat())
+        write_files(
+            conn,
+            settings.personalization_dir,
+            run_id,
+            business_date.isoformat(),
+            vault=Vault.from_settings(settings),
+            bureau=bureau_keys(settings),
+        )
         conn.commit()
     pending = conn.execute(
         "SELECT count(*) FROM outbox WHERE published_at IS NULL AND set_aside_at IS NULL"

@@ -29,6 +29,7 @@ from issuance.domain.lifecycle import Emit
 from issuance.domain.model import Agreement, Applicant, Application, ApplicationType, Channel
 from issuance.kafka.outbox_relay import seal_payloads
 from issuance.messages import bank_request_event_id
+from issuance.trust.parties import bank
 
 FIRST_ATTEMPT = 1
 
@@ -187,6 +188,7 @@ def outbox_rows(
             r.event_type,
             run_id,
             r.sealed,
+            str(bank(r.bank_code)),
         )
         for r in requests
     ]

@@ -21,6 +21,7 @@ class OutboxEvent:
     key: bytes | None
     payload: bytes
     event_type: str
+    recipient: str  # the party it is for ("bank:ICBC", "bureau:bureau"...): the relay signs to it
     sealed: bool = False  # payload is a vault envelope (the event carries personal data), opened by the relay
 
 
@@ -42,10 +43,10 @@ def add_outbox(conn: Conn, events: Sequence[OutboxEvent]) -> None:
         return
     with conn.cursor() as cur:
         cur.executemany(
-            "INSERT INTO outbox (event_id, topic, message_key, payload, event_type, payload_encrypted)"
-            " VALUES (%s, %s, %s, %s, %s, %s)"
+            "INSERT INTO outbox (event_id, topic, message_key, payload, event_type, payload_encrypted,"
+            " recipient) VALUES (%s, %s, %s, %s, %s, %s, %s)"
             " ON CONFLICT (event_id) DO NOTHING",
-            [(e.event_id, e.topic, e.key, e.payload, e.event_type, e.sealed) for e in events],
+            [(e.event_id, e.topic, e.key, e.payload, e.event_type, e.sealed, e.recipient) for e in events],
         )
 
 

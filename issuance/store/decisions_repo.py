@@ -554,9 +554,10 @@ def insert_accepted(conn: Conn, run_id: int, topics: Mapping[str, str]) -> Accep
         " SELECT application_id, 'financial', %(financial_from)s, %(financial_to)s, %(source)s, %(run)s"
         " FROM requested"
         "), requests AS ("
-        " INSERT INTO outbox (event_id, topic, message_key, payload, event_type, run_id, payload_encrypted)"
+        " INSERT INTO outbox (event_id, topic, message_key, payload, event_type, run_id, payload_encrypted,"
+        "  recipient)"
         " SELECT p.request_event_id, t.topic, convert_to(c.application_id, 'UTF8'), p.request_payload,"
-        "  p.request_type, %(run)s, p.request_sealed"
+        "  p.request_type, %(run)s, p.request_sealed, 'bank:' || c.bank_code"
         " FROM accepted c"
         " LEFT JOIN staged_personalized p ON p.run_id = %(run)s AND p.application_id = c.application_id"
         "  AND p.agreement_id IS NOT DISTINCT FROM c.agreement_id"
@@ -718,7 +719,16 @@ def insert_dead_letters(conn: Conn, run_id: int, topic_ids: Mapping[str, str]) -
     return list(rows)
 
 
-OUTBOX_COLUMNS = ("event_id", "topic", "message_key", "payload", "event_type", "run_id", "payload_encrypted")
+OUTBOX_COLUMNS = (
+    "event_id",
+    "topic",
+    "message_key",
+    "payload",
+    "event_type",
+    "run_id",
+    "payload_encrypted",
+    "recipient",  # the party the event is for, as text ("bank:ICBC"): the relay signs to it
+)
 
 
 def as_datetime(value: Any) -> datetime:
