@@ -6,8 +6,9 @@ It checks the bureau's signature of the vendor file (the manifest's `signature` 
 before reading a line, opens each card's `personal_enc` with its own key (a card whose data does not open is
 FAILED with PERSONAL_DATA_UNREADABLE: nothing could be written on its chip), and signs its return file
 (`<VENDOR>.return.jsonl.sig`, written before the file, holds the base64 of its file signature). Each card is
-PRODUCED with a chip serial, or FAILED with a reason code at the given rate; the choice and the serial are derived from (seed, run, vendor, card number), so the same
-seed writes the same file, and a card remade in a later run gets a new draw.
+PRODUCED with a chip serial, or FAILED with a reason code at the given rate; the choice and the serial are
+derived from (seed, run, vendor, card number), so the same seed writes the same lines, and a card remade in a
+later run gets a new draw.
 """
 
 from __future__ import annotations

@@ -61,13 +61,14 @@ class DeadLetter:
     reason: str
     detail: str
     payload_enc: bytes
+    headers_enc: bytes | None = None  # the message's headers (Vault), for a re-drive with its authentication
 
 
 def add_dead_letter(conn: Conn, letter: DeadLetter) -> bool:
     """Store a dead letter once per source position; True when it is new."""
     row = conn.execute(
         "INSERT INTO dead_letters (source_topic, source_partition, source_offset, stage, reason, detail,"
-        " payload_enc) VALUES (%s, %s, %s, %s, %s, %s, %s)"
+        " payload_enc, headers_enc) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)"
         " ON CONFLICT (source_topic, source_topic_id, source_partition, source_offset)"
         " DO NOTHING RETURNING id",
         (
@@ -78,6 +79,7 @@ def add_dead_letter(conn: Conn, letter: DeadLetter) -> bool:
             letter.reason,
             letter.detail,
             letter.payload_enc,
+            letter.headers_enc,
         ),
     ).fetchone()
     return row is not None

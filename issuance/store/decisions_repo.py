@@ -705,15 +705,15 @@ def insert_dead_letters(conn: Conn, run_id: int, topic_ids: Mapping[str, str]) -
     topics = sorted(topic_ids)
     rows = conn.execute(
         "INSERT INTO dead_letters (source_topic, source_topic_id, source_partition, source_offset, stage,"
-        " reason, detail, payload_enc, branch_code, run_id)"
+        " reason, detail, payload_enc, branch_code, run_id, headers_enc)"
         " SELECT s.source_topic, coalesce(t.topic_id, ''), s.source_partition, s.source_offset, s.stage,"
-        " s.reason, s.detail, s.payload_enc, s.branch_code, s.run_id"
+        " s.reason, s.detail, s.payload_enc, s.branch_code, s.run_id, s.headers_enc"
         " FROM staged_dead_letters s"
         " LEFT JOIN unnest(%s::text[], %s::text[]) AS t (topic, topic_id) ON t.topic = s.source_topic"
         " WHERE s.run_id = %s"
         " ON CONFLICT (source_topic, source_topic_id, source_partition, source_offset) DO NOTHING"
         " RETURNING source_topic, source_topic_id, source_partition, source_offset, stage, reason, detail,"
-        " payload_enc",
+        " payload_enc, headers_enc",
         (topics, [topic_ids[t] for t in topics], run_id),
     ).fetchall()
     return list(rows)
