@@ -15,6 +15,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from cli.common import command, console, load_settings, print_json
+from cli.keys import provision_embedded
 from issuance.crypto import Vault
 from issuance.domain.reference import parse_reference
 from issuance.errors import InputError
@@ -104,7 +105,19 @@ def load(
                 source=f"{file.name}@sha256:{sha256}",
                 progress=progress,
             )
+        provisioned = provision_embedded(settings, conn, actor=_actor())
     if as_json:
-        print_json({"file": str(file), "sha256": sha256, **report.as_dict()})
+        print_json(
+            {
+                "file": str(file),
+                "sha256": sha256,
+                **report.as_dict(),
+                "simulated_parties_with_keys": provisioned,
+            }
+        )
     else:
         _print_report(report)
+        if provisioned is not None:
+            console.print(
+                f"keys {settings.keys_dir}: {provisioned} simulated parties (bureau included) registered"
+            )

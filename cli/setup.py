@@ -7,6 +7,7 @@ from typing import Annotated
 import typer
 
 from cli.common import command, load_settings, print_json
+from cli.keys import provision_embedded, system_actor
 from issuance.kafka.topics import ensure_topics, planned_topics
 from issuance.services.endpoints import mask_url, resolve
 from issuance.store.db import connect
@@ -25,11 +26,14 @@ def setup(
     ctx: typer.Context,
     as_json: Annotated[bool, typer.Option("--json", help="Print a JSON document.")] = False,
 ) -> None:
-    """Apply database migrations and create the topics (one activation-request topic per known bank)."""
+    """Apply database migrations and create the topics (one activation-request topic per known bank); with
+    the embedded services, also key files for the bureau and the simulated partners, registered."""
     settings = load_settings(ctx)
     endpoints = resolve(settings)
     migrations = apply_migrations(endpoints.database_url)
     banks = bank_codes(endpoints.database_url)
+    with connect(endpoints.database_url, application_name="issuance-setup") as conn:
+        provisioned = provision_embedded(settings, conn, actor=system_actor())
     created = ensure_topics(endpoints.kafka_bootstrap, settings, banks)
     topics = sorted(planned_topics(settings, banks))
     if as_json:
@@ -41,6 +45,7 @@ def setup(
                 "topics_created": created,
                 "topics_existing": [t for t in topics if t not in created],
                 "banks": banks,
+                "simulated_parties_with_keys": provisioned,
             }
         )
         return
@@ -54,6 +59,8 @@ def setup(
     )
     for name in created:
         typer.echo(f"  + {name}")
+    if provisioned is not None:
+        typer.echo(f"keys {settings.keys_dir}: {provisioned} simulated parties (bureau included) registered")
 
 
 def register(app: typer.Typer) -> None:

@@ -26,6 +26,10 @@ class Settings(BaseSettings):
     # Where key files live: the bureau's keys and, with the embedded services only, the simulated partners'.
     # Never inside state_dir (the data they protect); a deployment mounts it from a secret store.
     keys_dir: Path = Path(".issuance-keys")
+    # The bureau's own signing and sealing private keys: the text of a party key file (issuance keys generate
+    # --party bureau:bureau writes one). Unset: keys_dir/bureau.key, generated there only with the embedded
+    # services; with a configured broker or database a missing bureau key stops every command that needs it.
+    bureau_key: SecretStr | None = None
 
     # Topics.
     topic_prefix: str = ""

@@ -14,6 +14,7 @@ import shutil
 import tempfile
 import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import psutil
@@ -25,6 +26,11 @@ from issuance.services.postgres import PostgresProcess, drop_database, ensure_da
 from issuance.services.processes import ProcessRef
 from issuance.services.state import StateDir
 from issuance.settings import Settings
+from issuance.store.db import connect
+from issuance.store.party_keys_repo import load_directory, provision_simulated_partners, reference_parties
+from issuance.trust.keys import Directory, PartyKeys
+from issuance.trust.keystore import bureau_keys, partner_keys
+from issuance.trust.parties import BUREAU, Party
 
 TEMPLATE_DATABASE = "issuance_template"
 PREFIX = "issuance-test-"
@@ -32,6 +38,9 @@ SESSION_PREFIX = f"{PREFIX}services-"
 # Fixed, test-only key material (never used outside tests).
 TEST_DATA_KEYS = "test1:" + base64.b64encode(bytes(range(32))).decode()
 TEST_BLIND_INDEX_KEY = base64.b64encode(bytes(range(32, 64))).decode()
+# The bureau's signing and sealing keys in tests (a party key file's text, as in ISSUANCE_BUREAU_KEY).
+TEST_BUREAU_KEY = PartyKeys.from_raw(BUREAU, bytes(range(64, 96)), bytes(range(96, 128))).to_text()
+TEST_ACTOR = "test"
 
 
 OWNER_FILE = "owner.json"
@@ -159,7 +168,42 @@ def settings(kafka_bootstrap: str, database_url: str, topic_prefix: str, tmp_pat
         personalization_dir=tmp_path / "personalization",
         data_keys=SecretStr(TEST_DATA_KEYS),
         blind_index_key=SecretStr(TEST_BLIND_INDEX_KEY),
+        keys_dir=tmp_path / "keys",
+        bureau_key=SecretStr(TEST_BUREAU_KEY),
     )
+
+
+@dataclass(frozen=True, slots=True)
+class Partners:
+    """The simulated partners' keys of one test: provisioned (generated into the test's keys_dir and
+    registered) once the test has loaded its reference data."""
+
+    settings: Settings
+
+    def _database_url(self) -> str:
+        assert self.settings.database_url is not None
+        return self.settings.database_url.get_secret_value()
+
+    def provision(self, *extra: Party) -> Directory:
+        """Keys for the bureau, every branch, bank and vendor of the loaded reference data and `extra`
+        parties; the Directory of every registered key afterwards."""
+        with connect(self._database_url()) as conn:
+            parties = [*reference_parties(conn), *extra]
+            return provision_simulated_partners(self.settings, conn, parties, actor=TEST_ACTOR)
+
+    def directory(self) -> Directory:
+        with connect(self._database_url()) as conn:
+            return load_directory(conn)
+
+    def keys(self, party: Party) -> PartyKeys:
+        """A provisioned party's private keys (the bureau's are TEST_BUREAU_KEY)."""
+        return bureau_keys(self.settings) if party == BUREAU else partner_keys(self.settings, party)
+
+
+@pytest.fixture
+def partners(settings: Settings) -> Partners:
+    """Keys of the simulated partners: call `partners.provision()` after loading the reference data."""
+    return Partners(settings)
 
 
 @pytest.fixture

@@ -31,6 +31,7 @@ def dev_env() -> Iterator[tuple[Path, dict[str, str]]]:
     root = private_dir(f"{PREFIX}cli-")
     env = {k: v for k, v in os.environ.items() if not k.startswith("ISSUANCE_")}
     env["ISSUANCE_STATE_DIR"] = str(root)
+    env["ISSUANCE_KEYS_DIR"] = str(root / "keys")  # the development keys setup writes, removed with root
     yield root, env
     stop_services(root)
     shutil.rmtree(root, ignore_errors=True)
