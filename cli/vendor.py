@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from issuance.trust.keystore import partner_keys
 
 from cli.common import OperatorOption, command, console, load_settings, operator_identity, print_json
 from issuance.domain.vendor_return import (
@@ -20,6 +19,7 @@ from issuance.errors import InputError
 from issuance.services.endpoints import resolve
 from issuance.store import card_repo, party_keys_repo
 from issuance.store.db import connect
+from issuance.trust.keystore import partner_keys
 from issuance.trust.parties import vendor
 from issuance.vendor_returns import ReceiveReport, receive_and_publish
 from producers.vendor_simulator import simulate_files
@@ -111,9 +111,9 @@ def simulate_command(
     root = Path(settings.personalization_dir)
     with connect(endpoints.database_url, autocommit=True, application_name="issuance-vendor") as conn:
         files = card_repo.vendor_files(conn, run)
+        directory = party_keys_repo.load_directory(conn)  # the bureau's public keys, as the vendors hold them
     if run is not None and not files:
         raise InputError(f"run {run} wrote no vendor file: check --run (`issuance report` lists the runs)")
-        directory = party_keys_repo.load_directory(conn)
     written = simulate_files(
         root,
         files,

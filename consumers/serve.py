@@ -11,7 +11,6 @@ from contextlib import contextmanager
 from dataclasses import asdict
 from typing import Any, Protocol
 
-from issuance.trust.keystore import bureau_keys
 from kafka.consumer.fetcher import ConsumerRecord
 
 from consumers.bank_results import CONSUMER as BANK_RESULTS
@@ -27,7 +26,6 @@ from issuance.kafka.outbox_signing import RelayTrust
 from issuance.kafka.topics import Topics, ensure_topics
 from issuance.services.endpoints import Endpoints
 from issuance.settings import Settings
-from issuance.store import party_keys_repo
 from issuance.store.consumer_repo import Conn
 from issuance.store.db import connect
 from issuance.trust.channel import Verifier
@@ -161,10 +159,12 @@ def bureau_group(settings: Settings) -> str:
     return f"{settings.topic_prefix}bureau"
 
 
-def bureau_handlers(conn: Conn, vault: Vault, settings: Settings) -> dict[str, TopicHandler]:
-    """Each topic the bureau consumes with its handler (another topic of the group: one more entry)."""
+def bureau_handlers(
+    conn: Conn, vault: Vault, settings: Settings, verifier: Verifier
+) -> dict[str, TopicHandler]:
+    """Each topic the bureau consumes with its handler (another topic of the group: one more entry);
+    `verifier` (the bureau's keys, the registered public keys) authenticates what the partners send."""
     topics = Topics(settings)
-    verifier = Verifier(bureau_keys(settings), party_keys_repo.load_directory(conn))
     return {
         topics.bank_results: BankResults(conn, vault, topics, settings.max_activation_attempts),
         topics.card_events: CardEvents(conn, vault, topics, verifier),
@@ -196,8 +196,8 @@ def consume_results(
         only_member(endpoints.database_url, group),
         connect(endpoints.database_url, autocommit=True, application_name="issuance-consume") as conn,
     ):
-        handlers = bureau_handlers(conn, vault, settings)
         trust = RelayTrust.load(conn, settings)
+        handlers = bureau_handlers(conn, vault, settings, Verifier(trust.keys, trust.directory))
         published = 0
 
         def handle(records: Sequence[Any]) -> None:

@@ -224,4 +224,19 @@ SAMPLES: dict[tuple[str, int], dict[str, Any]] = {
         "operator_id": "BR-110105-001-OP02",
         "collected_at": "2026-11-05T15:30:00+08:00",
     },
+    ("VendorCardPersonal", 1): {
+        "holder_id_number": "11010519491231002X",
+        "holder_name": "张三",
+        "holder_sex": "MALE",
+        "holder_birth_date": "1949-12-31",
+        "holder_ethnic_group": None,
+        "account_number": "6222020000000000001",
+    },
+    ("DeadLetterOriginal", 1): {
+        "excerpt": b"\xc3\x01not an avro message",
+        "headers": [
+            {"name": "ssc-channel", "value": b"\x01channel"},
+            {"name": "ssc-mac", "value": b"\x01mac"},
+        ],
+    },
 }

@@ -17,6 +17,7 @@ from issuance.domain.reference import parse_reference
 from issuance.kafka.topics import Topics, ensure_topics
 from issuance.settings import Settings
 from issuance.store.db import connect
+from issuance.store.party_keys_repo import provision_simulated_partners, reference_parties
 from issuance.store.reference_load import load_reference
 from producers.generator import AGREEMENT_FILES, APPLICATION_FILES, GenerateOptions, generate
 
@@ -39,12 +40,20 @@ def make_generated(directory: Path, applications: int, seed: int = 7) -> Generat
     return Generated(directory, manifest)
 
 
+def provision_partners(settings: Settings, conn: Any) -> None:
+    """Keys for the bureau and every branch, bank and vendor of the loaded reference data (the simulated
+    partners), registered: what `issuance setup` and `reference load` do with the embedded services. The
+    bureau authenticates what it publishes to them and verifies what they send."""
+    provision_simulated_partners(settings, conn, reference_parties(conn), actor="test")
+
+
 def load_reference_file(
     settings: Settings, database_url: str, generated: Generated, name: str = "reference.json"
 ) -> None:
     reference = parse_reference(json.loads((generated.directory / name).read_text(encoding="utf-8")))
     with connect(database_url) as conn:
         load_reference(conn, Vault.from_settings(settings), reference, actor="test", source=name)
+        provision_partners(settings, conn)
     ensure_topics(str(settings.kafka_bootstrap), settings, list(reference.banks))
 
 
@@ -221,6 +230,7 @@ def load_reference_data(settings: Settings, database_url: str, reference: Any) -
     """Load reference data built by `tests.factories` (the registry as it stands) and its bank topics."""
     with connect(database_url) as conn:
         load_reference(conn, Vault.from_settings(settings), reference, actor="test", source="factories")
+        provision_partners(settings, conn)
     ensure_topics(str(settings.kafka_bootstrap), settings, list(reference.banks))
 
 

@@ -18,6 +18,8 @@ from issuance.domain import numbers
 from issuance.domain.lifecycle import ApplicationState, CardStatus, FinancialStatus
 from issuance.settings import Settings
 from issuance.store.db import connect
+from issuance.store.party_keys_repo import provision_simulated_partners, reference_parties
+from issuance.trust.parties import vendor
 from producers.vendor_simulator import vendor_file_path
 from tests.factories import BANK, BRANCH, id_number
 from tests.fixtures_activation import AREA, BIN, seed_bank
@@ -125,6 +127,10 @@ def seed_cards(
                 ),
             )
             out.append(SeededCard(app_id, card, ident))
+        # The bureau, the branch, the bank and the vendor with registered keys (the simulated partners).
+        provision_simulated_partners(
+            settings, conn, [*reference_parties(conn), vendor(vendor_code)], actor="test"
+        )
     return out
 
 

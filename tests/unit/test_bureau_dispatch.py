@@ -10,6 +10,9 @@ from kafka.consumer.fetcher import ConsumerRecord
 from consumers.serve import TopicHandler, bureau_handlers, dispatch
 from issuance.kafka.topics import Topics
 from issuance.settings import Settings
+from issuance.trust.channel import Verifier
+from issuance.trust.keys import Directory, PartyKeys
+from issuance.trust.parties import BUREAU
 
 
 class Recording:
@@ -44,6 +47,8 @@ def test_each_topic_gets_its_own_records_in_the_order_polled() -> None:
 
 def test_the_bureau_reads_the_banks_answers_and_the_branches_card_events() -> None:
     settings = Settings()
-    handlers = bureau_handlers(None, None, settings)  # type: ignore[arg-type]
+    keys = PartyKeys.generate(BUREAU)
+    verifier = Verifier(keys, Directory([keys.public()]))
+    handlers = bureau_handlers(None, None, settings, verifier)  # type: ignore[arg-type]
     assert [h.name for h in handlers.values()] == ["bank_results", "card_events"]
     assert list(handlers) == [Topics(settings).bank_results, Topics(settings).card_events]
