@@ -29,6 +29,8 @@ from issuance.messages import (
 from issuance.settings import Settings
 from issuance.store.consumer_repo import Conn
 from issuance.store.db import connect
+from issuance.store.party_keys_repo import provision_simulated_partners
+from issuance.trust.parties import bank, branch
 from tests.factories import BANK, BRANCH, TERMS, id_number
 
 BIN = "622202"
@@ -132,6 +134,8 @@ def seed_accepted(settings: Settings, count: int, bank_code: str = BANK, start: 
                 (app_id, bank_code, FinancialStatus.REQUESTED.value),
             )
             out.append(Accepted(app_id, bank_code, ident))
+        # The bureau, the branch and the bank with registered keys (the simulated partners).
+        provision_simulated_partners(settings, conn, [branch(BRANCH), bank(bank_code)], actor="test")
     return out
 
 
