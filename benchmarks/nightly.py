@@ -242,6 +242,8 @@ def main(argv: list[str] | None = None) -> int:
     from issuance.kafka.topics import Topics
     from issuance.settings import Settings
     from issuance.store.migrate import apply_migrations
+    from issuance.trust.keys import PartyKeys
+    from issuance.trust.parties import BUREAU
     from pipelines import nightly
     from pipelines.plan import plan_ranges
     from producers.generator import GenerateOptions, generate
@@ -263,6 +265,8 @@ def main(argv: list[str] | None = None) -> int:
             topic_prefix="bench.",
             state_dir=root / "state",
             personalization_dir=root / "personalization",
+            keys_dir=root / "keys",  # the bureau's keys of this run; the partners' are provisioned with it
+            bureau_key=SecretStr(PartyKeys.generate(BUREAU).to_text()),
         )
         Vault.from_settings(settings)  # development keys, once
         t0 = time.monotonic()

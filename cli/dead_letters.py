@@ -27,6 +27,7 @@ from cli.common import (
     print_json,
 )
 from issuance.crypto import Vault
+from issuance.dead_letter_events import decode_headers
 from issuance.domain.contract import parse_agreement, parse_application
 from issuance.domain.dead_letter_payload import PayloadForm, PayloadView, RecordKind, inspect_payload
 from issuance.domain.model import DeadLetterReason
@@ -349,11 +350,20 @@ def _problems_text(problems: tuple[tuple[str, str], ...] | list[tuple[str, str]]
     return "; ".join(f"{field}: {problem}" for field, problem in problems)
 
 
-def prepare_redrive(preparer: Preparer, kind: RecordKind, original: bytes, repaired: bytes | None) -> Redrive:
+def prepare_redrive(
+    preparer: Preparer,
+    kind: RecordKind,
+    original: bytes,
+    repaired: bytes | None,
+    headers: tuple[tuple[str, bytes], ...] = (),
+) -> Redrive:
     """The record to publish, validated as `issuance submit` validates a line; InputError says why not.
 
-    Without a repaired file, the original bytes are published as they are, once they decode and meet the
-    contract (a cause fixed elsewhere, e.g. a schema now known). A repaired record keeps the business key of
+    Without a repaired file, the original bytes are published as they are, with the headers they came with
+    (their sender's channel headers and MAC cover exactly these bytes and key: the re-driven record is still
+    authenticated by the branch or bank that sent it), once they decode and meet the contract (a cause fixed
+    elsewhere, e.g. a schema now known). A repaired record is new content: it goes as `issuance submit`
+    sends a record, authenticated by its branch's own keys where they are held. It keeps the business key of
     the original when the original's key could be read."""
     view = inspect_payload(original, kind)
     if repaired is None:
@@ -365,7 +375,9 @@ def prepare_redrive(preparer: Preparer, kind: RecordKind, original: bytes, repai
             )
         assert view.record is not None
         keyed = _prepare(preparer, kind, view.record)
-        return Redrive(Prepared(keyed.topic, keyed.key, original, keyed.record_id), repaired=False)
+        return Redrive(
+            Prepared(keyed.topic, keyed.key, original, keyed.record_id, headers=headers), repaired=False
+        )
     line_kind = Kind.APPLICATIONS if kind is RecordKind.APPLICATION else Kind.AGREEMENTS
     try:
         prepared = prepare_line(preparer, line_kind, repaired)
@@ -453,7 +465,9 @@ def redrive_command(
                 "agreements topic (check ISSUANCE_TOPIC_PREFIX)"
             )
         original = vault.decrypt_bytes(repo.payload_envelope(conn, row.id))
-        redrive = prepare_redrive(client.preparer, kind, original, repaired)
+        kept = repo.headers_envelope(conn, row.id)
+        headers = decode_headers(vault.decrypt_bytes(kept)) if kept is not None else ()
+        redrive = prepare_redrive(client.preparer, kind, original, repaired, headers)
         client.require_topics(redrive.prepared.topic)
         ack: Acknowledged = client.send(redrive.prepared).result(timeout=timeout + 5)
         try:

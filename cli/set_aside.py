@@ -11,6 +11,7 @@ from cli.common import OperatorOption, command, load_settings, operator_identity
 from issuance.crypto import Vault
 from issuance.errors import InputError
 from issuance.kafka.outbox_relay import publish_outbox
+from issuance.kafka.outbox_signing import RelayTrust
 from issuance.services.endpoints import resolve
 from issuance.store.audit import record_action
 from issuance.store.db import connect
@@ -71,6 +72,7 @@ def retry(
             Vault.from_settings(settings),
             endpoints.database_url,
             max_message_bytes=settings.max_message_bytes,
+            trust=RelayTrust.load(conn, settings),
         )
         still = set_aside_count(conn)
     result = {"released": released, "published": sent, "set_aside": still}

@@ -9,10 +9,18 @@ from typing import Annotated
 import typer
 
 from cli.common import OperatorOption, command, console, load_settings, operator_identity, print_json
+from issuance.domain.vendor_return import (
+    MAX_RETURN_FILE_BYTES,
+    MAX_SIGNATURE_BYTES,
+    parse_signature,
+    signature_path,
+)
 from issuance.errors import InputError
 from issuance.services.endpoints import resolve
-from issuance.store import card_repo
+from issuance.store import card_repo, party_keys_repo
 from issuance.store.db import connect
+from issuance.trust.keystore import partner_keys
+from issuance.trust.parties import vendor
 from issuance.vendor_returns import ReceiveReport, receive_and_publish
 from producers.vendor_simulator import simulate_files
 
@@ -28,19 +36,31 @@ def receive_command(
     operator: OperatorOption = "",
     as_json: Annotated[bool, typer.Option("--json", help="Print a JSON document.")] = False,
 ) -> None:
-    """Apply a return file once: produced cards dispatched, failed ones made again or failed (exit 2: the
-    header does not match the vendor file, nothing applied)."""
+    """Apply a return file once: produced cards dispatched, failed ones made again or failed (exit 2: not
+    signed by its vendor (<file>.sig), too large, or its header does not match the vendor file; nothing
+    applied)."""
     who = operator_identity(operator)
-    try:
-        data = file.read_bytes()
-    except OSError as exc:
-        raise InputError(f"cannot read {file} ({type(exc).__name__}): check the path") from exc
+    data = read_bounded(file, MAX_RETURN_FILE_BYTES, "return file")
+    sig = signature_path(file)
+    signature = parse_signature(read_bounded(sig, MAX_SIGNATURE_BYTES, "signature")) if sig.exists() else None
     settings = load_settings(ctx)
-    report, published = receive_and_publish(settings, resolve(settings), data, who)
+    report, published = receive_and_publish(settings, resolve(settings), data, who, signature)
     if as_json:
         print_json({**report.to_json(), "file": str(file), "published": published})
         return
     _print_receipt(file, report, published)
+
+
+def read_bounded(path: Path, limit: int, what: str) -> bytes:
+    """The file's bytes, refused before reading more than `limit` (InputError, exit 2)."""
+    try:
+        with path.open("rb") as handle:
+            data = handle.read(limit + 1)
+    except OSError as exc:
+        raise InputError(f"cannot read {path} ({type(exc).__name__}): check the path") from exc
+    if len(data) > limit:
+        raise InputError(f"{path}: a {what} is at most {limit:,} bytes; this one is larger: nothing applied")
+    return data
 
 
 def _print_receipt(file: Path, report: ReceiveReport, published: int | None) -> None:
@@ -91,9 +111,18 @@ def simulate_command(
     root = Path(settings.personalization_dir)
     with connect(endpoints.database_url, autocommit=True, application_name="issuance-vendor") as conn:
         files = card_repo.vendor_files(conn, run)
+        directory = party_keys_repo.load_directory(conn)  # the bureau's public keys, as the vendors hold them
     if run is not None and not files:
         raise InputError(f"run {run} wrote no vendor file: check --run (`issuance report` lists the runs)")
-    written = simulate_files(root, files, fail_rate, seed, skip_written=run is None)
+    written = simulate_files(
+        root,
+        files,
+        fail_rate,
+        seed,
+        skip_written=run is None,
+        directory=directory,
+        keys_of=lambda code: partner_keys(settings, vendor(code)),
+    )
     if as_json:
         print_json({"return_files": [w.to_json() for w in written]})
         return

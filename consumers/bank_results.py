@@ -70,6 +70,7 @@ from issuance.store import bank_answers_repo as repo
 from issuance.store.audit import record_action
 from issuance.store.bank_answers_repo import ActivatedCard, ApplicationRow, AppliedStep, OwnCard
 from issuance.store.consumer_repo import Conn, OutboxEvent, add_outbox, claim_events
+from issuance.trust.parties import branch
 
 log = logging.getLogger(__name__)
 
@@ -389,6 +390,7 @@ class BankResults:
             target.row.application_id.encode(),
             decision.to_bytes(),
             decision.RECORD,
+            str(branch(target.row.branch_code)),
         )
 
 

@@ -189,10 +189,11 @@ class BankSimulator:
             bank_ledger.record_answers(self._conn, self.bank_code, stored)
         self.stats.repeated += len(order) - len(fresh)
         every = {**known, **{s.request_event_id: s for s in stored}}
+        messages = [(self._results_topic, every[i].application_id.encode(), every[i].payload) for i in order]
         send_all(
             self._producer,
-            [(self._results_topic, every[i].application_id.encode(), every[i].payload) for i in order],
-            lambda key, value: self._signer.headers(BUREAU, key, value),
+            messages,
+            [self._signer.headers(BUREAU, key, value) for _topic, key, value in messages],
         )
 
     def _readable(

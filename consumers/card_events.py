@@ -5,6 +5,10 @@ counter checked the holder's identity, moves it to ISSUED: its NEW_CARD applicat
 registered in the person registry (valid, savings function inactive) so that the holder's
 FINANCIAL_ACTIVATION of it verifies, and the branch gets a DecisionIssued COMPLETED.
 
+Each event must be authenticated by the branch it speaks for (the branch's channel headers, `Verifier`):
+an unsigned event is a dead letter SIGNATURE_MISSING, a forged or altered one SIGNATURE_INVALID, one sent by
+another party than its `branch_code` SENDER_MISMATCH; none of them changes anything and the batch goes on.
+
 Each batch is one transaction; each event is applied once (`card_event_inbox`, with a digest of its content).
 A readable event the lifecycle refuses (a collection before the receipt, no identity check, another branch's
 card, an unknown card, an event id used again with other content) is a dead letter TRANSITION_NOT_ALLOWED and
@@ -31,6 +35,9 @@ from issuance.store import card_repo
 from issuance.store.audit import record_action
 from issuance.store.card_repo import ApplicationClosed, CardRow, Conn, HistoryStep
 from issuance.store.consumer_repo import add_outbox
+from issuance.trust.channel import Verifier
+from issuance.trust.errors import TrustFailure
+from issuance.trust.parties import branch
 
 CONSUMER = "card-events"
 ACTOR = "consumer:card-events"
@@ -52,6 +59,7 @@ class CardEventStats:
     collected: int = 0
     duplicates: int = 0
     not_allowed: int = 0  # dead-lettered TRANSITION_NOT_ALLOWED
+    unauthenticated: int = 0  # dead-lettered SIGNATURE_MISSING, SIGNATURE_INVALID or SENDER_MISMATCH
     dead_lettered: int = 0  # every dead letter (unreadable ones too)
     queued: int = 0  # events written to the outbox
 
@@ -61,9 +69,10 @@ class CardEvents:
 
     name = "card_events"
 
-    def __init__(self, conn: Conn, vault: Vault, topics: Topics) -> None:
+    def __init__(self, conn: Conn, vault: Vault, topics: Topics, verifier: Verifier) -> None:
         self._conn = conn
         self._topics = topics
+        self._verifier = verifier
         self._dead_letters = DeadLetterSink(conn, vault, topics.dead_letters, CONSUMER)
         self.stats = CardEventStats()
 
@@ -80,6 +89,12 @@ class CardEvents:
             for record in records:
                 self.stats.events += 1
                 try:
+                    sender = self._verifier.sender(record.headers, record.key, bytes(record.value or b""))
+                except TrustFailure as exc:
+                    self.stats.unauthenticated += 1
+                    self._dead_letter(record, exc.reason, exc.detail)
+                    continue
+                try:
                     event = decode_event(record_value(record))
                     if not isinstance(event, CardReceived | CardCollected):
                         raise SchemaViolation(
@@ -87,6 +102,14 @@ class CardEvents:
                         )
                 except DecodeError as exc:
                     self._dead_letter(record, DeadLetterReason(exc.reason), str(exc))
+                    continue
+                if sender != branch(event.branch_code):
+                    self.stats.unauthenticated += 1
+                    self._dead_letter(
+                        record,
+                        DeadLetterReason.SENDER_MISMATCH,
+                        f"{event.RECORD} {event.event_id}: sent by {sender}, not by the branch it names",
+                    )
                     continue
                 try:
                     with self._conn.transaction():  # a savepoint: a refused event leaves nothing behind

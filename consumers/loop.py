@@ -83,13 +83,14 @@ def make_producer(kafka: KafkaClientConfig) -> KafkaProducer:
 def send_all(
     producer: KafkaProducer,
     messages: Sequence[tuple[str, bytes | None, bytes]],
-    headers: Callable[[bytes | None, bytes], list[tuple[str, bytes]]] | None = None,
+    headers: Sequence[list[tuple[str, bytes]]] | None = None,
 ) -> None:
-    """Send (topic, key, value) messages, each with the `headers` of its key and value (a sender's channel
-    headers), and return only when every one is acknowledged."""
+    """Send (topic, key, value) messages, each with its headers when given (one list per message), and return
+    only when every one is acknowledged."""
+    each = headers if headers is not None else [[] for _ in messages]
     futures = [
-        producer.send(topic, key=key, value=value, headers=headers(key, value) if headers else None)
-        for topic, key, value in messages
+        producer.send(topic, key=key, value=value, headers=h or None)
+        for (topic, key, value), h in zip(messages, each, strict=True)
     ]
     producer.flush()
     for future in futures:

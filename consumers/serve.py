@@ -23,6 +23,7 @@ from consumers.loop import LoopOptions, make_producer, run_loop
 from consumers.publish import publish_outbox
 from issuance.crypto import Vault
 from issuance.errors import BrokerUnavailable, InputError, IssuanceError
+from issuance.kafka.outbox_signing import RelayTrust
 from issuance.kafka.topics import Topics, ensure_topics
 from issuance.services.endpoints import Endpoints
 from issuance.settings import Settings
@@ -187,7 +188,7 @@ def bureau_handlers(
     answers = BankResults(conn, vault, topics, settings.max_activation_attempts, trust)
     return {
         **dict.fromkeys(trust.topics, answers),
-        topics.card_events: CardEvents(conn, vault, topics),
+        topics.card_events: CardEvents(conn, vault, topics, verifier),
     }
 
 
@@ -223,7 +224,8 @@ def consume_results(
         connect(endpoints.database_url, autocommit=True, application_name="issuance-consume") as conn,
     ):
         own = bureau_keys(settings)
-        verifier = Verifier(own, load_directory(conn))
+        trust = RelayTrust.load(conn, settings)
+        verifier = Verifier(own, trust.directory)
         handlers = bureau_handlers(conn, vault, settings, bank_codes, verifier, Unsealer(own))
         published = 0
 
@@ -233,7 +235,12 @@ def consume_results(
             dispatch(handlers, records)
             if sum(h.queued for h in distinct(handlers)) > queued:  # decisions or dead letters
                 published += publish_outbox(
-                    conn, endpoints.kafka, vault, endpoints.database_url, settings.max_message_bytes
+                    conn,
+                    endpoints.kafka,
+                    vault,
+                    endpoints.database_url,
+                    settings.max_message_bytes,
+                    trust,
                 )
 
         options = LoopOptions(
@@ -246,7 +253,7 @@ def consume_results(
         )
         run_loop(options, handle, stop)
         published += publish_outbox(
-            conn, endpoints.kafka, vault, endpoints.database_url, settings.max_message_bytes
+            conn, endpoints.kafka, vault, endpoints.database_url, settings.max_message_bytes, trust
         )
         return {**{h.name: h.summary() for h in distinct(handlers)}, "published": published}
 

@@ -1,6 +1,7 @@
 """The outbox rows of what a card's partners cause: the dispatch to the branch and the branch's decision.
 
-Each is built here once, with its topic, key and whether it is sealed (neither carries personal data)."""
+Each is built here once, with its topic, key, the party it is for (the branch: the relay authenticates it to
+that branch) and whether it is sealed (neither carries personal data)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from issuance.domain.lifecycle import ApplicationState
 from issuance.kafka.topics import Topics
 from issuance.messages import CardDispatched, DecisionIssued, card_dispatched_event_id, decision_event_id
 from issuance.store.consumer_repo import OutboxEvent
+from issuance.trust.parties import branch
 
 
 def decision(
@@ -25,7 +27,12 @@ def decision(
         decided_at=at,
     )
     return OutboxEvent(
-        event.event_id, topics.decisions, application_id.encode(), event.to_bytes(), event.RECORD
+        event.event_id,
+        topics.decisions,
+        application_id.encode(),
+        event.to_bytes(),
+        event.RECORD,
+        str(branch(branch_code)),
     )
 
 
@@ -49,5 +56,10 @@ def dispatch(
         dispatched_at=at,
     )
     return OutboxEvent(
-        event.event_id, topics.card_dispatches, branch_code.encode(), event.to_bytes(), event.RECORD
+        event.event_id,
+        topics.card_dispatches,
+        branch_code.encode(),
+        event.to_bytes(),
+        event.RECORD,
+        str(branch(branch_code)),
     )

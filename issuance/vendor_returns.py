@@ -1,6 +1,10 @@
 """Receiving a card vendor's return file: checked (`issuance.domain.vendor_return`), then applied in one
 transaction through `lifecycle.step`, once per file (`vendor_returns`, by the file's SHA-256).
 
+Nothing is applied unless the file is signed by the vendor its header names (`verify_file` over the file's
+SHA-256 with the vendor's registered signing key): an unsigned file, one signed by another party or changed
+after signing is refused as a whole (ReturnFileRefused, exit 2).
+
 PRODUCED: the card is PRODUCED with its chip serial and dispatched to its branch (CardDispatched in the
 outbox). FAILED: back to ORDERED for a later vendor file, or, at `max_productions` failures, final: the card
 CANCELLED, its application FAILED and a DecisionIssued FAILED for the branch.
@@ -8,6 +12,7 @@ CANCELLED, its application FAILED and a DecisionIssued FAILED for the branch.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
@@ -26,20 +31,25 @@ from issuance.domain.vendor_return import (
     LineRefusal,
     Refused,
     Result,
+    ReturnFileRefused,
     check_header,
     check_lines,
     parse,
 )
 from issuance.errors import BrokerUnavailable
 from issuance.kafka.outbox_relay import publish_outbox
+from issuance.kafka.outbox_signing import RelayTrust
 from issuance.kafka.topics import Topics, ensure_topics
 from issuance.services.endpoints import Endpoints
 from issuance.settings import Settings
-from issuance.store import card_repo
+from issuance.store import card_repo, party_keys_repo
 from issuance.store.audit import record_action
 from issuance.store.card_repo import ApplicationClosed, CardRow, Conn, HistoryStep
 from issuance.store.consumer_repo import OutboxEvent, add_outbox
 from issuance.store.db import connect
+from issuance.trust.channel import verify_file
+from issuance.trust.errors import TrustFailure
+from issuance.trust.parties import vendor
 
 STAGE = "production"
 
@@ -82,15 +92,18 @@ def receive(
     conn: Conn,
     data: bytes,
     *,
+    signature: bytes | None,
     operator: str,
     max_productions: int,
     topics: Topics,
     now: datetime | None = None,
 ) -> ReceiveReport:
-    """Apply a return file once (ReturnFileRefused, an InputError, when its header does not match)."""
+    """Apply a return file once (ReturnFileRefused, an InputError, when it is not signed by the vendor its
+    header names or its header does not match)."""
     at = now or datetime.now(UTC)
     parsed = parse(data)
     header = parsed.header
+    _check_signature(conn, header.vendor_code, data, signature)
     report = ReceiveReport(parsed.sha256, header.run_id, header.vendor_code, lines=len(parsed.lines))
     report.lines += len(parsed.refused)
     with conn.transaction():
@@ -186,14 +199,32 @@ def receive(
     return report
 
 
+def _check_signature(conn: Conn, vendor_code: str, data: bytes, signature: bytes | None) -> None:
+    """ReturnFileRefused unless the vendor signed exactly these bytes (the reason names no content)."""
+    directory = party_keys_repo.load_directory(conn)
+    try:
+        verify_file(directory, vendor(vendor_code), hashlib.sha256(data).digest(), signature or b"")
+    except TrustFailure as exc:
+        raise ReturnFileRefused(
+            f"the return file is not signed by vendor {vendor_code} ({exc.reason.value}: {exc.detail}):"
+            f" nothing applied; ask the vendor for the file with its signature (<file>.sig), signed with"
+            f" the key it registered"
+        ) from exc
+
+
 def receive_and_publish(
-    settings: Settings, endpoints: Endpoints, data: bytes, operator: str
+    settings: Settings, endpoints: Endpoints, data: bytes, operator: str, signature: bytes | None
 ) -> tuple[ReceiveReport, int | None]:
     """Receive a return file, then publish what it queued (None: the broker did not answer; the events stay
     in the outbox for the next relay: `issuance consume`, `issuance batch run`)."""
     with connect(endpoints.database_url, autocommit=True, application_name="issuance-vendor") as conn:
         report = receive(
-            conn, data, operator=operator, max_productions=settings.max_productions, topics=Topics(settings)
+            conn,
+            data,
+            signature=signature,
+            operator=operator,
+            max_productions=settings.max_productions,
+            topics=Topics(settings),
         )
         if report.already_received:
             return report, 0
@@ -205,6 +236,7 @@ def receive_and_publish(
                 Vault.from_settings(settings),
                 endpoints.database_url,
                 max_message_bytes=settings.max_message_bytes,
+                trust=RelayTrust.load(conn, settings),
             )
         except BrokerUnavailable:
             return report, None

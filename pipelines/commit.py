@@ -29,7 +29,7 @@ from typing import Any
 from issuance.bank_personal import BankSealers
 from issuance.codec.avro import encode_many
 from issuance.crypto import Vault
-from issuance.dead_letter_events import dead_letter_event
+from issuance.dead_letter_events import dead_letter_event, decode_headers
 from issuance.domain.agreement import AgreementStatus, check_agreements
 from issuance.domain.duplicates import resolve_duplicates
 from issuance.domain.lifecycle import ApplicationState, Emit
@@ -46,15 +46,17 @@ from issuance.domain.model import (
     ReferenceData,
 )
 from issuance.domain.verification import verify
-from issuance.kafka.outbox_relay import seal_payloads
 from issuance.kafka.topics import Topics
 from issuance.messages import DecisionIssued, decision_event_id, resent_decision_event_id
 from issuance.store import decisions_repo as repo
+from issuance.store import party_keys_repo
 from issuance.store.db import copy_rows
 from issuance.store.party_keys_repo import load_directory
 from issuance.store.personalization_repo import apply_personalization
 from issuance.store.reference_repo import lookup_persons
 from issuance.store.run_repo import STAGED_DEAD_LETTER_COLUMNS, Conn, Run
+from issuance.trust.parties import BUREAU, branch
+from issuance.trust.sealing import Sealer
 from pipelines.faults import crash_point
 from pipelines.personalize import (
     FIRST_ATTEMPT,
@@ -270,6 +272,7 @@ def _reissue_first_decisions(conn: Conn, night: NightContext, resent: list[repo.
                 "DecisionIssued",
                 run_id,
                 False,
+                str(branch(r.branch_code)),
             )
         )
         kept.append(
@@ -559,12 +562,6 @@ def _request_again(conn: Conn, night: NightContext, stats: CommitStats) -> None:
     stats.requested_again = len(requests)
 
 
-def _sealed(vault: Vault, rows: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
-    """Outbox rows whose payload carries personal data, sealed as one batch (payload_encrypted = true)."""
-    sealed = seal_payloads(vault, [row[3] for row in rows])
-    return [(*row[:3], envelope, *row[4:]) for row, envelope in zip(rows, sealed, strict=True)]
-
-
 def _decision_events(night: NightContext, decided: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
     """Outbox rows of one DecisionIssued per decision of the run, for the branch (no personal data)."""
     run_id = night.run.run_id
@@ -591,7 +588,8 @@ def _decision_events(night: NightContext, decided: list[tuple[Any, ...]]) -> lis
         ),
     )
     return [
-        (event_id, topic, row[0].encode(), payload, "DecisionIssued", run_id, False)
+        # the applying branch as a party's text (str(branch(code)), without building 200,000 Party values)
+        (event_id, topic, row[0].encode(), payload, "DecisionIssued", run_id, False, f"branch:{row[1]}")
         for event_id, row, payload in zip(ids, decided, payloads, strict=True)
     ]
 
@@ -607,7 +605,10 @@ def _dead_letter_events(conn: Conn, night: NightContext) -> int:
     now = datetime.now(UTC)
     outbox = []
     inserted = repo.insert_dead_letters(conn, run_id, _topic_ids(night))
-    for topic, topic_id, partition, offset, stage, reason, detail, payload_enc in inserted:
+    if not inserted:
+        return 0
+    sealer = Sealer.to(party_keys_repo.load_directory(conn), BUREAU)  # one for the night's dead letters
+    for topic, topic_id, partition, offset, stage, reason, detail, payload_enc, headers_enc in inserted:
         message = dead_letter_event(
             source_topic=topic,
             partition=partition,
@@ -616,10 +617,12 @@ def _dead_letter_events(conn: Conn, night: NightContext) -> int:
             reason=DeadLetterReason(reason),
             detail=detail,
             payload=night.vault.decrypt_bytes(payload_enc),
+            headers=decode_headers(night.vault.decrypt_bytes(headers_enc) if headers_enc else None),
+            sealer=sealer,
             at=now,
             run_id=run_id,
             topic_id=topic_id,
-        )  # bounded: an excerpt of the payload, its size, digest and the dead_letters row that keeps it
+        )  # bounded: an excerpt of the payload sealed to the bureau, its size, digest and where it is kept
         outbox.append(
             (
                 message.event_id,
@@ -628,8 +631,9 @@ def _dead_letter_events(conn: Conn, night: NightContext) -> int:
                 message.to_bytes(),
                 "MessageDeadLettered",
                 run_id,
-                True,
+                False,  # its payload is sealed to the bureau already
+                str(BUREAU),
             )
         )
-    copy_rows(conn, "outbox", repo.OUTBOX_COLUMNS, _sealed(night.vault, outbox))
+    copy_rows(conn, "outbox", repo.OUTBOX_COLUMNS, outbox)
     return len(outbox)

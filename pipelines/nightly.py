@@ -30,6 +30,7 @@ from issuance.errors import InputError, ReconciliationFailed
 from issuance.gc_policy import use_batch_thresholds
 from issuance.kafka.client_config import KafkaClientConfig
 from issuance.kafka.outbox_relay import publish_outbox
+from issuance.kafka.outbox_signing import RelayTrust
 from issuance.kafka.republish import resend_unanswered
 from issuance.kafka.topics import Topics, ensure_topics
 from issuance.services.endpoints import Endpoints, resolve
@@ -40,6 +41,7 @@ from issuance.store.key_rotation_repo import ensure_blind_indexes_settled
 from issuance.store.migrate import ensure_current
 from issuance.store.outbox_queries import set_aside_count
 from issuance.store.reference_repo import load_catalog
+from issuance.trust.keystore import bureau_keys
 from pipelines.coders import register_batch_coders
 from pipelines.commit import NightContext, apply_night
 from pipelines.faults import crash_point
@@ -369,7 +371,14 @@ def _write_files(
 ) -> list[dict[str, Any]]:
     t0 = time.monotonic()
     with connect(database_url, application_name="issuance-vendor-files") as conn:
-        files = write_files(conn, settings.personalization_dir, run_.run_id, run_.business_date.isoformat())
+        files = write_files(
+            conn,
+            settings.personalization_dir,
+            run_.run_id,
+            run_.business_date.isoformat(),
+            vault=Vault.from_settings(settings),
+            bureau=bureau_keys(settings),
+        )
         conn.commit()
     crash_point("files_written")
     progress("files", {"files": len(files)})
@@ -397,6 +406,7 @@ def _publish(
         before_stamp=before_stamp,
         processes=settings.relay_processes or os.cpu_count() or 1,
         max_message_bytes=settings.max_message_bytes,
+        trust=RelayTrust.load(conn, settings),
     )
 
 
@@ -412,7 +422,14 @@ def _finish_earlier_runs(
         return
     run_id, business_date = int(row[0]), row[1]
     if not files_complete(Path(settings.personalization_dir), run_id):
-        write_files(conn, settings.personalization_dir, run_id, business_date.isoformat())
+        write_files(
+            conn,
+            settings.personalization_dir,
+            run_id,
+            business_date.isoformat(),
+            vault=Vault.from_settings(settings),
+            bureau=bureau_keys(settings),
+        )
         conn.commit()
     pending = conn.execute(
         "SELECT count(*) FROM outbox WHERE published_at IS NULL AND set_aside_at IS NULL"

@@ -31,6 +31,7 @@ from issuance.codec.avro import encode_many
 from issuance.domain.lifecycle import Emit
 from issuance.domain.model import Agreement, Applicant, Application, ApplicationType, Channel
 from issuance.messages import bank_request_event_id
+from issuance.trust.parties import bank
 
 FIRST_ATTEMPT = 1
 
@@ -198,6 +199,7 @@ def outbox_rows(
             r.event_type,
             run_id,
             False,  # payload_encrypted: the personal part is already sealed to the bank
+            str(bank(r.bank_code)),
         )
         for r in requests
     ]

@@ -15,6 +15,10 @@ broker acknowledged it: a re-run first sends again what was not acknowledged (th
 and never decides a second receipt, collection or activation for one card. The draws come from (seed, run
 number, card number), so a later run collects other cards of those still waiting.
 
+Each simulated branch speaks with its own keys (`keys_dir/parties/branch-<code>.key`): its card events carry
+its channel headers to the bureau, and a dispatch is acted on only when the bureau authenticated it to that
+branch (the record's key and branch code); any other is counted as refused and skipped.
+
 The holder's identity for an activation (ID number, name, phone) is read from the bureau's records through
 the Vault: a stand-in for the branch's own files of the holder, who shows their ID card at the counter.
 """
@@ -36,14 +40,20 @@ from consumers.loop import LoopOptions, make_producer, run_loop, send_all
 from issuance.crypto import Vault
 from issuance.domain.business_dates import BUSINESS_ZONE
 from issuance.domain.model import ApplicationType, Channel, Material
-from issuance.errors import DecodeError
+from issuance.errors import ConfigurationError, DecodeError
 from issuance.kafka.topics import Topics, ensure_topics
 from issuance.messages import CardCollected, CardDispatched, CardReceived, decode_event, event_id
 from issuance.services.endpoints import Endpoints
 from issuance.settings import Settings
 from issuance.store import branch_ledger as ledger
+from issuance.store import party_keys_repo
 from issuance.store.branch_ledger import Conn, Delivered, LedgerCard
 from issuance.store.db import connect
+from issuance.trust.channel import Signer, Verifier
+from issuance.trust.errors import TrustFailure
+from issuance.trust.keys import Directory
+from issuance.trust.keystore import partner_keys
+from issuance.trust.parties import BUREAU, branch
 from producers.client import BranchClient
 
 log = logging.getLogger(__name__)
@@ -81,6 +91,7 @@ class BranchStats:
     run_no: int = 0
     dispatches: int = 0  # CardDispatched read
     unreadable: int = 0  # dispatches that could not be read (skipped: the branch has nothing to act on)
+    refused: int = 0  # dispatches not authenticated by the bureau to their branch (skipped)
     receipts: int = 0  # CardReceived sent now
     collections: int = 0
     activations: int = 0  # FINANCIAL_ACTIVATION applications (each with its agreement)
@@ -128,6 +139,56 @@ def collection(card: LedgerCard, seed: int, at: datetime) -> CardCollected:
     )
 
 
+class BranchKeys:
+    """The simulated branches' own keys, loaded once per branch: a Signer of its card events to the bureau and
+    a Verifier of what the bureau sent it."""
+
+    def __init__(self, settings: Settings, directory: Directory) -> None:
+        self._settings = settings
+        self._directory = directory
+        self._signers: dict[str, Signer] = {}
+        self._verifiers: dict[str, Verifier] = {}
+
+    def signer(self, branch_code: str) -> Signer:
+        signer = self._signers.get(branch_code)
+        if signer is None:
+            own = partner_keys(self._settings, branch(branch_code))
+            signer = self._signers[branch_code] = Signer(own, self._directory)
+        return signer
+
+    def verifier(self, branch_code: str) -> Verifier:
+        verifier = self._verifiers.get(branch_code)
+        if verifier is None:
+            own = partner_keys(self._settings, branch(branch_code))
+            verifier = self._verifiers[branch_code] = Verifier(own, self._directory)
+        return verifier
+
+    def from_bureau(self, record: ConsumerRecord) -> CardDispatched | None:
+        """The dispatch, when the bureau authenticated it to the branch it names (key and branch code)."""
+        key = bytes(record.key or b"").decode("utf-8", "replace")
+        value = bytes(record.value or b"")
+        try:
+            sender = self.verifier(key).sender(record.headers, record.key, value)
+        except (TrustFailure, ConfigurationError) as exc:
+            log.warning(
+                "dispatch at %s/%s@%s refused: %s", record.topic, record.partition, record.offset, exc
+            )
+            return None
+        try:
+            event = decode_event(value)
+        except DecodeError:
+            return None
+        if sender != BUREAU or not isinstance(event, CardDispatched) or event.branch_code != key:
+            log.warning(
+                "dispatch at %s/%s@%s refused: not the bureau's to its branch",
+                record.topic,
+                record.partition,
+                record.offset,
+            )
+            return None
+        return event
+
+
 class BranchSimulator:
     """One run of the simulated branches over the ledger connection, a producer and the branch client."""
 
@@ -139,6 +200,7 @@ class BranchSimulator:
         vault: Vault,
         topics: Topics,
         options: BranchOptions,
+        keys: BranchKeys,
     ) -> None:
         self._conn = conn
         self._producer = producer
@@ -146,16 +208,17 @@ class BranchSimulator:
         self._vault = vault
         self._topics = topics
         self._options = options
+        self._keys = keys
         self.stats = BranchStats()
 
     def start(self) -> None:
         """Begin a run: send again what an earlier run decided and the broker did not acknowledge."""
         self.stats.run_no = ledger.start_run(self._conn, self._options.seed)
         receipts = ledger.unsent_receipts(self._conn)
-        self._send_events([(c.card_number, c.receipt_payload) for c in receipts])
+        self._send_events([(c.card_number, c.branch_code, c.receipt_payload) for c in receipts])
         ledger.mark_receipts_sent(self._conn, [c.card_number for c in receipts])
         collections = ledger.unsent_collections(self._conn)
-        self._send_events([(c.card_number, c.collection_payload or b"") for c in collections])
+        self._send_events([(c.card_number, c.branch_code, c.collection_payload or b"") for c in collections])
         ledger.mark_collections_sent(self._conn, [c.card_number for c in collections])
         activations = ledger.unsent_activations(self._conn)
         self._send_activations(activations)
@@ -167,13 +230,9 @@ class BranchSimulator:
         delivered: list[Delivered] = []
         for record in records:
             self.stats.dispatches += 1
-            try:
-                event = decode_event(bytes(record.value or b""))
-            except DecodeError:
-                self.stats.unreadable += 1
-                continue
-            if not isinstance(event, CardDispatched):
-                self.stats.unreadable += 1
+            event = self._keys.from_bureau(record)
+            if event is None:
+                self.stats.refused += 1
                 continue
             confirm = receipt(event, self._options.seed, now)
             delivered.append(
@@ -188,15 +247,17 @@ class BranchSimulator:
             )
         with self._conn.transaction():
             new = set(ledger.add_delivered(self._conn, delivered))
-        sending = [(d.card_number, d.receipt_payload) for d in delivered if d.card_number in new]
+        sending = [
+            (d.card_number, d.branch_code, d.receipt_payload) for d in delivered if d.card_number in new
+        ]
         self._send_events(sending)
-        ledger.mark_receipts_sent(self._conn, [number for number, _ in sending])
+        ledger.mark_receipts_sent(self._conn, [number for number, _, _ in sending])
         self.stats.receipts += len(sending)
 
     def collect(self) -> None:
         """The holders collect a fraction of the cards waiting at their branches."""
         now = self._options.moment()
-        chosen: list[tuple[str, bytes]] = []
+        chosen: list[tuple[str, str, bytes]] = []
         with self._conn.transaction():
             for card in ledger.to_collect(self._conn):
                 if draw(self._options.seed, self.stats.run_no, card.card_number, "collect") >= (
@@ -208,9 +269,9 @@ class BranchSimulator:
                 ledger.decide_collection(
                     self._conn, card.card_number, event.event_id, payload, self.stats.run_no
                 )
-                chosen.append((card.card_number, payload))
+                chosen.append((card.card_number, card.branch_code, payload))
         self._send_events(chosen)
-        ledger.mark_collections_sent(self._conn, [number for number, _ in chosen])
+        ledger.mark_collections_sent(self._conn, [number for number, _, _ in chosen])
         self.stats.collections += len(chosen)
 
     def activate(self) -> None:
@@ -234,12 +295,16 @@ class BranchSimulator:
                 )
         self._send_activations(ledger.unsent_activations(self._conn))
 
-    def _send_events(self, messages: Sequence[tuple[str, bytes]]) -> None:
-        """Card events keyed by card number: one card's receipt and collection stay in order."""
-        send_all(
-            self._producer,
-            [(self._topics.card_events, number.encode(), payload) for number, payload in messages],
-        )
+    def _send_events(self, messages: Sequence[tuple[str, str, bytes]]) -> None:
+        """Card events (card number, branch code, payload) keyed by card number, so that one card's receipt
+        and collection stay in order; each with its branch's channel headers to the bureau."""
+        topic = self._topics.card_events
+        keyed = [(topic, number.encode(), payload) for number, _, payload in messages]
+        headers = [
+            self._keys.signer(code).headers(BUREAU, key, payload)
+            for (_, key, payload), (_, code, _) in zip(keyed, messages, strict=True)
+        ]
+        send_all(self._producer, keyed, headers)
 
     def _send_activations(self, cards: Sequence[LedgerCard]) -> None:
         sent: list[str] = []
@@ -310,7 +375,8 @@ def simulate(
             BranchClient(endpoints.kafka, topics, vault, client_id="issuance-branch-sim") as client,
             connect(endpoints.database_url, autocommit=True, application_name="branch-simulator") as conn,
         ):
-            branches = BranchSimulator(conn, producer, client, vault, topics, options)
+            keys = BranchKeys(settings, party_keys_repo.load_directory(conn))
+            branches = BranchSimulator(conn, producer, client, vault, topics, options, keys)
             branches.start()
             loop = LoopOptions(
                 endpoints.kafka,

@@ -61,6 +61,8 @@ class Prepared:
     value: bytes | None  # None only for a raw message that is a null record
     record_id: str
     ignored: tuple[str, ...] = ()  # fields of the JSON record beyond the contract, dropped by the encoding
+    # Headers sent as they are (a re-driven dead letter keeps its original sender's authentication).
+    headers: tuple[tuple[str, bytes], ...] = ()
 
 
 Outcome = Acknowledged | BrokerUnavailable
@@ -205,7 +207,12 @@ class BranchClient:
         `on_done` is called from the producer's thread with the Acknowledged or the BrokerUnavailable.
         """
         try:
-            future = self._producer.send(prepared.topic, key=prepared.key, value=prepared.value)
+            future = self._producer.send(
+                prepared.topic,
+                key=prepared.key,
+                value=prepared.value,
+                headers=list(prepared.headers) or None,
+            )
         except KafkaError as exc:
             raise BrokerUnavailable(
                 f"{prepared.topic}: the broker did not take the record within {self._delivery_timeout_s:g}s "

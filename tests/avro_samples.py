@@ -275,4 +275,19 @@ SAMPLES: dict[tuple[str, int], dict[str, Any]] = {
         "personal": b"\x01 sealed to bureau:bureau",
         "completed_at": "2026-11-30T09:00:00+08:00",
     },
+    ("VendorCardPersonal", 1): {
+        "holder_id_number": "11010519491231002X",
+        "holder_name": "张三",
+        "holder_sex": "MALE",
+        "holder_birth_date": "1949-12-31",
+        "holder_ethnic_group": None,
+        "account_number": "6222020000000000001",
+    },
+    ("DeadLetterOriginal", 1): {
+        "excerpt": b"\xc3\x01not an avro message",
+        "headers": [
+            {"name": "ssc-channel", "value": b"\x01channel"},
+            {"name": "ssc-mac", "value": b"\x01mac"},
+        ],
+    },
 }

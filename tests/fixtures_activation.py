@@ -39,7 +39,7 @@ from issuance.store.party_keys_repo import load_directory, provision_simulated_p
 from issuance.trust.channel import Signer
 from issuance.trust.keys import Directory, PartyKeys
 from issuance.trust.keystore import bureau_keys, partner_keys
-from issuance.trust.parties import BUREAU, Party, bank
+from issuance.trust.parties import BUREAU, Party, bank, branch
 from issuance.trust.sealing import Sealer
 from tests.factories import BANK, BRANCH, TERMS, id_number
 
@@ -72,8 +72,9 @@ class Activating:
 
 
 def provision(settings: Settings, conn: Conn, *bank_codes: str) -> Directory:
-    """The bureau's and these banks' keys, generated and registered; the Directory afterwards."""
-    return provision_simulated_partners(settings, conn, [bank(c) for c in bank_codes], actor="test")
+    """The bureau's, the branch's and these banks' keys, generated and registered; the Directory after."""
+    parties = [branch(BRANCH), *(bank(c) for c in bank_codes)]
+    return provision_simulated_partners(settings, conn, parties, actor="test")
 
 
 def party_keys(settings: Settings, party: Party) -> PartyKeys:

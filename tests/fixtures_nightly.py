@@ -18,6 +18,7 @@ from issuance.kafka.client_config import KafkaClientConfig
 from issuance.kafka.topics import Topics, ensure_topics
 from issuance.settings import Settings
 from issuance.store.db import connect
+from issuance.store.party_keys_repo import provision_simulated_partners, reference_parties
 from issuance.store.reference_load import load_reference
 from producers.generator import AGREEMENT_FILES, APPLICATION_FILES, GenerateOptions, generate
 
@@ -52,10 +53,9 @@ def load_reference_file(
 
 
 def provision_partners(settings: Settings, conn: Any) -> None:
-    """Keys for the simulated partners of the loaded reference data (as `issuance reference load` provides
-    them with the embedded services): the night seals each bank request to its bank's registered key."""
-    from issuance.store.party_keys_repo import provision_simulated_partners, reference_parties
-
+    """Keys for the bureau and every branch, bank and vendor of the loaded reference data (the simulated
+    partners), registered: what `issuance setup` and `reference load` do with the embedded services. The
+    bureau authenticates what it publishes to them and verifies what they send."""
     provision_simulated_partners(settings, conn, reference_parties(conn), actor="test")
     conn.commit()
 

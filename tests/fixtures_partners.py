@@ -4,6 +4,7 @@ nightly run leaves them."""
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 from dataclasses import dataclass
@@ -16,10 +17,16 @@ from kafka import KafkaConsumer, TopicPartition
 from issuance.crypto import Vault
 from issuance.domain import numbers
 from issuance.domain.lifecycle import ApplicationState, CardStatus, FinancialStatus
+from issuance.domain.vendor_return import signature_path
 from issuance.kafka.client_config import KafkaClientConfig
 from issuance.settings import Settings
 from issuance.store.db import connect
-from producers.vendor_simulator import vendor_file_path
+from issuance.store.party_keys_repo import load_directory, provision_simulated_partners, reference_parties
+from issuance.trust.channel import sign_file
+from issuance.trust.keystore import bureau_keys, partner_keys
+from issuance.trust.parties import vendor
+from issuance.trust.sealing import Sealer, seal_personal
+from producers.vendor_simulator import simulate, vendor_file_path
 from tests.factories import BANK, BRANCH, id_number
 from tests.fixtures_activation import AREA, BIN, seed_bank
 
@@ -126,22 +133,51 @@ def seed_cards(
                 ),
             )
             out.append(SeededCard(app_id, card, ident))
+        # The bureau, the branch, the bank and the vendor with registered keys (the simulated partners).
+        provision_simulated_partners(
+            settings, conn, [*reference_parties(conn), vendor(vendor_code)], actor="test"
+        )
     return out
 
 
 def write_vendor_file(
     settings: Settings, run_id: int, cards: list[SeededCard], vendor_code: str = VENDOR
 ) -> Path:
-    """The vendor file (a line per card, personal fields left out), its manifest and `vendor_files` row."""
+    """The vendor file as the night writes it (a line per card, the holder's data sealed to the vendor), its
+    manifest signed by the bureau and its `vendor_files` row."""
     path = vendor_file_path(Path(settings.personalization_dir), run_id, vendor_code)
     path.parent.mkdir(parents=True, exist_ok=True)
-    data = b"".join(
-        json.dumps({"card_number": c.card_number, "application_id": c.application_id}).encode() + b"\n"
-        for c in cards
-    )
+    with connect(database_url(settings), autocommit=True) as conn:
+        sealer = Sealer.to(load_directory(conn), vendor(vendor_code))
+    lines = []
+    for c in cards:
+        personal = {
+            "holder_id_number": c.id_number,
+            "holder_name": HOLDER_NAME,
+            "holder_sex": None,
+            "holder_birth_date": None,
+            "holder_ethnic_group": None,
+            "account_number": None,
+        }
+        sealed = seal_personal("VendorCardPersonal", personal, sealer, aad=c.card_number)
+        record = {
+            "card_number": c.card_number,
+            "application_id": c.application_id,
+            "personal_enc": base64.b64encode(sealed).decode(),
+        }
+        lines.append(json.dumps(record).encode() + b"\n")
+    data = b"".join(lines)
     path.write_bytes(data)
-    sha256 = hashlib.sha256(data).hexdigest()
-    manifest = {"vendor_code": vendor_code, "run_id": run_id, "record_count": len(cards), "sha256": sha256}
+    digest = hashlib.sha256(data)
+    sha256 = digest.hexdigest()
+    signature = base64.b64encode(sign_file(bureau_keys(settings), digest.digest())).decode()
+    manifest = {
+        "vendor_code": vendor_code,
+        "run_id": run_id,
+        "record_count": len(cards),
+        "sha256": sha256,
+        "signature": signature,
+    }
     path.with_name(f"{vendor_code}.manifest.json").write_text(json.dumps(manifest))
     with connect(database_url(settings), autocommit=True) as conn:
         conn.execute(
@@ -149,6 +185,24 @@ def write_vendor_file(
             (run_id, vendor_code, len(cards), sha256),
         )
     return path
+
+
+def vendor_answers(
+    settings: Settings, run_id: int, fail_rate: float = 0.0, seed: int = 1, vendor_code: str = VENDOR
+) -> Path:
+    """The return file the simulated vendor writes for a vendor file, signed with its own key."""
+    with connect(database_url(settings), autocommit=True) as conn:
+        directory = load_directory(conn)
+    own = partner_keys(settings, vendor(vendor_code))
+    root = Path(settings.personalization_dir)
+    return simulate(root, run_id, vendor_code, fail_rate, seed, directory, own).path
+
+
+def sign_return_file(settings: Settings, path: Path, vendor_code: str = VENDOR) -> None:
+    """Sign a return file written by hand as its vendor would (`<file>.sig`)."""
+    own = partner_keys(settings, vendor(vendor_code))
+    signature = sign_file(own, hashlib.sha256(path.read_bytes()).digest())
+    signature_path(path).write_bytes(base64.b64encode(signature) + b"\n")
 
 
 def personalize_again(settings: Settings, run_id: int, cards: list[SeededCard]) -> Path:

@@ -6,16 +6,23 @@ of the vendor file it answers), then one line per card `{"card_number", "result"
 by the bureau refuses the whole file; a line that does not fit is refused alone, by line number and reason
 (never its content: the file comes from outside), and the rest is applied. A failure reason is a code
 (capitals, digits, underscores), so that no free text from outside lands in the bureau's records.
+
+The vendor signs the file: `<file>.sig` beside it holds the base64 of its file signature (`sign_file`, Ed25519
+over the file's SHA-256 with the vendor's registered signing key). A file without it, or whose bytes changed
+after signing, is refused as a whole before any line is read for applying. A file is at most
+MAX_RETURN_FILE_BYTES: larger ones are refused before they are read.
 """
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
+from pathlib import Path
 from typing import Any
 
 from issuance.domain.lifecycle import CardStatus
@@ -27,6 +34,10 @@ FAILURE_REASON = re.compile(r"[A-Z][A-Z0-9_]{0,63}")
 SHA256_HEX = re.compile(r"[0-9a-f]{64}")
 VENDOR_CODE = re.compile(r"[A-Za-z0-9_-]{1,32}")
 MAX_LINE_BYTES = 4_096
+# A return file answers one vendor file: a line per card (under 200 bytes), a few hundred thousand at most.
+MAX_RETURN_FILE_BYTES = 64 * 1024 * 1024
+MAX_SIGNATURE_BYTES = 1_024  # the base64 of a file signature is under 250 characters
+SIGNATURE_SUFFIX = ".sig"
 
 
 class Result(StrEnum):
@@ -107,6 +118,24 @@ class CardInProduction:
     status: CardStatus
     production_run_id: int | None
     vendor_code: str | None
+
+
+def signature_path(path: Path) -> Path:
+    """Where the signature of a return file is: `<file>.sig` beside it."""
+    return path.with_name(path.name + SIGNATURE_SUFFIX)
+
+
+def parse_signature(text: bytes) -> bytes:
+    """The file signature in a `.sig` file's text (ReturnFileRefused when it is not base64 of one)."""
+    try:
+        signature = base64.b64decode(text.strip(), validate=True)
+    except ValueError as exc:
+        raise ReturnFileRefused(
+            "the return file's signature is not base64: ask the vendor to sign it"
+        ) from exc
+    if not signature:
+        raise ReturnFileRefused("the return file's signature is empty: ask the vendor to sign it")
+    return signature
 
 
 def digest(data: bytes) -> str:

@@ -2,8 +2,9 @@
 
 At-least-once by construction and harmless to repeat: a crash between sending and stamping sends the same
 events again with the same event ids, and every consumer keeps an inbox of processed ids. A batch is stamped
-only after the broker acknowledged all of it. Sealed payloads
-(events carrying personal data) are opened only here, just before they are sent.
+only after the broker acknowledged all of it. Sealed payloads (events carrying personal data) are opened only
+here, just before they are sent. Each event is sent with the bureau's channel headers to the party it is for
+(`outbox_signing`): its recipient verifies that the bureau sent it, unchanged.
 
 No event blocks the others. One larger than the largest message (`Settings.max_message_bytes`, also the
 producer's `max_request_size`) or one the broker refuses for what it is (too large, invalid or corrupt record)
@@ -19,7 +20,7 @@ import logging
 import os
 import time
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass
 from multiprocessing import get_context
@@ -40,6 +41,7 @@ from issuance.crypto import Vault
 from issuance.errors import BrokerUnavailable
 from issuance.gc_policy import use_batch_thresholds
 from issuance.kafka.client_config import KafkaClientConfig
+from issuance.kafka.outbox_signing import Headers, HeaderStamper, NoRecipient, RelayTrust
 from issuance.store.db import connect
 from issuance.store.run_repo import Conn
 
@@ -56,6 +58,7 @@ BATCH_BYTES = 1024 * 1024
 # What a record adds to its key and value on the wire: the batch header (61 bytes) and the record's own
 # framing (attributes, varint lengths and deltas, header count), rounded up.
 RECORD_OVERHEAD = 100
+HEADER_OVERHEAD = 10  # a header's varint lengths of its name and value
 # The broker's answers that refuse one record for what it is; every other failure is an outage.
 REFUSED: tuple[type[KafkaError], ...] = (
     MessageSizeTooLargeError,
@@ -81,9 +84,10 @@ def _producer(kafka: KafkaClientConfig, max_message_bytes: int) -> KafkaProducer
         ) from exc
 
 
-def record_size(key: bytes | None, value: bytes) -> int:
+def record_size(key: bytes | None, value: bytes, headers: Sequence[tuple[str, bytes]] = ()) -> int:
     """An upper estimate of one record's size on the wire, as the broker measures it against its limit."""
-    return len(key or b"") + len(value) + RECORD_OVERHEAD
+    framed = sum(len(name) + len(data) + HEADER_OVERHEAD for name, data in headers)
+    return len(key or b"") + len(value) + framed + RECORD_OVERHEAD
 
 
 def publish_outbox(
@@ -92,6 +96,7 @@ def publish_outbox(
     vault: Vault,
     database_url: str,
     *,
+    trust: RelayTrust,
     run_id: int | None = None,
     after_batch: Callable[[int], None] | None = None,
     before_stamp: Callable[[int], None] | None = None,
@@ -104,8 +109,9 @@ def publish_outbox(
     One relay at a time (an advisory lock; a second caller waits). A backlog of at least PARALLEL_FROM events
     is split by `seq` modulo `processes` between this process and helper processes, each with its own
     producer and connections (kafka-python spends most of a core per 20,000 events a second). In every share,
-    a batch is stamped on a second connection while the next is sent."""
-    target = Target(kafka, max_message_bytes)
+    a batch is stamped on a second connection while the next is sent. Every event goes with the bureau's
+    channel headers to its recipient (`trust`: helpers receive it pickled and open their own channels)."""
+    target = Target(kafka, max_message_bytes, trust)
     _acquire(conn)
     try:
         shares = max(1, processes) if _backlog(conn, run_id) >= PARALLEL_FROM else 1
@@ -132,6 +138,7 @@ class Target:
 
     kafka: KafkaClientConfig
     max_message_bytes: int
+    trust: RelayTrust  # the bureau's keys and the parties' public keys: whom each event is signed to
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,6 +152,7 @@ class Outgoing:
     partition: int | None
     key: bytes | None
     value: bytes
+    headers: Headers  # the bureau's channel headers to the event's recipient
 
 
 @dataclass(frozen=True, slots=True)
@@ -175,14 +183,15 @@ def _publish_share(
     keep_going: Callable[[], bool] = lambda: True,
 ) -> int:
     producer = _producer(target.kafka, target.max_message_bytes)
+    signer = target.trust.stamper()
     sent = 0
     after = 0  # keyset over the write order (outbox.seq): rows stamped earlier are not scanned again
     try:
         with _Stamper(database_url) as stamper:
             while keep_going():
                 rows = conn.execute(
-                    "SELECT event_id, topic, message_key, payload, payload_encrypted, seq, event_type"
-                    " FROM outbox WHERE published_at IS NULL AND set_aside_at IS NULL"
+                    "SELECT event_id, topic, message_key, payload, payload_encrypted, seq, event_type,"
+                    " recipient FROM outbox WHERE published_at IS NULL AND set_aside_at IS NULL"
                     " AND seq > %(after)s AND seq %% %(of)s = %(index)s"
                     " AND (%(run)s::bigint IS NULL OR run_id = %(run)s)"
                     " ORDER BY seq LIMIT %(n)s",
@@ -193,9 +202,9 @@ def _publish_share(
                 if not rows:
                     break
                 after = int(rows[-1][5])
-                delivered, set_aside = _send_batch(
-                    producer, _in_partition_order(producer, rows, vault), target
-                )
+                outgoing, unsigned = _in_partition_order(producer, rows, vault, signer)
+                delivered, set_aside = _send_batch(producer, outgoing, target)
+                set_aside += unsigned
                 if before_stamp is not None:
                     before_stamp(len(rows))  # sent, not yet stamped (fault injection: re-sent after a crash)
                 stamper.stamp(delivered, set_aside)
@@ -215,7 +224,7 @@ def _send_batch(
     set_aside: list[SetAside] = []
     pending: list[tuple[Outgoing, Any]] = []
     for event in events:
-        size = record_size(event.key, event.value)
+        size = record_size(event.key, event.value, event.headers)
         if size > target.max_message_bytes:
             set_aside.append(
                 _set_aside(event, f"{size} bytes, above the largest message ({target.max_message_bytes})")
@@ -247,7 +256,9 @@ def _send_batch(
 def _send(producer: KafkaProducer, event: Outgoing) -> Any:
     """The send's future; a record the producer refuses before sending becomes a failed future."""
     try:
-        return producer.send(event.topic, key=event.key, value=event.value, partition=event.partition)
+        return producer.send(
+            event.topic, key=event.key, value=event.value, partition=event.partition, headers=event.headers
+        )
     except REFUSED as exc:
         return _Refused(exc)
 
@@ -381,24 +392,36 @@ def open_payload(vault: Vault, sealed: bytes) -> bytes:
     return base64.b64decode(vault.decrypt(sealed))
 
 
-def _in_partition_order(producer: KafkaProducer, rows: list[Any], vault: Vault) -> list[Outgoing]:
+def _in_partition_order(
+    producer: KafkaProducer, rows: list[Any], vault: Vault, signer: HeaderStamper
+) -> tuple[list[Outgoing], list[SetAside]]:
     """Events grouped by topic and partition, so each producer batch fills before the next is opened: far
-    fewer sender wake-ups than in arrival order.
+    fewer sender wake-ups than in arrival order; each with the bureau's headers to its recipient. An event
+    that names no recipient the bureau can sign to is set aside (never sent unauthenticated).
 
     A keyed event goes to partition crc32(key) mod partitions: one key always lands on one partition, which
     is all the consumers rely on, and zlib's CRC costs a fraction of kafka-python's pure-Python murmur2. The
     relay is the only producer of its topics."""
     partitions: dict[str, list[int]] = {}
     out = []
-    for event_id, topic, key, payload, sealed, seq, event_type in rows:
+    set_aside = []
+    for event_id, topic, key, payload, sealed, seq, event_type, recipient in rows:
         value = open_payload(vault, payload) if sealed else bytes(payload)
         key_bytes = bytes(key) if key is not None else None
+        try:
+            headers = signer.headers(recipient, topic, key_bytes, value)
+        except NoRecipient as exc:
+            set_aside.append(SetAside(int(seq), exc.reason))
+            log.warning("event %s (%s to %s) set aside, not published: %s", event_id, event_type, topic, exc)
+            continue
         partition = None
         if key_bytes is not None:
             if topic not in partitions:
                 partitions[topic] = sorted(producer.partitions_for(topic))
             choices = partitions[topic]
             partition = choices[zlib.crc32(key_bytes) % len(choices)]
-        out.append(Outgoing(int(seq), str(event_id), str(event_type), topic, partition, key_bytes, value))
+        out.append(
+            Outgoing(int(seq), str(event_id), str(event_type), topic, partition, key_bytes, value, headers)
+        )
     out.sort(key=lambda e: (e.topic, -1 if e.partition is None else e.partition))
-    return out
+    return out, set_aside

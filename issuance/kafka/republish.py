@@ -14,6 +14,7 @@ from typing import Any
 from issuance.crypto import Vault
 from issuance.errors import InputError
 from issuance.kafka.outbox_relay import publish_outbox
+from issuance.kafka.outbox_signing import RelayTrust
 from issuance.kafka.topics import ensure_topics
 from issuance.services.endpoints import Endpoints
 from issuance.settings import Settings
@@ -108,6 +109,7 @@ def send_pending(conn: Conn, settings: Settings, endpoints: Endpoints, vault: Va
         vault,
         endpoints.database_url,
         processes=settings.relay_processes or os.cpu_count() or 1,
+        trust=RelayTrust.load(conn, settings),
     )
 
 

@@ -21,6 +21,7 @@ class OutboxEvent:
     key: bytes | None
     payload: bytes
     event_type: str
+    recipient: str  # the party it is for ("bank:ICBC", "bureau:bureau"...): the relay signs to it
     sealed: bool = False  # payload is a vault envelope (the event carries personal data), opened by the relay
 
 
@@ -42,10 +43,10 @@ def add_outbox(conn: Conn, events: Sequence[OutboxEvent]) -> None:
         return
     with conn.cursor() as cur:
         cur.executemany(
-            "INSERT INTO outbox (event_id, topic, message_key, payload, event_type, payload_encrypted)"
-            " VALUES (%s, %s, %s, %s, %s, %s)"
+            "INSERT INTO outbox (event_id, topic, message_key, payload, event_type, payload_encrypted,"
+            " recipient) VALUES (%s, %s, %s, %s, %s, %s, %s)"
             " ON CONFLICT (event_id) DO NOTHING",
-            [(e.event_id, e.topic, e.key, e.payload, e.event_type, e.sealed) for e in events],
+            [(e.event_id, e.topic, e.key, e.payload, e.event_type, e.sealed, e.recipient) for e in events],
         )
 
 
@@ -60,13 +61,14 @@ class DeadLetter:
     reason: str
     detail: str
     payload_enc: bytes
+    headers_enc: bytes | None = None  # the message's headers (Vault), for a re-drive with its authentication
 
 
 def add_dead_letter(conn: Conn, letter: DeadLetter) -> bool:
     """Store a dead letter once per source position; True when it is new."""
     row = conn.execute(
         "INSERT INTO dead_letters (source_topic, source_partition, source_offset, stage, reason, detail,"
-        " payload_enc) VALUES (%s, %s, %s, %s, %s, %s, %s)"
+        " payload_enc, headers_enc) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)"
         " ON CONFLICT (source_topic, source_topic_id, source_partition, source_offset)"
         " DO NOTHING RETURNING id",
         (
@@ -77,6 +79,7 @@ def add_dead_letter(conn: Conn, letter: DeadLetter) -> bool:
             letter.reason,
             letter.detail,
             letter.payload_enc,
+            letter.headers_enc,
         ),
     ).fetchone()
     return row is not None

@@ -111,6 +111,13 @@ def payload_envelope(conn: Conn, dead_letter_id: int) -> bytes:
     return bytes(envelope)
 
 
+def headers_envelope(conn: Conn, dead_letter_id: int) -> bytes | None:
+    """The sealed headers the dead letter's message came with (decrypt with the Vault), None when none were
+    kept."""
+    row = conn.execute("SELECT headers_enc FROM dead_letters WHERE id = %s", (dead_letter_id,)).fetchone()
+    return None if row is None or row[0] is None else bytes(row[0])
+
+
 def redrives(conn: Conn, dead_letter_id: int) -> list[RedriveRow]:
     """Every re-drive of a dead letter, oldest first."""
     with conn.cursor(row_factory=class_row(RedriveRow)) as cur:

@@ -554,9 +554,10 @@ def insert_accepted(conn: Conn, run_id: int, topics: Mapping[str, str]) -> Accep
         " SELECT application_id, 'financial', %(financial_from)s, %(financial_to)s, %(source)s, %(run)s"
         " FROM requested"
         "), requests AS ("
-        " INSERT INTO outbox (event_id, topic, message_key, payload, event_type, run_id, payload_encrypted)"
+        " INSERT INTO outbox (event_id, topic, message_key, payload, event_type, run_id, payload_encrypted,"
+        "  recipient)"
         " SELECT p.request_event_id, t.topic, convert_to(c.application_id, 'UTF8'), p.request_payload,"
-        "  p.request_type, %(run)s, p.request_sealed"
+        "  p.request_type, %(run)s, p.request_sealed, 'bank:' || c.bank_code"
         " FROM accepted c"
         " LEFT JOIN staged_personalized p ON p.run_id = %(run)s AND p.application_id = c.application_id"
         "  AND p.agreement_id IS NOT DISTINCT FROM c.agreement_id"
@@ -704,21 +705,30 @@ def insert_dead_letters(conn: Conn, run_id: int, topic_ids: Mapping[str, str]) -
     topics = sorted(topic_ids)
     rows = conn.execute(
         "INSERT INTO dead_letters (source_topic, source_topic_id, source_partition, source_offset, stage,"
-        " reason, detail, payload_enc, branch_code, run_id)"
+        " reason, detail, payload_enc, branch_code, run_id, headers_enc)"
         " SELECT s.source_topic, coalesce(t.topic_id, ''), s.source_partition, s.source_offset, s.stage,"
-        " s.reason, s.detail, s.payload_enc, s.branch_code, s.run_id"
+        " s.reason, s.detail, s.payload_enc, s.branch_code, s.run_id, s.headers_enc"
         " FROM staged_dead_letters s"
         " LEFT JOIN unnest(%s::text[], %s::text[]) AS t (topic, topic_id) ON t.topic = s.source_topic"
         " WHERE s.run_id = %s"
         " ON CONFLICT (source_topic, source_topic_id, source_partition, source_offset) DO NOTHING"
         " RETURNING source_topic, source_topic_id, source_partition, source_offset, stage, reason, detail,"
-        " payload_enc",
+        " payload_enc, headers_enc",
         (topics, [topic_ids[t] for t in topics], run_id),
     ).fetchall()
     return list(rows)
 
 
-OUTBOX_COLUMNS = ("event_id", "topic", "message_key", "payload", "event_type", "run_id", "payload_encrypted")
+OUTBOX_COLUMNS = (
+    "event_id",
+    "topic",
+    "message_key",
+    "payload",
+    "event_type",
+    "run_id",
+    "payload_encrypted",
+    "recipient",  # the party the event is for, as text ("bank:ICBC"): the relay signs to it
+)
 
 
 def as_datetime(value: Any) -> datetime:

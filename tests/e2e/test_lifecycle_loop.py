@@ -99,7 +99,7 @@ def test_applications_become_cards_in_their_holders_hands_with_the_savings_funct
     night_1 = manifest["nights"][0]
     first = date.fromisoformat(night_1["business_date"])
     issuance(env, "reference", "load", str(out / "reference.json"))
-    partners.provision()  # the banks' keys: the night seals each request to its bank
+    partners.provision()  # the branches', banks' and vendors' keys (configured servers: not automatic)
     issuance(env, "submit", "applications", str(out / night_1["applications"]))
     issuance(env, "submit", "agreements", str(out / night_1["agreements"]))
 

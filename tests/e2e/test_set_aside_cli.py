@@ -9,12 +9,15 @@ from kafka import KafkaConsumer
 from issuance.crypto import Vault
 from issuance.kafka.client_config import KafkaClientConfig
 from issuance.kafka.outbox_relay import publish_outbox
+from issuance.kafka.outbox_signing import RelayTrust
 from issuance.kafka.topics import Topics, ensure_topics
 from issuance.settings import Settings
 from issuance.store.db import connect
+from issuance.trust.parties import Party
 from tests.fixtures_activation import scalar
 from tests.fixtures_processes import run
-from tests.integration.test_outbox_bounded import LIMIT, _decision_rows, _queue
+from tests.fixtures_services import Partners
+from tests.integration.test_outbox_bounded import BRANCH, LIMIT, _decision_rows, _queue
 
 
 def published_keys(settings: Settings, topic: str) -> list[bytes]:
@@ -32,9 +35,10 @@ def published_keys(settings: Settings, topic: str) -> list[bytes]:
 
 
 def test_an_operator_lists_and_retries_an_event_set_aside(
-    settings: Settings, database_url: str, cli_env: dict[str, str]
+    settings: Settings, database_url: str, cli_env: dict[str, str], partners: Partners
 ) -> None:
     ensure_topics(KafkaClientConfig.from_settings(settings), settings, [])
+    partners.provision(Party.parse(BRANCH))
     (row,) = _decision_rows(settings, 1)
     large = (row[0], row[1], row[2], bytes(row[3]) + b"\x00" * LIMIT, *row[4:])  # a decision of 1 MB and more
     _queue(database_url, [large])
@@ -45,8 +49,13 @@ def test_an_operator_lists_and_retries_an_event_set_aside(
     assert first.returncode == 2, first.stderr  # not set aside yet: bad input
     # The relay (as any command that publishes) sets it aside under the default limit.
     with connect(database_url) as conn:
+        trust = RelayTrust.load(conn, settings)
         publish_outbox(
-            conn, KafkaClientConfig.from_settings(settings), Vault.from_settings(settings), database_url
+            conn,
+            KafkaClientConfig.from_settings(settings),
+            Vault.from_settings(settings),
+            database_url,
+            trust=trust,
         )
     listed = run(["set-aside", "list", "--json"], cli_env)
     assert [e["event_id"] for e in json.loads(listed.stdout)] == [row[0]]

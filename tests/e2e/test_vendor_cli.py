@@ -12,7 +12,7 @@ from typing import Any
 
 from issuance.domain.lifecycle import CardStatus
 from issuance.settings import Settings
-from tests.fixtures_partners import VENDOR, rows, seed_cards, write_vendor_file
+from tests.fixtures_partners import VENDOR, rows, seed_cards, sign_return_file, write_vendor_file
 
 # The partner command groups under the same root callback as `issuance` (settings from ISSUANCE_*).
 APP = """
@@ -95,6 +95,12 @@ def test_a_header_that_does_not_match_is_bad_input_in_one_line(
         "\n".join([json.dumps({**json.loads(header), "manifest_sha256": "f" * 64}), *body]) + "\n"
     )
 
+    altered = issuance(cli_env, "vendor", "receive", str(path), "--operator", OPERATOR)
+    assert altered.returncode == 2 and "Traceback" not in altered.stderr
+    (line,) = altered.stderr.strip().splitlines()
+    assert f"not signed by vendor {VENDOR} (SIGNATURE_INVALID" in line and "nothing applied" in line
+
+    sign_return_file(settings, path)  # signed as it is: the header is what is wrong
     done = issuance(cli_env, "vendor", "receive", str(path), "--operator", OPERATOR)
 
     assert done.returncode == 2

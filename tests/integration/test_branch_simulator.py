@@ -1,5 +1,6 @@
 """The simulated branches against the real broker and PostgreSQL: one receipt, one collection and one
-activation per card, never a second on a re-run."""
+activation per card, never a second on a re-run; only dispatches the bureau authenticated to the branch are
+acted on, and the card events carry the branch's own channel headers."""
 
 from __future__ import annotations
 
@@ -16,23 +17,33 @@ from issuance.kafka.topics import Topics, ensure_topics
 from issuance.messages import CardCollected, CardReceived, decode_event
 from issuance.services.endpoints import resolve
 from issuance.settings import Settings
+from issuance.trust.channel import Signer, Verifier
+from issuance.trust.parties import BUREAU, Party, branch
 from producers.branch_simulator import BranchOptions, simulate
 from tests.factories import BANK, BRANCH, TERMS
-from tests.fixtures_activation import produce
 from tests.fixtures_partners import HOLDER_NAME, PHONE, SeededCard, read_topic, seed_cards
+from tests.fixtures_services import Partners
+from tests.fixtures_signed import read_records, send
 
 IDLE = 1.5
 
 
-def dispatch(settings: Settings, cards: list[SeededCard]) -> None:
-    """The CardDispatched the bureau published for these produced cards."""
-    bootstrap = settings.kafka_bootstrap or ""
+def dispatch(settings: Settings, cards: list[SeededCard], signer: Party | None = BUREAU) -> None:
+    """The CardDispatched the bureau published for these produced cards, with the bureau's channel headers
+    to the branch (or another party's, or none: a forgery)."""
     ensure_topics(KafkaClientConfig.from_settings(settings), settings, [])
     topics = Topics(settings)
+    partners = Partners(settings)
+    directory = partners.directory()
     at = datetime(2026, 11, 4, 9, 0, tzinfo=UTC)
     for card in cards:
         event = outbox_events.dispatch(topics, card.application_id, card.card_number, BRANCH, "V1", 1, at)
-        produce(bootstrap, event.topic, [event.payload], event.key)
+        headers = None
+        if signer is not None:
+            headers = Signer(partners.keys(signer), directory).headers(
+                branch(BRANCH), event.key, event.payload
+            )
+        send(settings, event.topic, [(event.key, event.payload)], headers=headers)
 
 
 def run(
@@ -122,3 +133,22 @@ def test_later_runs_collect_the_cards_still_waiting_each_once(settings: Settings
     assert len(collected) == len(set(collected)) == sum(r["collections"] for r in runs)
     assert 0 < runs[0]["collections"] < 8
     assert sum(r["activations"] for r in runs) == 0
+
+
+def test_the_card_events_are_the_branch_s_and_a_dispatch_not_from_the_bureau_is_refused(
+    settings: Settings,
+) -> None:
+    genuine = seed_cards(settings, 2, status=CardStatus.PRODUCED)
+    forged = seed_cards(settings, 2, status=CardStatus.PRODUCED, start=3)
+    dispatch(settings, genuine)
+    dispatch(settings, forged[:1], signer=None)  # unsigned
+    dispatch(settings, forged[1:], signer=branch(BRANCH))  # signed, but by a branch, not the bureau
+
+    stats = run(settings, activate_rate=0.0)
+
+    assert (stats["dispatches"], stats["refused"], stats["receipts"], stats["collections"]) == (4, 2, 2, 2)
+    partners = Partners(settings)
+    bureau = Verifier(partners.keys(BUREAU), partners.directory())
+    records = read_records(settings, Topics(settings).card_events)
+    assert {decode_event(r.value).card_number for r in records} == {c.card_number for c in genuine}  # type: ignore[union-attr]
+    assert {bureau.sender(r.headers, r.key, r.value) for r in records} == {branch(BRANCH)}

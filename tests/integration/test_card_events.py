@@ -19,9 +19,12 @@ from issuance.services.endpoints import resolve
 from issuance.settings import Settings
 from issuance.store.db import connect
 from issuance.store.reference_repo import load_catalog, lookup_cards, lookup_persons
+from issuance.trust.channel import Signer
+from issuance.trust.parties import BUREAU, branch
 from tests.factories import AREA, BANK, BRANCH, activation
-from tests.fixtures_activation import produce
 from tests.fixtures_partners import HOLDER_NAME, database_url, read_topic, rows, seed_cards
+from tests.fixtures_services import Partners
+from tests.fixtures_signed import send as signed_send
 
 IDLE = 1.5
 AT = datetime(2026, 11, 5, 10, 0, tzinfo=UTC)
@@ -36,14 +39,22 @@ def collected(card: str, event_id: str, branch: str = BRANCH, checked: bool = Tr
     return CardCollected(event_id, card, branch, checked, "OP-2", AT)
 
 
-def send(settings: Settings, *events: CardReceived | CardCollected) -> None:
+def send(
+    settings: Settings,
+    *events: CardReceived | CardCollected,
+    signed_by: str | None = None,
+    signed: bool = True,
+) -> None:
+    """The events as their branch sends them (its channel headers to the bureau); `signed_by` another
+    branch's keys, or unsigned."""
     ensure_topics(KafkaClientConfig.from_settings(settings), settings, [])
+    partners = Partners(settings)
     for event in events:  # keyed by card: one card's events in order
-        produce(
-            settings.kafka_bootstrap or "",
-            Topics(settings).card_events,
-            [event.to_bytes()],
-            event.card_number.encode(),
+        sender = branch(signed_by or event.branch_code)
+        directory = partners.provision(sender)
+        signer = Signer(partners.keys(sender), directory) if signed else None
+        signed_send(
+            settings, Topics(settings).card_events, [(event.card_number.encode(), event.to_bytes())], signer
         )
 
 
@@ -178,3 +189,42 @@ def test_the_holder_s_financial_activation_of_a_collected_card_verifies(settings
     send(settings, collected(card.card_number, "c-1"))
     consume(settings)
     assert reasons() == []
+
+
+def test_forged_collections_change_nothing_and_the_batch_goes_on(settings: Settings) -> None:
+    """Unsigned, signed by another branch, or altered after signing: a dead letter with its trust reason,
+    the card not ISSUED, the application not COMPLETED; the genuine events around them are applied."""
+    (card,) = seed_cards(settings, 1, status=CardStatus.PRODUCED)
+    (other,) = seed_cards(settings, 1, status=CardStatus.PRODUCED, start=2)
+    send(settings, received(card.card_number, "r-1"))
+    send(settings, collected(card.card_number, "forged-unsigned"), signed=False)
+    send(settings, collected(card.card_number, "forged-elsewhere"), signed_by=OTHER_BRANCH)
+    event = collected(card.card_number, "forged-altered")
+    partners = Partners(settings)
+    signer = Signer(partners.keys(branch(BRANCH)), partners.directory())
+    genuine = event.to_bytes()
+    headers = signer.headers(BUREAU, event.card_number.encode(), genuine)
+    altered = CardCollected(event.event_id, event.card_number, BRANCH, True, "OP-9", AT).to_bytes()
+    signed_send(
+        settings, Topics(settings).card_events, [(event.card_number.encode(), altered)], headers=headers
+    )
+    send(settings, received(other.card_number, "r-2"))
+
+    stats = consume(settings)["card_events"]
+
+    assert (stats["received"], stats["collected"], stats["unauthenticated"]) == (2, 0, 3)
+    assert sorted(reason for reason, _ in dead_letter_details(settings)) == sorted(
+        [
+            DeadLetterReason.SIGNATURE_MISSING.value,
+            DeadLetterReason.SENDER_MISMATCH.value,
+            DeadLetterReason.SIGNATURE_INVALID.value,
+        ]
+    )
+    assert dict(rows(settings, "SELECT card_number, status FROM cards")) == {
+        card.card_number: CardStatus.AT_BRANCH.value,
+        other.card_number: CardStatus.AT_BRANCH.value,
+    }
+    assert {state for (state,) in rows(settings, "SELECT state FROM applications")} == {
+        ApplicationState.ACCEPTED.value
+    }
+    assert rows(settings, "SELECT count(*) FROM person_cards") == [(0,)]

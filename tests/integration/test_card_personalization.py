@@ -13,16 +13,22 @@ from typing import Any
 
 import pytest
 
-from issuance.crypto import Vault
+from issuance.crypto import DecryptionFailed, Vault
 from issuance.domain.numbers import card_identification_code, card_number
 from issuance.domain.personalization import valid_until
 from issuance.settings import Settings
 from issuance.store.db import connect
+from issuance.trust.channel import verify_file
+from issuance.trust.errors import TrustFailure
+from issuance.trust.keystore import bureau_keys
+from issuance.trust.parties import BUREAU, vendor
+from issuance.trust.sealing import Unsealer, open_personal
 from pipelines import commit, nightly
 from pipelines.personalization_files import run_dir, write_files
 from tests import factories
 from tests.fixtures_nightly import load_reference_data
 from tests.fixtures_personalization import VENDOR, open_account, order_card, vendor_reference
+from tests.fixtures_services import Partners
 
 NIGHT_1 = "2026-11-03"
 NIGHT_2 = "2026-11-04"
@@ -174,28 +180,40 @@ def test_a_card_made_again_keeps_its_numbers(settings: Settings, database_url: s
     assert (run_dir(Path(settings.personalization_dir), second.run_id) / f"{VENDOR}.jsonl").exists()
 
 
-def test_the_vendor_file_holds_what_chip_and_face_need_sealed_with_its_manifest(
-    settings: Settings, database_url: str, vault: Vault
+def test_the_vendor_file_holds_what_chip_and_face_need_sealed_to_the_vendor_with_a_signed_manifest(
+    settings: Settings, database_url: str, vault: Vault, partners: Partners
 ) -> None:
     cards = [order_card(database_url, vault, n) for n in (11, 12)]
     order_card(database_url, vault, 13, area_code=factories.OTHER_AREA, bin_="621700")  # no vendor
+    directory = partners.provision()
 
     result = nightly.run(["--business-date", NIGHT_1], settings=settings)
 
-    directory = run_dir(Path(settings.personalization_dir), result.run_id)
-    assert sorted(p.name for p in directory.iterdir()) == [
+    run_files = run_dir(Path(settings.personalization_dir), result.run_id)
+    assert sorted(p.name for p in run_files.iterdir()) == [
         f"{VENDOR}.jsonl",
         f"{VENDOR}.manifest.json",
         "run.manifest.json",
     ]
-    data = (directory / f"{VENDOR}.jsonl").read_bytes()
+    data = (run_files / f"{VENDOR}.jsonl").read_bytes()
     lines = [json.loads(line) for line in data.splitlines()]
     assert [line["card_number"] for line in lines] == sorted(card_number(c.slot) for c in cards)
-
-    def opened(field: str, line: dict[str, Any]) -> str:
-        return vault.decrypt(base64.b64decode(line[field]))
+    opener = Unsealer(partners.keys(vendor(VENDOR)))
 
     for card, line in zip(sorted(cards, key=lambda c: card_number(c.slot)), lines, strict=True):
+        assert set(line) == {
+            "application_id",
+            "area_code",
+            "bank_code",
+            "branch_code",
+            "card_identification_code",
+            "card_number",
+            "issue_date",
+            "personal_enc",
+            "spec_version",
+            "valid_until",
+            "vendor_code",
+        }
         assert line == {
             **line,
             "application_id": card.application_id,
@@ -207,31 +225,58 @@ def test_the_vendor_file_holds_what_chip_and_face_need_sealed_with_its_manifest(
             "valid_until": valid_until(date.fromisoformat(NIGHT_1)).isoformat(),
             "spec_version": "3.00",
             "vendor_code": VENDOR,
-            "holder_ethnic_group_enc": None,
         }
-        assert opened("holder_name_enc", line) == card.name
-        assert opened("holder_id_number_enc", line) == card.id_number
-        assert opened("account_number_enc", line) == card.account_number
-        assert opened("holder_sex_enc", line) == ("MALE" if int(card.id_number[16]) % 2 else "FEMALE")
-        assert opened("holder_birth_date_enc", line) == "1980-01-01"
+        sealed = base64.b64decode(line["personal_enc"])
+        assert open_personal("VendorCardPersonal", sealed, opener, aad=line["card_number"]) == {
+            "holder_id_number": card.id_number,
+            "holder_name": card.name,
+            "holder_sex": "MALE" if int(card.id_number[16]) % 2 else "FEMALE",
+            "holder_birth_date": "1980-01-01",
+            "holder_ethnic_group": None,
+            "account_number": card.account_number,
+        }
+        # Not the bureau's: neither its Vault nor its own key pair opens what is sealed to the vendor.
+        with pytest.raises(DecryptionFailed):
+            vault.decrypt_bytes(sealed)
+        with pytest.raises(TrustFailure):
+            open_personal(
+                "VendorCardPersonal", sealed, Unsealer(bureau_keys(settings)), aad=line["card_number"]
+            )
         assert card.id_number not in data.decode() and card.name not in data.decode()
-    manifest = json.loads((directory / f"{VENDOR}.manifest.json").read_text())
+    manifest = json.loads((run_files / f"{VENDOR}.manifest.json").read_text())
+    digest = hashlib.sha256(data)
     assert manifest == {
-        "format": "ssc-vendor-file/1",
+        "format": "ssc-vendor-file/2",
         "vendor_code": VENDOR,
         "run_id": result.run_id,
         "business_date": NIGHT_1,
         "file": f"{VENDOR}.jsonl",
         "record_count": 2,
-        "sha256": hashlib.sha256(data).hexdigest(),
+        "sha256": digest.hexdigest(),
+        "sealed_to": directory.sealing_key(vendor(VENDOR))[0],
+        "signed_by": bureau_keys(settings).sign_key_id,
+        "signature": manifest["signature"],
     }
+    verify_file(directory, BUREAU, digest.digest(), base64.b64decode(manifest["signature"]))
+    with pytest.raises(TrustFailure):  # the signature covers exactly these bytes
+        verify_file(
+            directory, BUREAU, hashlib.sha256(data + b" ").digest(), base64.b64decode(manifest["signature"])
+        )
     assert result.files == [manifest]
     with connect(database_url) as conn:
         rows = conn.execute("SELECT run_id, vendor_code, record_count, sha256 FROM vendor_files").fetchall()
         assert rows == [(result.run_id, VENDOR, 2, manifest["sha256"])]
-        # Written again (a crash before the run manifest): byte-identical, one row.
-        assert write_files(conn, Path(settings.personalization_dir), result.run_id, NIGHT_1) == [manifest]
-        assert (directory / f"{VENDOR}.jsonl").read_bytes() == data
+        # Written again (a crash before the run manifest): the file written and recorded is kept, one row.
+        again = write_files(
+            conn,
+            Path(settings.personalization_dir),
+            result.run_id,
+            NIGHT_1,
+            vault=vault,
+            bureau=bureau_keys(settings),
+        )
+        assert again == [manifest]
+        assert (run_files / f"{VENDOR}.jsonl").read_bytes() == data
         assert conn.execute("SELECT count(*) FROM vendor_files").fetchone() == (1,)
 
 

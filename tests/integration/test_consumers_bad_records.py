@@ -13,12 +13,14 @@ from dataclasses import replace
 from kafka import KafkaConsumer
 
 from consumers.serve import GROUP_LOCK_CLASS, bank_group
-from issuance.dead_letter_events import EXCERPT_BYTES, payload_location
+from issuance.dead_letter_events import EXCERPT_BYTES, open_original, payload_location
 from issuance.kafka.client_config import KafkaClientConfig
 from issuance.kafka.topics import Topics, ensure_topics
 from issuance.messages import MessageDeadLettered
 from issuance.settings import Settings
+from issuance.trust.keystore import bureau_keys
 from issuance.trust.parties import BUREAU, bank
+from issuance.trust.sealing import Unsealer
 from tests.factories import BANK
 from tests.fixtures_activation import (
     opening_request_for,
@@ -52,8 +54,11 @@ def dead_letter_events(settings: Settings) -> list[MessageDeadLettered]:
     ]
 
 
-def assert_bounded_and_located(letter: MessageDeadLettered, original: bytes) -> None:
-    assert len(letter.payload) <= EXCERPT_BYTES and original.startswith(letter.payload)
+def assert_bounded_and_located(letter: MessageDeadLettered, original: bytes, settings: Settings) -> None:
+    """An excerpt of the record sealed to the bureau (opened with its keys), its size, digest and row."""
+    excerpt = open_original(letter, Unsealer(bureau_keys(settings))).excerpt
+    assert len(excerpt) <= EXCERPT_BYTES and original.startswith(excerpt)
+    assert original[:16] not in letter.payload  # nothing of it in clear
     assert letter.payload_size == len(original)
     assert letter.payload_sha256 == hashlib.sha256(original).hexdigest()
     assert letter.payload_location == payload_location(letter.source_topic, letter.partition, letter.offset)
@@ -79,19 +84,19 @@ def test_consume_dead_letters_empty_and_undecodable_results_and_goes_on(
     assert sides(settings, first.application_id)[1] == "OPENED"
     assert sides(settings, second.application_id)[1] == "OPENED"  # the records after the bad ones
     assert dead_letter_reasons(settings) == ["EMPTY_MESSAGE", "EMPTY_MESSAGE", "MALFORMED_MESSAGE"]
-    # The events carry what may be personal data: sealed in the outbox, published, and bounded.
+    # The events carry what may be personal data: sealed to the bureau, published, and bounded.
     assert (
         scalar(
             settings,
             "SELECT count(*) FROM outbox WHERE event_type = 'MessageDeadLettered'"
-            " AND payload_encrypted AND published_at IS NOT NULL",
+            " AND recipient = 'bureau:bureau' AND published_at IS NOT NULL",
         )
         == 3
     )
     letters = dead_letter_events(settings)
     assert sorted(e.reason.value for e in letters) == ["EMPTY_MESSAGE", "EMPTY_MESSAGE", "MALFORMED_MESSAGE"]
     garbage = next(e for e in letters if e.reason.value == "MALFORMED_MESSAGE")
-    assert_bounded_and_located(garbage, GARBAGE)
+    assert_bounded_and_located(garbage, GARBAGE, settings)
     # Run again: the offsets were committed past the bad records, nothing is dead-lettered twice.
     again = run(["consume", "--until-idle", "2", "--json"], cli_env)
     assert again.returncode == 0, again.stderr
@@ -130,7 +135,7 @@ def test_bank_serve_dead_letters_bad_requests_and_answers_the_rest(
         "SCHEMA_VIOLATION",
     ]
     assert_bounded_and_located(
-        next(e for e in letters if e.reason.value == "SCHEMA_VIOLATION"), for_another_bank
+        next(e for e in letters if e.reason.value == "SCHEMA_VIOLATION"), for_another_bank, settings
     )
 
 

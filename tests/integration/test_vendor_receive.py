@@ -9,15 +9,22 @@ import pytest
 
 from issuance.crypto import Vault
 from issuance.domain.lifecycle import ApplicationState, CardStatus
-from issuance.domain.vendor_return import LineRefusal, Refused, ReturnFileRefused
+from issuance.domain.vendor_return import (
+    LineRefusal,
+    Refused,
+    ReturnFileRefused,
+    parse_signature,
+    signature_path,
+)
 from issuance.kafka.client_config import KafkaClientConfig
 from issuance.kafka.outbox_relay import publish_outbox
+from issuance.kafka.outbox_signing import RelayTrust
 from issuance.kafka.topics import Topics, ensure_topics
 from issuance.messages import CardDispatched, DecisionIssued, decode_event
 from issuance.settings import Settings
 from issuance.store.db import connect
+from issuance.trust.parties import vendor
 from issuance.vendor_returns import ReceiveReport, receive
-from producers.vendor_simulator import simulate
 from tests.factories import BRANCH
 from tests.fixtures_partners import (
     VENDOR,
@@ -26,17 +33,24 @@ from tests.fixtures_partners import (
     read_topic,
     rows,
     seed_cards,
+    sign_return_file,
+    vendor_answers,
     write_vendor_file,
 )
+from tests.fixtures_services import Partners
 
 OPERATOR = "operator-li"
 
 
 def receive_file(settings: Settings, path: Path, max_productions: int = 3) -> ReceiveReport:
+    """Receive a return file with the signature beside it (none when there is no `.sig`)."""
+    sig = signature_path(path)
+    signature = parse_signature(sig.read_bytes()) if sig.exists() else None
     with connect(database_url(settings), autocommit=True) as conn:
         return receive(
             conn,
             path.read_bytes(),
+            signature=signature,
             operator=OPERATOR,
             max_productions=max_productions,
             topics=Topics(settings),
@@ -64,9 +78,9 @@ def snapshot(settings: Settings) -> dict[str, list[tuple[object, ...]]]:
 def test_a_return_file_applied_twice_changes_nothing_the_second_time(settings: Settings) -> None:
     cards = seed_cards(settings, 4)
     write_vendor_file(settings, 1, cards)
-    written = simulate(Path(settings.personalization_dir), 1, VENDOR, fail_rate=0.0, seed=1)
+    written = vendor_answers(settings, 1)
 
-    first = receive_file(settings, written.path)
+    first = receive_file(settings, written)
     assert (first.produced, first.remade, first.failed_final, first.refused) == (4, 0, 0, [])
     after_first = snapshot(settings)
     assert {status for _, status, *_ in after_first["cards"]} == {CardStatus.PRODUCED.value}
@@ -79,7 +93,7 @@ def test_a_return_file_applied_twice_changes_nothing_the_second_time(settings: S
         (OPERATOR, "vendor.return_received")
     ]
 
-    second = receive_file(settings, written.path)
+    second = receive_file(settings, written)
     assert second.already_received
     assert second.received_by == OPERATOR
     assert (second.produced, second.remade, second.failed_final) == (0, 0, 0)
@@ -99,6 +113,7 @@ def test_refused_lines_are_reported_and_the_rest_is_applied(settings: Settings) 
         {"card_number": cards[0].card_number, "result": "FAILED", "failure_reason": "PRINT_DEFECT"},
     ]
     path.write_text("\n".join(json.dumps(line) for line in lines) + "\n")
+    sign_return_file(settings, path)
 
     report = receive_file(settings, path)
 
@@ -119,15 +134,17 @@ def test_refused_lines_are_reported_and_the_rest_is_applied(settings: Settings) 
 def test_a_header_that_does_not_match_refuses_the_whole_file(settings: Settings) -> None:
     cards = seed_cards(settings, 2)
     write_vendor_file(settings, 1, cards)
-    path = simulate(Path(settings.personalization_dir), 1, VENDOR, fail_rate=0.0, seed=1).path
+    path = vendor_answers(settings, 1)
     header, *body = path.read_text().splitlines()
     forged = {**json.loads(header), "manifest_sha256": "0" * 64}
     path.write_text("\n".join([json.dumps(forged), *body]) + "\n")
+    sign_return_file(settings, path)  # the vendor's own mistake: signed, but answering another file
 
     with pytest.raises(ReturnFileRefused, match="manifest_sha256 differs"):
         receive_file(settings, path)
     wrong_run = {**json.loads(header), "run_id": 2}
     path.write_text("\n".join([json.dumps(wrong_run), *body]) + "\n")
+    sign_return_file(settings, path)
     with pytest.raises(ReturnFileRefused, match="no vendor file was written for run 2"):
         receive_file(settings, path)
 
@@ -137,13 +154,12 @@ def test_a_header_that_does_not_match_refuses_the_whole_file(settings: Settings)
 
 def test_a_failed_card_is_made_again_then_fails_finally_at_the_limit(settings: Settings) -> None:
     (card,) = seed_cards(settings, 1)
-    root = Path(settings.personalization_dir)
     write_vendor_file(settings, 1, [card])
 
     for run_id in (1, 2):
         if run_id > 1:
             personalize_again(settings, run_id, [card])
-        report = receive_file(settings, simulate(root, run_id, VENDOR, fail_rate=1.0, seed=1).path)
+        report = receive_file(settings, vendor_answers(settings, run_id, fail_rate=1.0))
         assert (report.remade, report.failed_final) == (1, 0)
         assert rows(settings, "SELECT status, production_failures FROM cards") == [
             (CardStatus.ORDERED.value, run_id)
@@ -153,7 +169,7 @@ def test_a_failed_card_is_made_again_then_fails_finally_at_the_limit(settings: S
         ]
 
     personalize_again(settings, 3, [card])
-    report = receive_file(settings, simulate(root, 3, VENDOR, fail_rate=1.0, seed=1).path)
+    report = receive_file(settings, vendor_answers(settings, 3, fail_rate=1.0))
 
     assert (report.remade, report.failed_final) == (0, 1)
     assert rows(settings, "SELECT status, production_failures FROM cards") == [
@@ -182,17 +198,17 @@ def test_a_failed_card_is_made_again_then_fails_finally_at_the_limit(settings: S
 def test_the_dispatch_of_a_produced_card_is_published_for_its_branch(settings: Settings) -> None:
     cards = seed_cards(settings, 2)
     write_vendor_file(settings, 1, cards)
-    receive_file(
-        settings, simulate(Path(settings.personalization_dir), 1, VENDOR, fail_rate=0.0, seed=1).path
-    )
+    receive_file(settings, vendor_answers(settings, 1))
     bootstrap = settings.kafka_bootstrap or ""
     ensure_topics(KafkaClientConfig.from_settings(settings), settings, [])
     with connect(database_url(settings), autocommit=True) as conn:
+        trust = RelayTrust.load(conn, settings)
         published = publish_outbox(
             conn,
             KafkaClientConfig.plaintext(bootstrap),
             Vault.from_settings(settings),
             database_url(settings),
+            trust=trust,
         )
     assert published == 2
 
@@ -204,3 +220,34 @@ def test_the_dispatch_of_a_produced_card_is_published_for_its_branch(settings: S
     assert sorted((e.card_number, e.application_id, e.vendor_code, e.production_run_id) for e in events) == [  # type: ignore[union-attr]
         (c.card_number, c.application_id, VENDOR, 1) for c in cards
     ]
+
+
+@pytest.mark.parametrize("forgery", ["unsigned", "altered", "another_vendor"])
+def test_a_return_file_not_signed_by_its_vendor_is_refused_as_a_whole(
+    settings: Settings, forgery: str
+) -> None:
+    """Unsigned, changed after the vendor signed it (a FAILED turned PRODUCED), or signed by another vendor:
+    refused before any line is applied."""
+    cards = seed_cards(settings, 2)
+    Partners(settings).provision(vendor("V2"))
+    write_vendor_file(settings, 1, cards)
+    path = vendor_answers(settings, 1, fail_rate=1.0)
+    if forgery == "unsigned":
+        signature_path(path).unlink()
+    elif forgery == "altered":
+        header, *body = path.read_text().splitlines()
+        produced = {
+            "card_number": cards[0].card_number,
+            "result": "PRODUCED",
+            "chip_serial": "00AA11BB22CC33DD",
+        }
+        path.write_text("\n".join([header, json.dumps(produced), *body[1:]]) + "\n")
+    else:
+        sign_return_file(settings, path, vendor_code="V2")
+    before = snapshot(settings)
+
+    with pytest.raises(ReturnFileRefused, match=f"not signed by vendor {VENDOR}.*nothing applied"):
+        receive_file(settings, path)
+
+    assert snapshot(settings) == before
+    assert rows(settings, "SELECT DISTINCT status FROM cards") == [(CardStatus.IN_PRODUCTION.value,)]

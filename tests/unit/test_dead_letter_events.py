@@ -1,8 +1,10 @@
-"""Dead-letter events are bounded whatever the record: an excerpt, the size, digest and row of the whole."""
+"""Dead-letter events are bounded whatever the record: an excerpt, the size, digest and row of the whole; the
+excerpt and the message's headers are sealed to the bureau (nothing in clear on the dead-letter topic)."""
 
 from __future__ import annotations
 
 import hashlib
+from dataclasses import replace
 from datetime import UTC, datetime
 
 import pytest
@@ -11,17 +13,30 @@ from issuance.dead_letter_events import (
     DETAIL_CHARS,
     EXCERPT_BYTES,
     dead_letter_event,
+    decode_headers,
+    encode_headers,
+    open_original,
     parse_payload_location,
     payload_location,
 )
 from issuance.domain.model import DeadLetterReason
 from issuance.kafka.outbox_relay import DEFAULT_MAX_MESSAGE_BYTES, record_size
 from issuance.messages import MessageDeadLettered, dead_letter_event_id
+from issuance.trust.errors import TrustFailure
+from issuance.trust.keys import Directory, PartyKeys
+from issuance.trust.parties import BUREAU, branch
+from issuance.trust.sealing import Sealer, Unsealer
 
 AT = datetime(2026, 11, 2, 3, 0, tzinfo=UTC)
+BUREAU_KEYS = PartyKeys.generate(BUREAU)
+OTHER = PartyKeys.generate(branch("BR-1"))
+DIRECTORY = Directory([BUREAU_KEYS.public(), OTHER.public()])
+HEADERS = [("ssc-channel", b"\x01channel"), ("ssc-mac", b"\x02" * 33)]
 
 
-def letter(payload: bytes, detail: str = "not an Avro message") -> MessageDeadLettered:
+def letter(
+    payload: bytes, detail: str = "not an Avro message", headers: list[tuple[str, bytes]] | None = None
+) -> MessageDeadLettered:
     return dead_letter_event(
         source_topic="t.branch.applications",
         partition=3,
@@ -30,6 +45,8 @@ def letter(payload: bytes, detail: str = "not an Avro message") -> MessageDeadLe
         reason=DeadLetterReason.MALFORMED_MESSAGE,
         detail=detail,
         payload=payload,
+        headers=HEADERS if headers is None else headers,
+        sealer=Sealer.to(DIRECTORY, BUREAU),
         at=AT,
         run_id=7,
     )
@@ -39,7 +56,9 @@ def letter(payload: bytes, detail: str = "not an Avro message") -> MessageDeadLe
 def test_the_event_carries_an_excerpt_and_the_whole_payloads_size_and_digest(size: int) -> None:
     payload = bytes(i % 251 for i in range(size))
     event = letter(payload)
-    assert event.payload == payload[:EXCERPT_BYTES]
+    original = open_original(event, Unsealer(BUREAU_KEYS))
+    assert original.excerpt == payload[:EXCERPT_BYTES]
+    assert original.headers == tuple(HEADERS)
     assert event.payload_size == size
     assert event.payload_sha256 == hashlib.sha256(payload).hexdigest()
     assert event.event_id == dead_letter_event_id("t.branch.applications", 3, 41)
@@ -61,3 +80,20 @@ def test_a_long_detail_is_cut() -> None:
     event = letter(b"x", detail="field: wrong; " * 1000)
     assert len(event.detail) == DETAIL_CHARS and event.detail.endswith("…")
     assert letter(b"x", "short").detail == "short"
+
+
+def test_the_payload_is_sealed_to_the_bureau_alone() -> None:
+    secret = b"110101198001011234 Zhang San"
+    event = MessageDeadLettered.from_bytes(letter(secret).to_bytes())
+    assert secret not in event.to_bytes() and b"Zhang" not in event.payload
+    assert open_original(event, Unsealer(BUREAU_KEYS)).excerpt == secret
+    with pytest.raises(TrustFailure) as refused:
+        open_original(event, Unsealer(OTHER))
+    assert refused.value.reason is DeadLetterReason.SEAL_INVALID
+    with pytest.raises(TrustFailure):  # bound to its own event: not opened as another's
+        open_original(replace(event, event_id="another-event"), Unsealer(BUREAU_KEYS))
+
+
+def test_headers_round_trip_through_their_kept_form() -> None:
+    assert decode_headers(encode_headers(HEADERS)) == tuple(HEADERS)
+    assert decode_headers(None) == () and decode_headers(encode_headers([])) == ()
