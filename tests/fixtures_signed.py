@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from kafka import KafkaConsumer, KafkaProducer
 from kafka.consumer.fetcher import ConsumerRecord
 
+from issuance.kafka.client_config import KafkaClientConfig
 from issuance.settings import Settings
 from issuance.trust.channel import Signer
 from issuance.trust.parties import BUREAU
@@ -18,7 +19,7 @@ def read_records(settings: Settings, topic: str) -> list[ConsumerRecord]:
     """Every record on a topic, with its key and headers."""
     consumer = KafkaConsumer(
         topic,
-        bootstrap_servers=settings.kafka_bootstrap,
+        **KafkaClientConfig.from_settings(settings).client_kwargs(),
         auto_offset_reset="earliest",
         enable_auto_commit=False,
         consumer_timeout_ms=2000,
@@ -38,7 +39,7 @@ def send(
 ) -> None:
     """Publish (key, value) messages, each with `signer`'s channel headers to the bureau (or `headers` as
     given, or none), and wait for the broker's acks."""
-    producer = KafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks="all")
+    producer = KafkaProducer(**KafkaClientConfig.from_settings(settings).client_kwargs(), acks="all")
     try:
         for key, value in messages:
             sent = signer.headers(BUREAU, key, value) if signer is not None else headers

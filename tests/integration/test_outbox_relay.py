@@ -131,7 +131,7 @@ def test_rows_without_a_recipient_go_to_the_party_their_topic_says_or_are_set_as
     aside with its reason and never sent unauthenticated."""
     bootstrap = settings.kafka_bootstrap or ""
     topics = Topics(settings)
-    ensure_topics(bootstrap, settings, ["ICBC"])
+    ensure_topics(KafkaClientConfig.from_settings(settings), settings, ["ICBC"])
     directory = partners.provision(BRANCH, bank("ICBC"))
     now = datetime(2026, 11, 2, 3, 0, tzinfo=UTC)
     decision = DecisionIssued("d-1", "A1", "B001", ApplicationState.REJECTED, (), now, 1).to_bytes()
@@ -148,7 +148,7 @@ def test_rows_without_a_recipient_go_to_the_party_their_topic_says_or_are_set_as
         conn.commit()
         sent = publish_outbox(
             conn,
-            bootstrap,
+            KafkaClientConfig.plaintext(bootstrap),
             Vault.from_settings(settings),
             database_url,
             trust=RelayTrust.load(conn, settings),

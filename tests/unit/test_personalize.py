@@ -68,7 +68,8 @@ def test_a_request_has_nothing_personal_in_clear_and_only_its_bank_opens_it(kind
             open_holder(message.personal, Unsealer(other), message.event_id)
     # Sealed to the bank already: the outbox does not seal it at rest again.
     [row] = outbox_rows([r], {f.BANK: "bank.requests"}, 3)
-    assert row[-1] is False
+    assert row[-2] is False
+    assert row[-1] == f"bank:{f.BANK}"  # the party the relay authenticates it to
 
 
 def test_a_new_card_is_an_account_opening_with_the_holder_and_the_agreement_and_no_number() -> None:
