@@ -38,6 +38,8 @@ from issuance.store import dead_letters_repo as repo
 from issuance.store.audit import record_action
 from issuance.store.dashboard_queries import mask_detail
 from issuance.store.db import connect
+from issuance.trust.keystore import bureau_keys
+from issuance.trust.sealing import Unsealer
 from producers.client import Acknowledged, BranchClient, Prepared, Preparer
 from producers.submission import Kind, LineRejected, prepare_line
 
@@ -83,10 +85,10 @@ def record_kind(topics: Topics, source_topic: str) -> RecordKind | None:
 
 
 def _payload(
-    conn: repo.Conn, vault: Vault, row: repo.DeadLetterRow, topics: Topics
+    conn: repo.Conn, vault: Vault, row: repo.DeadLetterRow, topics: Topics, unsealer: Unsealer | None = None
 ) -> tuple[bytes, PayloadView]:
     data = vault.decrypt_bytes(repo.payload_envelope(conn, row.id))
-    return data, inspect_payload(data, record_kind(topics, row.source_topic))
+    return data, inspect_payload(data, record_kind(topics, row.source_topic), unsealer)
 
 
 def row_json(row: repo.DeadLetterRow) -> dict[str, Any]:
@@ -205,7 +207,7 @@ def show_command(
     vault, topics = Vault.from_settings(settings), Topics(settings)
     with connect(_database_url(settings), application_name="issuance-dead-letters") as conn:
         row = _found(conn, dead_letter_id)
-        _, view = _payload(conn, vault, row, topics)
+        _, view = _payload(conn, vault, row, topics, Unsealer([bureau_keys(settings)]))
         redrives = repo.redrives(conn, dead_letter_id)
         record_action(conn, actor=actor, action="dead_letter.show", entity=ENTITY, entity_id=str(row.id))
         conn.commit()
@@ -305,7 +307,7 @@ def export_command(
     vault, topics = Vault.from_settings(settings), Topics(settings)
     with connect(_database_url(settings), application_name="issuance-dead-letters") as conn:
         row = _found(conn, dead_letter_id)
-        data, view = _payload(conn, vault, row, topics)
+        data, view = _payload(conn, vault, row, topics, Unsealer([bureau_keys(settings)]))
         form, content = export_bytes(data, view)
         record_action(
             conn,
@@ -349,13 +351,22 @@ def _problems_text(problems: tuple[tuple[str, str], ...] | list[tuple[str, str]]
     return "; ".join(f"{field}: {problem}" for field, problem in problems)
 
 
-def prepare_redrive(preparer: Preparer, kind: RecordKind, original: bytes, repaired: bytes | None) -> Redrive:
-    """The record to publish, validated as `issuance submit` validates a line; InputError says why not.
+def prepare_redrive(
+    preparer: Preparer,
+    kind: RecordKind,
+    original: bytes,
+    repaired: bytes | None,
+    unsealer: Unsealer | None = None,
+) -> Redrive:
+    """The record to publish, validated, sealed and signed as `issuance submit` does a line; InputError says
+    why not.
 
-    Without a repaired file, the original bytes are published as they are, once they decode and meet the
-    contract (a cause fixed elsewhere, e.g. a schema now known). A repaired record keeps the business key of
-    the original when the original's key could be read."""
-    view = inspect_payload(original, kind)
+    Without a repaired file, the original record is published again once it decodes and meets the contract
+    (a cause fixed elsewhere, e.g. a schema now known): the same record, sealed and signed afresh by the party
+    it speaks for (an application's personal fields opened with `unsealer`, the bureau's keys), since its
+    original headers are not kept and an older application carried its personal fields in clear. A repaired
+    record keeps the business key of the original when the original's key could be read."""
+    view = inspect_payload(original, kind, unsealer)
     if repaired is None:
         if not view.valid:
             why = view.error or _problems_text(view.problems)
@@ -364,8 +375,7 @@ def prepare_redrive(preparer: Preparer, kind: RecordKind, original: bytes, repai
                 "export it, repair the file and re-drive with --file"
             )
         assert view.record is not None
-        keyed = _prepare(preparer, kind, view.record)
-        return Redrive(Prepared(keyed.topic, keyed.key, original, keyed.record_id), repaired=False)
+        return Redrive(_prepare(preparer, kind, view.record), repaired=False)
     line_kind = Kind.APPLICATIONS if kind is RecordKind.APPLICATION else Kind.AGREEMENTS
     try:
         prepared = prepare_line(preparer, line_kind, repaired)
@@ -453,7 +463,8 @@ def redrive_command(
                 "agreements topic (check ISSUANCE_TOPIC_PREFIX)"
             )
         original = vault.decrypt_bytes(repo.payload_envelope(conn, row.id))
-        redrive = prepare_redrive(client.preparer, kind, original, repaired)
+        unsealer = Unsealer([bureau_keys(settings)])
+        redrive = prepare_redrive(client.preparer, kind, original, repaired, unsealer)
         client.require_topics(redrive.prepared.topic)
         ack: Acknowledged = client.send(redrive.prepared).result(timeout=timeout + 5)
         try:

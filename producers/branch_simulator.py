@@ -45,6 +45,7 @@ from issuance.store import branch_ledger as ledger
 from issuance.store.branch_ledger import Conn, Delivered, LedgerCard
 from issuance.store.db import connect
 from producers.client import BranchClient
+from producers.credentials import SenderKeys
 
 log = logging.getLogger(__name__)
 
@@ -307,7 +308,12 @@ def simulate(
     producer = make_producer(endpoints.kafka_bootstrap)
     try:
         with (
-            BranchClient(endpoints.kafka_bootstrap, topics, vault, client_id="issuance-branch-sim") as client,
+            BranchClient(
+                endpoints.kafka_bootstrap,
+                topics,
+                SenderKeys.from_settings(settings, endpoints.database_url),
+                client_id="issuance-branch-sim",
+            ) as client,
             connect(endpoints.database_url, autocommit=True, application_name="branch-simulator") as conn,
         ):
             branches = BranchSimulator(conn, producer, client, vault, topics, options)
