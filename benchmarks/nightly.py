@@ -241,6 +241,8 @@ def main(argv: list[str] | None = None) -> int:
     from issuance.kafka.topics import Topics
     from issuance.settings import Settings
     from issuance.store.migrate import apply_migrations
+    from issuance.trust.keys import PartyKeys
+    from issuance.trust.parties import BUREAU
     from pipelines import nightly
     from pipelines.plan import plan_ranges
     from producers.generator import GenerateOptions, generate
@@ -262,6 +264,8 @@ def main(argv: list[str] | None = None) -> int:
             topic_prefix="bench.",
             state_dir=root / "state",
             personalization_dir=root / "personalization",
+            keys_dir=root / "keys",  # the simulated partners' keys, generated when the night is published
+            bureau_key=SecretStr(PartyKeys.generate(BUREAU).to_text()),
         )
         Vault.from_settings(settings)  # development keys, once
         t0 = time.monotonic()
