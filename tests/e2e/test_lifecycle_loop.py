@@ -20,6 +20,7 @@ from issuance.domain.model import ApplicationType
 from issuance.settings import Settings
 from issuance.store.db import connect
 from tests.fixtures_processes import run
+from tests.fixtures_services import Partners
 
 pytestmark = pytest.mark.slow
 IDLE = "2"
@@ -84,7 +85,7 @@ def hold_against_the_model(database_url: str) -> dict[str, int]:
 
 
 def test_applications_become_cards_in_their_holders_hands_with_the_savings_function_active(
-    settings: Settings, cli_env: dict[str, str], tmp_path: Path
+    settings: Settings, cli_env: dict[str, str], partners: Partners, tmp_path: Path
 ) -> None:
     assert settings.database_url is not None
     database_url = settings.database_url.get_secret_value()
@@ -98,6 +99,7 @@ def test_applications_become_cards_in_their_holders_hands_with_the_savings_funct
     night_1 = manifest["nights"][0]
     first = date.fromisoformat(night_1["business_date"])
     issuance(env, "reference", "load", str(out / "reference.json"))
+    partners.provision()  # the branches' and banks' keys (the embedded services provision them at load)
     issuance(env, "submit", "applications", str(out / night_1["applications"]))
     issuance(env, "submit", "agreements", str(out / night_1["agreements"]))
 
