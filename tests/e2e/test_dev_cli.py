@@ -53,6 +53,8 @@ def test_dev_up_setup_status_down(dev_env: tuple[Path, dict[str, str]]) -> None:
     report = json.loads(setup.stdout)
     assert report["migrations_applied"] == [] and report["topics_created"] == []
     assert "branch.applications" in report["topics_existing"]
+    # The embedded services: the bureau's development key is generated and registered (no partners yet).
+    assert report["simulated_parties_with_keys"] == 1 and (root / "keys" / "bureau.key").exists()
 
     status = run(["dev", "status", "--json"], env)
     assert status.returncode == 0, status.stdout + status.stderr
