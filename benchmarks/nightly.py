@@ -265,7 +265,7 @@ def main(argv: list[str] | None = None) -> int:
             topic_prefix="bench.",
             state_dir=root / "state",
             personalization_dir=root / "personalization",
-            keys_dir=root / "keys",  # the bureau's keys of this run; the partners' are provisioned with it
+            keys_dir=root / "keys",  # the bureau's keys of this run and the simulated partners'
             bureau_key=SecretStr(PartyKeys.generate(BUREAU).to_text()),
         )
         Vault.from_settings(settings)  # development keys, once

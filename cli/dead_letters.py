@@ -39,6 +39,8 @@ from issuance.store import dead_letters_repo as repo
 from issuance.store.audit import record_action
 from issuance.store.dashboard_queries import mask_detail
 from issuance.store.db import connect
+from issuance.trust.keystore import bureau_keys
+from issuance.trust.sealing import Unsealer
 from producers.client import Acknowledged, BranchClient, Prepared, Preparer
 from producers.submission import Kind, LineRejected, prepare_line
 
@@ -84,10 +86,10 @@ def record_kind(topics: Topics, source_topic: str) -> RecordKind | None:
 
 
 def _payload(
-    conn: repo.Conn, vault: Vault, row: repo.DeadLetterRow, topics: Topics
+    conn: repo.Conn, vault: Vault, row: repo.DeadLetterRow, topics: Topics, unsealer: Unsealer | None = None
 ) -> tuple[bytes, PayloadView]:
     data = vault.decrypt_bytes(repo.payload_envelope(conn, row.id))
-    return data, inspect_payload(data, record_kind(topics, row.source_topic))
+    return data, inspect_payload(data, record_kind(topics, row.source_topic), unsealer)
 
 
 def row_json(row: repo.DeadLetterRow) -> dict[str, Any]:
@@ -206,7 +208,7 @@ def show_command(
     vault, topics = Vault.from_settings(settings), Topics(settings)
     with connect(_database_url(settings), application_name="issuance-dead-letters") as conn:
         row = _found(conn, dead_letter_id)
-        _, view = _payload(conn, vault, row, topics)
+        _, view = _payload(conn, vault, row, topics, Unsealer([bureau_keys(settings)]))
         redrives = repo.redrives(conn, dead_letter_id)
         record_action(conn, actor=actor, action="dead_letter.show", entity=ENTITY, entity_id=str(row.id))
         conn.commit()
@@ -306,7 +308,7 @@ def export_command(
     vault, topics = Vault.from_settings(settings), Topics(settings)
     with connect(_database_url(settings), application_name="issuance-dead-letters") as conn:
         row = _found(conn, dead_letter_id)
-        data, view = _payload(conn, vault, row, topics)
+        data, view = _payload(conn, vault, row, topics, Unsealer([bureau_keys(settings)]))
         form, content = export_bytes(data, view)
         record_action(
             conn,
@@ -356,16 +358,19 @@ def prepare_redrive(
     original: bytes,
     repaired: bytes | None,
     headers: tuple[tuple[str, bytes], ...] = (),
+    unsealer: Unsealer | None = None,
 ) -> Redrive:
     """The record to publish, validated as `issuance submit` validates a line; InputError says why not.
 
     Without a repaired file, the original bytes are published as they are, with the headers they came with
     (their sender's channel headers and MAC cover exactly these bytes and key: the re-driven record is still
     authenticated by the branch or bank that sent it), once they decode and meet the contract (a cause fixed
-    elsewhere, e.g. a schema now known). A repaired record is new content: it goes as `issuance submit`
-    sends a record, authenticated by its branch's own keys where they are held. It keeps the business key of
-    the original when the original's key could be read."""
-    view = inspect_payload(original, kind)
+    elsewhere, e.g. a schema now known; an application's personal fields opened with `unsealer`, the
+    bureau's keys). An original kept without headers is sealed and signed afresh by the party it speaks for,
+    where this keystore holds that party's keys. A repaired record is new content: it goes as `issuance
+    submit` sends a record. It keeps the business key of the original when the original's key could be
+    read."""
+    view = inspect_payload(original, kind, unsealer)
     if repaired is None:
         if not view.valid:
             why = view.error or _problems_text(view.problems)
@@ -374,10 +379,20 @@ def prepare_redrive(
                 "export it, repair the file and re-drive with --file"
             )
         assert view.record is not None
-        keyed = _prepare(preparer, kind, view.record)
-        return Redrive(
-            Prepared(keyed.topic, keyed.key, original, keyed.record_id, headers=headers), repaired=False
-        )
+        if headers:
+            key_field = _record_id(kind)
+            topic = (
+                preparer.topics.applications if kind is RecordKind.APPLICATION else preparer.topics.agreements
+            )
+            kept = Prepared(
+                topic,
+                str(view.record["application_id"]).encode(),
+                original,
+                str(view.record[key_field]),
+                headers=list(headers),
+            )
+            return Redrive(kept, repaired=False)
+        return Redrive(_prepare(preparer, kind, view.record), repaired=False)
     line_kind = Kind.APPLICATIONS if kind is RecordKind.APPLICATION else Kind.AGREEMENTS
     try:
         prepared = prepare_line(preparer, line_kind, repaired)
@@ -467,7 +482,8 @@ def redrive_command(
         original = vault.decrypt_bytes(repo.payload_envelope(conn, row.id))
         kept = repo.headers_envelope(conn, row.id)
         headers = decode_headers(vault.decrypt_bytes(kept)) if kept is not None else ()
-        redrive = prepare_redrive(client.preparer, kind, original, repaired, headers)
+        unsealer = Unsealer([bureau_keys(settings)])
+        redrive = prepare_redrive(client.preparer, kind, original, repaired, headers, unsealer)
         client.require_topics(redrive.prepared.topic)
         ack: Acknowledged = client.send(redrive.prepared).result(timeout=timeout + 5)
         try:

@@ -48,7 +48,9 @@ class ReadChunk(beam.DoFn):  # type: ignore[misc]
             polled: dict[Any, list[Any]] = consumer.poll(timeout_ms=500, max_records=chunk.end - position)
             for record in polled.get(tp, ()):
                 if chunk.start <= record.offset < chunk.end:
-                    records.append(RawRecord(record.offset, record.key, record.value))
+                    records.append(
+                        RawRecord(record.offset, record.key, record.value, tuple(record.headers or ()))
+                    )
             new_position = consumer.position(tp)
             if new_position > position:
                 position = new_position

@@ -40,6 +40,7 @@ from issuance.store.db import connect
 from issuance.store.key_rotation_repo import ensure_blind_indexes_settled
 from issuance.store.migrate import ensure_current
 from issuance.store.outbox_queries import set_aside_count
+from issuance.store.party_keys_repo import load_directory
 from issuance.store.reference_repo import load_catalog
 from issuance.trust.keystore import bureau_keys
 from pipelines.coders import register_batch_coders
@@ -56,7 +57,7 @@ from pipelines.plan import (
 )
 from pipelines.reconcile import reconcile
 from pipelines.records import Chunk, PartitionRange, RecordBatch
-from pipelines.transforms.decode import DecodeRecords
+from pipelines.transforms.decode import DecodeRecords, NightTrust
 from pipelines.transforms.personalize_cards import CardChunk, PersonalizeCards, list_card_chunks, with_rate
 from pipelines.transforms.stage import StageChunks
 from pipelines.transforms.verify import VerifyApplications
@@ -129,11 +130,14 @@ def build_pipeline(
     business_date: date | None = None,
     max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES,
     card_chunks: Sequence[CardChunk] = (),
+    *,
+    trust: NightTrust,
 ) -> beam.PCollection:
     """The staging pipeline; its only effect is the run's rows in the staging tables.
 
     `business_date` is the run's: the contract bounds timestamps by it, so a re-run decides the same.
-    `card_chunks`: the cards whose account is opened, personalized beside the records (`PersonalizeCards`)."""
+    `card_chunks`: the cards whose account is opened, personalized beside the records (`PersonalizeCards`).
+    `trust`: the bureau's keys and the registered public keys every record is verified and opened with."""
     register_batch_coders()
     if card_chunks and business_date is not None:
         _ = pipeline | "PersonalizeCards" >> PersonalizeCards(
@@ -145,7 +149,7 @@ def build_pipeline(
         | "SpreadChunks" >> beam.Reshuffle()  # Chunk, one worker each
         | "ReadChunk" >> beam.ParDo(ReadChunk(kafka)).with_output_types(RecordBatch)  # RecordBatch
         | "DecodeRecords"
-        >> DecodeRecords(vault, business_date, max_record_bytes)  # DecodedBatch (+ dead-letter rows)
+        >> DecodeRecords(vault, trust, business_date, max_record_bytes)  # DecodedBatch (+ dead letters)
         | "VerifyApplications" >> VerifyApplications(database_url, vault, catalog)  # StagedBatch
         | "StageChunks" >> StageChunks(database_url, vault)  # ChunkSummary
     )
@@ -234,6 +238,7 @@ def run(
 
         # 2. Stage with Beam (skipped when a resumed run had already staged everything under this contract).
         catalog = load_catalog(conn)
+        trust = NightTrust((bureau_keys(settings),), load_directory(conn))  # once per night, for every worker
         conn.commit()
         counters: dict[str, int] = dict(run_.counters or {})
         if not run_.staged or counters.get(STAGED_UNDER) != CONTRACT_REVISION:
@@ -257,6 +262,7 @@ def run(
                     run_.business_date,
                     settings.max_record_bytes,
                     card_chunks,
+                    trust=trust,
                 )
                 result = pipeline.run()
                 result.wait_until_finish()

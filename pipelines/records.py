@@ -66,11 +66,13 @@ class Chunk:
 
 @dataclass(frozen=True, slots=True)
 class RawRecord:
-    """One Kafka record as read: where it came from and its bytes (None: a null value, which Kafka allows)."""
+    """One Kafka record as read: where it came from, its bytes (None: a null value, which Kafka allows) and
+    its headers (the sender's channel headers, when it was signed)."""
 
     offset: int
     key: bytes | None
     value: bytes | None
+    headers: tuple[tuple[str, bytes], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -55,6 +55,7 @@ from issuance.trust.keys import Directory
 from issuance.trust.keystore import partner_keys
 from issuance.trust.parties import BUREAU, branch
 from producers.client import BranchClient
+from producers.credentials import SenderKeys
 
 log = logging.getLogger(__name__)
 
@@ -372,7 +373,12 @@ def simulate(
     producer = make_producer(endpoints.kafka)
     try:
         with (
-            BranchClient(endpoints.kafka, topics, vault, client_id="issuance-branch-sim") as client,
+            BranchClient(
+                endpoints.kafka,
+                topics,
+                SenderKeys.from_settings(settings, endpoints.database_url),
+                client_id="issuance-branch-sim",
+            ) as client,
             connect(endpoints.database_url, autocommit=True, application_name="branch-simulator") as conn,
         ):
             keys = BranchKeys(settings, party_keys_repo.load_directory(conn))

@@ -19,6 +19,7 @@ from producers.world import (
     CST,
     FINANCIAL_ACTIVATION,
     NEW_CARD,
+    RAW_AGREEMENTS,
     REQUESTED,
     REQUIRED,
     Step,
@@ -297,14 +298,6 @@ def name_dot_variant(w: World) -> int:
     first, second = w.rng.sample(_MINORITY_NAMES, 2)
     person.name = f"{first}\u00b7{second}"
     return _served(w, "NAME_DOT_VARIANT", person, {"name": f"{first}{w.rng.choice(_DOT_VARIANTS)}{second}"})
-
-
-def branch_unknown(w: World) -> int:
-    """A branch code the catalog does not have (bank and area checks are skipped)."""
-    _person, app, finish = _rejected(w, "BRANCH_UNKNOWN", ("BRANCH_UNKNOWN",))
-    app["branch_code"] = f"{app['bank_code']}{w.rng.choice(w.catalog.areas)['area_code']}99"
-    finish()
-    return 1
 
 
 def bank_not_branch_bank(w: World) -> int:
@@ -694,6 +687,36 @@ def agreement_clock_skew(w: World) -> int:
     )
 
 
+def agreement_forged(w: World) -> int:
+    """The only agreement comes signed by another bank than the one it names: it is no consent (a dead
+    letter, SENDER_MISMATCH); the application waits, then expires."""
+    kind = _kind(w)
+    person, card = _applicant(w, kind)
+    w.register(person)
+    app = w.application(person, kind, 1, card=card)
+    defect = "AGREEMENT_FORGED_BY_ANOTHER_BANK"
+    w.emit(app, 1, defect, [Step(1, AWAITING), Step(2, AWAITING), Step(3, REJECTED, ("AGREEMENT_EXPIRED",))])
+    forged = w.agreement(app)
+    other = w.rng.choice([b.bank_code for b in w.catalog.banks if b.bank_code != forged["bank_code"]])
+    w.emit_raw(RAW_AGREEMENTS, "SENDER_MISMATCH", defect, record=forged, sender=f"bank:{other}")
+    return 1
+
+
+def agreement_forged_invalid(w: World) -> int:
+    """An unsigned agreement on outdated terms, forged to close the application, is a dead letter
+    (SIGNATURE_MISSING), not a rejection: the application waits for its own agreement and is accepted."""
+    kind = _kind(w)
+    person, card = _applicant(w, kind)
+    w.register(person)
+    app = w.application(person, kind, 1, card=card)
+    defect = "AGREEMENT_FORGED_INVALID"
+    w.emit(app, 1, defect, [Step(1, AWAITING), Step(2, REQUESTED)])
+    forged = w.agreement(app, terms_version=_outdated(w, app))
+    w.emit_raw(RAW_AGREEMENTS, "SIGNATURE_MISSING", defect, record=forged)
+    w.emit_agreement(w.agreement(app, signed_at=_later_day(w, app, 2)), 2)
+    return 1
+
+
 def _on_day(w: World, app: dict[str, object], days: int, start: time, seconds: int) -> datetime:
     """A moment `days` Asia/Shanghai days after the submission day, within `seconds` after `start`."""
     day = _submitted(app).astimezone(CST).date() + timedelta(days=days)
@@ -738,7 +761,6 @@ DEFECT_CASES: tuple[Case, ...] = (
     not_insured,
     _materials_case(NEW_CARD),
     guardian_missing,
-    branch_unknown,
     bank_not_branch_bank,
     area_not_approved,
     _DUPLICATE,
@@ -786,6 +808,8 @@ DEFECT_CASES: tuple[Case, ...] = (
     agreement_clock_skew,
     application_resent,
     application_id_reused,
+    agreement_forged,
+    agreement_forged_invalid,
 )
 # Cases that write two applications; the rest write one.
 PAIR_CASES: frozenset[Case] = frozenset(

@@ -4,8 +4,10 @@ Every record is checked against the contract before anything is sent, so a branc
 once and the topic only ever holds valid records. Sending is asynchronous: each submit returns a Submission
 that resolves once the broker acknowledged the record with acks=all on an idempotent producer, or fails once
 the delivery timeout has passed with the broker still unreachable. Transient errors are retried meanwhile.
-Applications are keyed by the blind index of the applicant's ID number (one person, one partition, in order);
-agreements by application id. Nothing here logs record content.
+Each application is signed by its branch and its personal fields are sealed to the bureau
+(ApplicationSubmitted v3); each agreement is signed by its bank (`producers.credentials`). Both are keyed by
+application id: a branch holds no key of the bureau's, and the night needs no person's records on one
+partition (pipelines/README.md, "Topic keys"). Nothing here logs record content.
 """
 
 from __future__ import annotations
@@ -19,8 +21,8 @@ from typing import Any
 from kafka import KafkaProducer
 from kafka.errors import KafkaError
 
+from issuance.application_wire import seal_application
 from issuance.codec.avro import encode
-from issuance.crypto import Vault
 from issuance.domain.contract import (
     AGREEMENT_RECORD,
     APPLICATION_RECORD,
@@ -34,8 +36,10 @@ from issuance.errors import BrokerUnavailable, ConfigurationError
 from issuance.kafka.client_config import KafkaClientConfig
 from issuance.kafka.topics import Topics
 from issuance.services.broker import probe_kafka
-from issuance.services.endpoints import resolve_kafka
+from issuance.services.endpoints import resolve
 from issuance.settings import Settings
+from issuance.trust.parties import Party, bank, branch
+from producers.credentials import Headers, SenderKeys
 
 DEFAULT_DELIVERY_TIMEOUT_S = 60.0
 DEFAULT_LINGER_MS = 5
@@ -54,15 +58,14 @@ class Acknowledged:
 
 @dataclass(frozen=True, slots=True)
 class Prepared:
-    """A validated record, encoded and keyed, ready to send."""
+    """A validated record, encoded, keyed and signed, ready to send."""
 
     topic: str
     key: bytes | None
     value: bytes | None  # None only for a raw message that is a null record
     record_id: str
     ignored: tuple[str, ...] = ()  # fields of the JSON record beyond the contract, dropped by the encoding
-    # Headers sent as they are (a re-driven dead letter keeps its original sender's authentication).
-    headers: tuple[tuple[str, bytes], ...] = ()
+    headers: Headers | None = None  # the sender's channel headers; None: unsigned (a raw message only)
 
 
 Outcome = Acknowledged | BrokerUnavailable
@@ -98,39 +101,58 @@ def _utc_today() -> date:
 
 
 class Preparer:
-    """Validation and encoding of branch records, without I/O: what is sent is decided here.
+    """Validation, sealing, encoding and signing of branch records, without I/O: what is sent is decided here.
 
     The contract bounds timestamps by a business date; a submission's is `today()` (UTC by default), so a
-    record the night would set aside as from the future is refused here already."""
+    record the night would set aside as from the future is refused here already. A record whose party has no
+    key in this keystore raises ConfigurationError before anything of it is sent."""
 
-    def __init__(self, topics: Topics, vault: Vault, today: Callable[[], date] = _utc_today) -> None:
+    def __init__(self, topics: Topics, keys: SenderKeys, today: Callable[[], date] = _utc_today) -> None:
         self.topics = topics
-        self._vault = vault
+        self.keys = keys
         self._today = today
 
     def prepare_application(self, record: Mapping[str, Any]) -> Prepared:
-        """Check the contract (SchemaViolation names the fields) and encode; keyed by the ID's blind index."""
+        """Check the contract (SchemaViolation names the fields), seal the personal fields to the bureau,
+        encode, sign as the record's branch; keyed by application id."""
         application = parse_application(record, self._today())
-        value = encode(APPLICATION_RECORD, application_to_record(application))
-        key = self._vault.blind_index(application.applicant.id_number)
-        return Prepared(
-            self.topics.applications,
-            key,
-            value,
-            application.application_id,
-            tuple(unknown_fields(record, APPLICATION_RECORD)[:MAX_IGNORED_PER_RECORD]),
+        sender = branch(application.branch_code)  # ConfigurationError: no party
+        self.keys.signer(sender)  # a missing key fails before anything is sealed or sent
+        wire = seal_application(application_to_record(application), self.keys.to_bureau())
+        return self.signed(
+            sender,
+            Prepared(
+                self.topics.applications,
+                application.application_id.encode(),
+                encode(APPLICATION_RECORD, wire),
+                application.application_id,
+                tuple(unknown_fields(record, APPLICATION_RECORD)[:MAX_IGNORED_PER_RECORD]),
+            ),
         )
 
     def prepare_agreement(self, record: Mapping[str, Any]) -> Prepared:
-        """Check the contract and encode; keyed by application id."""
+        """Check the contract, encode, sign as the record's bank; keyed by application id."""
         agreement = parse_agreement(record, self._today())
+        sender = bank(agreement.bank_code)
         value = encode(AGREEMENT_RECORD, agreement_to_record(agreement))
+        return self.signed(
+            sender,
+            Prepared(
+                self.topics.agreements,
+                agreement.application_id.encode(),
+                value,
+                agreement.agreement_id,
+                tuple(unknown_fields(record, AGREEMENT_RECORD)[:MAX_IGNORED_PER_RECORD]),
+            ),
+        )
+
+    def signed(self, sender: Party, prepared: Prepared) -> Prepared:
+        """`prepared` with the channel headers of `sender` (a null value cannot be signed: sent unsigned)."""
+        if prepared.value is None:
+            return prepared
+        headers = self.keys.headers(sender, prepared.key, prepared.value)
         return Prepared(
-            self.topics.agreements,
-            agreement.application_id.encode(),
-            value,
-            agreement.agreement_id,
-            tuple(unknown_fields(record, AGREEMENT_RECORD)[:MAX_IGNORED_PER_RECORD]),
+            prepared.topic, prepared.key, prepared.value, prepared.record_id, prepared.ignored, headers
         )
 
 
@@ -141,14 +163,14 @@ class BranchClient:
         self,
         kafka: KafkaClientConfig,
         topics: Topics,
-        vault: Vault,
+        keys: SenderKeys,
         *,
         delivery_timeout_s: float = DEFAULT_DELIVERY_TIMEOUT_S,
         linger_ms: int = DEFAULT_LINGER_MS,
         batch_bytes: int = DEFAULT_BATCH_BYTES,
         client_id: str = "issuance-branch",
     ) -> None:
-        self.preparer = Preparer(topics, vault)
+        self.preparer = Preparer(topics, keys)
         self._kafka = kafka
         self._delivery_timeout_s = delivery_timeout_s
         delivery_ms = int(delivery_timeout_s * 1000)
@@ -175,8 +197,11 @@ class BranchClient:
 
     @classmethod
     def from_settings(cls, settings: Settings, **options: Any) -> BranchClient:
-        """A client for the configured (or embedded) broker, keyed with the configured blind-index key."""
-        return cls(resolve_kafka(settings), Topics(settings), Vault.from_settings(settings), **options)
+        """A client for the configured (or embedded) broker, signing with the keystore's keys and sealing to
+        the bureau's key registered in the configured (or embedded) database."""
+        endpoints = resolve(settings)
+        keys = SenderKeys.from_settings(settings, endpoints.database_url)
+        return cls(endpoints.kafka, Topics(settings), keys, **options)
 
     @property
     def topics(self) -> Topics:
@@ -208,10 +233,7 @@ class BranchClient:
         """
         try:
             future = self._producer.send(
-                prepared.topic,
-                key=prepared.key,
-                value=prepared.value,
-                headers=list(prepared.headers) or None,
+                prepared.topic, key=prepared.key, value=prepared.value, headers=prepared.headers
             )
         except KafkaError as exc:
             raise BrokerUnavailable(
@@ -241,10 +263,13 @@ class BranchClient:
         """Validate every agreement first, then publish them all (one invalid record: nothing is sent)."""
         return [self.send(prepared) for prepared in [self.prepare_agreement(r) for r in records]]
 
-    def submit_raw(self, topic: str, key: bytes | None, value: bytes | None, record_id: str) -> Submission:
-        """Publish bytes verbatim (replay and test data for the dead letters; None: a null record): no
-        validation."""
-        return self.send(Prepared(topic, key, value, record_id))
+    def submit_raw(
+        self, topic: str, key: bytes | None, value: bytes | None, record_id: str, sender: Party | None
+    ) -> Submission:
+        """Publish bytes verbatim, signed as `sender` (None: unsigned), without validation: replay and test
+        data for the dead letters (None: a null record)."""
+        prepared = Prepared(topic, key, value, record_id)
+        return self.send(prepared if sender is None else self.preparer.signed(sender, prepared))
 
     def flush(self, timeout: float | None = None) -> None:
         """Send everything buffered and wait for the answers (at most the delivery timeout by default)."""

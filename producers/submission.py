@@ -24,8 +24,10 @@ from enum import IntEnum, StrEnum
 from pathlib import Path
 from typing import IO, Any
 
-from issuance.errors import BrokerUnavailable, InputError, SchemaViolation
+from issuance.errors import BrokerUnavailable, ConfigurationError, InputError, SchemaViolation
+from issuance.trust.parties import Party
 from producers.client import Acknowledged, BranchClient, Outcome, Prepared, Preparer
+from producers.raw_prepare import Forgery, encode_record, sign_raw
 
 MAX_REJECTIONS_SHOWN = 100
 MAX_RANGES_SHOWN = 50
@@ -203,8 +205,10 @@ def _parse_line(raw: bytes) -> Any:
 
 
 def _prepare_raw(preparer: Preparer, record: Any) -> Prepared:
-    """A prepared raw message: {"message_id", "topic": applications|agreements, "key", "value_b64"}; a null
-    value_b64 is a null record (what a tombstone looks like on the topic)."""
+    """A prepared raw message: {"message_id", "topic": applications|agreements, "key", then either
+    "value_b64" (bytes verbatim; null: a null record, what a tombstone looks like on the topic) or "record"
+    (encoded here, an application's personal fields sealed), "sender" ("kind:code" that signs it; null or
+    absent: unsigned) and "forgery" (producers/raw_prepare.py)}."""
     if not isinstance(record, dict):
         raise LineRejected([("$", "must be an object")])
     problems: list[tuple[str, str]] = []
@@ -215,34 +219,72 @@ def _prepare_raw(preparer: Preparer, record: Any) -> Prepared:
     key = record.get("key")
     if key is not None and not isinstance(key, str):
         problems.append(("key", "must be a string or null"))
+    sender = _sender(record.get("sender"), problems)
+    forgery = _forgery(record.get("forgery"), problems)
     value: bytes | None = None
     encoded = record.get("value_b64")
-    if encoded is not None:
+    fields = record.get("record")
+    if encoded is not None and fields is not None:
+        problems.append(("record", "give value_b64 or record, not both"))
+    elif encoded is not None:
         try:
             value = base64.b64decode(str(encoded), validate=True)
         except (binascii.Error, ValueError):
             problems.append(("value_b64", "must be base64 or null"))
+    elif fields is not None and not isinstance(fields, dict):
+        problems.append(("record", "must be an object"))
     if problems:
         raise LineRejected(problems)
     assert topic is not None
-    return Prepared(
+    if isinstance(fields, dict):
+        try:
+            value = encode_record(preparer, topic, fields, sender, forgery)
+        except SchemaViolation as exc:
+            raise LineRejected(list(exc.problems) or [("record", "does not fit the schema")]) from exc
+        except ValueError as exc:
+            raise LineRejected([("forgery", str(exc))]) from exc
+    prepared = Prepared(
         topic, key.encode() if key is not None else None, value, str(record.get("message_id", ""))
     )
+    return sign_raw(preparer, prepared, sender, forgery)
+
+
+def _sender(text: Any, problems: list[tuple[str, str]]) -> Party | None:
+    if text is None:
+        return None
+    try:
+        return Party.parse(str(text))
+    except ConfigurationError:
+        problems.append(("sender", "must be kind:code (e.g. branch:ICBC11010501) or null"))
+        return None
+
+
+def _forgery(text: Any, problems: list[tuple[str, str]]) -> Forgery | None:
+    if text is None:
+        return None
+    try:
+        return Forgery(text)
+    except ValueError:
+        problems.append(("forgery", f"must be one of {', '.join(Forgery)} or null"))
+        return None
 
 
 def prepare_line(preparer: Preparer, kind: Kind, raw: bytes) -> Prepared:
     """Validate one line and encode it; LineRejected says which fields are wrong."""
     record = _parse_line(raw)
-    if kind is Kind.RAW:
-        return _prepare_raw(preparer, record)
-    if not isinstance(record, dict):
-        raise LineRejected([("$", "must be a JSON object")])
     try:
+        if kind is Kind.RAW:
+            return _prepare_raw(preparer, record)
+        if not isinstance(record, dict):
+            raise LineRejected([("$", "must be a JSON object")])
         if kind is Kind.APPLICATIONS:
             return preparer.prepare_application(record)
         return preparer.prepare_agreement(record)
     except SchemaViolation as exc:
         raise LineRejected(list(exc.problems) or [("$", "contract violation")]) from exc
+    except ConfigurationError as exc:  # no key for the record's party in this keystore, or none registered
+        field = "sender" if kind is Kind.RAW else "branch_code" if kind is Kind.APPLICATIONS else "bank_code"
+        raise LineRejected([(field, str(exc))]) from exc
 
 
 def count_lines(path: Path) -> int:

@@ -8,6 +8,7 @@ mobile prefixes) with that same random source: calling Faker per record costs mo
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import random
@@ -51,6 +52,9 @@ SERVED_FINAL = "COMPLETED"
 # A served application's card at the end, as the demo's simulators leave it (every card produced, received,
 # collected, and its savings function activated by its holder): see producers/README.md, expected.jsonl.
 SERVED_CARD = ("ISSUED", "ACTIVE")
+# The topics of raw_messages.jsonl, as `issuance submit raw` names them.
+RAW_APPLICATIONS = "applications"
+RAW_AGREEMENTS = "agreements"
 
 
 class NameBook:
@@ -168,6 +172,7 @@ class World:
         self.unknown_cards = CardNumberAllocator(rng, "U")
         self._applications = 0
         self._agreements = 0
+        self._raw_messages = 0
         self.applications_written = 0
         self.counts: Counter[str] = Counter()
 
@@ -324,6 +329,34 @@ class World:
         """Write an agreement to the file of the night it arrives."""
         self.sinks.agreements[night].write(json_line(agreement))
         self.counts[f"agreements.night{night}"] += 1
+
+    def emit_raw(
+        self,
+        topic: str,
+        reason: str,
+        defect: str,
+        *,
+        value: bytes | None = None,
+        record: dict[str, Any] | None = None,
+        sender: str | None = None,
+        forgery: str | None = None,
+    ) -> str:
+        """Write a raw message (night 1, `issuance submit raw`) that must become a dead letter with `reason`:
+        bytes verbatim (`value`; None with no record: a null record) or a record encoded at submit, signed by
+        `sender` ("kind:code"; None: unsigned) and forged as `forgery` says (producers/raw_prepare.py). Its
+        message id, which is also its key."""
+        self._raw_messages += 1
+        message_id = f"MSG{self.nights[1].business_date:%Y%m%d}{self._raw_messages:06d}"
+        line: dict[str, Any] = {"message_id": message_id, "topic": topic, "key": message_id}
+        if record is not None:
+            line["record"] = record
+        else:
+            line["value_b64"] = None if value is None else base64.b64encode(value).decode("ascii")
+        line.update(sender=sender, forgery=forgery, expected_reason=reason, defect=defect)
+        self.sinks.raw.write(json_line(line))
+        steps = [Step(1, "DEAD_LETTERED", (reason,))]
+        self.expect("raw_message", None, message_id, 1, defect, steps, topic=topic)
+        return message_id
 
     def expect(
         self,

@@ -27,6 +27,25 @@ SAMPLES: dict[tuple[str, int], dict[str, Any]] = {
         "materials": ["RESIDENT_ID_CARD", "SOCIAL_SECURITY_CARD"],
         "submission_source": "branch-counter/4.2",
     },
+    ("ApplicationSubmitted", 3): {
+        "application_id": "APP-000003",
+        "application_type": "NEW_CARD",
+        "branch_code": "BR-110105-001",
+        "bank_code": "ICBC",
+        "channel": "COUNTER",
+        # A fixed stand-in for a sealed ApplicantPersonal: golden bytes cannot hold a fresh seal.
+        "personal": bytes(range(48)),
+        "card_number": None,
+        "materials": ["HOUSEHOLD_REGISTER"],
+        "submitted_at": "2026-11-01T10:00:00+08:00",
+        "submission_source": "branch-counter/5.0",
+    },
+    ("ApplicantPersonal", 1): {
+        "id_number": "110105201501011234",
+        "name": "张小伟",
+        "phone": "13800138000",
+        "guardian_id_number": "440304197505201234",
+    },
     ("AgreementSigned", 1): {
         "agreement_id": "AGR-000001",
         "application_id": "APP-000001",

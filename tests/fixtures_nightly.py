@@ -2,25 +2,23 @@
 
 from __future__ import annotations
 
-import base64
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from kafka import KafkaProducer
-
-from issuance.codec.avro import encode
 from issuance.crypto import Vault
 from issuance.domain.reference import parse_reference
 from issuance.kafka.client_config import KafkaClientConfig
-from issuance.kafka.topics import Topics, ensure_topics
+from issuance.kafka.topics import ensure_topics
 from issuance.settings import Settings
 from issuance.store.db import connect
 from issuance.store.party_keys_repo import provision_simulated_partners, reference_parties
 from issuance.store.reference_load import load_reference
-from producers.generator import AGREEMENT_FILES, APPLICATION_FILES, GenerateOptions, generate
+from producers.client import BranchClient
+from producers.generator import AGREEMENT_FILES, APPLICATION_FILES, RAW_FILE, GenerateOptions, generate
+from producers.submission import Kind, submit_file
 
 
 @dataclass(frozen=True)
@@ -52,14 +50,6 @@ def load_reference_file(
     ensure_topics(KafkaClientConfig.from_settings(settings), settings, list(reference.banks))
 
 
-def provision_partners(settings: Settings, conn: Any) -> None:
-    """Keys for the bureau and every branch, bank and vendor of the loaded reference data (the simulated
-    partners), registered: what `issuance setup` and `reference load` do with the embedded services. The
-    bureau authenticates what it publishes to them and verifies what they send."""
-    provision_simulated_partners(settings, conn, reference_parties(conn), actor="test")
-    conn.commit()
-
-
 def load_night_reference(settings: Settings, generated: Generated, night: int) -> bool:
     """Load the reference document the manifest lists for that night, if any (as an operator would before
     the night's run); returns whether there was one."""
@@ -81,45 +71,38 @@ def _lines(path: Path) -> Iterator[dict[str, Any]]:
                 yield json.loads(line)
 
 
-def publish_night(settings: Settings, generated: Generated, night: int, raw: bool = True) -> int:
-    """Publish a night's applications and agreements (and, on night 1, the raw messages) as a branch would,
-    after loading the reference data that night's run must see (night 2's document)."""
-    from issuance.domain.contract import (
-        agreement_to_record,
-        application_to_record,
-        parse_agreement,
-        parse_application,
-    )
+def provision_partners(settings: Settings, conn: Any | None = None) -> None:
+    """Keys for the bureau and every branch, bank and vendor of the loaded reference data (the simulated
+    partners, generated into the test's keys_dir), registered: what `issuance setup` and `reference load` do
+    with the embedded services. The bureau authenticates what it publishes to them and verifies what they
+    send; they sign what they send and open what is sealed to them. On `conn` (committed), else on its own."""
+    if conn is not None:
+        provision_simulated_partners(settings, conn, reference_parties(conn), actor="test")
+        conn.commit()
+        return
+    assert settings.database_url is not None, "the partners' keys are registered in the database"
+    with connect(settings.database_url.get_secret_value()) as own:
+        provision_simulated_partners(settings, own, reference_parties(own), actor="test")
 
+
+def publish_night(settings: Settings, generated: Generated, night: int, raw: bool = True) -> int:
+    """Publish a night's applications and agreements (and, on night 1, the raw messages) as a branch would
+    (`issuance submit`: each record signed by its branch or bank, personal fields sealed to the bureau), after
+    loading the reference data that night's run must see (night 2's document). The number published."""
     load_night_reference(settings, generated, night)
-    topics = Topics(settings)
-    producer = KafkaProducer(
-        **KafkaClientConfig.from_settings(settings).client_kwargs(), acks="all", linger_ms=5
-    )
+    provision_partners(settings)
+    files = [(APPLICATION_FILES.get(night), Kind.APPLICATIONS), (AGREEMENT_FILES.get(night), Kind.AGREEMENTS)]
+    if raw and night == 1:
+        files.append((RAW_FILE, Kind.RAW))
     sent = 0
-    try:
-        name = APPLICATION_FILES.get(night)
-        if name:
-            for record in _lines(generated.directory / name):
-                value = encode("ApplicationSubmitted", application_to_record(parse_application(record)))
-                producer.send(topics.applications, key=record["application_id"].encode(), value=value)
-                sent += 1
-        name = AGREEMENT_FILES.get(night)
-        if name:
-            for record in _lines(generated.directory / name):
-                value = encode("AgreementSigned", agreement_to_record(parse_agreement(record)))
-                producer.send(topics.agreements, key=record["application_id"].encode(), value=value)
-                sent += 1
-        if raw and night == 1:
-            for message in _lines(generated.directory / "raw_messages.jsonl"):
-                topic = topics.applications if message["topic"] == "applications" else topics.agreements
-                encoded = message["value_b64"]
-                value = None if encoded is None else base64.b64decode(encoded)  # None: a null record
-                producer.send(topic, key=message["key"].encode(), value=value)
-                sent += 1
-        producer.flush()
-    finally:
-        producer.close()
+    with BranchClient.from_settings(settings, delivery_timeout_s=30) as client:
+        for name, kind in files:
+            path = generated.directory / name if name else None
+            if path is None or not path.exists():
+                continue
+            report = submit_file(client, path, kind)
+            assert report.exit_code == 0, report.to_json()
+            sent += report.published
     return sent
 
 
@@ -241,23 +224,17 @@ def load_reference_data(settings: Settings, database_url: str, reference: Any) -
 
 
 def publish_records(settings: Settings, applications: Any = (), agreements: Any = ()) -> None:
-    """Publish applications and agreements built by `tests.factories`, as a branch would."""
+    """Publish applications and agreements built by `tests.factories`, as a branch would (signed by their
+    branch and bank, personal fields sealed to the bureau), once the reference data is loaded."""
     from issuance.domain.contract import agreement_to_record, application_to_record
 
-    topics = Topics(settings)
-    producer = KafkaProducer(
-        **KafkaClientConfig.from_settings(settings).client_kwargs(), acks="all", linger_ms=5
-    )
-    try:
-        for application in applications:
-            value = encode("ApplicationSubmitted", application_to_record(application))
-            producer.send(topics.applications, key=application.application_id.encode(), value=value)
-        for agreement in agreements:
-            value = encode("AgreementSigned", agreement_to_record(agreement))
-            producer.send(topics.agreements, key=agreement.application_id.encode(), value=value)
-        producer.flush()
-    finally:
-        producer.close()
+    provision_partners(settings)
+    with BranchClient.from_settings(settings, delivery_timeout_s=30) as client:
+        sent = [client.submit_application(application_to_record(a)) for a in applications]
+        sent += [client.submit_agreement(agreement_to_record(a)) for a in agreements]
+        client.flush()
+        for submission in sent:
+            submission.result(timeout=30)
 
 
 def refused_with_attempts_left(database_url: str, application_id: str, refusals: int = 1) -> None:

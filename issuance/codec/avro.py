@@ -117,8 +117,9 @@ def _field_path(path: str | None, record_name: str) -> str:
     return path[len(full) :] if path.startswith(full) else path
 
 
-def decode(data: bytes, expected: str | None = None) -> Decoded:
-    """Decode one message, resolved to the newest version of its record.
+def decode(data: bytes, expected: str | None = None, *, as_written: bool = False) -> Decoded:
+    """Decode one message, resolved to the newest version of its record (`as_written`: in its writer's own
+    version, for a tool that shows an older record whole, e.g. a field a later version removed).
 
     Raises MalformedMessage (not a message), UnknownSchema (unknown writer fingerprint) or SchemaViolation (a
     different record than `expected`, or a writer version the newest reader cannot resolve).
@@ -142,7 +143,9 @@ def decode(data: bytes, expected: str | None = None) -> Decoded:
     buffer = BytesIO(data)
     buffer.seek(HEADER_SIZE)
     try:
-        record = schemaless_reader(buffer, writer.parsed, None if reader is writer else reader.parsed)
+        record = schemaless_reader(
+            buffer, writer.parsed, None if reader is writer or as_written else reader.parsed
+        )
     except SchemaResolutionError as exc:
         raise SchemaViolation(
             f"{writer.name} v{writer.version} cannot be read as v{reader.version}",

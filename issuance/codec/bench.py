@@ -7,8 +7,12 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from issuance.application_wire import open_application, seal_application
 from issuance.codec.avro import decode, encode
-from issuance.domain.contract import decode_application, parse_application
+from issuance.domain.contract import parse_application
+from issuance.trust.keys import Directory, PartyKeys
+from issuance.trust.parties import BUREAU
+from issuance.trust.sealing import Sealer, Unsealer
 
 APPLICATION: dict[str, Any] = {
     "application_id": "APP-000001",
@@ -38,14 +42,21 @@ def rate(operation: Callable[[], object], n: int) -> float:
 
 def main(argv: list[str] | None = None) -> None:
     n = int((argv or sys.argv[1:] or ["100000"])[0])
-    current = encode("ApplicationSubmitted", APPLICATION)
+    bureau = PartyKeys.generate(BUREAU)
+    sealer, unsealer = Sealer.to(Directory([bureau.public()]), BUREAU), Unsealer(bureau)
+    wire = seal_application(APPLICATION, sealer)
+    current = encode("ApplicationSubmitted", wire)
     old = encode("ApplicationSubmitted", APPLICATION, version=1)
     cases: dict[str, Callable[[], object]] = {
-        "encode ApplicationSubmitted": lambda: encode("ApplicationSubmitted", APPLICATION),
+        "seal + encode ApplicationSubmitted": lambda: encode(
+            "ApplicationSubmitted", seal_application(APPLICATION, sealer)
+        ),
         "decode ApplicationSubmitted (newest writer)": lambda: decode(current, "ApplicationSubmitted"),
         "decode ApplicationSubmitted (v1 writer, resolved)": lambda: decode(old, "ApplicationSubmitted"),
         "parse_application": lambda: parse_application(APPLICATION),
-        "decode_application (decode + contract)": lambda: decode_application(current),
+        "decode + open + contract": lambda: parse_application(
+            open_application(decode(current, "ApplicationSubmitted").record, unsealer)
+        ),
     }
     for label, operation in cases.items():
         print(f"{label:50s} {rate(operation, n):>10,.0f}/s")

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
+from issuance.application_wire import PERSONAL_FIELD, open_application
 from issuance.codec.avro import HEADER_SIZE, decode, registry
 from issuance.codec.registry import MAGIC
 from issuance.domain.contract import (
@@ -26,6 +27,8 @@ from issuance.domain.contract import (
 )
 from issuance.domain.masking import STAR, mask_account, mask_id_number, mask_name, mask_phone
 from issuance.errors import DecodeError, SchemaViolation
+from issuance.trust.errors import TrustFailure
+from issuance.trust.sealing import Unsealer
 
 HEX_EXCERPT_BYTES = 16
 
@@ -55,6 +58,9 @@ MASKS: Mapping[str, Callable[[str], str]] = {
     "card_number": mask_account,
     "account_number": mask_account,
 }
+
+
+SEALED_APPLICATION_VERSION = 3  # ApplicationSubmitted's first version with the personal fields sealed
 
 
 class PayloadForm(StrEnum):
@@ -127,14 +133,22 @@ def mask_record(record: Mapping[str, Any]) -> dict[str, Any]:
     return {str(key): mask_value(str(key), value) for key, value in record.items()}
 
 
-def inspect_payload(data: bytes, expected: RecordKind | None) -> PayloadView:
+def inspect_payload(
+    data: bytes, expected: RecordKind | None, unsealer: Unsealer | None = None
+) -> PayloadView:
     """Read the bytes as far as they go: an Avro record checked against the contract of `expected`, a JSON
-    object sent as text, or nothing (then a hex excerpt)."""
+    object sent as text, or nothing (then a hex excerpt).
+
+    An application's sealed personal fields (ApplicationSubmitted v3) are opened with `unsealer` (the
+    bureau's keys); without it, or when they do not open, `personal` is a problem and the record is shown
+    without them. An older application (v1, v2) is shown as it was written, its personal fields in clear."""
     size, digest = len(data), hashlib.sha256(data).hexdigest()
     if not data:
         return PayloadView(size, digest, PayloadForm.EMPTY, error="the record has no value")
     try:
         decoded = decode(data)
+        if decoded.record_name == APPLICATION_RECORD and decoded.version < SEALED_APPLICATION_VERSION:
+            decoded = decode(data, as_written=True)
     except DecodeError as exc:
         json_record = _json_object(data)
         if json_record is not None:
@@ -152,17 +166,36 @@ def inspect_payload(data: bytes, expected: RecordKind | None) -> PayloadView:
     problems: tuple[tuple[str, str], ...] = ()
     if expected is not None and decoded.record_name != expected.value:
         problems = (("$record", f"expected {expected.value}, got {decoded.record_name}"),)
-    elif expected is not None:
-        problems = contract_problems(expected, decoded.record)
+    record = decoded.record
+    if PERSONAL_FIELD in record and decoded.record_name == APPLICATION_RECORD:
+        record, problems = _opened(record, unsealer, problems)
+    if expected is not None and not problems:
+        problems = contract_problems(expected, record)
     return PayloadView(
         size,
         digest,
         PayloadForm.AVRO,
         record_name=decoded.record_name,
         version=decoded.version,
-        record=decoded.record,
+        record=record,
         problems=problems,
     )
+
+
+def _opened(
+    record: dict[str, Any], unsealer: Unsealer | None, problems: tuple[tuple[str, str], ...]
+) -> tuple[dict[str, Any], tuple[tuple[str, str], ...]]:
+    """The application with its personal fields opened, or without them and a problem saying why."""
+    if unsealer is not None:
+        try:
+            return open_application(record, unsealer), problems
+        except (TrustFailure, DecodeError) as exc:
+            detail = exc.detail if isinstance(exc, TrustFailure) else str(exc)
+            problem = ("personal", f"does not open for the bureau ({detail})")
+    else:
+        problem = ("personal", "sealed to the bureau: shown opened only with the bureau's key")
+    shown = {name: value for name, value in record.items() if name != PERSONAL_FIELD}
+    return shown, (*problems, problem)
 
 
 def contract_problems(kind: RecordKind, record: Mapping[str, Any]) -> tuple[tuple[str, str], ...]:

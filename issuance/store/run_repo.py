@@ -64,6 +64,7 @@ STAGED_DEAD_LETTER_COLUMNS = (
     "detail",
     "payload_enc",
     "branch_code",
+    "headers_enc",
 )
 STAGING_TABLES = {
     "staged_applications": STAGED_APPLICATION_COLUMNS,

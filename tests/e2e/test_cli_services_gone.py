@@ -59,7 +59,7 @@ def test_postgresql_stopped_mid_command_is_one_line_and_exit_1(
     private = settings.model_copy(update={"database_url": SecretStr(url)})
     env = {**cli_env, **settings_env(private)}
     vault = Vault.from_settings(private)
-    payload = encode("ApplicationSubmitted", application_to_record(factories.application()))
+    payload = encode("ApplicationSubmitted", application_to_record(factories.application()), version=2)
     holder = connect(url)
     dead_letter_id = holder.execute(
         "INSERT INTO dead_letters (source_topic, source_partition, source_offset, stage, reason, detail,"

@@ -41,10 +41,16 @@ def night(env: dict[str, str], business_date: str) -> dict[str, Any]:
 
 
 def personal_values(generated: Generated) -> list[str]:
-    """ID numbers, names and phones of the raw messages whose record can be read (JSON text or Avro)."""
+    """ID numbers, names and phones of the raw messages whose record can be read (a record sealed at submit,
+    JSON text or Avro)."""
     values = []
     for line in (generated.directory / "raw_messages.jsonl").read_text(encoding="utf-8").splitlines():
-        encoded = json.loads(line)["value_b64"]
+        message = json.loads(line)
+        if isinstance(message.get("record"), dict):  # its personal fields opened by `show`, then masked
+            applicant = message["record"].get("applicant") or {}
+            values += [applicant[k] for k in ("id_number", "name", "phone") if applicant.get(k)]
+            continue
+        encoded = message["value_b64"]
         if encoded is None:  # a null record: nothing to collect
             continue
         data = base64.b64decode(encoded)

@@ -8,6 +8,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from tests.fixtures_services import Partners
+
 CLI = [sys.executable, "-c", "from cli.main import main; main()"]
 
 
@@ -20,7 +22,16 @@ def _json(done: subprocess.CompletedProcess[str]) -> Any:
     return json.loads(done.stdout)
 
 
-def test_generate_then_submit_every_file(cli_env: dict[str, str], tmp_path: Path) -> None:
+def _branches_and_banks(env: dict[str, str], out: Path, partners: Partners) -> None:
+    """The generated reference data loaded and its branches' and banks' keys provisioned: a record is
+    published only signed by the party it speaks for."""
+    assert issuance(env, "setup").returncode == 0
+    loaded = issuance(env, "reference", "load", str(out / "reference.json"))
+    assert loaded.returncode == 0, loaded.stderr
+    partners.provision()
+
+
+def test_generate_then_submit_every_file(cli_env: dict[str, str], partners: Partners, tmp_path: Path) -> None:
     out = tmp_path / "data"
     generated = issuance(
         cli_env, "generate", "--applications", "300", "--seed", "4", "--out", str(out), "--json"
@@ -28,7 +39,7 @@ def test_generate_then_submit_every_file(cli_env: dict[str, str], tmp_path: Path
     assert generated.returncode == 0, generated.stderr
     manifest = _json(generated)
     assert manifest["counts"]["applications"] == 300
-    assert issuance(cli_env, "setup").returncode == 0
+    _branches_and_banks(cli_env, out, partners)
 
     for night in manifest["nights"]:
         for kind, name in (
@@ -45,10 +56,12 @@ def test_generate_then_submit_every_file(cli_env: dict[str, str], tmp_path: Path
             assert (done.returncode, summary["published"], summary["rejected"]) == (0, lines, 0), summary
 
 
-def test_rejected_lines_exit_2_and_name_line_and_field(cli_env: dict[str, str], tmp_path: Path) -> None:
+def test_rejected_lines_exit_2_and_name_line_and_field(
+    cli_env: dict[str, str], partners: Partners, tmp_path: Path
+) -> None:
     out = tmp_path / "data"
     assert issuance(cli_env, "generate", "-n", "20", "--seed", "6", "-o", str(out)).returncode == 0
-    assert issuance(cli_env, "setup").returncode == 0
+    _branches_and_banks(cli_env, out, partners)
     records = [
         json.loads(line) for line in (out / "applications.jsonl").read_text(encoding="utf-8").splitlines()
     ]

@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from issuance import outbox_events
+from issuance.application_wire import open_application
 from issuance.codec.avro import decode
 from issuance.domain.lifecycle import CardStatus
 from issuance.kafka.client_config import KafkaClientConfig
@@ -19,6 +20,7 @@ from issuance.services.endpoints import resolve
 from issuance.settings import Settings
 from issuance.trust.channel import Signer, Verifier
 from issuance.trust.parties import BUREAU, Party, branch
+from issuance.trust.sealing import Unsealer
 from producers.branch_simulator import BranchOptions, simulate
 from tests.factories import BANK, BRANCH, TERMS
 from tests.fixtures_partners import HOLDER_NAME, PHONE, SeededCard, read_topic, seed_cards
@@ -62,9 +64,10 @@ def topic(settings: Settings, name: str) -> list[tuple[bytes | None, bytes]]:
 
 
 def test_rates_of_one_send_one_receipt_collection_and_activation_per_card_and_a_rerun_nothing(
-    settings: Settings,
+    settings: Settings, partners: Partners
 ) -> None:
     cards = seed_cards(settings, 3, status=CardStatus.PRODUCED)
+    partners.provision()  # the activations are signed by their branch, their agreements by their bank
     dispatch(settings, cards)
     topics = Topics(settings)
 
@@ -85,7 +88,10 @@ def test_rates_of_one_send_one_receipt_collection_and_activation_per_card_and_a_
         assert event.branch_code == BRANCH and event.operator_id.startswith(f"{BRANCH}-OP")
         if isinstance(event, CardCollected):
             assert event.identity_checked
-    applications = [decode(value).record for _, value in topic(settings, topics.applications)]
+    unsealer = Unsealer(partners.keys(BUREAU))  # the personal fields open for the bureau only
+    applications = [
+        open_application(decode(value).record, unsealer) for _, value in topic(settings, topics.applications)
+    ]
     agreements = [decode(value).record for _, value in topic(settings, topics.agreements)]
     assert sorted(a["card_number"] for a in applications) == sorted(by_card)
     for application in applications:

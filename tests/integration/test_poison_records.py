@@ -1,8 +1,9 @@
 """Poison records against the real broker and PostgreSQL: none of them stops a night, and submit refuses them.
 
-Each record is produced straight onto the topic with kafka-python (bypassing `issuance submit`), as a branch
-system with a bug or a replay tool could. The night that reads them exits 0, balances, and counts each one as
-a dead letter with its reason; the next night runs as if they had never been there.
+Each record is produced straight onto the topic with kafka-python (bypassing `issuance submit`'s contract
+check, yet sealed and signed by its branch or bank), as a branch system with a bug or a replay tool could.
+The night that reads them exits 0, balances, and counts each one as a dead letter with its reason; the next
+night runs as if they had never been there.
 """
 
 from __future__ import annotations
@@ -18,20 +19,22 @@ from typing import Any
 from kafka import KafkaProducer
 from psycopg import sql
 
-from issuance.codec.avro import encode
 from issuance.crypto import Vault
 from issuance.kafka.client_config import KafkaClientConfig
 from issuance.kafka.topics import Topics, ensure_topics
 from issuance.settings import Settings
 from issuance.store import run_repo
 from issuance.store.db import connect
+from issuance.trust.parties import Party
 from pipelines import nightly
 from pipelines.records import Chunk, StagedBatch
 from pipelines.transforms.decode import DecodedBatch
 from pipelines.transforms.stage import StageBatch
 from pipelines.transforms.verify import VerifyBatch
-from producers.client import BranchClient
+from producers.client import BranchClient, Prepared, Preparer
+from producers.credentials import SenderKeys
 from producers.generator import AGREEMENT_FILES, APPLICATION_FILES
+from producers.raw_prepare import encode_record, sign_raw
 from producers.submission import Kind, submit_file
 from tests import factories
 from tests.fixtures_nightly import (
@@ -40,6 +43,7 @@ from tests.fixtures_nightly import (
     load_reference_file,
     make_generated,
     mismatches,
+    provision_partners,
     publish_night,
     states,
 )
@@ -57,6 +61,7 @@ class Poison:
     reason: str
     value: bytes | None
     record: dict[str, Any] | None = None  # the JSON form, for the same case at `issuance submit`
+    sender: str | None = None  # "kind:code": who signs the record's message (None: unsigned)
 
 
 def _lines(path: Path) -> list[dict[str, Any]]:
@@ -93,20 +98,23 @@ def poison_cases(generated: Generated) -> list[Poison]:
     agreement = _lines(generated.directory / AGREEMENT_FILES[1])[0]
     late, later = _night_two_applicants(generated)[:2]
 
-    def app(case: str, source: dict[str, Any] = night_one, **changes: Any) -> Poison:
+    # Each record is sent as its branch (or bank) sends it, sealed and signed (`_produce`): the contract, not
+    # the trust in its sender, is what it breaks. A branch code with a NUL names no party that could sign.
+    def app(
+        case: str, source: dict[str, Any] = night_one, reason: str = "SCHEMA_VIOLATION", **changes: Any
+    ) -> Poison:
         record = _changed(source, "application_id", case, **changes)
-        return Poison(case, "applications", "SCHEMA_VIOLATION", encode(APPLICATION, record), record)
+        return Poison(case, "applications", reason, None, record, f"branch:{source['branch_code']}")
 
     def agr(case: str, **changes: Any) -> Poison:
         record = _changed(agreement, "agreement_id", case, **changes)
-        return Poison(case, "agreements", "SCHEMA_VIOLATION", encode(AGREEMENT, record), record)
+        return Poison(case, "agreements", "SCHEMA_VIOLATION", None, record, f"bank:{agreement['bank_code']}")
 
     def oversized(case: str, **changes: Any) -> Poison:
-        record = _changed(night_one, "application_id", case, **changes)
-        return Poison(case, "applications", "OVERSIZED_MESSAGE", encode(APPLICATION, record), record)
+        return app(case, reason="OVERSIZED_MESSAGE", **changes)
 
     return [
-        app("NUL_BRANCH", branch_code="BR\x00001"),
+        app("NUL_BRANCH", reason="SENDER_MISMATCH", branch_code="BR\x00001"),
         app("NUL_ID", application_id="POISON\x00ID"),
         app("YEAR_9999_EAST", late, submitted_at="9999-12-31T00:00:00+08:00"),
         app("YEAR_9999_WEST", later, submitted_at="9999-12-31T23:00:00-12:00"),
@@ -126,18 +134,24 @@ def poison_cases(generated: Generated) -> list[Poison]:
 
 
 def _produce(settings: Settings, poisons: list[Poison]) -> dict[str, tuple[str, int, int]]:
-    """Produce each value verbatim; case -> (topic, partition, offset)."""
+    """Produce each poison (a record encoded, sealed and signed by its sender, not checked against the
+    contract; a value verbatim and unsigned); case -> (topic, partition, offset)."""
     topics = Topics(settings)
     names = {"applications": topics.applications, "agreements": topics.agreements}
+    preparer = Preparer(topics, SenderKeys.from_settings(settings))
     producer = KafkaProducer(
         **KafkaClientConfig.from_settings(settings).client_kwargs(), acks="all", max_request_size=2 << 20
     )
     try:
         where = {}
         for poison in poisons:
-            metadata = producer.send(names[poison.topic], key=poison.case.encode(), value=poison.value).get(
-                30
-            )
+            topic, key = names[poison.topic], poison.case.encode()
+            sender = Party.parse(poison.sender) if poison.sender else None
+            value = poison.value
+            if poison.record is not None:
+                value = encode_record(preparer, topic, poison.record, sender, None)
+            prepared = sign_raw(preparer, Prepared(topic, key, value, poison.case), sender, None)
+            metadata = producer.send(topic, key=key, value=value, headers=prepared.headers).get(30)
             where[poison.case] = (metadata.topic, metadata.partition, metadata.offset)
         return where
     finally:
@@ -205,10 +219,12 @@ def test_poison_records_become_dead_letters_and_the_nights_go_on(
 
 
 def test_submit_refuses_the_same_values_line_by_line(
-    settings: Settings, kafka_bootstrap: str, tmp_path: Path
+    settings: Settings, database_url: str, tmp_path: Path
 ) -> None:
     generated = make_generated(tmp_path / "data", 80, seed=13)
     ensure_topics(KafkaClientConfig.from_settings(settings), settings, [])
+    load_reference_file(settings, database_url, generated)
+    provision_partners(settings)
     poisons = [p for p in poison_cases(generated) if p.record is not None]
     valid = _lines(generated.directory / APPLICATION_FILES[1])[1]
     applications = [p for p in poisons if p.topic == "applications"]
@@ -230,10 +246,12 @@ def test_submit_refuses_the_same_values_line_by_line(
 
 
 def test_submit_reports_fields_beyond_the_contract(
-    settings: Settings, kafka_bootstrap: str, tmp_path: Path
+    settings: Settings, database_url: str, tmp_path: Path
 ) -> None:
     generated = make_generated(tmp_path / "data", 80, seed=13)
     ensure_topics(KafkaClientConfig.from_settings(settings), settings, [])
+    load_reference_file(settings, database_url, generated)
+    provision_partners(settings)
     records = _lines(generated.directory / APPLICATION_FILES[1])[:3]
     records[0]["note"] = "x"
     records[1]["applicant"]["nickname"] = "y"

@@ -24,6 +24,7 @@ from issuance.kafka.topics import Topics, ensure_topics
 from issuance.services.broker import MARKER, BrokerProcess, start_broker, stop_broker
 from issuance.settings import Settings
 from producers.generator import GenerateOptions, generate
+from tests.fixtures_nightly import Generated, load_reference_file, provision_partners
 from tests.fixtures_services import settings_env
 from tests.integration.test_submit import read_topic
 
@@ -44,9 +45,13 @@ def own_broker(tmp_path: Path) -> Iterator[BrokerProcess]:
 
 
 @pytest.fixture
-def big_file(tmp_path: Path) -> Path:
-    """LINES valid applications: one generated record under many application ids (and a few ID numbers)."""
-    generate(tmp_path / "gen", GenerateOptions(applications=20, seed=4, invalid_ratio=0.0))
+def big_file(tmp_path: Path, settings: Settings, database_url: str) -> Path:
+    """LINES valid applications: one generated record under many application ids (and a few ID numbers);
+    the generated reference data loaded and its branches' and banks' keys provisioned, so that they are
+    signed and sent."""
+    manifest = generate(tmp_path / "gen", GenerateOptions(applications=20, seed=4, invalid_ratio=0.0))
+    load_reference_file(settings, database_url, Generated(tmp_path / "gen", manifest))
+    provision_partners(settings)
     templates = [
         json.loads(line) for line in (tmp_path / "gen" / "applications.jsonl").read_text().splitlines()
     ]

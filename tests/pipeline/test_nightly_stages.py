@@ -12,14 +12,18 @@ from issuance.codec.avro import encode
 from issuance.crypto import Vault
 from issuance.domain.contract import agreement_to_record, application_to_record
 from issuance.domain.personalization import valid_until
+from issuance.trust.parties import branch
 from pipelines.coders import BatchCoder, register_batch_coders
 from pipelines.plan import split_chunks
 from pipelines.reconcile import balance
 from pipelines.records import Chunk, PartitionRange, RawRecord, RecordBatch
 from pipelines.transforms.decode import DecodedBatch, DecodeRecords
 from tests import factories
+from tests.wire_parties import WireParties
 
 VAULT = Vault([("test1", bytes(range(32)))], bytes(range(32, 64)))
+BRANCH = branch(factories.BRANCH)
+PARTIES = WireParties([BRANCH])
 
 
 def _chunk(kind: str = "application") -> Chunk:
@@ -36,19 +40,25 @@ def _summary(batch: DecodedBatch) -> tuple[int, int, list[tuple[int, str]]]:
 
 
 def test_decode_routes_bad_records_to_dead_letters_and_goes_on() -> None:
-    good = encode("ApplicationSubmitted", application_to_record(factories.application()))
+    preparer = PARTIES.preparer()
+    good = preparer.prepare_application(application_to_record(factories.application()))
     wrong_record = encode("AgreementSigned", agreement_to_record(factories.agreement()))
+
+    def signed(offset: int, value: bytes) -> RawRecord:
+        return RawRecord(offset, None, value, tuple(PARTIES.sender_keys().headers(BRANCH, None, value)))
+
+    assert good.value is not None and good.headers is not None
     records = [
-        RawRecord(10, b"k", good),
-        RawRecord(11, None, b"not avro at all"),
-        RawRecord(12, None, b"\xc3\x01" + bytes(8) + b"body"),
-        RawRecord(13, None, wrong_record),
+        RawRecord(10, good.key, good.value, tuple(good.headers)),
+        signed(11, b"not avro at all"),
+        signed(12, b"\xc3\x01" + bytes(8) + b"body"),
+        signed(13, wrong_record),
     ]
     with BeamTestPipeline() as p:
         decoded = (
             p
             | "OneBatch" >> beam.Create([RecordBatch(_chunk(), records)])  # RecordBatch
-            | "Decode" >> DecodeRecords(VAULT)  # DecodedBatch
+            | "Decode" >> DecodeRecords(VAULT, PARTIES.trust())  # DecodedBatch
             | "Summarize" >> beam.Map(_summary)  # (apps, agreements, dead letters)
         )
         assert_that(
@@ -62,7 +72,7 @@ def test_dead_letters_keep_the_source_position_and_an_encrypted_payload() -> Non
         rows = (
             p
             | beam.Create([RecordBatch(_chunk("agreement"), [RawRecord(12, None, b"\x00garbage")])])
-            | DecodeRecords(VAULT)
+            | DecodeRecords(VAULT, PARTIES.trust())
             | beam.FlatMap(lambda b: b.dead_letters)
             | beam.Map(lambda r: (r[0], r[1], r[2], r[3], r[4], VAULT.decrypt_bytes(r[7])))
         )

@@ -10,7 +10,7 @@ from issuance.codec.avro import HEADER_SIZE, Decoded, decode, decode_many, encod
 from issuance.errors import DecodeError, MalformedMessage, SchemaViolation, UnknownSchema
 from tests.avro_samples import SAMPLES
 
-APPLICATION = SAMPLES[("ApplicationSubmitted", 2)]
+APPLICATION = SAMPLES[("ApplicationSubmitted", 3)]
 VALID = encode("ApplicationSubmitted", APPLICATION)
 
 
@@ -93,12 +93,15 @@ def test_encoding_a_record_that_does_not_fit_names_the_field_not_the_value() -> 
 
 
 def test_error_messages_never_quote_message_content() -> None:
-    name = SAMPLES[("ApplicationSubmitted", 2)]["applicant"]["name"]
-    for data in (VALID[:-4], VALID + b"xx", VALID[:-30]):
+    clear = SAMPLES[("ApplicationSubmitted", 2)]  # an older version, with the applicant in clear
+    name = clear["applicant"]["name"]
+    older = encode("ApplicationSubmitted", clear, version=2)
+    for data in (VALID[:-4], VALID + b"xx", VALID[:-30], older[:-4], older + b"xx", older[:-30]):
         with pytest.raises(DecodeError) as caught:
             decode(data)
         assert name not in str(caught.value)
         assert APPLICATION["application_id"] not in str(caught.value)
+        assert clear["application_id"] not in str(caught.value)
 
 
 def test_decode_many_yields_errors_as_data() -> None:

@@ -11,15 +11,17 @@ from issuance.codec.avro import decode, encode
 from issuance.errors import DecodeError
 from tests.avro_samples import SAMPLES
 
-APPLICATION_V2 = encode("ApplicationSubmitted", SAMPLES[("ApplicationSubmitted", 2)])
+APPLICATION_V3 = encode("ApplicationSubmitted", SAMPLES[("ApplicationSubmitted", 3)])
+APPLICATION_V2 = encode("ApplicationSubmitted", SAMPLES[("ApplicationSubmitted", 2)], version=2)
 APPLICATION_V1 = encode("ApplicationSubmitted", SAMPLES[("ApplicationSubmitted", 1)], version=1)
 AGREEMENT = encode("AgreementSigned", SAMPLES[("AgreementSigned", 1)])
 DECISION = encode("DecisionIssued", SAMPLES[("DecisionIssued", 1)])
 NAIVE_TIME = encode(
-    "ApplicationSubmitted", {**SAMPLES[("ApplicationSubmitted", 2)], "submitted_at": "2026-11-01T10:00:00"}
+    "ApplicationSubmitted", {**SAMPLES[("ApplicationSubmitted", 3)], "submitted_at": "2026-11-01T10:00:00"}
 )
 
 CASES = {
+    "application v3": ("x.branch.applications", APPLICATION_V3),
     "application v2": ("x.branch.applications", APPLICATION_V2),
     "application v1 writer": ("x.branch.applications", APPLICATION_V1),
     "agreement": ("x.branch.agreements", AGREEMENT),
@@ -66,7 +68,7 @@ def test_floor_keeps_id_branch_bank_and_time() -> None:
         datetime.fromisoformat("2026-11-01T11:00:00+08:00"),
     )
     assert decoder("application")(NAIVE_TIME) == (
-        sample["application_id"],
+        SAMPLES[("ApplicationSubmitted", 3)]["application_id"],
         sample["branch_code"],
         sample["bank_code"],
         None,

@@ -8,7 +8,8 @@ from typing import Any
 
 import pytest
 
-from issuance.codec.avro import encode
+from issuance.application_wire import open_application, seal_application
+from issuance.codec.avro import decode, encode
 from issuance.domain.contract import (
     agreement_to_record,
     application_to_record,
@@ -17,8 +18,15 @@ from issuance.domain.contract import (
     parse_agreement,
     parse_application,
 )
+from issuance.domain.model import DeadLetterReason
 from issuance.errors import MalformedMessage, SchemaViolation
+from issuance.trust.errors import TrustFailure
+from issuance.trust.parties import BUREAU
+from issuance.trust.sealing import Sealer
 from tests import factories
+from tests.wire_parties import WireParties
+
+PARTIES = WireParties([])
 
 
 def _application_record(**changes: Any) -> dict[str, Any]:
@@ -38,7 +46,11 @@ def test_application_round_trips_through_its_record_and_the_wire() -> None:
     application = factories.application(card_number="A1B2C3D4E", guardian_id_number=factories.GUARDIAN_ID)
     record = application_to_record(application)
     assert parse_application(record) == application
-    assert decode_application(encode("ApplicationSubmitted", record)) == application
+    sealed = seal_application(record, Sealer.to(PARTIES.directory, BUREAU))
+    opened = open_application(
+        decode(encode("ApplicationSubmitted", sealed)).record, PARTIES.trust().unsealer()
+    )
+    assert parse_application(opened) == application
 
 
 def test_agreement_round_trips_through_its_record_and_the_wire() -> None:
@@ -47,9 +59,14 @@ def test_agreement_round_trips_through_its_record_and_the_wire() -> None:
     assert decode_agreement(encode("AgreementSigned", agreement_to_record(agreement))) == agreement
 
 
-def test_a_v1_message_is_read_by_the_contract() -> None:
+@pytest.mark.parametrize("version", [1, 2])
+def test_an_older_message_with_the_personal_fields_in_clear_is_read_but_does_not_open(version: int) -> None:
     record = application_to_record(factories.application())
-    assert decode_application(encode("ApplicationSubmitted", record, version=1)) == factories.application()
+    decoded = decode(encode("ApplicationSubmitted", record, version=version)).record
+    assert decoded["application_id"] == record["application_id"] and "applicant" not in decoded
+    with pytest.raises(TrustFailure) as caught:
+        open_application(decoded, PARTIES.trust().unsealer())
+    assert caught.value.reason is DeadLetterReason.SEAL_INVALID
 
 
 def test_extra_fields_are_ignored() -> None:
@@ -165,9 +182,14 @@ def test_problems_never_quote_values() -> None:
 
 
 def test_decoded_message_that_breaks_the_contract_is_a_schema_violation() -> None:
-    data = encode("ApplicationSubmitted", _application_record(submitted_at="not a time"))
+    sealed = seal_application(
+        _application_record(submitted_at="not a time"), PARTIES.preparer().keys.to_bureau()
+    )
+    opened = open_application(
+        decode(encode("ApplicationSubmitted", sealed)).record, PARTIES.trust().unsealer()
+    )
     with pytest.raises(SchemaViolation) as caught:
-        decode_application(data)
+        parse_application(opened)
     assert caught.value.field == "submitted_at"
 
 

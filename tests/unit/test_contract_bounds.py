@@ -9,7 +9,9 @@ import pytest
 
 from issuance.codec.avro import encode
 from issuance.domain.contract import (
+    AGREEMENT_RECORD,
     APPLICATION_RECORD,
+    CLEAR_APPLICATION_VERSION,
     MAX_MATERIALS,
     application_to_record,
     decode_record,
@@ -163,13 +165,16 @@ def test_an_empty_record_is_an_empty_message(value: bytes | None) -> None:
 
 
 def test_an_oversized_record_is_not_decoded() -> None:
-    data = encode(APPLICATION_RECORD, _with_name("张" * 10_000))
+    data = encode(APPLICATION_RECORD, _with_name("张" * 10_000), version=2)
     with pytest.raises(OversizedMessage) as caught:
         decode_record(data, APPLICATION_RECORD, max_bytes=16_384)
     assert caught.value.reason == "OVERSIZED_MESSAGE"
     assert "30" in str(caught.value) and "16384-byte limit" in str(caught.value)
 
 
-def test_a_decoded_record_turns_back_into_its_message() -> None:
+def test_a_decoded_record_turns_back_into_its_message_with_the_personal_fields_in_it() -> None:
     application = factories.application()
-    assert decode_record(record_bytes(application), APPLICATION_RECORD) == application
+    clear = encode(APPLICATION_RECORD, application_to_record(application), version=CLEAR_APPLICATION_VERSION)
+    assert record_bytes(application) == clear
+    agreement = factories.agreement()
+    assert decode_record(record_bytes(agreement), AGREEMENT_RECORD) == agreement

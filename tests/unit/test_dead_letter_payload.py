@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import json
 from typing import Any
 
@@ -10,12 +9,11 @@ import kafka.errors
 import psycopg
 import pydantic
 import pytest
-from pydantic import SecretStr
 
 from cli.common import invocation, translate
 from cli.dead_letters import export_bytes, handled_reason, prepare_redrive
-from issuance.codec.avro import encode
-from issuance.crypto import Vault
+from issuance.application_wire import open_application, seal_application
+from issuance.codec.avro import decode, encode
 from issuance.domain.contract import agreement_to_record, application_to_record
 from issuance.domain.dead_letter_payload import (
     HEX_EXCERPT_BYTES,
@@ -28,8 +26,10 @@ from issuance.errors import BrokerUnavailable, InputError
 from issuance.kafka.topics import Topics
 from issuance.settings import Settings
 from issuance.store.db import DatabaseUnavailable
+from issuance.trust.parties import bank, branch
 from producers.client import Preparer
 from tests import factories
+from tests.wire_parties import WireParties
 
 PHONE = "13800138000"
 GUARDIAN = factories.GUARDIAN_ID
@@ -50,18 +50,22 @@ def _screen(view_json: dict[str, Any]) -> str:
     return json.dumps(view_json, ensure_ascii=False)
 
 
+PARTIES = WireParties([branch(factories.BRANCH), bank(factories.BANK)])
+UNSEALER = PARTIES.trust().unsealer()
+
+
 def _preparer() -> Preparer:
-    settings = Settings(
-        topic_prefix="t.",
-        data_keys=SecretStr("k1:" + base64.b64encode(bytes(32)).decode()),
-        blind_index_key=SecretStr(base64.b64encode(bytes(range(32))).decode()),
-    )
-    return Preparer(Topics(settings), Vault.from_settings(settings))
+    return PARTIES.preparer(Topics(Settings(topic_prefix="t.")))
+
+
+def _sealed(record: dict[str, Any]) -> bytes:
+    """The application as a branch sends it: personal fields sealed to the bureau (contract not checked)."""
+    return encode("ApplicationSubmitted", seal_application(record, PARTIES.sender_keys().to_bureau()))
 
 
 def test_a_valid_application_is_shown_with_every_personal_field_masked() -> None:
     record = _record(guardian_id_number=GUARDIAN)
-    view = inspect_payload(encode("ApplicationSubmitted", record), RecordKind.APPLICATION)
+    view = inspect_payload(_sealed(record), RecordKind.APPLICATION, UNSEALER)
 
     assert view.valid and view.form is PayloadForm.AVRO and view.record_name == "ApplicationSubmitted"
     shown = view.masked()
@@ -75,10 +79,27 @@ def test_a_valid_application_is_shown_with_every_personal_field_masked() -> None
     assert shown["hex_excerpt"] is None
 
 
+def test_an_older_application_is_shown_as_written_and_masked() -> None:
+    record = _record(guardian_id_number=GUARDIAN)
+    view = inspect_payload(encode("ApplicationSubmitted", record, version=2), RecordKind.APPLICATION)
+    assert view.valid and view.version == 2
+    assert view.masked()["record"]["applicant"]["name"] == "张*"
+    assert all(secret not in _screen(view.masked()) for secret in [*_personal(record), GUARDIAN])
+
+
+def test_sealed_personal_fields_that_do_not_open_are_a_problem_never_shown() -> None:
+    data = _sealed(_record())
+    for unsealer in (None, WireParties([]).trust().unsealer()):  # no key, or another bureau's
+        view = inspect_payload(data, RecordKind.APPLICATION, unsealer)
+        assert not view.valid and [f for f, _ in view.problems] == ["personal"]
+        assert "personal" not in (view.record or {})
+        json.dumps(view.masked())  # no bytes left to show
+
+
 def test_a_contract_break_names_the_field_never_the_value() -> None:
     record = _record()
     record["applicant"]["id_number"] = record["applicant"]["id_number"][:12]
-    view = inspect_payload(encode("ApplicationSubmitted", record), RecordKind.APPLICATION)
+    view = inspect_payload(_sealed(record), RecordKind.APPLICATION, UNSEALER)
 
     assert not view.valid
     assert [field for field, _ in view.problems] == ["applicant.id_number"]
@@ -92,7 +113,7 @@ def test_a_record_of_the_other_kind_is_a_problem_of_the_record() -> None:
 
 
 def test_truncated_bytes_show_their_schema_and_a_short_hex_excerpt() -> None:
-    data = encode("ApplicationSubmitted", _record())[:-5]
+    data = _sealed(_record())[:-5]
     view = inspect_payload(data, RecordKind.APPLICATION)
 
     assert view.form is PayloadForm.UNDECODABLE and view.record is None
@@ -123,47 +144,56 @@ def test_mask_record_keeps_codes_and_hides_numbers_of_unknown_fields() -> None:
 
 def test_export_writes_json_when_it_decodes_and_bytes_otherwise() -> None:
     record = _record()
-    data = encode("ApplicationSubmitted", record)
-    form, content = export_bytes(data, inspect_payload(data, RecordKind.APPLICATION))
+    data = _sealed(record)
+    form, content = export_bytes(data, inspect_payload(data, RecordKind.APPLICATION, UNSEALER))
     assert form == "json" and json.loads(content)["applicant"] == record["applicant"]
     broken = data[:-3]
     assert export_bytes(broken, inspect_payload(broken, RecordKind.APPLICATION)) == ("raw", broken)
 
 
-def test_redrive_of_the_original_bytes_publishes_them_unchanged_keyed_like_a_submission() -> None:
+@pytest.mark.parametrize("version", [2, 3])
+def test_redrive_of_the_original_publishes_the_same_record_sealed_and_signed_by_its_branch(
+    version: int,
+) -> None:
     preparer = _preparer()
-    data = encode("ApplicationSubmitted", _record(), version=1)
-    redrive = prepare_redrive(preparer, RecordKind.APPLICATION, data, None)
-    assert not redrive.repaired
-    assert redrive.prepared.value == data
-    assert redrive.prepared.key == preparer.prepare_application(_record()).key
-    assert redrive.prepared.topic == "t.branch.applications"
+    record = _record()
+    data = _sealed(record) if version == 3 else encode("ApplicationSubmitted", record, version=2)
+    redrive = prepare_redrive(preparer, RecordKind.APPLICATION, data, None, UNSEALER)
+    prepared = redrive.prepared
+    assert not redrive.repaired and prepared.value is not None
+    assert prepared.key == preparer.prepare_application(record).key
+    assert prepared.topic == "t.branch.applications"
+    assert all(secret.encode() not in prepared.value for secret in _personal(record))
+    trust = PARTIES.trust()
+    assert trust.verifier().sender(prepared.headers, prepared.key, prepared.value) == branch(factories.BRANCH)
+    wire = decode(prepared.value, "ApplicationSubmitted").record
+    assert open_application(wire, trust.unsealer())["applicant"] == record["applicant"]
 
 
 def test_redrive_refuses_an_original_that_still_fails() -> None:
-    data = encode("ApplicationSubmitted", _record())[:-5]
+    data = _sealed(_record())[:-5]
     with pytest.raises(InputError, match="still fails"):
-        prepare_redrive(_preparer(), RecordKind.APPLICATION, data, None)
+        prepare_redrive(_preparer(), RecordKind.APPLICATION, data, None, UNSEALER)
 
 
 def test_a_repaired_record_is_validated_like_a_submitted_line() -> None:
     record = _record(submitted_at="2026-11-01T10:00:00")  # no offset: the contract refuses it
-    original = encode("ApplicationSubmitted", record)
+    original = _sealed(record)
     still_broken = json.dumps(record).encode()
     with pytest.raises(InputError, match="submitted_at"):
-        prepare_redrive(_preparer(), RecordKind.APPLICATION, original, still_broken)
+        prepare_redrive(_preparer(), RecordKind.APPLICATION, original, still_broken, UNSEALER)
 
     repaired = json.dumps(dict(record, submitted_at="2026-11-01T10:00:00+08:00"), indent=2).encode()
-    redrive = prepare_redrive(_preparer(), RecordKind.APPLICATION, original, repaired)
+    redrive = prepare_redrive(_preparer(), RecordKind.APPLICATION, original, repaired, UNSEALER)
     assert redrive.repaired and redrive.prepared.record_id == record["application_id"]
 
 
 def test_a_repaired_record_keeps_the_business_key() -> None:
     record = _record(submitted_at="2026-11-01T10:00:00")
-    original = encode("ApplicationSubmitted", record)
+    original = _sealed(record)
     renamed = dict(record, application_id="APP-OTHER", submitted_at="2026-11-01T10:00:00+08:00")
     with pytest.raises(InputError, match="application_id differs"):
-        prepare_redrive(_preparer(), RecordKind.APPLICATION, original, json.dumps(renamed).encode())
+        prepare_redrive(_preparer(), RecordKind.APPLICATION, original, json.dumps(renamed).encode(), UNSEALER)
 
 
 @pytest.mark.parametrize("text", ["", "   ", "x" * 501, "person 110105198001011238 came back"])

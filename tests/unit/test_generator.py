@@ -12,15 +12,21 @@ from typing import Any
 
 import pytest
 
-from issuance.domain.contract import decode_record, parse_agreement, parse_application
+from issuance.crypto import Vault
+from issuance.domain.contract import parse_agreement, parse_application
 from issuance.domain.identity import age_on, is_valid_id_number, normalize_id_number, parse_id_number
 from issuance.domain.model import DeadLetterReason, Reason
 from issuance.domain.reference import parse_reference
-from issuance.errors import DecodeError
 from issuance.settings import Settings
+from issuance.trust.parties import bank, branch
+from pipelines.records import Chunk, RawRecord, RecordBatch
+from pipelines.transforms.decode import DecodeBatch
 from producers.cases import DEFECT_CASES
 from producers.generator import GenerateOptions, generate
 from producers.identifiers import card_check_character
+from producers.submission import Kind, prepare_line
+from tests.pii_scan import generated_secrets, scan
+from tests.wire_parties import WireParties
 
 # UNPROCESSABLE_RECORD is never generated: it is the safety net for a record that meets the contract and
 # still cannot be processed by a stage; no valid case reaches it (tests/integration/test_poison_records.py
@@ -30,13 +36,11 @@ from producers.identifiers import card_check_character
 NEVER_GENERATED = {
     DeadLetterReason.UNPROCESSABLE_RECORD,
     DeadLetterReason.TRANSITION_NOT_ALLOWED,
-    DeadLetterReason.SIGNATURE_MISSING,
-    DeadLetterReason.SIGNATURE_INVALID,
-    DeadLetterReason.SENDER_MISMATCH,
-    DeadLetterReason.SEAL_INVALID,
 }
-# Reason codes no generated record can reach: an ID number of the wrong shape breaks the contract first.
-UNREACHABLE_REASONS = {Reason.ID_NUMBER_FORMAT}
+# Reason codes no generated record can reach: an ID number of the wrong shape breaks the contract first; only
+# a branch with a registered key can send, and the simulated partners are the catalog's, so no application
+# comes from a branch the catalog lacks (tests/unit/test_verification.py judges one).
+UNREACHABLE_REASONS = {Reason.ID_NUMBER_FORMAT, Reason.BRANCH_UNKNOWN}
 # Reasons that come from the decoder and the contract alone (the others need the night's data).
 DECODER_REASONS = {
     DeadLetterReason.MALFORMED_MESSAGE,
@@ -44,6 +48,13 @@ DECODER_REASONS = {
     DeadLetterReason.SCHEMA_VIOLATION,
     DeadLetterReason.EMPTY_MESSAGE,
     DeadLetterReason.OVERSIZED_MESSAGE,
+}
+# Reasons of the night's trust in the sender and the sealed personal fields.
+TRUST_REASONS = {
+    DeadLetterReason.SIGNATURE_MISSING,
+    DeadLetterReason.SIGNATURE_INVALID,
+    DeadLetterReason.SENDER_MISMATCH,
+    DeadLetterReason.SEAL_INVALID,
 }
 
 FILES = (
@@ -208,15 +219,48 @@ def test_both_types_channels_and_offsets(generated: Path) -> None:
 
 
 def test_raw_messages_really_fail_as_expected(generated: Path) -> None:
+    """Each raw message, prepared as `issuance submit raw` prepares it and decoded as the night decodes it,
+    is set aside with its expected reason; the trust reasons are reached on both topics."""
+    reference = json.loads((generated / "reference.json").read_text(encoding="utf-8"))
+    parties = WireParties(
+        [branch(b["branch_code"]) for b in reference["branches"]]
+        + [bank(b["bank_code"]) for b in reference["banks"]]
+    )
+    preparer = parties.preparer()
+    stage = DecodeBatch(
+        Vault([("t", bytes(32))], bytes(32)), parties.trust(), None, Settings().max_record_bytes
+    )
+    stage.setup()
     seen = set()
-    for line in _lines(generated / "raw_messages.jsonl"):
-        data = None if line["value_b64"] is None else base64.b64decode(line["value_b64"])
-        record = "ApplicationSubmitted" if line["topic"] == "applications" else "AgreementSigned"
-        with pytest.raises(DecodeError) as caught:
-            decode_record(data, record, max_bytes=Settings().max_record_bytes)
-        assert caught.value.reason == line["expected_reason"]
+    for number, line in enumerate(_lines(generated / "raw_messages.jsonl")):
+        prepared = prepare_line(preparer, Kind.RAW, json.dumps(line, ensure_ascii=False).encode())
+        kind = "application" if line["topic"] == "applications" else "agreement"
+        chunk = Chunk(1, kind, prepared.topic, 0, number, number + 1)
+        record = RawRecord(number, prepared.key, prepared.value, tuple(prepared.headers or ()))
+        decoded = next(iter(stage.process(RecordBatch(chunk, [record]))))
+        assert [row[5] for row in decoded.dead_letters] == [line["expected_reason"]], line["defect"]
         seen.add((line["topic"], line["expected_reason"]))
-    assert {reason for _, reason in seen} == {r.value for r in DECODER_REASONS - NEVER_GENERATED}
+    assert {reason for _, reason in seen} == {r.value for r in (DECODER_REASONS | TRUST_REASONS)}
+    assert {(topic, reason) for topic, reason in seen if reason in TRUST_REASONS} >= {
+        ("applications", "SIGNATURE_MISSING"),
+        ("agreements", "SIGNATURE_MISSING"),
+        ("applications", "SIGNATURE_INVALID"),
+        ("agreements", "SIGNATURE_INVALID"),
+        ("applications", "SENDER_MISMATCH"),
+        ("agreements", "SENDER_MISMATCH"),
+        ("applications", "SEAL_INVALID"),
+    }
+
+
+def test_no_raw_message_carries_personal_data_in_clear(generated: Path) -> None:
+    """The bytes the generator writes verbatim hold no ID number, name or phone of anyone it generated."""
+    secrets = generated_secrets(generated)
+    blobs = [
+        base64.b64decode(line["value_b64"])
+        for line in _lines(generated / "raw_messages.jsonl")
+        if line.get("value_b64")
+    ]
+    assert blobs and scan(blobs, secrets) == []
 
 
 _MEMORY_PROBE = """

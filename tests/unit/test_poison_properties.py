@@ -159,7 +159,7 @@ def test_any_body_behind_a_known_header_decodes_or_raises_a_decode_error(
 @given(application_records)
 def test_any_encodable_application_decodes_or_raises_a_decode_error(record: dict[str, Any]) -> None:
     try:
-        data = encode(APPLICATION_RECORD, record)
+        data = encode(APPLICATION_RECORD, record, version=2)  # an older client's, personal fields in clear
     except SchemaViolation:
         assume(False)  # not encodable (e.g. a lone surrogate): it cannot reach a topic as Avro
         return

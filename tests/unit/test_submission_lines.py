@@ -5,15 +5,17 @@ from __future__ import annotations
 import base64
 import io
 import json
+from datetime import date
 from pathlib import Path
 
 import pytest
 
+from issuance.application_wire import open_application
 from issuance.codec.avro import decode
-from issuance.crypto import Vault
 from issuance.errors import BrokerUnavailable
 from issuance.kafka.topics import Topics
 from issuance.settings import Settings
+from issuance.trust.parties import bank, branch
 from producers.client import Acknowledged, Preparer
 from producers.generator import GenerateOptions, generate
 from producers.submission import (
@@ -25,6 +27,7 @@ from producers.submission import (
     count_lines,
     prepare_line,
 )
+from tests.wire_parties import WireParties
 
 
 @pytest.fixture(scope="module")
@@ -34,30 +37,59 @@ def data(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
+@pytest.fixture(scope="module")
+def parties(data: Path) -> WireParties:
+    reference = json.loads((data / "reference.json").read_text(encoding="utf-8"))
+    return WireParties(
+        [branch(b["branch_code"]) for b in reference["branches"]]
+        + [bank(b["bank_code"]) for b in reference["banks"]]
+    )
+
+
 @pytest.fixture
-def preparer() -> Preparer:
-    return Preparer(Topics(Settings(topic_prefix="u.")), Vault([("k1", bytes(32))], bytes(range(32))))
+def preparer(parties: WireParties) -> Preparer:
+    return parties.preparer(Topics(Settings(topic_prefix="u.")), today=date(2026, 3, 2))
 
 
 def _first(path: Path) -> bytes:
     return path.read_bytes().splitlines()[0]
 
 
-def test_valid_application_is_encoded_and_keyed_by_blind_index(preparer: Preparer, data: Path) -> None:
+def test_valid_application_is_sealed_signed_and_keyed_by_application_id(
+    preparer: Preparer, parties: WireParties, data: Path
+) -> None:
     raw = _first(data / "applications.jsonl")
     prepared = prepare_line(preparer, Kind.APPLICATIONS, raw)
     record = json.loads(raw)
     assert prepared.topic == "u.branch.applications"
-    assert prepared.key == Vault([("k1", bytes(32))], bytes(range(32))).blind_index(
-        record["applicant"]["id_number"]
-    )
-    assert decode(prepared.value, "ApplicationSubmitted").record["application_id"] == record["application_id"]
+    assert prepared.key == record["application_id"].encode()
+    assert prepared.value is not None and record["applicant"]["id_number"].encode() not in prepared.value
+    sender = parties.trust().verifier().sender(prepared.headers, prepared.key, prepared.value)
+    assert sender == branch(record["branch_code"])
+    wire = decode(prepared.value, "ApplicationSubmitted").record
+    assert open_application(wire, parties.trust().unsealer())["applicant"] == record["applicant"]
 
 
-def test_agreement_is_keyed_by_application_id(preparer: Preparer, data: Path) -> None:
+def test_agreement_is_signed_by_its_bank_and_keyed_by_application_id(
+    preparer: Preparer, parties: WireParties, data: Path
+) -> None:
     raw = _first(data / "agreements.jsonl")
     prepared = prepare_line(preparer, Kind.AGREEMENTS, raw)
     assert prepared.key == json.loads(raw)["application_id"].encode()
+    assert prepared.value is not None
+    sender = parties.trust().verifier().sender(prepared.headers, prepared.key, prepared.value)
+    assert sender == bank(json.loads(raw)["bank_code"])
+
+
+def test_a_record_of_a_party_this_keystore_lacks_is_rejected_by_its_line(data: Path) -> None:
+    preparer = WireParties([]).preparer(Topics(Settings(topic_prefix="u.")), today=date(2026, 3, 2))
+    for name, kind, field in (
+        ("applications.jsonl", Kind.APPLICATIONS, "branch_code"),
+        ("agreements.jsonl", Kind.AGREEMENTS, "bank_code"),
+    ):
+        with pytest.raises(LineRejected) as caught:
+            prepare_line(preparer, kind, _first(data / name))
+        assert caught.value.problems[0][0] == field and "no key file" in caught.value.problems[0][1]
 
 
 @pytest.mark.parametrize(
@@ -84,10 +116,11 @@ def test_raw_lines_need_topic_and_base64(preparer: Preparer) -> None:
     }
     prepared = prepare_line(preparer, Kind.RAW, json.dumps(good).encode())
     assert (prepared.topic, prepared.key, prepared.value) == ("u.branch.agreements", b"k", b"\x00x")
-    bad = {"topic": "elsewhere", "key": 3, "value_b64": "***"}
+    assert prepared.headers is None  # no sender: unsigned
+    bad = {"topic": "elsewhere", "key": 3, "value_b64": "***", "sender": "nobody", "forgery": "MAGIC"}
     with pytest.raises(LineRejected) as caught:
         prepare_line(preparer, Kind.RAW, json.dumps(bad).encode())
-    assert [f for f, _ in caught.value.problems] == ["topic", "key", "value_b64"]
+    assert [f for f, _ in caught.value.problems] == ["topic", "key", "sender", "forgery", "value_b64"]
 
 
 def test_ledger_accounts_for_every_line() -> None:
