@@ -105,6 +105,7 @@ def night(
     """One night of the whole loop, one step per line."""
     if plan.get("reference"):  # that night's reference data, e.g. an area's approval withdrawn
         _step(f"{label}: load reference data", ["reference", "load", str(out / plan["reference"])], env)
+        _step(f"{label}: keys of the simulated partners", ["dev", "partners"], env)
     for kind in ("applications", "agreements", "raw_messages"):
         if plan.get(kind):
             what = "raw" if kind == "raw_messages" else kind
@@ -314,6 +315,9 @@ def demo(
         ["reference", "load", str(out / manifest.get("reference", "reference.json"))],
         env,
     )
+    # The branches, banks and vendors are simulated: their keys are made here and their public keys
+    # registered, as each partner would hand them over (with configured servers nothing does it by itself).
+    _step("keys of the simulated partners", ["dev", "partners"], env)
     _step("create the banks' topics", ["setup"], env)
     sim = Simulators(bank_fail_rate=fail_rate, seed=seed)
     nights = run_nights(

@@ -1,4 +1,5 @@
-"""`issuance dev up|down|status`: the embedded broker and PostgreSQL for development, demos and tests."""
+"""`issuance dev up|down|status|certs|partners`: the embedded broker and PostgreSQL for development, demos and
+tests, development certificates for the compose broker, and keys for simulated partners."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from typing import Annotated
 import psycopg
 import typer
 
-from cli.common import EXIT_FAILURE, command, load_settings, print_json
+from cli.common import EXIT_FAILURE, OperatorOption, command, load_settings, print_json
 from issuance.errors import BrokerUnavailable, ConfigurationError
 from issuance.kafka.client_config import KafkaClientConfig
 from issuance.kafka.dev_certs import DEFAULT_BROKER_HOSTS, write_development_tls
@@ -17,9 +18,11 @@ from issuance.kafka.dev_passwords import write_passwords
 from issuance.services import embedded
 from issuance.services.broker import probe_kafka
 from issuance.services.embedded import ServiceChange
-from issuance.services.endpoints import mask_url
+from issuance.services.endpoints import mask_url, resolve
 from issuance.services.postgres import probe_database
 from issuance.settings import Settings
+from issuance.store.db import connect
+from issuance.store.party_keys_repo import provision_simulated_partners, reference_parties
 from producers.catalog import BANK_CODES
 
 StateDirOption = Annotated[
@@ -169,6 +172,25 @@ def certs(
     typer.echo(f"CA {'created' if tls.ca_created else 'kept'}: {tls.ca_cert}")
     typer.echo(f"broker certificate for {', '.join(tls.broker_hosts)}: {tls.broker_keystore} (key mode 0600)")
     typer.echo(f"{len(added)} Kafka passwords added to {out / 'kafka.env'} (existing ones kept)")
+
+
+@dev_app.command("partners")
+@command
+def partners(ctx: typer.Context, operator: OperatorOption, as_json: JsonOption = False) -> None:
+    """Keys for the simulated partners of the loaded reference data: every branch, bank and vendor gets a key
+    file in ISSUANCE_KEYS_DIR/parties (an existing one kept) and its public keys registered (audited).
+
+    For simulations only (the demo, a test bed): a real partner generates its own keys on its own machine and
+    hands over only its public keys (`issuance keys export-public` there, `issuance keys register` here). With
+    the embedded services `issuance setup` and `reference load` do this already."""
+    settings = load_settings(ctx)
+    with connect(resolve(settings).database_url, application_name="issuance-dev-partners") as conn:
+        parties = reference_parties(conn)
+        provision_simulated_partners(settings, conn, parties, actor=operator)
+    if as_json:
+        print_json({"simulated_parties_with_keys": sorted(str(p) for p in parties)})
+    else:
+        typer.echo(f"{len(parties)} simulated partners have keys in {settings.keys_dir / 'parties'}")
 
 
 def register(app: typer.Typer) -> None:
