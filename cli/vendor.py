@@ -13,6 +13,7 @@ from issuance.errors import InputError
 from issuance.services.endpoints import resolve
 from issuance.store import card_repo
 from issuance.store.db import connect
+from issuance.store.roles import OPERATOR, in_role
 from issuance.vendor_returns import ReceiveReport, receive_and_publish
 from producers.vendor_simulator import simulate_files
 
@@ -36,7 +37,7 @@ def receive_command(
     except OSError as exc:
         raise InputError(f"cannot read {file} ({type(exc).__name__}): check the path") from exc
     settings = load_settings(ctx)
-    report, published = receive_and_publish(settings, resolve(settings), data, who)
+    report, published = receive_and_publish(settings, in_role(resolve(settings), OPERATOR), data, who)
     if as_json:
         print_json({**report.to_json(), "file": str(file), "published": published})
         return
@@ -87,7 +88,7 @@ def simulate_command(
 ) -> None:
     """Write the return file a vendor would, next to each vendor file (<VENDOR>.return.jsonl)."""
     settings = load_settings(ctx)
-    endpoints = resolve(settings)
+    endpoints = in_role(resolve(settings), OPERATOR)
     root = Path(settings.personalization_dir)
     with connect(endpoints.database_url, autocommit=True, application_name="issuance-vendor") as conn:
         files = card_repo.vendor_files(conn, run)

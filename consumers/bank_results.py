@@ -58,14 +58,14 @@ from issuance.messages import (
     decode_event,
 )
 from issuance.store import bank_answers_repo as repo
-from issuance.store.audit import record_action
+from issuance.store.audit import SERVICE_BANK_RESULTS, record_action
 from issuance.store.bank_answers_repo import ActivatedCard, ApplicationRow, AppliedStep, OwnCard
 from issuance.store.consumer_repo import Conn, OutboxEvent, add_outbox, claim_events
 
 log = logging.getLogger(__name__)
 
 CONSUMER = "bank-results"  # its inbox (was activation-results)
-ACTOR = "consumer:bank-results"
+ACTOR = SERVICE_BANK_RESULTS
 STAGE = "bank"  # application_history.stage of the steps it writes
 
 Answer = AccountOpened | AccountRefused | ActivationCompleted | ActivationFailed

@@ -27,6 +27,7 @@ from issuance.services.endpoints import Endpoints
 from issuance.settings import Settings
 from issuance.store.consumer_repo import Conn
 from issuance.store.db import connect
+from issuance.store.roles import BANK_SIMULATOR, CONSUMER, in_role
 
 # First key of the pg_advisory_lock that makes a consumer group single-instance ("group" as a number); the
 # second is hashtext(group id).
@@ -80,6 +81,7 @@ def serve_banks(
     batch_size: int = 1_000,
 ) -> dict[str, dict[str, int]]:
     """Serve the given banks (None: every known bank) until idle or stopped; stats per bank."""
+    endpoints = in_role(endpoints, BANK_SIMULATOR)
     known = known_banks(endpoints.database_url)
     codes = list(known if bank_codes is None else bank_codes)
     unknown = sorted(set(codes) - set(known))
@@ -181,6 +183,7 @@ def consume_results(
 ) -> dict[str, Any]:
     """Apply what the bureau consumes (the banks' answers, the branches' card events) until idle or stopped,
     publishing the events it causes; stats per handler and `published`."""
+    endpoints = in_role(endpoints, CONSUMER)
     ensure_topics(endpoints.kafka_bootstrap, settings, [])
     vault = Vault.from_settings(settings)
     group = bureau_group(settings)

@@ -44,6 +44,7 @@ from issuance.settings import Settings
 from issuance.store import branch_ledger as ledger
 from issuance.store.branch_ledger import Conn, Delivered, LedgerCard
 from issuance.store.db import connect
+from issuance.store.roles import BRANCH_SIMULATOR
 from producers.client import BranchClient
 
 log = logging.getLogger(__name__)
@@ -308,7 +309,12 @@ def simulate(
     try:
         with (
             BranchClient(endpoints.kafka_bootstrap, topics, vault, client_id="issuance-branch-sim") as client,
-            connect(endpoints.database_url, autocommit=True, application_name="branch-simulator") as conn,
+            connect(
+                endpoints.database_url,
+                role=BRANCH_SIMULATOR,
+                autocommit=True,
+                application_name="branch-simulator",
+            ) as conn,
         ):
             branches = BranchSimulator(conn, producer, client, vault, topics, options)
             branches.start()

@@ -50,6 +50,9 @@ def service_actor(name: str) -> str:
     return f"service:{name}"
 
 
+# The entity id of a read that showed nothing: what was asked for is not recorded (it may be personal data).
+NOT_SHOWN = "(not shown)"
+
 SERVICE_NIGHTLY = service_actor("nightly")
 SERVICE_BANK_RESULTS = service_actor("consumer.bank-results")
 SERVICE_CARD_EVENTS = service_actor("consumer.card-events")

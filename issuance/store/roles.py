@@ -11,12 +11,23 @@ table therefore comes with its grants in its migration and its line here."""
 
 from __future__ import annotations
 
+import dataclasses
+
+from issuance.services.endpoints import Endpoints
+from issuance.store.db import with_role
+
 NIGHTLY = "issuance_nightly"  # the nightly batch (pipelines/)
 CONSUMER = "issuance_consumer"  # `issuance consume`: the banks' answers, the branches' card events
 DASHBOARD = "issuance_dashboard"  # the dashboard: reads what it shows, records who read what
 BANK_SIMULATOR = "issuance_bank_simulator"  # the simulated banks: their own ledger
 BRANCH_SIMULATOR = "issuance_branch_simulator"  # the simulated branches: their own ledger
 OPERATOR = "issuance_operator"  # the operators' commands (reference loads, re-drives, re-publishes...)
+
+
+def in_role(endpoints: Endpoints, role: str) -> Endpoints:
+    """The endpoints whose database connections assume `role`: made once where a process starts."""
+    return dataclasses.replace(endpoints, database_url=with_role(endpoints.database_url, role))
+
 
 ROLES = (NIGHTLY, CONSUMER, DASHBOARD, BANK_SIMULATOR, BRANCH_SIMULATOR, OPERATOR)
 
