@@ -334,7 +334,7 @@ def _commit(conn: Any, night: NightContext, topics: Topics) -> dict[str, Any]:
             run_repo.finish_run(
                 conn, run_id, status="SUCCEEDED", balanced=True, reconciliation=report, error=None
             )
-            # The night's changes as one automated action (last: the log's lock is held to the commit).
+            # The night's changes as one automated action, committed with them.
             record_action(
                 conn,
                 actor=SERVICE_NIGHTLY,

@@ -69,9 +69,9 @@ def record_action(
 ) -> None:
     """Append one line to the audit log, in the caller's transaction (it commits with the change it records).
 
-    One INSERT: the database numbers, times and hashes the row (the caller cannot choose them). Until the
-    caller's transaction ends, other writers of the log wait (they chain to this row), so record an action
-    close to the commit. `detail` must never hold personal data in clear: ids, counts, codes and masked
+    One INSERT: the database times the row now and numbers, links and hashes it when the transaction commits
+    (migration 0037; the caller chooses none of these), so recording takes no lock that the rest of the
+    transaction could wait on. `detail` must never hold personal data in clear: ids, counts, codes and masked
     values only."""
     conn.execute(
         "INSERT INTO audit_log (actor, action, entity, entity_id, detail) VALUES (%s, %s, %s, %s, %s)",

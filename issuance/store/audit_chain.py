@@ -47,7 +47,8 @@ class ChainRow:
 
 @dataclass(frozen=True, slots=True)
 class Problem:
-    """A row that is not as it was written: `seq` as stored (for `removed`: the missing number)."""
+    """A row that is not as it was written: `seq` as stored (for `removed`: the missing number; 0 for a row
+    without one)."""
 
     seq: int
     kind: Kind
@@ -226,10 +227,15 @@ def stored_rows(conn: Connection[Any], batch: int = 10_000) -> Iterator[ChainRow
         cur.itersize = batch
         cur.execute(
             "SELECT seq, prev_hash, row_hash, at, actor, action, entity, entity_id, detail::text"
-            " FROM audit_log ORDER BY seq, id"
+            " FROM audit_log WHERE seq IS NOT NULL ORDER BY seq, id"
         )
         for seq, prev, digest, at, actor, action, entity, entity_id, detail in cur:
             yield ChainRow(seq, bytes(prev), bytes(digest), at, actor, action, entity, entity_id, detail)
+
+
+def unchained(conn: Connection[Any]) -> list[int]:
+    """Ids of committed rows without a place in the chain: written with the chain trigger bypassed."""
+    return [int(r[0]) for r in conn.execute("SELECT id FROM audit_log WHERE seq IS NULL ORDER BY id")]
 
 
 def recorded_head(conn: Connection[Any]) -> Head | None:
@@ -245,7 +251,11 @@ def verify(conn: Connection[Any], expect: Head | None = None) -> Verdict:
     conn.read_only = True
     try:
         with conn.transaction():
-            return check(stored_rows(conn), recorded_head=recorded_head(conn), expect=expect)
+            verdict = check(stored_rows(conn), recorded_head=recorded_head(conn), expect=expect)
+            for row_id in unchained(conn):
+                verdict.rows += 1
+                verdict.problems.append(Problem(0, "inserted", f"row id {row_id} has no sequence number"))
+            return verdict
     finally:
         conn.isolation_level = None
         conn.read_only = None

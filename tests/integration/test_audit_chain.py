@@ -3,17 +3,24 @@ row, concurrent writers chain correctly, and a writer cannot choose the hash, th
 
 from __future__ import annotations
 
+import json
 import threading
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import psycopg
 import pytest
+from typer.testing import CliRunner
 
+from cli.main import app
 from issuance.store import roles
 from issuance.store.audit import record_action
 from issuance.store.audit_chain import GENESIS, Head, verify
 from issuance.store.db import connect
+
+# What someone who removed rows 4 and later would also do: point the database's chain head at row 3.
+REWIND_HEAD = "UPDATE audit_chain_head SET seq = 3, row_hash = (SELECT row_hash FROM audit_log WHERE seq = 3)"
 
 
 def append(url: str, n: int, actor: str = "ops-1", role: str | None = roles.OPERATOR) -> None:
@@ -101,10 +108,7 @@ def test_rows_removed_from_the_end_are_found_with_the_kept_head(database_url: st
     kept = verdict(database_url).head
     as_owner(database_url, "DELETE FROM audit_log WHERE seq >= 4")
     assert problems(database_url) == [(4, "removed"), (5, "removed")]  # the database's head still says 5
-    as_owner(
-        database_url,
-        "UPDATE audit_chain_head SET seq = 3, row_hash = (SELECT row_hash FROM audit_log WHERE seq = 3)",
-    )
+    as_owner(database_url, REWIND_HEAD)
     assert problems(database_url) == []
     assert problems(database_url, expect=kept) == [(4, "removed"), (5, "removed")]
 
@@ -164,3 +168,61 @@ def test_a_rolled_back_append_leaves_no_gap(database_url: str) -> None:
     with psycopg.connect(database_url) as conn:
         assert [r[0] for r in conn.execute("SELECT seq FROM audit_log ORDER BY seq")] == [1, 2]
     assert verdict(database_url).ok
+
+
+def audit_cli(database_url: str, tmp_path: Path, *args: str) -> tuple[int, str, str]:
+    env = {
+        "ISSUANCE_DATABASE_URL": database_url,
+        "ISSUANCE_KAFKA_BOOTSTRAP": "127.0.0.1:9",  # never reached: the audit commands use only PostgreSQL
+        "ISSUANCE_STATE_DIR": str(tmp_path / "state"),
+    }
+    result = CliRunner().invoke(app, ["audit", *args], env=env)
+    return result.exit_code, result.stdout, result.stderr
+
+
+def test_audit_verify_and_show_on_the_command_line(database_url: str, tmp_path: Path) -> None:
+    append(database_url, 3, actor="li.wei")
+    append(database_url, 1, actor="wang.fang")
+    code, out, err = audit_cli(database_url, tmp_path, "verify", "--json")
+    assert code == 0, err
+    verdict_now = json.loads(out)
+    assert verdict_now["ok"] and verdict_now["rows"] == 4 and verdict_now["head"]["text"].startswith("4:")
+    kept = verdict_now["head"]["text"]
+
+    code, out, _ = audit_cli(database_url, tmp_path, "show", "--actor", "li.wei", "--limit", "2", "--json")
+    assert code == 0 and [e["seq"] for e in json.loads(out)] == [2, 3]
+    code, out, _ = audit_cli(database_url, tmp_path, "show", "--action", "test.*")
+    assert code == 0 and len(out.splitlines()) == 4 and "wang.fang" in out
+
+    as_owner(database_url, "UPDATE audit_log SET actor = 'someone' WHERE seq = 2")
+    as_owner(database_url, "DELETE FROM audit_log WHERE seq = 4")
+    as_owner(database_url, REWIND_HEAD)
+    code, out, _ = audit_cli(database_url, tmp_path, "verify", "--expect-head", kept)
+    assert code == 1
+    assert "seq 2: altered" in out and "seq 4: removed" in out and "NOT intact" in out
+    code, _, err = audit_cli(database_url, tmp_path, "verify", "--expect-head", "4:nothex")
+    assert code == 2 and "--expect-head" in err
+
+
+def test_an_open_transaction_does_not_hold_the_chain(database_url: str) -> None:
+    with (
+        connect(database_url, role=roles.CONSUMER) as early,
+        connect(database_url, role=roles.NIGHTLY) as late,
+    ):
+        record_action(early, actor="service:consumer", action="test.act", entity="thing", entity_id="early")
+        late.execute("SET lock_timeout = '2s'")
+        record_action(late, actor="service:nightly", action="test.act", entity="thing", entity_id="late")
+        late.commit()  # not waiting for `early`, still open
+        early.commit()
+    with psycopg.connect(database_url) as conn:
+        order = conn.execute("SELECT entity_id FROM audit_log ORDER BY seq").fetchall()
+    assert order == [("late",), ("early",)]
+    assert verdict(database_url).ok
+
+
+def test_a_row_written_around_the_chain_is_found(database_url: str) -> None:
+    append(database_url, 2)
+    as_owner(
+        database_url, "INSERT INTO audit_log (actor, action, entity, entity_id) VALUES ('x', 'y', 'z', '1')"
+    )
+    assert problems(database_url) == [(0, "inserted")]

@@ -6,11 +6,13 @@
 --   entity, entity_id, detail as jsonb text (PostgreSQL's canonical form: keys ordered, fixed spacing).
 -- The first row's prev_hash is 32 zero bytes. `issuance audit verify` recomputes the same in Python.
 --
--- The hash is computed here, by a BEFORE INSERT trigger running as the owner (SECURITY DEFINER), so that
--- an inserting role chooses neither the sequence, the time, the previous hash nor the hash. Writers are
--- serialized by the row lock on the one-row audit_chain_head, held to the end of the inserting transaction:
--- the next writer waits until this row is committed (or rolled back, which frees its sequence number), so
--- concurrent writers chain correctly and the sequence has no gaps.
+-- The chain is computed here, as the owner (SECURITY DEFINER), so that an inserting role chooses neither the
+-- sequence, the time, the previous hash nor the hash: a BEFORE INSERT trigger stamps the time and clears
+-- whatever the writer put in the chain columns; a constraint trigger deferred to the commit numbers, links
+-- and hashes the row under the row lock of the one-row audit_chain_head. The lock is taken at commit and
+-- held only to its end: concurrent writers chain one after another, a rolled-back row takes no number (no
+-- gaps), and a transaction never waits for the chain while it holds other locks (no deadlock between a
+-- consumer's batch and the night's commit, whatever their order of work).
 
 CREATE TABLE audit_chain_head (
     only_row  boolean PRIMARY KEY DEFAULT true CHECK (only_row),
@@ -67,31 +69,62 @@ END;
 $$;
 ALTER TABLE audit_log ENABLE TRIGGER audit_log_append_only;
 
+-- A row is chained (all three set) or, inside its inserting transaction only, not yet (none set).
 ALTER TABLE audit_log
-    ALTER COLUMN seq SET NOT NULL,
-    ALTER COLUMN prev_hash SET NOT NULL,
-    ALTER COLUMN row_hash SET NOT NULL,
-    ADD CONSTRAINT audit_log_seq_unique UNIQUE (seq);
+    ADD CONSTRAINT audit_log_seq_unique UNIQUE (seq),
+    ADD CONSTRAINT audit_log_chained CHECK (
+        (seq IS NULL) = (prev_hash IS NULL) AND (seq IS NULL) = (row_hash IS NULL)
+    );
 CREATE INDEX audit_log_at ON audit_log (at);
+
+CREATE FUNCTION audit_log_stamp() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    NEW.at := clock_timestamp();
+    NEW.detail := coalesce(NEW.detail, '{}'::jsonb);
+    NEW.seq := NULL;
+    NEW.prev_hash := NULL;
+    NEW.row_hash := NULL;
+    RETURN NEW;
+END;
+$$;
+CREATE TRIGGER audit_log_stamp BEFORE INSERT ON audit_log FOR EACH ROW EXECUTE FUNCTION audit_log_stamp();
 
 CREATE FUNCTION audit_log_chain() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, public AS $$
 DECLARE
     head audit_chain_head%ROWTYPE;
+    n bigint;
+    digest bytea;
 BEGIN
-    -- The row lock serializes writers until this transaction ends: the next writer chains to this row.
+    -- At commit: the row lock makes the next committing writer chain to this row.
     SELECT * INTO STRICT head FROM audit_chain_head FOR UPDATE;
-    NEW.seq := head.seq + 1;
-    NEW.prev_hash := head.row_hash;
-    NEW.at := clock_timestamp();  -- taken under the lock: times follow the sequence
-    NEW.detail := coalesce(NEW.detail, '{}'::jsonb);
-    NEW.row_hash := audit_row_hash(
-        NEW.seq, NEW.prev_hash, NEW.at, NEW.actor, NEW.action, NEW.entity, NEW.entity_id, NEW.detail
-    );
-    UPDATE audit_chain_head SET seq = NEW.seq, row_hash = NEW.row_hash;
-    RETURN NEW;
+    n := head.seq + 1;
+    digest := audit_row_hash(n, head.row_hash, NEW.at, NEW.actor, NEW.action, NEW.entity, NEW.entity_id, NEW.detail);
+    UPDATE audit_log SET seq = n, prev_hash = head.row_hash, row_hash = digest WHERE id = NEW.id;
+    UPDATE audit_chain_head SET seq = n, row_hash = digest;
+    RETURN NULL;
 END;
 $$;
 REVOKE ALL ON FUNCTION audit_log_chain() FROM PUBLIC;
 
-CREATE TRIGGER audit_log_chain BEFORE INSERT ON audit_log FOR EACH ROW EXECUTE FUNCTION audit_log_chain();
+CREATE CONSTRAINT TRIGGER audit_log_chain AFTER INSERT ON audit_log DEFERRABLE INITIALLY DEFERRED
+    FOR EACH ROW EXECUTE FUNCTION audit_log_chain();
+
+-- Append-only, as before, except for the chain trigger's one update of a row it numbers (nested in that
+-- trigger, the row not chained yet, nothing but the chain columns changed).
+CREATE FUNCTION audit_log_chain_only() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF pg_trigger_depth() > 1 AND OLD.seq IS NULL AND NEW.seq IS NOT NULL
+       AND (NEW.id, NEW.at, NEW.actor, NEW.action, NEW.entity, NEW.entity_id, NEW.detail)
+           IS NOT DISTINCT FROM (OLD.id, OLD.at, OLD.actor, OLD.action, OLD.entity, OLD.entity_id, OLD.detail)
+    THEN
+        RETURN NEW;
+    END IF;
+    RAISE EXCEPTION 'audit_log is append-only' USING ERRCODE = 'insufficient_privilege';
+END;
+$$;
+DROP TRIGGER audit_log_append_only ON audit_log;
+CREATE TRIGGER audit_log_append_only BEFORE DELETE OR TRUNCATE ON audit_log
+    FOR EACH STATEMENT EXECUTE FUNCTION audit_log_is_append_only();
+CREATE TRIGGER audit_log_update_chain_only BEFORE UPDATE ON audit_log
+    FOR EACH ROW EXECUTE FUNCTION audit_log_chain_only();
