@@ -27,6 +27,7 @@ from cli.common import (
 from issuance.domain.business_dates import behind_last_run, business_day
 from issuance.errors import InputError
 from issuance.settings import Settings
+from issuance.store.roles import OPERATOR
 
 STAGE_LABELS = {
     "plan": "Planning the read",
@@ -188,7 +189,7 @@ def check_business_date(settings: Settings, requested: date, force: bool, operat
     from issuance.store.db import connect
     from issuance.store.migrate import ensure_current
 
-    with connect(resolve(settings).database_url, application_name="issuance-batch") as conn:
+    with connect(resolve(settings).database_url, role=OPERATOR, application_name="issuance-batch") as conn:
         ensure_current(conn)
         if run_repo.open_run(conn) is not None:
             return

@@ -14,6 +14,7 @@ from issuance.kafka.topics import Topics
 from issuance.services.endpoints import resolve
 from issuance.store.db import connect
 from issuance.store.migrate import ensure_current
+from issuance.store.roles import OPERATOR, in_role
 from pipelines import rebaseline as mend
 from pipelines.rebaseline import Review
 
@@ -24,7 +25,7 @@ JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON documen
 
 def _topics(ctx: typer.Context) -> tuple[str, KafkaClientConfig, list[str]]:
     settings = load_settings(ctx)
-    endpoints = resolve(settings)
+    endpoints = in_role(resolve(settings), OPERATOR)
     topics = Topics(settings)
     return endpoints.database_url, endpoints.kafka, [topics.applications, topics.agreements]
 

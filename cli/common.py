@@ -21,6 +21,7 @@ from typer.exceptions import TyperException
 
 from issuance.errors import BrokerUnavailable, InputError, IssuanceError
 from issuance.settings import Settings
+from issuance.store.audit import person_actor
 from issuance.store.db import DatabaseUnavailable
 
 EXIT_OK = 0
@@ -29,25 +30,26 @@ EXIT_BAD_INPUT = 2
 
 console = Console(stderr=True)
 
-# Who runs an operator action that reveals or changes something (show, export, re-drive, re-publish): recorded
-# in the audit log with the action. Required, so that the log names a person or a service, not an account.
+# Who runs an operator action that reveals or changes something (status, show, export, re-drive, re-publish,
+# re-baseline, reference load, key commands): recorded in the audit log with the action. Required, so that the
+# log names a person, not an account: every such command declares `operator: OperatorOption` and passes it
+# through `operator_identity` before it touches anything.
 OperatorOption = Annotated[
     str,
     typer.Option(
         "--operator",
         envvar="ISSUANCE_OPERATOR",
-        help="Your operator identity, recorded in the audit log (or ISSUANCE_OPERATOR).",
+        metavar="NAME",
+        help="Your operator identity for the audit log (or ISSUANCE_OPERATOR): letters, digits, . _ @ -",
         show_default=False,
     ),
 ]
 
 
 def operator_identity(value: str) -> str:
-    """The operator identity as given, refused when empty or not printable."""
-    name = value.strip()
-    if not name or len(name) > 128 or not name.isprintable():
-        raise InputError("--operator: give your operator identity (1 to 128 printable characters)")
-    return name
+    """The operator identity as the audit log records it; InputError (exit 2) when it is not a person's name
+    (empty, spaces, a `service:` actor, more than 64 characters)."""
+    return person_actor(value)
 
 
 def load_settings(ctx: typer.Context) -> Settings:

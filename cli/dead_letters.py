@@ -39,6 +39,7 @@ from issuance.store import dead_letters_repo as repo
 from issuance.store.audit import record_action
 from issuance.store.dashboard_queries import mask_detail
 from issuance.store.db import connect
+from issuance.store.roles import OPERATOR, in_role
 from issuance.trust.keystore import bureau_keys
 from issuance.trust.sealing import Unsealer
 from producers.client import Acknowledged, BranchClient, Prepared, Preparer
@@ -68,7 +69,7 @@ def register(app: typer.Typer) -> None:
 
 
 def _database_url(settings: Settings) -> str:
-    return resolve(settings).database_url
+    return in_role(resolve(settings), OPERATOR).database_url
 
 
 def _found(conn: repo.Conn, dead_letter_id: int, *, for_update: bool = False) -> repo.DeadLetterRow:

@@ -16,6 +16,7 @@ from issuance.services.endpoints import resolve
 from issuance.store.db import connect
 from issuance.store.migrate import ensure_current
 from issuance.store.outbox_repo import Selection
+from issuance.store.roles import OPERATOR, in_role
 
 outbox_app = typer.Typer(help="The outbox of events for the banks, the branches and the operators.")
 
@@ -95,7 +96,7 @@ def republish_command(
         published_until=_instant("--published-until", published_until),
         unanswered_after_hours=unanswered_after_hours,
     )
-    endpoints = resolve(settings)
+    endpoints = in_role(resolve(settings), OPERATOR)
     with connect(endpoints.database_url, application_name="issuance-outbox") as conn:
         ensure_current(conn)
         conn.commit()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import getpass
 import hashlib
 import json
 from collections.abc import Iterator
@@ -14,7 +13,7 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from cli.common import command, console, load_settings, print_json
+from cli.common import OperatorOption, command, console, load_settings, operator_identity, print_json
 from cli.keys import provision_embedded
 from issuance.crypto import Vault
 from issuance.domain.reference import parse_reference
@@ -24,6 +23,7 @@ from issuance.store.db import connect
 from issuance.store.migrate import ensure_current
 from issuance.store.reference_load import LoadReport, load_reference
 from issuance.store.reference_load import Progress as ProgressCallback
+from issuance.store.roles import OPERATOR
 
 reference_app = typer.Typer(help="Reference data: issuing areas, banks, branches, person registry.")
 
@@ -45,13 +45,6 @@ def read_document(path: Path) -> tuple[Any, str]:
     except json.JSONDecodeError as exc:
         raise InputError(f"{path}: invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}") from exc
     return doc, hashlib.sha256(data).hexdigest()
-
-
-def _actor() -> str:
-    try:
-        return getpass.getuser()
-    except (KeyError, OSError):
-        return "unknown"
 
 
 @contextmanager
@@ -86,26 +79,31 @@ def _print_report(report: LoadReport) -> None:
 def load(
     ctx: typer.Context,
     file: Annotated[Path, typer.Argument(help="The reference-data JSON document.")],
+    operator: OperatorOption,
     as_json: Annotated[bool, typer.Option("--json", help="Print the counts as a JSON document.")] = False,
 ) -> None:
-    """Load issuing areas, banks, branches and the person registry; loading a file twice changes nothing."""
+    """Load issuing areas, banks, branches and the person registry; loading a file twice changes nothing.
+
+    Recorded in the audit log with the operator, the file name and its SHA-256."""
+    actor = operator_identity(operator)
     settings = load_settings(ctx)
     doc, sha256 = read_document(file)
     reference = parse_reference(doc)
     del doc
     vault = Vault.from_settings(settings)
-    with connect(resolve(settings).database_url, application_name="issuance-reference") as conn:
+    database_url = resolve(settings).database_url
+    with connect(database_url, role=OPERATOR, application_name="issuance-reference") as conn:
         ensure_current(conn)
         with _progress(console.is_terminal and not as_json) as progress:
             report = load_reference(
                 conn,
                 vault,
                 reference,
-                actor=_actor(),
+                actor=actor,
                 source=f"{file.name}@sha256:{sha256}",
                 progress=progress,
             )
-        provisioned = provision_embedded(settings, conn, actor=_actor())
+        provisioned = provision_embedded(settings, conn, actor=actor)
     if as_json:
         print_json(
             {

@@ -14,6 +14,7 @@ from issuance.store import report_queries as rq
 from issuance.store import status_queries as q
 from issuance.store.db import connect
 from issuance.store.outbox_queries import set_aside_events
+from issuance.store.roles import OPERATOR, in_role
 
 SHOWN_STATES = tuple(
     s.value
@@ -182,7 +183,7 @@ def report(
 ) -> None:
     """Lifecycle funnel, backlogs by age, uncollected cards; counts by state, reason, branch, bank, run."""
     settings = load_settings(ctx)
-    endpoints = resolve(settings)
+    endpoints = in_role(resolve(settings), OPERATOR)
     with connect(endpoints.database_url, autocommit=True, application_name="issuance-report") as conn:
         if only_reminders:
             late = reminders(conn, settings.collection_reminder_days)

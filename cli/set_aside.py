@@ -16,6 +16,7 @@ from issuance.services.endpoints import resolve
 from issuance.store.audit import record_action
 from issuance.store.db import connect
 from issuance.store.outbox_queries import release_set_aside, set_aside_count, set_aside_events
+from issuance.store.roles import OPERATOR, in_role
 
 set_aside_app = typer.Typer(
     help="Events set aside because the broker would not take them (too large, or refused).",
@@ -31,7 +32,7 @@ def list_events(
     as_json: Annotated[bool, typer.Option("--json", help="Print a JSON document.")] = False,
 ) -> None:
     """List the events set aside (never their payloads)."""
-    endpoints = resolve(load_settings(ctx))
+    endpoints = in_role(resolve(load_settings(ctx)), OPERATOR)
     with connect(endpoints.database_url, autocommit=True, application_name="issuance-set-aside") as conn:
         events = set_aside_events(conn, limit)
     if as_json:
@@ -54,7 +55,7 @@ def retry(
     """Send set-aside events again (after the broker's limit was raised); one still refused is set aside."""
     who = operator_identity(operator)
     settings = load_settings(ctx)
-    endpoints = resolve(settings)
+    endpoints = in_role(resolve(settings), OPERATOR)
     with connect(endpoints.database_url, application_name="issuance-set-aside") as conn:
         released = release_set_aside(conn, list(event_ids))
         unknown = sorted(set(event_ids) - set(released))

@@ -7,14 +7,16 @@ from typing import Annotated, Any
 
 import typer
 
-from cli.common import command, load_settings, print_json
+from cli.common import OperatorOption, command, load_settings, operator_identity, print_json
 from issuance.crypto import Vault
 from issuance.domain.masking import mask_id_number, mask_name, mask_phone
 from issuance.errors import InputError
 from issuance.services.endpoints import resolve
 from issuance.store import status_queries as q
+from issuance.store.audit import NOT_SHOWN, record_action
 from issuance.store.card_view import card_view, steps
 from issuance.store.db import connect
+from issuance.store.roles import OPERATOR, in_role
 
 
 def describe(conn: q.Conn, vault: Vault, application_id: str) -> dict[str, Any]:
@@ -97,17 +99,34 @@ def _print(view: dict[str, Any]) -> None:
 def status(
     ctx: typer.Context,
     application_id: Annotated[str, typer.Argument(help="The application id, as the branch submitted it.")],
+    operator: OperatorOption,
     as_json: Annotated[bool, typer.Option("--json", help="Print a JSON document.")] = False,
 ) -> None:
-    """Show an application, its card's two sides and every step (personal data masked); exit 2 if unknown."""
+    """Show an application, its card's two sides and every step (personal data masked); exit 2 if unknown.
+
+    A read of personal data: recorded in the audit log with the operator (the id, never what is shown)."""
+    actor = operator_identity(operator)
     settings = load_settings(ctx)
-    endpoints = resolve(settings)
+    endpoints = in_role(resolve(settings), OPERATOR)
     with connect(endpoints.database_url, autocommit=True, application_name="issuance-status") as conn:
-        view = describe(conn, Vault.from_settings(settings), application_id)
+        try:
+            view = describe(conn, Vault.from_settings(settings), application_id)
+        except InputError:
+            _record_read(conn, actor, NOT_SHOWN)
+            raise
+        _record_read(conn, actor, application_id)
     if as_json:
         print_json(view)
     else:
         _print(view)
+
+
+def _record_read(conn: q.Conn, actor: str, entity_id: str) -> None:
+    shown = entity_id != NOT_SHOWN
+    detail = {"via": "status", "shown": shown}
+    record_action(
+        conn, actor=actor, action="application.read", entity="application", entity_id=entity_id, detail=detail
+    )
 
 
 def register(app: typer.Typer) -> None:

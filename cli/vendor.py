@@ -19,6 +19,7 @@ from issuance.errors import InputError
 from issuance.services.endpoints import resolve
 from issuance.store import card_repo, party_keys_repo
 from issuance.store.db import connect
+from issuance.store.roles import OPERATOR, in_role
 from issuance.trust.keystore import partner_keys
 from issuance.trust.parties import vendor
 from issuance.vendor_returns import ReceiveReport, receive_and_publish
@@ -44,7 +45,9 @@ def receive_command(
     sig = signature_path(file)
     signature = parse_signature(read_bounded(sig, MAX_SIGNATURE_BYTES, "signature")) if sig.exists() else None
     settings = load_settings(ctx)
-    report, published = receive_and_publish(settings, resolve(settings), data, who, signature)
+    report, published = receive_and_publish(
+        settings, in_role(resolve(settings), OPERATOR), data, who, signature
+    )
     if as_json:
         print_json({**report.to_json(), "file": str(file), "published": published})
         return
@@ -107,7 +110,7 @@ def simulate_command(
 ) -> None:
     """Write the return file a vendor would, next to each vendor file (<VENDOR>.return.jsonl)."""
     settings = load_settings(ctx)
-    endpoints = resolve(settings)
+    endpoints = in_role(resolve(settings), OPERATOR)
     root = Path(settings.personalization_dir)
     with connect(endpoints.database_url, autocommit=True, application_name="issuance-vendor") as conn:
         files = card_repo.vendor_files(conn, run)

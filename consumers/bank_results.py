@@ -67,7 +67,7 @@ from issuance.messages import (
     decision_issued,
 )
 from issuance.store import bank_answers_repo as repo
-from issuance.store.audit import record_action
+from issuance.store.audit import SERVICE_BANK_RESULTS, record_action
 from issuance.store.bank_answers_repo import ActivatedCard, ApplicationRow, AppliedStep, OwnCard
 from issuance.store.consumer_repo import Conn, OutboxEvent, add_outbox, claim_events
 from issuance.trust.parties import branch
@@ -75,7 +75,7 @@ from issuance.trust.parties import branch
 log = logging.getLogger(__name__)
 
 CONSUMER = "bank-results"  # its inbox (was activation-results)
-ACTOR = "consumer:bank-results"
+ACTOR = SERVICE_BANK_RESULTS
 STAGE = "bank"  # application_history.stage of the steps it writes
 
 

@@ -32,7 +32,7 @@ from issuance.errors import DecodeError, IssuanceError, SchemaViolation
 from issuance.kafka.topics import Topics
 from issuance.messages import CardCollected, CardReceived, decode_event
 from issuance.store import card_repo
-from issuance.store.audit import record_action
+from issuance.store.audit import SERVICE_CARD_EVENTS, record_action
 from issuance.store.card_repo import ApplicationClosed, CardRow, Conn, HistoryStep
 from issuance.store.consumer_repo import add_outbox
 from issuance.trust.channel import Verifier
@@ -40,7 +40,7 @@ from issuance.trust.errors import TrustFailure
 from issuance.trust.parties import branch
 
 CONSUMER = "card-events"
-ACTOR = "consumer:card-events"
+ACTOR = SERVICE_CARD_EVENTS
 STAGE = "collection"
 
 CardEvent = CardReceived | CardCollected

@@ -31,6 +31,7 @@ from issuance.store.consumer_repo import Conn
 from issuance.store.db import connect
 from issuance.store.key_rotation_repo import ensure_blind_indexes_settled
 from issuance.store.party_keys_repo import load_directory
+from issuance.store.roles import BANK_SIMULATOR, CONSUMER, in_role
 from issuance.trust.channel import Verifier
 from issuance.trust.keystore import bureau_keys, partner_keys
 from issuance.trust.parties import bank
@@ -91,6 +92,7 @@ def serve_banks(
     batch_size: int = 1_000,
 ) -> dict[str, dict[str, int]]:
     """Serve the given banks (None: every known bank) until idle or stopped; stats per bank."""
+    endpoints = in_role(endpoints, BANK_SIMULATOR)
     known = known_banks(endpoints.database_url)
     codes = list(known if bank_codes is None else bank_codes)
     unknown = sorted(set(codes) - set(known))
@@ -215,6 +217,7 @@ def consume_results(
 ) -> dict[str, Any]:
     """Apply what the bureau consumes (the banks' answers, the branches' card events) until idle or stopped,
     publishing the events it causes; stats per handler and `published`."""
+    endpoints = in_role(endpoints, CONSUMER)
     bank_codes = list(known_banks(endpoints.database_url))
     ensure_topics(endpoints.kafka, settings, bank_codes)
     vault = Vault.from_settings(settings)

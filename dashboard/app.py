@@ -41,8 +41,10 @@ from dashboard.security import (
 )
 from dashboard.users import User, authenticate
 from issuance.crypto import Vault
-from issuance.store.db import DatabaseUnavailable
+from issuance.store.audit import NOT_SHOWN, dashboard_actor, record_action
+from issuance.store.db import DatabaseUnavailable, with_role
 from issuance.store.report_queries import Filters, Scope, compact
+from issuance.store.roles import DASHBOARD
 
 HERE = Path(__file__).parent
 SESSION_COOKIE = "issuance_dashboard"
@@ -101,7 +103,7 @@ def script_json(payload: Any) -> str:
 
 def create_app(config: DashboardConfig) -> Starlette:
     """The dashboard as an ASGI app."""
-    db = Database(config.database_url, timezone=config.timezone)
+    db = Database(with_role(config.database_url, DASHBOARD), timezone=config.timezone)
     policy = sessions.SessionPolicy(config.session_idle_s, config.session_absolute_s)
     throttle = LoginThrottle(max_keys=config.throttle_max_keys, checks_at_once=config.password_checks_at_once)
     templates = Jinja2Templates(directory=str(HERE / "templates"))
@@ -232,6 +234,7 @@ def create_app(config: DashboardConfig) -> Starlette:
         if application_id:
             with db.connection() as conn:
                 found = reads.application(conn, user.scope, config.vault, application_id)
+                record_read(conn, user, application_id, "page", found is not None)
         status = 404 if application_id and found is None else 200
         return render(request, "application.html", status, application_id=application_id, app=found)
 
@@ -239,8 +242,10 @@ def create_app(config: DashboardConfig) -> Starlette:
         user = user_of(request)
         if user is None:
             return Response(dumps({"error": "login required"}), 401, media_type="application/json")
+        application_id = request.path_params["application_id"]
         with db.connection() as conn:
-            found = reads.application(conn, user.scope, config.vault, request.path_params["application_id"])
+            found = reads.application(conn, user.scope, config.vault, application_id)
+            record_read(conn, user, application_id, "api", found is not None)
         if found is None:
             # The same answer whether the application does not exist or belongs to someone else.
             return Response(dumps({"error": "not found"}), 404, media_type="application/json")
@@ -392,6 +397,22 @@ async def form_of(request: Request) -> dict[str, str]:
     """The form fields of a POST (its size is bounded by BodyLimit before it is read)."""
     body = (await request.body()).decode("utf-8", "replace")
     return {k: v[0] for k, v in parse_qs(body, max_num_fields=20).items()}
+
+
+def record_read(
+    conn: psycopg.Connection[Any], user: User, application_id: str, via: str, shown: bool
+) -> None:
+    """Article 6: who looked at which application, one insert per lookup. The id is recorded when the
+    application was shown; a lookup that showed nothing is recorded without what was typed (it may be an ID
+    number typed into the wrong box)."""
+    record_action(
+        conn,
+        actor=dashboard_actor(user.username),
+        action="application.read",
+        entity="application",
+        entity_id=application_id if shown else NOT_SHOWN,
+        detail={"via": via, "shown": shown},
+    )
 
 
 def _safe_next(value: str | None) -> str:

@@ -36,12 +36,14 @@ from issuance.kafka.topics import Topics, ensure_topics
 from issuance.services.endpoints import Endpoints, resolve
 from issuance.settings import Settings
 from issuance.store import run_repo
+from issuance.store.audit import SERVICE_NIGHTLY, record_action
 from issuance.store.db import connect
 from issuance.store.key_rotation_repo import ensure_blind_indexes_settled
 from issuance.store.migrate import ensure_current
 from issuance.store.outbox_queries import set_aside_count
 from issuance.store.party_keys_repo import load_directory
 from issuance.store.reference_repo import load_catalog
+from issuance.store.roles import NIGHTLY, in_role
 from issuance.trust.keystore import bureau_keys
 from pipelines.coders import register_batch_coders
 from pipelines.commit import NightContext, apply_night
@@ -204,7 +206,7 @@ def run(
     business_date_arg, beam_args = parse_args(argv)
     settings = settings or Settings()
     use_batch_thresholds()  # the in-memory runner's stage, the final transaction's Python, the relay
-    endpoints = resolve(settings)
+    endpoints = in_role(resolve(settings), NIGHTLY)  # every connection of the night, its workers' included
     vault = Vault.from_settings(settings)
     topics = Topics(settings)
     kinds = {topics.applications: APPLICATION, topics.agreements: "agreement"}
@@ -342,6 +344,15 @@ def _commit(conn: Any, night: NightContext, topics: Topics) -> dict[str, Any]:
             run_repo.clear_staging(conn)
             run_repo.finish_run(
                 conn, run_id, status="SUCCEEDED", balanced=True, reconciliation=report, error=None
+            )
+            # The night's changes as one automated action, committed with them.
+            record_action(
+                conn,
+                actor=SERVICE_NIGHTLY,
+                action="run.commit",
+                entity="run",
+                entity_id=str(run_id),
+                detail={"business_date": night.run.business_date.isoformat(), "total": report["total"]},
             )
     except ReconciliationFailed as exc:
         conn.rollback()

@@ -49,6 +49,7 @@ from issuance.store import branch_ledger as ledger
 from issuance.store import party_keys_repo
 from issuance.store.branch_ledger import Conn, Delivered, LedgerCard
 from issuance.store.db import connect
+from issuance.store.roles import BRANCH_SIMULATOR
 from issuance.trust.channel import Signer, Verifier
 from issuance.trust.errors import TrustFailure
 from issuance.trust.keys import Directory
@@ -379,7 +380,12 @@ def simulate(
                 SenderKeys.from_settings(settings, endpoints.database_url),
                 client_id="issuance-branch-sim",
             ) as client,
-            connect(endpoints.database_url, autocommit=True, application_name="branch-simulator") as conn,
+            connect(
+                endpoints.database_url,
+                role=BRANCH_SIMULATOR,
+                autocommit=True,
+                application_name="branch-simulator",
+            ) as conn,
         ):
             keys = BranchKeys(settings, party_keys_repo.load_directory(conn))
             branches = BranchSimulator(conn, producer, client, vault, topics, options, keys)

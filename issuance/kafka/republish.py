@@ -19,13 +19,13 @@ from issuance.kafka.topics import ensure_topics
 from issuance.services.endpoints import Endpoints
 from issuance.settings import Settings
 from issuance.store import outbox_repo
-from issuance.store.audit import record_action
+from issuance.store.audit import SERVICE_NIGHTLY, record_action
 from issuance.store.outbox_repo import Chosen, Selection
 from issuance.store.reference_repo import load_catalog
 from issuance.store.run_repo import Conn
 
 ACTION = "outbox.republish"
-NIGHTLY_ACTOR = "batch:nightly"
+NIGHTLY_ACTOR = SERVICE_NIGHTLY
 
 
 @dataclass(frozen=True, slots=True)

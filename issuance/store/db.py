@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Sequence
 from typing import Any
 
 import psycopg
 from psycopg import sql
-from psycopg.conninfo import conninfo_to_dict
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from psycopg.rows import TupleRow
 
 from issuance.errors import IssuanceError
@@ -17,6 +18,9 @@ CONNECT_TIMEOUT_S = 10
 LOCK_TIMEOUT = "60s"
 # A transaction left open by a crashed client is ended by the server.
 IDLE_IN_TRANSACTION_TIMEOUT = "10min"
+
+
+_ROLE_NAME = re.compile(r"[a-z_][a-z0-9_]{0,62}")
 
 
 class DatabaseUnavailable(IssuanceError):
@@ -34,15 +38,42 @@ def describe(conninfo: str) -> str:
     return f"{host}:{port}/{params.get('dbname') or params.get('user') or ''}"
 
 
+def with_role(conninfo: str, role: str | None) -> str:
+    """The connection string whose sessions assume `role` (SET ROLE at connection start), or none when None.
+
+    Made once where a process starts, the string carries the role to every connection the process opens
+    (its worker threads and pipeline workers included). A login that is not a member of the role is refused
+    when it connects, so a wrong deployment fails at once instead of running with more rights."""
+    params = conninfo_to_dict(conninfo)
+    cleaned: list[str] = []
+    for option in str(params.get("options") or "").split():
+        if option.startswith(("-crole=", "--role=")):
+            continue
+        if cleaned and cleaned[-1] == "-c" and option.startswith("role="):  # "-c role=x": two words
+            cleaned.pop()
+            continue
+        cleaned.append(option)
+    if role is not None:
+        if not _ROLE_NAME.fullmatch(role):
+            raise ValueError(f"not a role name: {role!r}")
+        cleaned.append(f"-crole={role}")
+    params["options"] = " ".join(cleaned)
+    return make_conninfo("", **{k: v for k, v in params.items() if v not in (None, "")})
+
+
 def connect(
     conninfo: str,
     *,
+    role: str | None = None,
     autocommit: bool = False,
     application_name: str = "issuance",
     statement_timeout: str | None = None,
     lock_timeout: str = LOCK_TIMEOUT,
 ) -> psycopg.Connection[TupleRow]:
-    """A new connection (autocommit off unless asked) with the project's timeouts set."""
+    """A new connection (autocommit off unless asked) with the project's timeouts set, in `role` when given
+    (issuance.store.roles; else the role the connection string names, else the login's own)."""
+    if role is not None:
+        conninfo = with_role(conninfo, role)
     try:
         conn = psycopg.connect(
             conninfo,

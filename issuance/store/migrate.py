@@ -16,7 +16,7 @@ import psycopg
 from psycopg.rows import TupleRow
 
 from issuance.errors import IssuanceError
-from issuance.store.db import connect
+from issuance.store.db import connect, with_role
 
 log = logging.getLogger(__name__)
 
@@ -85,7 +85,9 @@ def apply_migrations(conninfo: str) -> list[str]:
     """Apply the migrations the database lacks; returns the versions applied now (empty when current)."""
     newly: list[str] = []
     available = available_migrations()
-    with connect(conninfo, autocommit=True, lock_timeout="5min", application_name="issuance-migrate") as conn:
+    # Migrations run as the login itself (the schema's owner), never in a process's role.
+    owner = with_role(conninfo, None)
+    with connect(owner, autocommit=True, lock_timeout="5min", application_name="issuance-migrate") as conn:
         try:
             conn.execute("SELECT pg_advisory_lock(%s)", (MIGRATION_LOCK_KEY,))
         except psycopg.errors.LockNotAvailable as exc:

@@ -21,11 +21,11 @@ from typing import Any, LiteralString
 import psycopg
 from psycopg import sql
 from psycopg.rows import TupleRow
-from psycopg.types.json import Jsonb
 
 from issuance.crypto import Vault
 from issuance.domain.lifecycle import ApplicationState, FinancialStatus
 from issuance.domain.model import ApplicationType, Person, ReferenceData, RegistryFinancialStatus
+from issuance.store.audit import record_action
 
 # (stage, done, total): called while persons are encrypted and copied.
 Progress = Callable[[str, int, int], None]
@@ -171,9 +171,13 @@ def load_reference(
             ((v.vendor_code, v.name, sorted(v.area_codes)) for v in reference.vendors.values()),
         )
         report = LoadReport(areas, banks, branches, persons, cards, vendors)
-        conn.execute(
-            "INSERT INTO audit_log (actor, action, entity, entity_id, detail) VALUES (%s, %s, %s, %s, %s)",
-            (actor, "reference.load", "reference_data", source, Jsonb(report.as_dict())),
+        record_action(
+            conn,
+            actor=actor,
+            action="reference.load",
+            entity="reference_data",
+            entity_id=source,
+            detail=report.as_dict(),
         )
     return report
 

@@ -318,13 +318,15 @@ def test_two_nights_of_chaos_account_for_every_application_once(
     chaos = Chaos(world, generated, seed)
     try:
         chaos.must("setup")
-        chaos.must("reference", "load", str(generated.directory / "reference.json"))
+        chaos.must("reference", "load", str(generated.directory / "reference.json"), "--operator", "ops-1")
         provision_world(world)  # the simulated partners' keys: the night seals each bank request to its bank
         chaos.must("setup")  # the banks' topics
         nights = _nights(generated)
         for night in nights:
             if night.reference:  # night 2's registry and areas, as the operator loads them before the night
-                chaos.must("reference", "load", str(generated.directory / night.reference))
+                chaos.must(
+                    "reference", "load", str(generated.directory / night.reference), "--operator", "ops-1"
+                )
                 provision_world(world)
             chaos.submit(night)
             chaos.batch(night, nights)

@@ -9,6 +9,7 @@ from pathlib import Path
 from cli.demo import compare, outcomes
 from consumers.bank_simulator import FailurePolicy
 from issuance.settings import Settings
+from issuance.store.db import connect
 from tests.fixtures_lifecycle import scalar
 from tests.fixtures_processes import run
 
@@ -61,6 +62,19 @@ def test_demo_reaches_every_expected_outcome(settings: Settings, cli_env: dict[s
         settings, "SELECT count(*) FROM bank_accounts WHERE status = 'ACTIVE'"
     )
     _reload_kept_what_the_system_did(settings, Path(settings.state_dir) / "demo")
+    _audited_with_real_actors(settings, cli_env)
+
+
+def _audited_with_real_actors(settings: Settings, cli_env: dict[str, str]) -> None:
+    """Every row of the audit log names the demo's operator or a service, and the chain verifies."""
+    assert settings.database_url is not None
+    with connect(settings.database_url.get_secret_value()) as conn:
+        actors = {str(row[0]) for row in conn.execute("SELECT DISTINCT actor FROM audit_log")}
+    assert "demo" in actors and "service:nightly" in actors
+    assert all(actor == "demo" or actor.startswith("service:") for actor in actors), actors
+    verified = run(["audit", "verify", "--json"], cli_env)
+    assert verified.returncode == 0, verified.stdout
+    assert json.loads(verified.stdout)["ok"]
 
 
 def _reload_kept_what_the_system_did(settings: Settings, out: Path) -> None:

@@ -33,7 +33,9 @@ def issuance(env: dict[str, str], *args: str) -> str:
 
 
 def status(env: dict[str, str], application_id: str) -> dict[str, Any]:
-    document: dict[str, Any] = json.loads(issuance(env, "status", application_id, "--json"))
+    document: dict[str, Any] = json.loads(
+        issuance(env, "status", application_id, "--json", "--operator", "ops-1")
+    )
     return document
 
 
@@ -98,7 +100,7 @@ def test_applications_become_cards_in_their_holders_hands_with_the_savings_funct
     manifest = json.loads((out / "manifest.json").read_text())
     night_1 = manifest["nights"][0]
     first = date.fromisoformat(night_1["business_date"])
-    issuance(env, "reference", "load", str(out / "reference.json"))
+    issuance(env, "reference", "load", str(out / "reference.json"), "--operator", "ops-1")
     partners.provision()  # the branches', banks' and vendors' keys (configured servers: not automatic)
     issuance(env, "submit", "applications", str(out / night_1["applications"]))
     issuance(env, "submit", "agreements", str(out / night_1["agreements"]))

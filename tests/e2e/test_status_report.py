@@ -106,7 +106,7 @@ def _seed(settings: Settings) -> dict[str, str]:
 
 def test_status_shows_both_sides_and_every_step_masked(settings: Settings, cli_env: dict[str, str]) -> None:
     seeded = _seed(settings)
-    shown = run(["status", seeded["done"]], cli_env)
+    shown = run(["status", seeded["done"], "--operator", "ops-1"], cli_env)
     assert shown.returncode == 0, shown.stderr
     assert "COMPLETED" in shown.stdout and seeded["card"] in shown.stdout
     assert (
@@ -117,7 +117,7 @@ def test_status_shows_both_sides_and_every_step_masked(settings: Settings, cli_e
     assert seeded["id_number"] not in shown.stdout and seeded["account"] not in shown.stdout
     assert "张伟" not in shown.stdout and "张*" in shown.stdout
 
-    view = json.loads(run(["status", seeded["done"], "--json"], cli_env).stdout)
+    view = json.loads(run(["status", seeded["done"], "--operator", "ops-1", "--json"], cli_env).stdout)
     assert (view["application"]["state"], view["card"]["status"], view["card"]["financial_status"]) == (
         "COMPLETED",
         "ISSUED",
@@ -140,18 +140,35 @@ def test_status_shows_both_sides_and_every_step_masked(settings: Settings, cli_e
     assert [s["operator"] for s in view["steps"] if s["to"] == "ISSUED"] == ["counter-07"]
 
     # An activation shows the card it activates, with that card's steps.
-    activation = json.loads(run(["status", seeded["activation"], "--json"], cli_env).stdout)
+    activation = json.loads(
+        run(["status", seeded["activation"], "--operator", "ops-1", "--json"], cli_env).stdout
+    )
     assert activation["card"]["issued_by"] == "this system"
     assert (activation["card"]["status"], activation["card"]["financial_status"]) == ("ISSUED", "ACTIVE")
     assert [s["to"] for s in activation["steps"]][-2:] == ["ACTIVE", "COMPLETED"]  # the bank, then its effect
 
-    ordered = json.loads(run(["status", seeded["ordered"], "--json"], cli_env).stdout)
+    ordered = json.loads(run(["status", seeded["ordered"], "--operator", "ops-1", "--json"], cli_env).stdout)
     assert ordered["card"]["card_number"] is None and ordered["card"]["account_number"] is None
     assert (ordered["card"]["status"], ordered["card"]["financial_status"]) == ("ORDERED", "REQUESTED")
 
-    unknown = run(["status", "NO-SUCH-APPLICATION"], cli_env)
+    unknown = run(["status", "NO-SUCH-APPLICATION", "--operator", "ops-1"], cli_env)
     assert unknown.returncode == 2
     assert "NO-SUCH-APPLICATION" in unknown.stderr
+
+    anonymous = run(
+        ["status", seeded["done"]], {k: v for k, v in cli_env.items() if k != "ISSUANCE_OPERATOR"}
+    )
+    assert anonymous.returncode == 2 and "--operator" in anonymous.stderr
+    # Each read of personal data is in the audit log: who read which application (what was typed when
+    # nothing was shown stays out of it).
+    assert settings.database_url is not None
+    with connect(settings.database_url.get_secret_value()) as conn:
+        reads = conn.execute(
+            "SELECT actor, entity_id, detail->>'shown' FROM audit_log WHERE action = 'application.read'"
+            " ORDER BY seq"
+        ).fetchall()
+    shown_ids = [seeded["done"], seeded["done"], seeded["activation"], seeded["ordered"]]
+    assert reads == [*(("ops-1", i, "true") for i in shown_ids), ("ops-1", "(not shown)", "false")]
 
 
 def test_report_shows_the_funnel_backlogs_and_reminders(settings: Settings, cli_env: dict[str, str]) -> None:

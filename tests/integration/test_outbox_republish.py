@@ -140,5 +140,5 @@ def test_the_night_sends_again_the_requests_unanswered_after_the_configured_hour
         nightly.run(["--business-date", day], settings=settings).resent_unanswered == 0
     )  # sent a moment ago
     assert _column(database_url, "SELECT actor FROM audit_log WHERE action = 'outbox.republish'") == [
-        "batch:nightly"
+        "service:nightly"
     ]

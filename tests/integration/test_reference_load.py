@@ -110,11 +110,11 @@ def cli(settings: Settings, *args: str) -> tuple[int, str, str]:
 def test_cli_loads_a_file_and_reports_json(tmp_path: Path, settings: Settings) -> None:
     path = tmp_path / "reference.json"
     path.write_text(json.dumps(reference_to_doc(registry()), ensure_ascii=False))
-    code, out, err = cli(settings, "reference", "load", str(path), "--json")
+    code, out, err = cli(settings, "reference", "load", "--operator", "ops-1", str(path), "--json")
     assert code == 0, err
     report = json.loads(out)
     assert report["persons"] == {"inserted": 2, "updated": 0, "unchanged": 0}
-    code, out, _ = cli(settings, "reference", "load", str(path), "--json")
+    code, out, _ = cli(settings, "reference", "load", "--operator", "ops-1", str(path), "--json")
     assert code == 0 and json.loads(out)["person_cards"] == {"inserted": 0, "updated": 0, "unchanged": 2}
     assert f.ADULT_ID not in out + err and f.ADULT_NAME not in out + err
 
@@ -134,11 +134,25 @@ def test_cli_bad_input_exits_2_naming_the_place(
 ) -> None:
     path = tmp_path / "reference.json"
     path.write_text(content)
-    code, _, err = cli(settings, "reference", "load", str(path))
+    code, _, err = cli(settings, "reference", "load", "--operator", "ops-1", str(path))
     assert code == 2
     assert message in " ".join(err.split())
 
 
 def test_cli_missing_file_exits_2(tmp_path: Path, settings: Settings) -> None:
-    code, _, err = cli(settings, "reference", "load", str(tmp_path / "absent.json"))
+    code, _, err = cli(settings, "reference", "load", "--operator", "ops-1", str(tmp_path / "absent.json"))
     assert code == 2 and "absent.json" in err
+
+
+def test_cli_records_the_operator_and_requires_one(tmp_path: Path, settings: Settings) -> None:
+    path = tmp_path / "reference.json"
+    path.write_text(json.dumps(reference_to_doc(registry()), ensure_ascii=False))
+    for missing_or_bad in ([], ["--operator", ""], ["--operator", "two words"], ["--operator", "service:x"]):
+        code, _, err = cli(settings, "reference", "load", *missing_or_bad, str(path))
+        assert code == 2 and "--operator" in err
+    code, _, err = cli(settings, "reference", "load", "--operator", "li.wei", str(path))
+    assert code == 0, err
+    assert settings.database_url is not None
+    with psycopg.connect(settings.database_url.get_secret_value()) as conn:
+        audit = conn.execute("SELECT actor, action FROM audit_log ORDER BY seq").fetchall()
+    assert audit == [("li.wei", "reference.load")]
