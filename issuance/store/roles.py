@@ -117,6 +117,15 @@ DECISIONS: dict[str, dict[str, frozenset[str]]] = {
     "public.audit_chain_head": dict.fromkeys(ROLES, NONE) | {OPERATOR: READ},
     # The dashboard's login sessions (migration 0036, granted by 0038 where it exists).
     "public.dashboard_sessions": _decide(operator=NONE, nightly=NONE, consumer=NONE, dashboard=WRITE),
+    # The parties' public keys (0032, granted by 0040): every verifier and sealer loads them; operators
+    # register and revoke them.
+    "public.party_keys": _decide(
+        operator=WRITE, nightly=READ, consumer=READ, dashboard=NONE, bank=READ, branch=READ
+    ),
+    # Key rotations (0039, granted by 0040): the operators rotate; the night and the consumers check that no
+    # blind-index rotation is unfinished.
+    "public.key_rotations": _decide(operator=WRITE, nightly=READ, consumer=READ, dashboard=NONE),
+    "public.key_rotation_progress": _decide(operator=WRITE, nightly=READ, consumer=READ, dashboard=NONE),
     "bank_sim.accounts": _BANK_LEDGER,
     "bank_sim.inbox": _BANK_LEDGER,
     "bank_sim.counters": _BANK_LEDGER,

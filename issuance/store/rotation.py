@@ -55,6 +55,7 @@ ENCRYPTED_COLUMNS: tuple[EncryptedColumn, ...] = (
     EncryptedColumn(("cards",), "holder_birth_date_enc", ("application_id",)),
     EncryptedColumn(("bank_accounts",), "account_number_enc", ("application_id",)),
     EncryptedColumn(("dead_letters",), "payload_enc", ("id",)),
+    EncryptedColumn(("dead_letters",), "headers_enc", ("id",)),
     EncryptedColumn(("outbox",), "payload", ("event_id",), where="payload_encrypted"),
     EncryptedColumn(("bank_sim", "accounts"), "account_number_enc", ("bank_code", "application_id")),
 )

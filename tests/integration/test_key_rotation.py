@@ -52,6 +52,9 @@ NOT_SEALED = {
     "card_event_inbox.digest": "SHA-256 of an event's encoding",
     "branch_sim.cards.receipt_payload": "an event as sent, no personal data",
     "party_keys.public_key": "a party's public key",
+    "audit_log.prev_hash": "the audit chain's SHA-256 link",
+    "audit_log.row_hash": "the audit chain's SHA-256 of the row",
+    "audit_chain_head.row_hash": "the audit chain's head",
     "dashboard_sessions.session_hash": "SHA-256 of a session id",
     "branch_sim.cards.collection_payload": "an event as sent, no personal data",
 }
@@ -136,7 +139,17 @@ def _fill(conn: psycopg.Connection[Any], vault: Vault) -> None:
             (f"ev-{i}", vault.encrypt_bytes(b"avro"), f"plain-{i}", b"\x00plain avro"),
         )
         add_dead_letter(
-            conn, DeadLetter("t", 0, i, "decode", "MALFORMED_MESSAGE", "x", vault.encrypt_bytes(b"raw"))
+            conn,
+            DeadLetter(
+                "t",
+                0,
+                i,
+                "decode",
+                "MALFORMED_MESSAGE",
+                "x",
+                vault.encrypt_bytes(b"raw"),
+                headers_enc=vault.encrypt_bytes(b"headers"),
+            ),
         )
     conn.commit()
 
