@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
+from issuance.errors import IssuanceError
 from issuance.settings import Settings
 
 DIRECT, DASK = "direct", "dask"
@@ -30,6 +31,10 @@ DASK_PARTITION_ARG = "--dask_partition_size=1"
 DASK_CONNECT_TIMEOUT_S = 30
 
 Notice = Callable[[str], None]
+
+
+class DaskUnavailable(IssuanceError):
+    """The Dask cluster cannot run the night: no scheduler answers, no worker joined, or it gave a task up."""
 
 
 def _quiet(_line: str) -> None:
@@ -64,7 +69,7 @@ def dask_scheduler(settings: Settings, notice: Notice = _quiet) -> Iterator[str]
     The local cluster's workers are processes (no GIL shared between chunks) with one thread each: a chunk is
     one task, and its DoFns hold one connection each to PostgreSQL and Kafka."""
     if settings.dask_address:
-        notice(f"Dask: the cluster at {settings.dask_address}")
+        notice(_joined(settings.dask_address))
         yield settings.dask_address
         return
     from distributed import LocalCluster
@@ -86,6 +91,30 @@ def dask_scheduler(settings: Settings, notice: Notice = _quiet) -> Iterator[str]
         yield str(cluster.scheduler_address)
 
 
+def _joined(address: str) -> str:
+    """The cluster at `address`, checked before the run: a scheduler that answers and at least one worker
+    (without one, the night's tasks would wait for ever); its workers and dashboard, for the operator."""
+    from distributed import Client
+
+    try:
+        with Client(address, timeout=DASK_CONNECT_TIMEOUT_S) as client:
+            client.wait_for_workers(1, timeout=DASK_CONNECT_TIMEOUT_S)
+            workers = len(client.nthreads())
+            dashboard = client.dashboard_link
+    except TimeoutError as exc:
+        raise DaskUnavailable(
+            f"no Dask worker joined the scheduler at {address} within {DASK_CONNECT_TIMEOUT_S} s: start"
+            " workers (`dask worker ADDRESS --nthreads 1`) and re-run"
+        ) from exc
+    except OSError as exc:
+        raise DaskUnavailable(
+            f"the Dask scheduler at {address} did not answer within {DASK_CONNECT_TIMEOUT_S} s"
+            f" ({type(exc).__name__}): start it, check ISSUANCE_DASK_ADDRESS (and the DASK_ TLS settings"
+            " for a tls:// address) and re-run"
+        ) from exc
+    return f"Dask: the cluster at {address}, {workers} workers, dashboard {dashboard}"
+
+
 @contextmanager
 def runner_args(
     engine: str, beam_args: Sequence[str], planned: int, settings: Settings, notice: Notice = _quiet
@@ -103,10 +132,18 @@ def runner_args(
 def finish(result: Any) -> bool:
     """Wait for the pipeline, then let go of the engine's client. Whether the result reports Beam metrics
     (the DaskRunner's raises NotImplementedError: the night counts its staged rows instead)."""
+    client = getattr(result, "client", None)  # the DaskRunner's Client, which it never closes itself
     try:
         result.wait_until_finish()
+    except Exception as exc:
+        if client is not None and type(exc).__name__ == "KilledWorker":
+            raise DaskUnavailable(
+                "a task of the night's stage was lost with every worker that ran it (each died running it):"
+                " read the workers' logs (memory limit, a crash), then re-run: the night is staged again"
+                " from its stored plan"
+            ) from exc
+        raise
     finally:
-        client = getattr(result, "client", None)  # the DaskRunner's Client, which it never closes itself
         if client is not None:
             client.close()
     try:

@@ -265,9 +265,12 @@ def run(
                 )
                 result = pipeline.run()
                 reported = engines.finish(result)
-            counters = _counters(result) if reported else staged_counters(conn, run_.run_id, kinds)
-            conn.commit()
-            counters.update(with_rate(counters))
+            if reported:
+                counters = _counters(result)
+                counters.update(with_rate(counters))
+            else:  # no Beam metrics (Dask): the staged rows' counts, without the DoFns' timings
+                counters = staged_counters(conn, run_.run_id, kinds)
+                conn.commit()
             counters[STAGED_UNDER] = CONTRACT_REVISION
             run_repo.mark_staged(conn, run_.run_id, planned, counters)
             conn.commit()
