@@ -1,7 +1,7 @@
 """Nightly throughput against two raw floors on the same data, in one invocation; where the CPU goes; memory.
 
     python -m benchmarks.nightly --applications 200000 [--beam-args "--direct_running_mode=in_memory"]
-                                 [--json]
+                                 [--engines direct,dask1,dask2] [--json]
 
 Starts a throw-away broker and PostgreSQL, generates N applications (night 1 of the generator, with its
 agreements and malformed messages), publishes them, then measures:
@@ -14,6 +14,8 @@ agreements and malformed messages), publishes them, then measures:
   nightly:        `pipelines.nightly.run` end to end (plan, Beam staging, the one-transaction commit, vendor
                   files, outbox relay), with the run's default options unless --beam-args are given (a night
                   of 50,000 records or more: Beam workers and relay processes, one per CPU).
+  engines:        the same night again on each further engine of --engines (benchmarks/engines.py: the
+                  DaskRunner on a local cluster of 1 and 2 worker processes), each on a fresh database.
   personalization: the accounts of the night's accepted new cards marked OPENED in SQL (as the banks
                   would), then the next night, timed: cards personalized per second
                   (benchmarks/personalization.py).
@@ -25,6 +27,7 @@ children (Beam workers included), sampled. N defaults to BENCH_N or 200,000.
 from __future__ import annotations
 
 import argparse
+import base64
 import json
 import os
 import shlex
@@ -41,6 +44,7 @@ import psutil
 from pydantic import SecretStr
 
 from benchmarks.cpu_profile import CpuSampler, Window, profile, render
+from benchmarks.engines import engine_lines, engine_night, parse_engines
 from benchmarks.floors import contract_floor, honest_floor
 from benchmarks.personalization import personalization_night
 
@@ -220,6 +224,7 @@ def report_lines(figures: dict[str, Any]) -> list[str]:
         f" time, apply {perso['apply_s'] or 0:.1f} s, files {perso['timings_s'].get('files_s', 0):.1f} s)"
     )
     lines.append(f"balanced       {nightly['balanced']} (personalization night {perso['balanced']})")
+    lines.extend(engine_lines(figures["engines"]))
     return lines
 
 
@@ -230,12 +235,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--beam-args", default="", help="Beam pipeline options for the nightly run")
     parser.add_argument("--json", action="store_true")
     parser.add_argument(
+        "--engines",
+        default="direct,dask1,dask2",
+        help="the night on each: direct, daskN (a local Dask cluster of N worker processes); the first is"
+        " profiled, each further one runs the same night on a fresh database",
+    )
+    parser.add_argument(
         "--no-tune-postgres",
         dest="tune_postgres",
         action="store_false",
         help="keep the throw-away server's defaults (max_wal_size 1GB: a big night checkpoints repeatedly)",
     )
     args, _unknown = parser.parse_known_args(argv)
+    engines = parse_engines(args.engines)
 
     from issuance.crypto import Vault
     from issuance.kafka.client_config import KafkaClientConfig
@@ -265,10 +277,15 @@ def main(argv: list[str] | None = None) -> int:
             topic_prefix="bench.",
             state_dir=root / "state",
             personalization_dir=root / "personalization",
+            engine=engines[0].engine,
+            beam_workers=engines[0].workers,
+            # Keys of this run only: with configured servers no key is generated (fail closed).
+            data_keys=SecretStr(f"bench:{base64.b64encode(os.urandom(32)).decode()}"),
+            blind_index_key=SecretStr(base64.b64encode(os.urandom(32)).decode()),
             keys_dir=root / "keys",  # the bureau's keys of this run and the simulated partners'
             bureau_key=SecretStr(PartyKeys.generate(BUREAU).to_text()),
         )
-        Vault.from_settings(settings)  # development keys, once
+        Vault.from_settings(settings)
         t0 = time.monotonic()
         manifest = generate(root / "data", GenerateOptions(applications=args.applications, seed=args.seed))
         generate_s = time.monotonic() - t0
@@ -313,6 +330,18 @@ def main(argv: list[str] | None = None) -> int:
             night_ended = time.monotonic()
         nightly_s = result.timings["total_s"]
         personalization = personalization_night(settings, database_url, generated.business_date(1))
+        first = {
+            "engine": engines[0].label,
+            "records": result.records_planned,
+            "records_per_s": round(result.records_planned / result.timings["total_s"]),
+            "ratio_honest": round(result.records_planned / result.timings["total_s"] / honest.full.rate, 3),
+            "timings_s": {k: round(v, 2) for k, v in result.timings.items()},
+            "balanced": result.balanced,
+        }
+        nights = [first]
+        for spec in engines[1:]:
+            print(f"engine {spec.label}: the same night again", file=sys.stderr, flush=True)
+            nights.append(engine_night(spec, settings, database_url, generated, honest.full.rate))
     windows = [Window(f"floor: {p.label}", p.started, p.started + p.seconds) for p in honest.passes()]
     windows.append(Window("floor: contract", contract_started, contract_started + contract_s))
     windows += night_windows(night_started, night_ended, marks, result.timings)
@@ -362,12 +391,14 @@ def main(argv: list[str] | None = None) -> int:
         "load_before": load_before,
         "load_after": _load(),
         "beam_args": args.beam_args,
+        "engines": nights,
     }
     if args.json:
         print(json.dumps(figures, indent=2))
     else:
         print("\n".join(report_lines(figures)))
-    return 0 if result.balanced and personalization["balanced"] else 1
+    balanced = all(night["balanced"] for night in nights)
+    return 0 if balanced and personalization["balanced"] else 1
 
 
 def _load() -> str:

@@ -69,6 +69,11 @@ class _Display:
         self._stage = stage
 
 
+def _notice(line: str) -> None:
+    """A line for the operator beside the progress (an address stays on one line to be copied)."""
+    console.print(line, soft_wrap=True)
+
+
 def _print_report(result: Any) -> None:
     report = result.reconciliation
     state = "[green]balanced[/green]" if result.balanced else "[red]NOT balanced[/red]"
@@ -229,6 +234,14 @@ def run(
         typer.Option("--force", help="Run a business date earlier than the last successful run's (audited)."),
     ] = False,
     operator: OperatorOption = "",  # needed with --force only
+    engine: Annotated[
+        str | None,
+        typer.Option(
+            "--engine",
+            help="What runs the Beam stage: direct (this machine) or dask (ISSUANCE_DASK_ADDRESS, else a"
+            " local cluster of ISSUANCE_BEAM_WORKERS processes). Default ISSUANCE_ENGINE, else direct.",
+        ),
+    ] = None,
 ) -> None:
     """Run one night: read the planned offsets, verify, join agreements, personalize, publish, reconcile.
 
@@ -237,10 +250,14 @@ def run(
     A crashed run is resumed over its stored plan. Exits 1 when the run does not balance.
     """
     from pipelines import nightly
+    from pipelines.engines import ENGINES
 
     settings = load_settings(ctx)
-    # kafka-python warns about its own event loop under load; the run reports what matters.
+    if engine is not None and engine not in ENGINES:
+        raise InputError(f"--engine {engine!r} is not one of: {', '.join(ENGINES)}")
+    # kafka-python warns about its own event loop under load; the run reports what matters. So does Dask.
     logging.getLogger("kafka").setLevel(logging.ERROR)
+    logging.getLogger("distributed").setLevel(logging.WARNING)
     night = _parse_date(business_date)
     check_business_date(settings, night, force, operator_identity(operator) if operator else None)
     argv = ["--business-date", night.isoformat(), *ctx.args]
@@ -252,10 +269,16 @@ def run(
             console=console,
             transient=False,
         ) as bar:
-            result = nightly.run(argv, settings=settings, progress=_Display(bar))
+            result = nightly.run(
+                argv, settings=settings, progress=_Display(bar), engine=engine, notice=_notice
+            )
     else:
         result = nightly.run(
-            argv, settings=settings, progress=_Display(None) if not as_json else nightly._quiet
+            argv,
+            settings=settings,
+            progress=_Display(None) if not as_json else nightly._quiet,
+            engine=engine,
+            notice=_notice,
         )
     if as_json:
         print_json(result.as_dict())

@@ -94,6 +94,11 @@ class Settings(BaseSettings):
     # per CPU.
     parallel_from_records: int = Field(default=50_000, ge=0)
     beam_workers: int = Field(default=0, ge=0)
+    # What runs the night's Beam stage (pipelines/README.md, "Engines"): Beam's DirectRunner on this machine,
+    # or Beam's DaskRunner on a Dask cluster. With dask: the scheduler at dask_address (tcp://host:8786, or
+    # tls://), else a cluster of `beam_workers` worker processes started on this machine for the run.
+    engine: Literal["direct", "dask"] = "direct"
+    dask_address: str | None = None
     # Processes the outbox relay spreads a large backlog over (0: one per CPU).
     relay_processes: int = Field(default=0, ge=0)
     personalization_dir: Path = Path(".issuance/personalization")

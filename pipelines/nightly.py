@@ -44,7 +44,9 @@ from issuance.store.outbox_queries import set_aside_count
 from issuance.store.party_keys_repo import load_directory
 from issuance.store.reference_repo import load_catalog
 from issuance.store.roles import NIGHTLY, in_role
+from issuance.store.staged_outcomes import staged_counters
 from issuance.trust.keystore import bureau_keys
+from pipelines import engines
 from pipelines.coders import register_batch_coders
 from pipelines.commit import NightContext, apply_night
 from pipelines.faults import crash_point
@@ -139,13 +141,12 @@ def build_pipeline(
 
     `business_date` is the run's: the contract bounds timestamps by it, so a re-run decides the same.
     `card_chunks`: the cards whose account is opened, personalized beside the records (`PersonalizeCards`).
-    `trust`: the bureau's keys and the registered public keys every record is verified and opened with."""
+    `trust`: the bureau's keys and the registered public keys every record is verified and opened with.
+
+    Both branches end in one collection: the DaskRunner computes only the pipeline's last step and what it
+    reads, so a branch left beside it would never run there."""
     register_batch_coders()
-    if card_chunks and business_date is not None:
-        _ = pipeline | "PersonalizeCards" >> PersonalizeCards(
-            list(card_chunks), database_url, vault, vendor_by_area(catalog.vendors), business_date
-        )  # (chunk index, cards staged)
-    return (
+    staged = (
         pipeline
         | "ListChunks" >> beam.Create(chunks)  # Chunk
         | "SpreadChunks" >> beam.Reshuffle()  # Chunk, one worker each
@@ -155,16 +156,12 @@ def build_pipeline(
         | "VerifyApplications" >> VerifyApplications(database_url, vault, catalog)  # StagedBatch
         | "StageChunks" >> StageChunks(database_url, vault)  # ChunkSummary
     )
-
-
-def _runner_args(beam_args: list[str], planned: int, settings: Settings) -> list[str]:
-    """The Beam options of the run: as given, or worker processes for a big night when none are given."""
-    if any(arg.startswith("--direct_running_mode") for arg in beam_args):
-        return beam_args
-    if planned < settings.parallel_from_records:
-        return beam_args
-    workers = settings.beam_workers or os.cpu_count() or 1
-    return [*beam_args, "--direct_running_mode=multi_processing", f"--direct_num_workers={workers}"]
+    if not card_chunks or business_date is None:
+        return staged
+    personalized = pipeline | "PersonalizeCards" >> PersonalizeCards(
+        list(card_chunks), database_url, vault, vendor_by_area(catalog.vendors), business_date
+    )  # (chunk index, cards staged)
+    return (staged, personalized) | "EveryStage" >> beam.Flatten()  # ChunkSummary | (chunk index, cards)
 
 
 def _counters(result: Any) -> dict[str, int]:
@@ -200,11 +197,20 @@ class _StagingWatcher:
 
 
 def run(
-    argv: Sequence[str] | None = None, *, settings: Settings | None = None, progress: Progress = _quiet
+    argv: Sequence[str] | None = None,
+    *,
+    settings: Settings | None = None,
+    progress: Progress = _quiet,
+    engine: str | None = None,
+    notice: engines.Notice = engines._quiet,
 ) -> NightlyResult:
-    """One night. A crashed earlier run is resumed over its stored plan (and its business date)."""
+    """One night. A crashed earlier run is resumed over its stored plan (and its business date).
+
+    `engine` runs the Beam stage (`engines.ENGINES`, default `settings.engine`); `notice` gets its lines for
+    the operator (the Dask cluster and its dashboard)."""
     business_date_arg, beam_args = parse_args(argv)
     settings = settings or Settings()
+    engine = engine or settings.engine
     use_batch_thresholds()  # the in-memory runner's stage, the final transaction's Python, the relay
     endpoints = in_role(resolve(settings), NIGHTLY)  # every connection of the night, its workers' included
     vault = Vault.from_settings(settings)
@@ -251,9 +257,11 @@ def run(
             chunks = split_chunks(run_.run_id, plan, kinds, settings.chunk_size, run_.first_slot)
             card_chunks = list_card_chunks(conn, run_.run_id, settings.chunk_size)
             conn.commit()
-            options = PipelineOptions(_runner_args(beam_args, planned, settings))
-            with _StagingWatcher(endpoints.database_url, run_.run_id, progress):
-                pipeline = beam.Pipeline(options=options)
+            with (
+                engines.runner_args(engine, beam_args, planned, settings, notice) as runner_args,
+                _StagingWatcher(endpoints.database_url, run_.run_id, progress),
+            ):
+                pipeline = beam.Pipeline(options=PipelineOptions(runner_args))
                 build_pipeline(
                     pipeline,
                     chunks,
@@ -267,9 +275,13 @@ def run(
                     trust=trust,
                 )
                 result = pipeline.run()
-                result.wait_until_finish()
-            counters = _counters(result)
-            counters.update(with_rate(counters))
+                reported = engines.finish(result)
+            if reported:
+                counters = _counters(result)
+                counters.update(with_rate(counters))
+            else:  # no Beam metrics (Dask): the staged rows' counts, without the DoFns' timings
+                counters = staged_counters(conn, run_.run_id, kinds)
+                conn.commit()
             counters[STAGED_UNDER] = CONTRACT_REVISION
             run_repo.mark_staged(conn, run_.run_id, planned, counters)
             conn.commit()

@@ -163,7 +163,7 @@ def end_state(database_url: str) -> dict[str, Any]:
         "counters": "SELECT name, next_value FROM allocation_counters ORDER BY name",
         "agreements": "SELECT agreement_id, status FROM agreements ORDER BY agreement_id",
         "dead_letters": "SELECT source_partition, source_offset, reason FROM dead_letters"
-        " ORDER BY source_partition, source_offset",
+        " ORDER BY source_partition, source_offset, reason",  # the same offset on both topics
         "events": "SELECT event_type, count(*) FROM outbox GROUP BY 1 ORDER BY 1",
         # Event ids that name a source position include the topic's id, which differs between two worlds
         # (dead letters, re-issued decisions): compared by count and by the rows they belong to instead.
