@@ -13,6 +13,7 @@ import pytest
 from kafka import KafkaConsumer, TopicPartition
 
 from issuance.domain.contract import agreement_to_record, application_to_record
+from issuance.kafka.client_config import KafkaClientConfig
 from issuance.kafka.topics import Topics
 from issuance.settings import Settings
 from issuance.store.db import connect
@@ -124,7 +125,7 @@ def test_a_forged_application_is_a_dead_letter_and_changes_nothing(
 def _topic_values(settings: Settings, topic: str) -> list[bytes | None]:
     """Every record of `topic` from its start: values and header values."""
     consumer = KafkaConsumer(
-        bootstrap_servers=settings.kafka_bootstrap, group_id=None, enable_auto_commit=False
+        **KafkaClientConfig.from_settings(settings).client_kwargs(), group_id=None, enable_auto_commit=False
     )
     try:
         partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]

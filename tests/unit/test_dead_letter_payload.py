@@ -65,7 +65,7 @@ def _sealed(record: dict[str, Any]) -> bytes:
 
 def test_a_valid_application_is_shown_with_every_personal_field_masked() -> None:
     record = _record(guardian_id_number=GUARDIAN)
-    view = inspect_payload(_sealed(record), RecordKind.APPLICATION, UNSEALER)
+    view = inspect_payload(_sealed(record), RecordKind.APPLICATION, unsealer=UNSEALER)
 
     assert view.valid and view.form is PayloadForm.AVRO and view.record_name == "ApplicationSubmitted"
     shown = view.masked()
@@ -99,7 +99,7 @@ def test_sealed_personal_fields_that_do_not_open_are_a_problem_never_shown() -> 
 def test_a_contract_break_names_the_field_never_the_value() -> None:
     record = _record()
     record["applicant"]["id_number"] = record["applicant"]["id_number"][:12]
-    view = inspect_payload(_sealed(record), RecordKind.APPLICATION, UNSEALER)
+    view = inspect_payload(_sealed(record), RecordKind.APPLICATION, unsealer=UNSEALER)
 
     assert not view.valid
     assert [field for field, _ in view.problems] == ["applicant.id_number"]
@@ -158,7 +158,7 @@ def test_redrive_of_the_original_publishes_the_same_record_sealed_and_signed_by_
     preparer = _preparer()
     record = _record()
     data = _sealed(record) if version == 3 else encode("ApplicationSubmitted", record, version=2)
-    redrive = prepare_redrive(preparer, RecordKind.APPLICATION, data, None, UNSEALER)
+    redrive = prepare_redrive(preparer, RecordKind.APPLICATION, data, None, unsealer=UNSEALER)
     prepared = redrive.prepared
     assert not redrive.repaired and prepared.value is not None
     assert prepared.key == preparer.prepare_application(record).key
@@ -170,10 +170,26 @@ def test_redrive_of_the_original_publishes_the_same_record_sealed_and_signed_by_
     assert open_application(wire, trust.unsealer())["applicant"] == record["applicant"]
 
 
+def test_redrive_of_an_original_kept_with_its_headers_sends_exactly_those_bytes_and_headers() -> None:
+    """The sender's MAC covers the original key and value: re-driven as they came, the record is still
+    authenticated by its branch, and the bureau needs none of the branch's keys to re-drive it."""
+    record = _record()
+    sent = _preparer().prepare_application(record)  # as the branch sent it: sealed, signed, keyed
+    assert sent.value is not None and sent.headers
+    redrive = prepare_redrive(
+        _preparer(), RecordKind.APPLICATION, sent.value, None, tuple(sent.headers), unsealer=UNSEALER
+    )
+    prepared = redrive.prepared
+    assert (prepared.topic, prepared.key, prepared.value) == (sent.topic, sent.key, sent.value)
+    assert prepared.headers == list(sent.headers)
+    verifier = PARTIES.trust().verifier()
+    assert verifier.sender(prepared.headers, prepared.key, prepared.value) == branch(factories.BRANCH)
+
+
 def test_redrive_refuses_an_original_that_still_fails() -> None:
     data = _sealed(_record())[:-5]
     with pytest.raises(InputError, match="still fails"):
-        prepare_redrive(_preparer(), RecordKind.APPLICATION, data, None, UNSEALER)
+        prepare_redrive(_preparer(), RecordKind.APPLICATION, data, None, unsealer=UNSEALER)
 
 
 def test_a_repaired_record_is_validated_like_a_submitted_line() -> None:
@@ -181,10 +197,10 @@ def test_a_repaired_record_is_validated_like_a_submitted_line() -> None:
     original = _sealed(record)
     still_broken = json.dumps(record).encode()
     with pytest.raises(InputError, match="submitted_at"):
-        prepare_redrive(_preparer(), RecordKind.APPLICATION, original, still_broken, UNSEALER)
+        prepare_redrive(_preparer(), RecordKind.APPLICATION, original, still_broken, unsealer=UNSEALER)
 
     repaired = json.dumps(dict(record, submitted_at="2026-11-01T10:00:00+08:00"), indent=2).encode()
-    redrive = prepare_redrive(_preparer(), RecordKind.APPLICATION, original, repaired, UNSEALER)
+    redrive = prepare_redrive(_preparer(), RecordKind.APPLICATION, original, repaired, unsealer=UNSEALER)
     assert redrive.repaired and redrive.prepared.record_id == record["application_id"]
 
 
@@ -193,7 +209,9 @@ def test_a_repaired_record_keeps_the_business_key() -> None:
     original = _sealed(record)
     renamed = dict(record, application_id="APP-OTHER", submitted_at="2026-11-01T10:00:00+08:00")
     with pytest.raises(InputError, match="application_id differs"):
-        prepare_redrive(_preparer(), RecordKind.APPLICATION, original, json.dumps(renamed).encode(), UNSEALER)
+        prepare_redrive(
+            _preparer(), RecordKind.APPLICATION, original, json.dumps(renamed).encode(), unsealer=UNSEALER
+        )
 
 
 @pytest.mark.parametrize("text", ["", "   ", "x" * 501, "person 110105198001011238 came back"])
