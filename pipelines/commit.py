@@ -228,6 +228,7 @@ def _dead_letter_repeated_ids(conn: Conn, night: NightContext) -> tuple[int, lis
                 " application_id (the record was decoded; its bytes are not kept)",
                 night.vault.encrypt_bytes(repeated.application_id.encode()),
                 repeated.branch_code,
+                None,  # no headers kept: the record is not re-driven as it came
             )
         )
     copy_rows(

@@ -365,6 +365,6 @@ def test_a_record_the_rules_cannot_judge_is_set_aside_at_verification(
     finally:
         verify.teardown()
     assert [row[3] for row in staged.applications] == [0]
-    ((_, _, _, offset, stage, reason, detail, _, branch),) = staged.dead_letters
+    ((_, _, _, offset, stage, reason, detail, _, branch, _headers),) = staged.dead_letters
     assert (offset, stage, reason, branch) == (1, "verify", "UNPROCESSABLE_RECORD", "BR-BOOM")
     assert "RuntimeError" in detail and factories.ADULT_NAME not in detail
