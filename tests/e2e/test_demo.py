@@ -8,10 +8,12 @@ from pathlib import Path
 
 from cli.demo import compare, outcomes
 from consumers.bank_simulator import FailurePolicy
+from issuance.crypto import Vault
 from issuance.settings import Settings
 from issuance.store.db import connect
 from tests.fixtures_lifecycle import scalar
 from tests.fixtures_processes import run
+from tests.pii_scan import file_blobs, generated_secrets, hex_forms, pg_dump_text, scan, topic_blobs
 
 FAIL_RATE = 0.3
 SEED = 11
@@ -63,6 +65,45 @@ def test_demo_reaches_every_expected_outcome(settings: Settings, cli_env: dict[s
     )
     _reload_kept_what_the_system_did(settings, Path(settings.state_dir) / "demo")
     _audited_with_real_actors(settings, cli_env)
+    _nothing_personal_in_clear(settings, done.stdout + done.stderr)
+
+
+def _nothing_personal_in_clear(settings: Settings, output: str) -> None:
+    """After the whole demo, no ID number, name, phone or account number of anybody is in clear on any topic,
+    in any file the system wrote (vendor files, return files, manifests, state), in its output or in the
+    database's dump. The generator's own files (state_dir/demo) are the simulated branches' and registry's
+    input, theirs to hold, and are not scanned; the keys directory holds keys only."""
+    out = Path(settings.state_dir) / "demo"
+    secrets = generated_secrets(out)
+    assert settings.database_url is not None
+    url = settings.database_url.get_secret_value()
+    vault = Vault.from_settings(settings)
+    with connect(url, autocommit=True) as conn:
+        accounts = {
+            vault.decrypt(bytes(row[0]))
+            for row in conn.execute(
+                "SELECT account_number_enc FROM bank_accounts WHERE account_number_enc IS NOT NULL"
+            )
+        }
+    assert accounts and len(secrets) > 100, "the scan needs the people and accounts it looks for"
+    secrets |= accounts
+    assert scan([b"control " + next(iter(accounts)).encode()], secrets), "the scan finds a value in clear"
+    places: dict[str, list[bytes | None]] = {
+        "topics": list(topic_blobs(settings)),
+        "output": [output.encode()],
+        "dump": [pg_dump_text(url)],
+    }
+    files = list(file_blobs(Path(settings.state_dir), Path(settings.personalization_dir), skip=[out]))
+    places["files"] = [blob for _path, blob in files]
+    assert places["topics"] and files
+    found = {where: scan(blobs, secrets) for where, blobs in places.items()}
+    found["dump as bytea"] = scan(places["dump"], hex_forms(secrets))
+    leaks = {
+        where: [files[h.blob][0].name if where == "files" else h.blob for h in hits]
+        for where, hits in found.items()
+        if hits
+    }
+    assert leaks == {}
 
 
 def _audited_with_real_actors(settings: Settings, cli_env: dict[str, str]) -> None:
