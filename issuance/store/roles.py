@@ -65,6 +65,7 @@ _STATE = _decide(operator=WRITE, nightly=WRITE, consumer=WRITE, dashboard=READ)
 _NIGHT_ONLY = _decide(operator=WRITE, nightly=WRITE, consumer=READ, dashboard=READ)
 _STAGING = _decide(operator=READ, nightly=EMPTY, consumer=NONE, dashboard=NONE)
 _BANK_LEDGER = _decide(operator=NONE, nightly=NONE, consumer=NONE, dashboard=NONE, bank=WRITE)
+_ROTATIONS = _decide(operator=WRITE, nightly=READ, consumer=READ, dashboard=NONE, bank=READ, branch=READ)
 _BRANCH_LEDGER = _decide(operator=NONE, nightly=NONE, consumer=NONE, dashboard=NONE, branch=WRITE)
 
 # Table (schema-qualified) -> role -> the privileges it holds. Reasons for the exceptions beside them.
@@ -122,10 +123,10 @@ DECISIONS: dict[str, dict[str, frozenset[str]]] = {
     "public.party_keys": _decide(
         operator=WRITE, nightly=READ, consumer=READ, dashboard=NONE, bank=READ, branch=READ
     ),
-    # Key rotations (0039, granted by 0040): the operators rotate; the night and the consumers check that no
+    # Key rotations (0039, granted by 0040): the operators rotate; the night and every consumer check that no
     # blind-index rotation is unfinished.
-    "public.key_rotations": _decide(operator=WRITE, nightly=READ, consumer=READ, dashboard=NONE),
-    "public.key_rotation_progress": _decide(operator=WRITE, nightly=READ, consumer=READ, dashboard=NONE),
+    "public.key_rotations": _ROTATIONS,
+    "public.key_rotation_progress": _ROTATIONS,
     "bank_sim.accounts": _BANK_LEDGER,
     "bank_sim.inbox": _BANK_LEDGER,
     "bank_sim.counters": _BANK_LEDGER,

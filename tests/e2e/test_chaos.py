@@ -29,13 +29,14 @@ from pathlib import Path
 import pytest
 from kafka import KafkaProducer
 
-from issuance.codec.avro import encode
 from issuance.crypto import Vault
 from issuance.domain.contract import application_to_record, parse_application
 from issuance.kafka.client_config import KafkaClientConfig
 from issuance.kafka.topics import Topics, ensure_topics
 from issuance.settings import Settings
 from issuance.store.db import connect
+from producers.client import Prepared, Preparer
+from producers.credentials import SenderKeys
 from tests.fixtures_broker import OwnBroker, cli, on_broker
 from tests.fixtures_chaos import GRACE_S, ChaosWorld, file_ids, raw_payloads
 from tests.fixtures_nightly import (
@@ -452,7 +453,9 @@ def test_an_application_resent_at_a_position_the_lost_log_used_is_counted(
     generated = make_generated(tmp_path / "data", 20)
     load_reference_file(before, database_url, generated)
     line = (generated.directory / "applications.jsonl").read_text(encoding="utf-8").splitlines()[0]
-    record = encode("ApplicationSubmitted", application_to_record(parse_application(json.loads(line))))
+    # As its branch sends it: sealed to the bureau, signed, keyed by its id; the same bytes every time.
+    preparer = Preparer(Topics(before), SenderKeys.from_settings(before))
+    record = preparer.prepare_application(application_to_record(parse_application(json.loads(line))))
     _to_partition_0(before, record)  # offset 0: the application
     first = cli(before, "batch", "run", "--business-date", generated.business_date(1))
     assert first.returncode == 0, first.stderr
@@ -477,14 +480,20 @@ def test_an_application_resent_at_a_position_the_lost_log_used_is_counted(
 
 def _garbage(settings: Settings, value: bytes) -> None:
     """One undecodable record at the next offset of partition 0 of the applications topic."""
-    _to_partition_0(settings, value)
+    _to_partition_0(settings, Prepared(Topics(settings).applications, b"chaos", value, "garbage"))
 
 
-def _to_partition_0(settings: Settings, value: bytes) -> None:
-    """One record at the next offset of partition 0 of the applications topic."""
+def _to_partition_0(settings: Settings, record: Prepared) -> None:
+    """One record at the next offset of partition 0 of the applications topic, with its key and headers."""
     producer = KafkaProducer(**KafkaClientConfig.from_settings(settings).client_kwargs(), acks="all")
     try:
-        producer.send(Topics(settings).applications, key=b"chaos", value=value, partition=0)
+        producer.send(
+            Topics(settings).applications,
+            key=record.key,
+            value=record.value,
+            headers=record.headers or None,
+            partition=0,
+        )
         producer.flush()
     finally:
         producer.close()

@@ -3,8 +3,9 @@
 --
 -- party_keys: the public keys every verifier and sealer loads (the night, the consumers, the simulated banks
 -- and branches read them); the operators register and revoke them.
--- key_rotations, key_rotation_progress: written by `issuance keys rotate` (an operator); the night reads them
--- to refuse to start while a blind-index rotation is unfinished.
+-- key_rotations, key_rotation_progress: written by `issuance keys rotate` (an operator); the night and every
+-- consumer (the bureau's, the simulated banks' and branches') read them to refuse to start while a
+-- blind-index rotation is unfinished.
 
 REVOKE ALL ON party_keys, key_rotations, key_rotation_progress FROM PUBLIC;
 GRANT SELECT, INSERT, UPDATE, DELETE ON party_keys TO issuance_operator;
@@ -12,4 +13,5 @@ GRANT SELECT ON party_keys TO issuance_nightly, issuance_consumer, issuance_bank
     issuance_branch_simulator;
 GRANT SELECT, INSERT, UPDATE, DELETE ON key_rotations, key_rotation_progress TO issuance_operator;
 GRANT USAGE ON SEQUENCE key_rotations_rotation_id_seq TO issuance_operator;
-GRANT SELECT ON key_rotations, key_rotation_progress TO issuance_nightly, issuance_consumer;
+GRANT SELECT ON key_rotations, key_rotation_progress TO issuance_nightly, issuance_consumer,
+    issuance_bank_simulator, issuance_branch_simulator;
