@@ -9,11 +9,18 @@ from typing import Literal
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from issuance import i18n
+from issuance.errors import ConfigurationError
+
 
 class Settings(BaseSettings):
     """Everything configurable; defaults match docker-compose.yml where a server is configured."""
 
     model_config = SettingsConfigDict(env_prefix="ISSUANCE_", frozen=True, extra="ignore")
+
+    # The language people read (issuance/i18n.py): zh_CN (Simplified Chinese, the default) or en. Any tag that
+    # names one of them is accepted (zh, zh-CN, en-US) and kept as its code; another language stops at start.
+    language: str = i18n.DEFAULT
 
     # Servers. When both are unset, the embedded services under state_dir are used.
     kafka_bootstrap: str | None = None
@@ -112,6 +119,15 @@ class Settings(BaseSettings):
     # A session ends after this long without a request, and in any case this long after the login.
     dashboard_session_idle_minutes: int = Field(default=30, ge=1)
     dashboard_session_hours: int = Field(default=8, ge=1)
+
+    @field_validator("language")
+    @classmethod
+    def _language_is_supported(cls, value: str) -> str:
+        """The supported code the setting names; an unsupported language is refused, never replaced."""
+        try:
+            return i18n.normalize(value)
+        except ConfigurationError as exc:
+            raise ValueError(str(exc)) from None
 
     @field_validator("dashboard_trusted_proxies")
     @classmethod
