@@ -128,7 +128,7 @@ def _print(view: dict[str, Any]) -> None:
         change = f"{_side(h['side'])}: {h['from'] or '-'} -> {h['to']}"
         extra = ", ".join(h["reasons"]) or h["detail"] or ""
         who = f" ({h['operator']})" if h["operator"] else ""
-        at = language.moment(h["at"])
+        at = language.left(language.moment(h["at"]), 19)
         typer.echo(f"    {at}  {language.left(change, 46)} {_source(h['source'])}{who}  {extra}".rstrip())
 
 
