@@ -24,18 +24,22 @@ from cli.common import (
     operator_identity,
     print_json,
 )
+from cli.language import _, number
 from issuance.domain.business_dates import behind_last_run, business_day
 from issuance.errors import InputError
 from issuance.settings import Settings
 from issuance.store.roles import OPERATOR
 
-STAGE_LABELS = {
-    "plan": "Planning the read",
-    "stage": "Reading, decoding, verifying, staging",
-    "commit": "Committing the night (one transaction)",
-    "files": "Writing personalization files",
-    "publish": "Publishing the outbox",
-}
+
+def stage_label(stage: str) -> str:
+    """What the night is doing, for the progress line."""
+    return {
+        "plan": _("Planning the read"),
+        "stage": _("Reading, decoding, verifying, staging"),
+        "commit": _("Committing the night (one transaction)"),
+        "files": _("Writing personalization files"),
+        "publish": _("Publishing the outbox"),
+    }.get(stage, stage)
 
 
 class _Display:
@@ -50,17 +54,23 @@ class _Display:
     def __call__(self, stage: str, counts: dict[str, int]) -> None:
         if stage == "plan":
             self._planned = counts.get("records", 0)
-        text = STAGE_LABELS.get(stage, stage)
+        text = stage_label(stage)
         if stage == "stage":
             done = counts.get("applications", 0) + counts.get("agreements", 0) + counts.get("dead_letters", 0)
-            text += f": {done:,} of {self._planned:,} records"
+            text += ": " + _("{done} of {planned} records").format(
+                done=number(done), planned=number(self._planned)
+            )
         elif counts:
-            text += ": " + ", ".join(f"{k} {v:,}" for k, v in counts.items())
+            text += ": " + ", ".join(f"{_count_name(k)} {number(v)}" for k, v in counts.items())
         if self._progress is None:
             if stage != self._stage:
                 console.print(
-                    STAGE_LABELS.get(stage, stage)
-                    + (f": {self._planned:,} records" if stage == "plan" else "")
+                    stage_label(stage)
+                    + (
+                        ": " + _("{count} records").format(count=number(self._planned))
+                        if stage == "plan"
+                        else ""
+                    )
                 )
         elif self._task is None:
             self._task = self._progress.add_task(text, total=None)
@@ -69,36 +79,74 @@ class _Display:
         self._stage = stage
 
 
+def _count_name(key: str) -> str:
+    """A count of the progress or the reconciliation, for the operator (the JSON keeps the key)."""
+    return {
+        "records": _("records"),
+        "applications": _("applications"),
+        "agreements": _("agreements"),
+        "dead_letters": _("dead letters"),
+        "events": _("events"),
+        "files": _("files"),
+        "cards": _("cards"),
+    }.get(key, key.replace("_", " "))
+
+
+def _step_name(key: str) -> str:
+    """A step of the cards since the previous run (the keys of pipelines/lifecycle_report.py)."""
+    return {
+        "accounts_opened": _("accounts opened"),
+        "cards_produced": _("cards produced"),
+        "cards_received_at_branch": _("cards received at branch"),
+        "cards_collected": _("cards collected"),
+        "savings_activated": _("savings activated"),
+    }.get(key, key.replace("_", " "))
+
+
 def _notice(line: str) -> None:
     """A line for the operator beside the progress (an address stays on one line to be copied)."""
     console.print(line, soft_wrap=True)
 
 
+def _yes(ok: bool | None) -> str:
+    return _("yes") if ok else _("NO")
+
+
+def _counts(counts: dict[str, int]) -> str:
+    return ", ".join(f"{k} {number(v)}" for k, v in counts.items())
+
+
 def _print_report(result: Any) -> None:
     report = result.reconciliation
-    state = "[green]balanced[/green]" if result.balanced else "[red]NOT balanced[/red]"
-    typer.echo(
-        f"run {result.run_id} business date {result.business_date} "
-        f"{'(resumed) ' if result.resumed else ''}read {result.records_planned:,} records"
+    state = (
+        "[green]" + _("balanced") + "[/green]" if result.balanced else "[red]" + _("NOT balanced") + "[/red]"
     )
-    table = Table(title="Reconciliation: read = accepted + rejected + awaiting + dead-lettered + re-sent")
+    typer.echo(
+        _("run {run_id} business date {business_date} {resumed}read {count} records").format(
+            run_id=result.run_id,
+            business_date=result.business_date,
+            resumed=_("(resumed) ") if result.resumed else "",
+            count=number(result.records_planned),
+        )
+    )
+    table = Table(title=_("Reconciliation: read = accepted + rejected + awaiting + dead-lettered + re-sent"))
+    table.add_column(_("branch"), justify="left")
     for column in (
-        "branch",
-        "read",
-        "accepted",
-        "rejected",
-        "awaiting agreement",
-        "dead-lettered",
-        "re-sent",
-        "ok",
+        _("read"),
+        _("accepted"),
+        _("rejected"),
+        _("awaiting agreement"),
+        _("dead-lettered"),
+        _("re-sent"),
+        _("ok"),
     ):
-        table.add_column(column, justify="left" if column == "branch" else "right")
+        table.add_column(column, justify="right")
 
     def add(name: str, line: dict[str, Any]) -> None:
         table.add_row(
             name,
             *(
-                f"{line.get(k, 0):,}"
+                number(line.get(k, 0))
                 for k in (
                     "read",
                     "accepted",
@@ -108,69 +156,95 @@ def _print_report(result: Any) -> None:
                     "resent",
                 )
             ),
-            "yes" if line["balanced"] else "NO",
+            _yes(line["balanced"]),
         )
 
     for branch, line in report.get("branches", {}).items():
         add(branch, line)
-    add("TOTAL", report["total"])
+    add(_("TOTAL"), report["total"])
     # Wide enough for full branch codes also when stdout is a file or a pipe.
     out = Console(stderr=False, width=max(Console(stderr=False).width, 140))
     out.print(table)
     extra = report.get("run", {})
     out.print(
-        f"cards ordered {extra.get('cards_ordered', 0):,}, accounts requested"
-        f" {extra.get('accounts_requested', 0):,}, account-opening requests"
-        f" {extra.get('account_opening_requests', 0):,}, activation requests"
-        f" {extra.get('activation_requests', 0):,} (requested again {extra.get('requested_again', 0):,}), "
-        f"decisions {extra.get('decisions', 0):,}, re-examined {extra.get('reexamined', {})}"
+        _(
+            "cards ordered {cards_ordered}, accounts requested {accounts_requested}, account-opening requests"
+            " {account_opening_requests}, activation requests {activation_requests} (requested again"
+            " {requested_again}), decisions {decisions}, re-examined {reexamined}"
+        ).format(
+            cards_ordered=number(extra.get("cards_ordered", 0)),
+            accounts_requested=number(extra.get("accounts_requested", 0)),
+            account_opening_requests=number(extra.get("account_opening_requests", 0)),
+            activation_requests=number(extra.get("activation_requests", 0)),
+            requested_again=number(extra.get("requested_again", 0)),
+            decisions=number(extra.get("decisions", 0)),
+            reexamined=_counts(extra.get("reexamined", {})) or "-",
+        )
     )
-    out.print(f"agreements: {report.get('agreements', {})}")
+    out.print(_("agreements: {counts}").format(counts=_counts(report.get("agreements", {})) or "-"))
     if report.get("reasons"):
-        out.print("rejection reasons: " + ", ".join(f"{k} {v:,}" for k, v in report["reasons"].items()))
+        out.print(_("rejection reasons: {counts}").format(counts=_counts(report["reasons"])))
     if report.get("dead_letters"):
-        out.print("dead letters: " + ", ".join(f"{k} {v:,}" for k, v in report["dead_letters"].items()))
+        out.print(_("dead letters: {counts}").format(counts=_counts(report["dead_letters"])))
     if report.get("lifecycle"):
         _print_lifecycle(out, report["lifecycle"])
-    counters = Table(title="Beam counters (stage.name)")
-    counters.add_column("counter")
-    counters.add_column("value", justify="right")
+    counters = Table(title=_("Beam counters (stage.name)"))
+    counters.add_column(_("counter"))
+    counters.add_column(_("value"), justify="right")
     for name, value in result.counters.items():
-        counters.add_row(name, f"{value:,}")
+        counters.add_row(name, number(value))
     out.print(counters)
     for manifest in result.files:
         out.print(
-            f"vendor file {manifest['vendor_code']}: {manifest['record_count']:,} cards"
-            f" sha256 {manifest['sha256']}"
+            _("vendor file {vendor}: {count} cards sha256 {sha256}").format(
+                vendor=manifest["vendor_code"],
+                count=number(manifest["record_count"]),
+                sha256=manifest["sha256"],
+            )
         )
     out.print(
-        f"published {result.published:,} events; unanswered activation requests sent again"
-        f" {result.resent_unanswered:,}; {state}"
+        _(
+            "published {published} events; unanswered activation requests sent again {resent}; {verdict}"
+        ).format(published=number(result.published), resent=number(result.resent_unanswered), verdict=state)
     )
     if result.set_aside:
-        out.print(
-            f"[yellow]{result.set_aside:,} events set aside, too large for the broker or refused by it:"
-            " `issuance report` lists them (RUNBOOK: an event too large to publish)[/yellow]"
-        )
+        set_aside = _(
+            "{count} events set aside, too large for the broker or refused by it: `issuance report` lists"
+            " them (RUNBOOK: an event too large to publish)"
+        ).format(count=number(result.set_aside))
+        out.print(f"[yellow]{set_aside}[/yellow]")
 
 
 def _print_lifecycle(out: Console, life: dict[str, Any]) -> None:
     """The cards' side of the reconciliation: personalized by vendor, the steps since the previous run."""
-    vendors = ", ".join(f"{k} {v:,}" for k, v in life.get("by_vendor", {}).items()) or "none"
-    out.print(f"cards personalized {life.get('personalized', 0):,} (by vendor: {vendors})")
+    out.print(
+        _("cards personalized {count} (by vendor: {vendors})").format(
+            count=number(life.get("personalized", 0)), vendors=_counts(life.get("by_vendor", {})) or _("none")
+        )
+    )
     if life.get("waiting_for_vendor"):
-        waiting = ", ".join(f"{k} {v:,}" for k, v in life["waiting_for_vendor"].items())
-        out.print(f"[yellow]cards waiting, no vendor for their area: {waiting}[/yellow]")
+        waiting = _("cards waiting, no vendor for their area: {counts}").format(
+            counts=_counts(life["waiting_for_vendor"])
+        )
+        out.print(f"[yellow]{waiting}[/yellow]")
     since = life.get("since_previous_run", {})
     out.print(
-        "since the previous run: " + ", ".join(f"{k.replace('_', ' ')} {v:,}" for k, v in since.items())
+        _("since the previous run: {counts}").format(
+            counts=", ".join(f"{_step_name(k)} {number(v)}" for k, v in since.items())
+        )
     )
     checks = life.get("checks", {})
+    by_status = ", ".join(f"{k} {number(v)}" for k, v in life.get("cards_by_status", {}).items())
     out.print(
-        f"cards {checks.get('cards', 0):,} by status {life.get('cards_by_status', {})};"
-        f" each in one status: {'yes' if checks.get('every_card_in_one_status') else 'NO'};"
-        " each personalized card in one vendor file:"
-        f" {'yes' if checks.get('every_personalized_card_in_one_vendor_file') else 'NO'}"
+        _(
+            "cards {count} by status {statuses}; each in one status: {one_status}; each personalized card in"
+            " one vendor file: {one_file}"
+        ).format(
+            count=number(checks.get("cards", 0)),
+            statuses=by_status or "-",
+            one_status=_yes(checks.get("every_card_in_one_status")),
+            one_file=_yes(checks.get("every_personalized_card_in_one_vendor_file")),
+        )
     )
 
 
@@ -181,7 +255,9 @@ def _parse_date(text: str | None) -> date:
     try:
         return date.fromisoformat(text)
     except ValueError as exc:
-        raise InputError(f"--business-date {text!r} is not a date (YYYY-MM-DD)") from exc
+        raise InputError(
+            _("--business-date {value} is not a date (YYYY-MM-DD)").format(value=repr(text))
+        ) from exc
 
 
 def check_business_date(settings: Settings, requested: date, force: bool, operator: str | None) -> None:
@@ -203,11 +279,15 @@ def check_business_date(settings: Settings, requested: date, force: bool, operat
             return
         if not force:
             raise InputError(
-                f"--business-date {requested} is earlier than the last successful run's ({last}): nights go "
-                "forward; to run an earlier date on purpose, add --force --operator NAME"
+                _(
+                    "--business-date {requested} is earlier than the last successful run's ({last}): nights"
+                    " go forward; to run an earlier date on purpose, add --force --operator NAME"
+                ).format(requested=requested, last=last)
             )
         if operator is None:
-            raise InputError("--force needs --operator NAME (or ISSUANCE_OPERATOR): the audit log names you")
+            raise InputError(
+                _("--force needs --operator NAME (or ISSUANCE_OPERATOR): the audit log names you")
+            )
         record_action(
             conn,
             actor=operator,
@@ -254,7 +334,11 @@ def run(
 
     settings = load_settings(ctx)
     if engine is not None and engine not in ENGINES:
-        raise InputError(f"--engine {engine!r} is not one of: {', '.join(ENGINES)}")
+        raise InputError(
+            _("--engine {value} is not one of: {engines}").format(
+                value=repr(engine), engines=", ".join(ENGINES)
+            )
+        )
     # kafka-python warns about its own event loop under load; the run reports what matters. So does Dask.
     logging.getLogger("kafka").setLevel(logging.ERROR)
     logging.getLogger("distributed").setLevel(logging.WARNING)

@@ -19,6 +19,7 @@ from rich.console import Console
 from rich.markup import escape
 from typer.exceptions import TyperException
 
+from cli.language import _
 from issuance.errors import BrokerUnavailable, InputError, IssuanceError
 from issuance.settings import Settings
 from issuance.store.audit import person_actor
@@ -100,69 +101,93 @@ _BROKER_UNREACHABLE = (
 
 def _start_database() -> str:
     if invocation.database_configured:
-        return "check the server at ISSUANCE_DATABASE_URL"
-    return "start it again (issuance dev up)"
+        return _("check the server at ISSUANCE_DATABASE_URL")
+    return _("start it again (issuance dev up)")
 
 
 def _start_broker() -> str:
     if invocation.broker_configured:
-        return "check the broker at ISSUANCE_KAFKA_BOOTSTRAP"
-    return "start it again (issuance dev up)"
+        return _("check the broker at ISSUANCE_KAFKA_BOOTSTRAP")
+    return _("start it again (issuance dev up)")
 
 
 def translate(exc: Exception, where: str) -> IssuanceError:
     """A library or unexpected error as the project error an operator reads: what failed, what to do.
 
-    Messages never quote the library's text (it may hold values of a row or a record), only codes."""
+    Messages never quote the library's text (it may hold values of a row or a record), only codes. The hints
+    are in the invocation's language; the project error's own message is kept as raised."""
     if isinstance(exc, DatabaseUnavailable) and isinstance(exc.__cause__, psycopg.OperationalError):
-        return DatabaseUnavailable(f"{exc}; {_start_database()} and re-run")
+        return DatabaseUnavailable(
+            _("{error}; {action} and re-run").format(error=exc, action=_start_database())
+        )
     if isinstance(exc, BrokerUnavailable) and "re-run" not in str(exc):
-        return BrokerUnavailable(f"{exc}; {_start_broker()} and re-run")
+        return BrokerUnavailable(_("{error}; {action} and re-run").format(error=exc, action=_start_broker()))
     if isinstance(exc, IssuanceError):
         return exc
     if isinstance(exc, pydantic.ValidationError):
         names = sorted({"ISSUANCE_" + str(error["loc"][0]).upper() for error in exc.errors() if error["loc"]})
         return InputError(
-            f"invalid setting(s) {', '.join(names) or 'ISSUANCE_*'}: fix the environment (see the README)"
+            _("invalid setting(s) {names}: fix the environment (see the README)").format(
+                names=", ".join(names) or "ISSUANCE_*"
+            )
         )
     if isinstance(exc, psycopg.Error):
         return _database_error(exc, where)
     if isinstance(exc, kafka_errors.KafkaError):
         start = _start_broker()
         if isinstance(exc, _BROKER_UNREACHABLE):
-            return BrokerUnavailable(f"the Kafka broker did not answer during {where}: {start} and re-run")
+            return BrokerUnavailable(
+                _("the Kafka broker did not answer during {command}: {action} and re-run").format(
+                    command=where, action=start
+                )
+            )
         return BrokerUnavailable(
-            f"Kafka refused a request during {where} ({type(exc).__name__}): {start}, check the topics "
-            "exist (issuance setup) and re-run"
+            _(
+                "Kafka refused a request during {command} ({error_type}): {action}, check the topics exist"
+                " (issuance setup) and re-run"
+            ).format(command=where, error_type=type(exc).__name__, action=start)
         )
     return IssuanceError(
-        f"{where} failed unexpectedly ({type(exc).__name__}): run again with --debug for the traceback"
+        _("{command} failed unexpectedly ({error_type}): run again with --debug for the traceback").format(
+            command=where, error_type=type(exc).__name__
+        )
     )
 
 
 def _database_error(exc: psycopg.Error, where: str) -> IssuanceError:
     sqlstate = exc.sqlstate
     start = _start_database()
-    untouched = "nothing was committed by the interrupted step"
+    untouched = _("nothing was committed by the interrupted step")
     if isinstance(exc, psycopg.InterfaceError | psycopg.OperationalError) and (
         sqlstate is None or sqlstate.startswith(_CONNECTION_LOST)
     ):
         return DatabaseUnavailable(
-            f"PostgreSQL closed the connection during {where}: {start} and re-run; {untouched}"
+            _("PostgreSQL closed the connection during {command}: {action} and re-run; {untouched}").format(
+                command=where, action=start, untouched=untouched
+            )
         )
     if isinstance(exc, psycopg.errors.LockNotAvailable):
         return IssuanceError(
-            f"PostgreSQL: {where} waited too long for a lock another command holds; re-run when it has "
-            f"finished ({untouched})"
+            _(
+                "PostgreSQL: {command} waited too long for a lock another command holds; re-run when it has"
+                " finished ({untouched})"
+            ).format(command=where, untouched=untouched)
         )
     return IssuanceError(
-        f"PostgreSQL refused a statement of {where} (SQLSTATE {sqlstate or 'none'}, "
-        f"{type(exc).__name__}); {untouched}: run again with --debug for the traceback"
+        _(
+            "PostgreSQL refused a statement of {command} (SQLSTATE {sqlstate}, {error_type}); {untouched}:"
+            " run again with --debug for the traceback"
+        ).format(
+            command=where, sqlstate=sqlstate or "none", error_type=type(exc).__name__, untouched=untouched
+        )
     )
 
 
 def report_failure(exc: Exception, where: str) -> int:
-    """Print one line for the operator (and, with --debug, the traceback first); returns the exit code."""
+    """Print one line for the operator (and, with --debug, the traceback first); returns the exit code.
+
+    The line starts with `error:` in every language (what the runbook and the operators' log searches look
+    for); what follows is in the invocation's language."""
     error = translate(exc, where)
     if invocation.debug:
         traceback.print_exception(exc, file=sys.stderr)

@@ -32,7 +32,10 @@ from typing import Annotated, Any
 
 import typer
 
+from cli import language
 from cli.common import EXIT_BAD_INPUT, command, console, load_settings, print_json
+from cli.language import _, left, number, right
+from cli.report import label as report_label
 from consumers.bank_simulator import FailurePolicy
 from issuance.domain.lifecycle import ApplicationState, registry_card
 from issuance.domain.model import ApplicationType, RegistryCardStatus, RegistryFinancialStatus
@@ -86,9 +89,14 @@ def _step(title: str, args: list[str], env: dict[str, str]) -> float:
         done = subprocess.run([*CLI, *args], env=env, capture_output=True, text=True, check=False)
     elapsed = time.monotonic() - started
     if done.returncode != 0:
-        console.print(f"[red]✗[/red] {title} (exit {done.returncode})")
+        exited = _("exit {code}").format(code=done.returncode)
+        console.print(f"[red]✗[/red] {title} ({exited})")
         sys.stderr.write(done.stdout[-4000:] + done.stderr[-4000:])
-        raise StepFailed(f"`issuance {' '.join(args)}` failed with exit code {done.returncode}")
+        raise StepFailed(
+            _("`{command}` failed with exit code {code}").format(
+                command="issuance " + " ".join(args), code=done.returncode
+            )
+        )
     console.print(f"[green]✓[/green] {title} [dim]({elapsed:.1f}s)[/dim]")
     return elapsed
 
@@ -104,21 +112,30 @@ def night(
 ) -> None:
     """One night of the whole loop, one step per line."""
     if plan.get("reference"):  # that night's reference data, e.g. an area's approval withdrawn
-        _step(f"{label}: load reference data", ["reference", "load", str(out / plan["reference"])], env)
-        _step(f"{label}: keys of the simulated partners", ["dev", "partners"], env)
-    for kind in ("applications", "agreements", "raw_messages"):
+        reference = ["reference", "load", str(out / plan["reference"])]
+        _step(label + ": " + _("load reference data"), reference, env)
+        _step(label + ": " + _("keys of the simulated partners"), ["dev", "partners"], env)
+    submitted = {
+        "applications": _("submit applications"),
+        "agreements": _("submit agreements"),
+        "raw_messages": _("submit raw messages"),
+    }
+    for kind, title in submitted.items():
         if plan.get(kind):
             what = "raw" if kind == "raw_messages" else kind
-            _step(f"{label}: submit {what}", ["submit", what, str(out / plan[kind])], env)
-    _step(f"{label}: nightly batch", ["batch", "run", "--business-date", plan["business_date"]], env)
-    _step(f"{label}: banks open accounts, activate savings", _bank_serve(sim), env)
-    _step(f"{label}: vendors make the cards of their files", ["vendor", "simulate"], env)
+            _step(f"{label}: {title}", ["submit", what, str(out / plan[kind])], env)
+    batch = ["batch", "run", "--business-date", plan["business_date"]]
+    _step(label + ": " + _("nightly batch"), batch, env)
+    _step(label + ": " + _("banks open accounts, activate savings"), _bank_serve(sim), env)
+    _step(label + ": " + _("vendors make the cards of their files"), ["vendor", "simulate"], env)
     for path in _new_return_files(vendor_dir, received):
-        _step(f"{label}: receive {path.parent.name}/{path.name}", ["vendor", "receive", str(path)], env)
+        received_title = _("receive {file}").format(file=f"{path.parent.name}/{path.name}")
+        _step(f"{label}: {received_title}", ["vendor", "receive", str(path)], env)
     branches = _branch_simulate(sim, plan["business_date"])
-    _step(f"{label}: branches receive, hand over, holders activate", branches, env)
+    _step(label + ": " + _("branches receive, hand over, holders activate"), branches, env)
     consume = ["consume", "--until-idle", IDLE_SECONDS]
-    _step(f"{label}: bureau applies the banks' answers and the branches' events", consume, env)
+    applies = _("bureau applies the answers of the banks and the events of the branches")
+    _step(label + ": " + applies, consume, env)
 
 
 def _bank_serve(sim: Simulators) -> list[str]:
@@ -160,14 +177,14 @@ def _services(settings: Settings, reset: bool) -> None:
     if settings.kafka_bootstrap and settings.database_url:
         if reset:
             raise InputError(
-                "--reset only applies to the embedded services (ISSUANCE_* servers are configured)"
+                _("--reset only applies to the embedded services (ISSUANCE_* servers are configured)")
             )
         return
     root = Path(settings.state_dir)
     if reset:
         embedded.down(root)
         shutil.rmtree(StateDir(root).pgdata, ignore_errors=True)
-    with console.status("starting the embedded broker and PostgreSQL ..."):
+    with console.status(_("starting the embedded broker and PostgreSQL ...")):
         changes = embedded.up(root)
     for change in changes:
         console.print(f"[green]✓[/green] {change.name} {change.outcome}")
@@ -295,30 +312,31 @@ def demo(
     _services(settings, reset)
     endpoints = resolve(settings)
     if not _empty(endpoints.database_url):
-        console.print(
-            "[red]error:[/red] the database already holds applications; run `issuance demo --reset` "
-            "to start from empty embedded services"
+        message = _(
+            "the database already holds applications; run `issuance demo --reset` to start from empty"
+            " embedded services"
         )
+        console.print(f"[red]error:[/red] {message}")
         raise typer.Exit(EXIT_BAD_INPUT)
-    env = {**os.environ, "ISSUANCE_OPERATOR": OPERATOR}
+    env = {**os.environ, "ISSUANCE_OPERATOR": OPERATOR, "ISSUANCE_LANGUAGE": language.current().code}
     out = Path(settings.state_dir) / "demo"
     shutil.rmtree(out, ignore_errors=True)
-    _step("setup: database schema and topics", ["setup"], env)
+    _step(_("setup: database schema and topics"), ["setup"], env)
     _step(
-        f"generate {applications:,} applications",
+        _("generate {count} applications").format(count=number(applications)),
         ["generate", "-n", str(applications), "--seed", str(seed), "-o", str(out)],
         env,
     )
     manifest = json.loads((out / "manifest.json").read_text(encoding="utf-8"))
     _step(
-        "load reference data",
+        _("load reference data"),
         ["reference", "load", str(out / manifest.get("reference", "reference.json"))],
         env,
     )
     # The branches, banks and vendors are simulated: their keys are made here and their public keys
     # registered, as each partner would hand them over (with configured servers nothing does it by itself).
-    _step("keys of the simulated partners", ["dev", "partners"], env)
-    _step("create the banks' topics", ["setup"], env)
+    _step(_("keys of the simulated partners"), ["dev", "partners"], env)
+    _step(_("create the topics of the banks"), ["setup"], env)
     sim = Simulators(bank_fail_rate=fail_rate, seed=seed)
     nights = run_nights(
         manifest["nights"], out, env, sim, Path(settings.personalization_dir), endpoints.database_url
@@ -349,21 +367,24 @@ def run_nights(
     """The generator's nights, then more (one business day apart) until a whole night changes nothing."""
     received: set[Path] = set()
     for plan in planned:
-        night(f"night {plan['night']} ({plan['business_date']})", plan, out, env, sim, vendor_dir, received)
+        label = _("night {night} ({business_date})").format(
+            night=plan["night"], business_date=plan["business_date"]
+        )
+        night(label, plan, out, env, sim, vendor_dir, received)
     day = date.fromisoformat(planned[-1]["business_date"])
     count = len(planned)
     before = _fingerprint(database_url)
-    for _ in range(MAX_EXTRA_NIGHTS):
+    for _extra in range(MAX_EXTRA_NIGHTS):
         day += timedelta(days=1)
         count += 1
-        night(
-            f"night {count} ({day})", {"business_date": day.isoformat()}, out, env, sim, vendor_dir, received
-        )
+        label = _("night {night} ({business_date})").format(night=count, business_date=day.isoformat())
+        night(label, {"business_date": day.isoformat()}, out, env, sim, vendor_dir, received)
         after = _fingerprint(database_url)
         if after == before:
             return count
         before = after
-    console.print(f"[yellow]still moving after {MAX_EXTRA_NIGHTS} extra nights; stopping here[/yellow]")
+    still = _("still moving after {nights} extra nights; stopping here").format(nights=MAX_EXTRA_NIGHTS)
+    console.print(f"[yellow]{still}[/yellow]")
     return count
 
 
@@ -405,46 +426,70 @@ def _summary(ended: dict[str, Outcome], comparison: dict[str, Any]) -> dict[str,
 
 def _print_summary(summary: dict[str, Any], settings: Settings) -> None:
     states = summary["by_state"]
-    console.print(
-        f"\n[bold]{summary['applications']:,} applications over {summary['nights']} nights"
-        f" in {summary['seconds']:.0f}s[/bold]"
+    headline = _("{applications} applications over {nights} nights in {seconds}s").format(
+        applications=number(summary["applications"]),
+        nights=summary["nights"],
+        seconds=f"{summary['seconds']:.0f}",
     )
+    console.print(f"\n[bold]{headline}[/bold]")
     for f in summary["funnel"]:
-        console.print(f"  {f['label']:<22}{f['reached']:>8,}")
-    console.print(f"  completed             {states.get('COMPLETED', 0):>8,}")
-    console.print(f"  rejected              {states.get('REJECTED', 0):>8,}")
+        console.print(f"  {left(report_label(f['label']), 22)}{right(number(f['reached']), 8)}")
+    for label, state in (
+        (_("completed"), "COMPLETED"),
+        (_("rejected"), "REJECTED"),
+    ):
+        console.print(f"  {left(label, 22)}{right(number(states.get(state, 0)), 8)}")
     for reason, n in summary["rejected_by_reason"].items():
-        console.print(f"    {reason:<26}{n:>6,}")
-    console.print(f"  waiting for agreement {states.get('AWAITING_AGREEMENT', 0):>8,}")
-    console.print(f"  still on its way      {states.get('ACCEPTED', 0):>8,}")
-    console.print(f"  failed                {states.get('FAILED', 0):>8,}")
+        console.print(f"    {left(reason, 26)}{right(number(n), 6)}  {language.reason(reason)}")
+    for label, state in (
+        (_("waiting for agreement"), "AWAITING_AGREEMENT"),
+        (_("still on its way"), "ACCEPTED"),
+        (_("failed"), "FAILED"),
+    ):
+        console.print(f"  {left(label, 22)}{right(number(states.get(state, 0)), 8)}")
     failures = summary["bank_failures"]
-    console.print(
-        f"  the banks refused {failures['refused']:,} applications' requests at least once (injected);"
-        f" {failures['completed_after_retry']:,} of those completed when a later night asked again"
-    )
+    refused = _(
+        "the banks refused the requests of {refused} applications at least once (injected);"
+        " {completed} of those completed when a later night asked again"
+    ).format(refused=number(failures["refused"]), completed=number(failures["completed_after_retry"]))
+    console.print(f"  {refused}")
     c = summary["comparison"]
     verdict = (
-        "[green]every application as expected[/green]"
+        "[green]" + _("every application as expected") + "[/green]"
         if not c["mismatched"]
-        else (f"[red]{len(c['mismatched'])} differ from expected.jsonl[/red]")
+        else "[red]" + _("{count} differ from expected.jsonl").format(count=len(c["mismatched"])) + "[/red]"
     )
-    console.print(f"  {verdict}: {c['matched']:,} exactly, {c['injected_failures']:,} failed by injection")
-    console.print(f"  the holders' own activation applications: {c['holder_activations']}")
-    console.print("\nWhere to look next:")
+    matched = _("{matched} exactly, {injected} failed by injection").format(
+        matched=number(c["matched"]), injected=number(c["injected_failures"])
+    )
+    console.print(f"  {verdict}: {matched}")
+    holders = ", ".join(f"{k} {number(v)}" for k, v in c["holder_activations"].items())
+    console.print(
+        "  " + _("the activation applications of the holders: {states}").format(states=holders or "-")
+    )
+    console.print("\n" + _("Where to look next:"))
     examples = summary["examples"]
     if examples.get("COMPLETED"):
-        console.print(f"  issuance status {examples['COMPLETED']}      # a card from order to savings active")
+        command = f"issuance status {examples['COMPLETED']}"
+        console.print(f"  {command}      # " + _("a card from order to savings active"))
     if examples.get("REJECTED"):
-        console.print(f"  issuance status {examples['REJECTED']}      # a rejected application")
+        command = f"issuance status {examples['REJECTED']}"
+        console.print(f"  {command}      # " + _("a rejected application"))
     console.print(
-        "  issuance report                # the funnel, the backlogs, the cards waiting at branches"
+        f"  {left('issuance report', 30)} # " + _("the funnel, the backlogs, the cards waiting at branches")
     )
-    console.print("  issuance dashboard             # then open http://127.0.0.1:8080/")
+    console.print(f"  {left('issuance dashboard', 30)} # " + _("then open http://127.0.0.1:8080/"))
     for login in _demo_logins(settings):
-        console.print(f"    demo login ({login[2]}): {login[0]} / {login[1]}")
-    console.print(f"  vendor files and return files: {Path(settings.personalization_dir)}")
-    console.print(f"  data and expected outcomes: {Path(settings.state_dir) / 'demo'}")
+        demo_login = _("demo login ({sees}): {username} / {password}").format(
+            sees=login[2], username=login[0], password=login[1]
+        )
+        console.print(f"    {demo_login}")
+    console.print(
+        "  " + _("vendor files and return files: {path}").format(path=Path(settings.personalization_dir))
+    )
+    console.print(
+        "  " + _("data and expected outcomes: {path}").format(path=Path(settings.state_dir) / "demo")
+    )
 
 
 def _demo_logins(settings: Settings) -> list[tuple[str, str, str]]:

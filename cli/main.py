@@ -11,7 +11,9 @@ import typer
 import typer.main
 
 import cli
+from cli import language
 from cli.common import configure, invocation, report_failure
+from issuance.errors import IssuanceError
 from issuance.settings import Settings
 
 app = typer.Typer(
@@ -28,8 +30,18 @@ def _command_modules() -> list[str]:
     return sorted(
         f"cli.{info.name}"
         for info in pkgutil.iter_modules(cli.__path__)
-        if info.name not in {"main", "common"}
+        if info.name not in {"main", "common", "language"}
     )
+
+
+def _chosen_language(value: str | None) -> str | None:
+    """Apply --lang before anything else runs, so that even a failing setting is reported in it."""
+    if value is not None:
+        try:
+            language.use(value)
+        except IssuanceError as exc:
+            raise typer.BadParameter(f"{value!r} is not one of zh_CN, en") from exc
+    return value
 
 
 @app.callback()
@@ -38,9 +50,22 @@ def root(
     debug: Annotated[
         bool, typer.Option("--debug", help="On failure, print the traceback before the one-line error.")
     ] = False,
+    lang: Annotated[
+        str | None,
+        typer.Option(
+            "--lang",
+            metavar="zh_CN|en",
+            help="The language of the text output: zh_CN (default) or en; overrides ISSUANCE_LANGUAGE."
+            " JSON output is the same in both.",
+            show_default=False,
+            callback=_chosen_language,
+        ),
+    ] = None,
 ) -> None:
     """Configuration comes from ISSUANCE_* environment variables (see the README)."""
     settings = Settings()
+    if lang is None:
+        language.use(settings.language)
     configure(settings, debug=debug)
     ctx.obj = settings
 

@@ -7,7 +7,9 @@ from typing import Annotated, Any
 
 import typer
 
+from cli import language
 from cli.common import command, load_settings, print_json
+from cli.language import _, left, number, right
 from issuance.domain.lifecycle import ApplicationState
 from issuance.services.endpoints import resolve
 from issuance.store import report_queries as rq
@@ -26,7 +28,6 @@ SHOWN_STATES = tuple(
         ApplicationState.REJECTED,
     )
 )
-COLUMN_LABELS = ("completed", "accepted", "failed", "awaiting", "rejected")
 
 
 def reminders(conn: q.Conn, reminder_days: int) -> dict[str, Any]:
@@ -106,66 +107,129 @@ def gather(conn: q.Conn, reminder_days: int) -> dict[str, Any]:
     }
 
 
+def _column_labels() -> tuple[str, ...]:
+    """The headings of SHOWN_STATES' columns."""
+    return (_("completed"), _("accepted"), _("failed"), _("awaiting"), _("rejected"))
+
+
+def label(text: str) -> str:
+    """A funnel step, backlog, backlog part or age bucket of the report queries, for the operator (their
+    English label is the message id; the JSON documents keep it as it is). Also the demo's summary."""
+    return {
+        "Submitted": _("Submitted"),
+        "Accepted": _("Accepted"),
+        "Account opened": _("Account opened"),
+        "Produced": _("Produced"),
+        "At the branch": _("At the branch"),
+        "Collected": _("Collected"),
+        "Savings active": _("Savings active"),
+        "Waiting for the bank": _("Waiting for the bank"),
+        "Waiting for the vendor": _("Waiting for the vendor"),
+        "At the branch, not yet collected": _("At the branch, not yet collected"),
+        "account opening requested": _("account opening requested"),
+        "ordered, account opened": _("ordered, account opened"),
+        "in production": _("in production"),
+        "produced, on its way": _("produced, on its way"),
+        "at the branch": _("at the branch"),
+        "today": _("today"),
+        "1-6 days": _("1-6 days"),
+        "7-13 days": _("7-13 days"),
+        "14-29 days": _("14-29 days"),
+        "30 days or more": _("30 days or more"),
+    }.get(text, text)
+
+
+def _run_status(status: str) -> str:
+    return {
+        "PLANNED": _("planned"),
+        "RUNNING": _("running"),
+        "SUCCEEDED": _("succeeded"),
+        "FAILED": _("failed"),
+    }.get(status, status)
+
+
+def _count(n: int, width: int) -> str:
+    return right(number(n), width)
+
+
 def _row(name: str, counts: dict[str, int]) -> str:
-    cells = "".join(f"{counts.get(s, 0):>13,}" for s in SHOWN_STATES)
-    return f"  {name:<22}{cells}{sum(counts.values()):>10,}"
+    cells = "".join(_count(counts.get(s, 0), 13) for s in SHOWN_STATES)
+    return f"  {left(name, 22)}{cells}{_count(sum(counts.values()), 10)}"
 
 
 def _print_reminders(late: dict[str, Any]) -> None:
     typer.echo(
-        f"cards at the branch for more than {late['after_days']} days, not collected: {late['cards']:,}"
+        _("cards at the branch for more than {days} days, not collected: {cards}").format(
+            days=late["after_days"], cards=number(late["cards"])
+        )
     )
     for b in late["branches"]:
-        typer.echo(f"  {b['branch_code']:<22}{b['cards']:>10,}  oldest {b['oldest_days']} days")
+        oldest = _("oldest {days} days").format(days=b["oldest_days"])
+        typer.echo(f"  {left(b['branch_code'], 22)}{_count(b['cards'], 10)}  {oldest}")
 
 
 def _print_lifecycle(report: dict[str, Any]) -> None:
-    typer.echo(f"{'lifecycle':<24}{'reached':>10}{'now':>10}{'of previous':>13}")
+    typer.echo(
+        left(_("lifecycle"), 24) + right(_("reached"), 10) + right(_("now"), 10) + right(_("of previous"), 13)
+    )
     for f in report["funnel"]:
         share = f"{f['of_previous']:.1%}" if f["of_previous"] is not None else ""
-        typer.echo(f"  {f['label']:<22}{f['reached']:>10,}{f['now']:>10,}{share:>13}")
+        counts = _count(f["reached"], 10) + _count(f["now"], 10)
+        typer.echo(f"  {left(label(f['label']), 22)}{counts}{right(share, 13)}")
     buckets = list(report["backlogs"][0]["by_age"]) if report["backlogs"] else []
-    typer.echo(f"{'backlogs':<36}{'total':>8}{'oldest':>8}" + "".join(f"{b:>17}" for b in buckets))
+    typer.echo(
+        left(_("backlogs"), 36)
+        + right(_("total"), 8)
+        + right(_("oldest"), 8)
+        + "".join(right(label(b), 17) for b in buckets)
+    )
     for b in report["backlogs"]:
-        for title, row in [(b["label"], b)] + [(f"  {p['label']}", p) for p in b["parts"]]:
-            oldest = f"{row['oldest_days']}d" if row["oldest_days"] is not None else "-"
-            cells = "".join(f"{row['by_age'][k]:>17,}" for k in buckets)
-            typer.echo(f"  {title:<34}{row['total']:>8,}{oldest:>8}{cells}")
+        for title, row in [(label(b["label"]), b)] + [(f"  {label(p['label'])}", p) for p in b["parts"]]:
+            oldest = _("{days}d").format(days=row["oldest_days"]) if row["oldest_days"] is not None else "-"
+            cells = "".join(_count(row["by_age"][k], 17) for k in buckets)
+            typer.echo(f"  {left(title, 34)}{_count(row['total'], 8)}{right(oldest, 8)}{cells}")
     _print_reminders(report["uncollected"])
 
 
 def _print(report: dict[str, Any]) -> None:
     _print_lifecycle(report)
     total = sum(report["by_state"].values())
-    typer.echo(f"applications: {total:,}")
+    typer.echo(_("applications: {count}").format(count=number(total)))
     for state, n in report["by_state"].items():
         if n:
-            typer.echo(f"  {state:<22}{n:>10,}")
+            typer.echo(f"  {left(state, 22)}{_count(n, 10)}  {language.state(state)}")
     if report["by_reason"]:
-        typer.echo("rejected by reason (an application may have several)")
+        typer.echo(_("rejected by reason (an application may have several)"))
         for reason, n in report["by_reason"].items():
-            typer.echo(f"  {reason:<26}{n:>10,}")
+            typer.echo(f"  {left(reason, 26)}{_count(n, 10)}  {language.reason(reason)}")
     if report["failures"]:
-        typer.echo("failed (refused by the bank for the last time, or not produced), by reason")
+        typer.echo(_("failed (refused by the bank for the last time, or not produced), by reason"))
         for reason, n in report["failures"].items():
-            typer.echo(f"  {reason:<26}{n:>10,}")
-    header = "".join(f"{label:>13}" for label in COLUMN_LABELS)
-    for title, key in (("by branch", "by_branch"), ("by bank", "by_bank")):
-        typer.echo(f"{title:<24}{header}{'total':>10}")
+            typer.echo(f"  {left(reason, 26)}{_count(n, 10)}")
+    header = "".join(right(heading, 13) for heading in _column_labels())
+    for title, key in ((_("by branch"), "by_branch"), (_("by bank"), "by_bank")):
+        typer.echo(left(title, 24) + header + right(_("total"), 10))
         for name, counts in report[key].items():
             typer.echo(_row(name, counts))
     if report["dead_letters"]:
-        typer.echo("dead letters: " + ", ".join(f"{k} {v:,}" for k, v in report["dead_letters"].items()))
-    if report["events_set_aside"]:
-        typer.echo("events set aside, never published (the broker will not take them; see RUNBOOK.md)")
-        for e in report["events_set_aside"]:
-            typer.echo(f"  {e['event_type']:<22} {e['event_id']}  run {e['run_id']}  {e['reason']}")
-    typer.echo("runs")
-    for run in report["runs"]:
-        balanced = {True: "balanced", False: "NOT BALANCED", None: "not reconciled"}[run["balanced"]]
         typer.echo(
-            f"  run {run['run_id']:<4} {run['business_date']}  {run['status']:<10}"
-            f" {run['records_read']:>10,} read  {balanced}"
+            _("dead letters: {counts}").format(
+                counts=", ".join(f"{k} {number(v)}" for k, v in report["dead_letters"].items())
+            )
+        )
+    if report["events_set_aside"]:
+        typer.echo(_("events set aside, never published (the broker will not take them; see RUNBOOK.md)"))
+        for e in report["events_set_aside"]:
+            of_run = _("run {run_id}").format(run_id=e["run_id"])
+            typer.echo(f"  {e['event_type']:<22} {e['event_id']}  {of_run}  {e['reason']}")
+    typer.echo(_("runs"))
+    for run in report["runs"]:
+        balanced = {True: _("balanced"), False: _("NOT BALANCED"), None: _("not reconciled")}[run["balanced"]]
+        read = _("{count} read").format(count=_count(run["records_read"], 10))
+        name = _("run {run_id}").format(run_id=run["run_id"])
+        typer.echo(
+            f"  {left(name, 8)} {language.day(run['business_date'])}"
+            f"  {left(_run_status(run['status']), 10)} {read}  {balanced}"
         )
 
 

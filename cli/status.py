@@ -7,7 +7,9 @@ from typing import Annotated, Any
 
 import typer
 
+from cli import language
 from cli.common import OperatorOption, command, load_settings, operator_identity, print_json
+from cli.language import _
 from issuance.crypto import Vault
 from issuance.domain.masking import mask_id_number, mask_name, mask_phone
 from issuance.errors import InputError
@@ -24,7 +26,9 @@ def describe(conn: q.Conn, vault: Vault, application_id: str) -> dict[str, Any]:
     app = q.application(conn, application_id)
     if app is None:
         raise InputError(
-            f"no application {application_id!r}: check the id (issuance report lists the counts)"
+            _("no application {application_id}: check the id (issuance report lists the counts)").format(
+                application_id=repr(application_id)
+            )
         )
     card, card_of = card_view(conn, vault, app)
     return {
@@ -54,45 +58,85 @@ def describe(conn: q.Conn, vault: Vault, application_id: str) -> dict[str, Any]:
     }
 
 
+def _source(source: str) -> str:
+    """Where a step came from, for the operator: a nightly run in words, a party's code as recorded."""
+    prefix = "nightly run "
+    if source.startswith(prefix):
+        return _("nightly run {run_id}").format(run_id=source.removeprefix(prefix))
+    return source
+
+
+def _side(side: str) -> str:
+    """The side of a step: the application, the card (social-security side) or the savings (financial)."""
+    return {"application": _("application"), "card": _("card"), "financial": _("savings")}.get(side, side)
+
+
 def _print(view: dict[str, Any]) -> None:
     app = view["application"]
     reasons = f" ({', '.join(app['reasons'])})" if app["reasons"] else ""
     typer.echo(
         f"{app['application_id']}  {app['application_type']}  {app['state']}{reasons}"
-        + ("  [open]" if app["open"] else "")
-        + ("  [asked again next night]" if app["retry_due"] else "")
+        f"  {language.state(app['state'])}"
+        + ("  [" + _("open") + "]" if app["open"] else "")
+        + ("  [" + _("asked again next night") + "]" if app["retry_due"] else "")
     )
+    for code in app["reasons"]:
+        typer.echo(f"  {language.left(code, 26)} {language.reason(code)}")
     applicant = view["applicant"]
+    row = _row_labels()
+    bank, area = _("bank"), _("area")
     typer.echo(
-        f"  applicant  {applicant['name']}  {applicant['id_number']}  {applicant['phone'] or ''}".rstrip()
+        f"  {row['applicant']} {applicant['name']}  {applicant['id_number']}"
+        f"  {applicant['phone'] or ''}".rstrip()
     )
-    typer.echo(f"  branch     {app['branch_code']}  bank {app['bank_code']}  area {app['area_code'] or '-'}")
+    typer.echo(
+        f"  {row['branch']} {app['branch_code']}  {bank} {app['bank_code']}  {area} {app['area_code'] or '-'}"
+    )
     card = view["card"]
     if card:
+        valid = (
+            "  " + _("valid {start}..{end}").format(start=card["issue_date"], end=card["valid_until"])
+            if card["issue_date"]
+            else ""
+        )
+        unnumbered = _("(not yet numbered)")
+        issued_by = _("this system") if card["issued_by"] == "this system" else _("registry")
         typer.echo(
-            f"  card       {card['card_number'] or '(not yet numbered)'}  {card['status']}"
-            f"  ({card['issued_by']})"
-            + (f"  valid {card['issue_date']}..{card['valid_until']}" if card["issue_date"] else "")
+            f"  {row['card']} {card['card_number'] or unnumbered}"
+            f"  {card['status']} {language.state(card['status'], 'card')}  ({issued_by}){valid}"
         )
         made = "  ".join(
-            f"{label} {card[key]}"
-            for label, key in (("vendor", "vendor_code"), ("chip", "chip_serial"), ("branch", "branch_code"))
+            f"{name} {card[key]}"
+            for name, key in (
+                (_("vendor"), "vendor_code"),
+                (_("chip"), "chip_serial"),
+                (_("branch"), "branch_code"),
+            )
             if card[key]
         )
         if made:
-            typer.echo(f"             {made}")
+            typer.echo(f"  {row['']} {made}")
         typer.echo(
-            f"  savings    {card['account_number'] or '-'}  {card['financial_status']}"
-            f"  bank {card['bank_code']}"
+            f"  {row['savings']} {card['account_number'] or '-'}"
+            f"  {card['financial_status']} {language.state(card['financial_status'], 'financial')}"
+            f"  {bank} {card['bank_code']}"
         )
     if app["bank_refusals"]:
-        typer.echo(f"  refused by the bank: {app['bank_refusals']} time(s)")
-    typer.echo("  steps")
+        typer.echo("  " + _("refused by the bank: {count} time(s)").format(count=app["bank_refusals"]))
+    typer.echo("  " + _("steps"))
     for h in view["steps"]:
-        change = f"{h['side']}: {h['from'] or '-'} -> {h['to']}"
+        change = f"{_side(h['side'])}: {h['from'] or '-'} -> {h['to']}"
         extra = ", ".join(h["reasons"]) or h["detail"] or ""
         who = f" ({h['operator']})" if h["operator"] else ""
-        typer.echo(f"    {h['at'][:19]}  {change:<46} {h['source']}{who}  {extra}".rstrip())
+        at = language.left(language.moment(h["at"]), 19)
+        typer.echo(f"    {at}  {language.left(change, 46)} {_source(h['source'])}{who}  {extra}".rstrip())
+
+
+def _row_labels() -> dict[str, str]:
+    """The labels of the rows, padded to the widest in the invocation's language (at least 9 columns)."""
+    labels = {"applicant": _("applicant"), "branch": _("branch"), "card": _("card"), "savings": _("savings")}
+    width = max(9, *(language.columns(text) for text in labels.values()))
+    return {key: language.left(text, width) for key, text in {**labels, "": ""}.items()}
 
 
 @command

@@ -36,14 +36,14 @@ def test_business_dates_go_forward_unless_forced(settings: Settings, cli_env: di
             (date(2026, 3, 10), Jsonb([])),
         )
 
-    earlier = run(["batch", "run", "--business-date", "2026-03-09"], cli_env)
+    earlier = run(["--lang", "en", "batch", "run", "--business-date", "2026-03-09"], cli_env)
     assert earlier.returncode == 2, earlier.stderr
     assert "earlier than the last successful run's (2026-03-10)" in said(earlier)
     assert "--force --operator" in said(earlier)
 
     unnamed = run(["batch", "run", "--business-date", "2026-03-09", "--force"], cli_env)
     assert unnamed.returncode == 2, unnamed.stderr
-    assert "--force needs --operator" in said(unnamed)
+    assert "error: --force 需要 --operator" in said(unnamed)  # Chinese by default, the prefix kept
 
     forced = run(
         ["batch", "run", "--business-date", "2026-03-09", "--force", "--operator", "wang.li", "--json"],

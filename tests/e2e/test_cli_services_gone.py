@@ -57,7 +57,7 @@ def test_postgresql_stopped_mid_command_is_one_line_and_exit_1(
     url = ensure_database(own_postgres, "issuance")
     apply_migrations(url)
     private = settings.model_copy(update={"database_url": SecretStr(url)})
-    env = {**cli_env, **settings_env(private)}
+    env = {**cli_env, **settings_env(private), "ISSUANCE_LANGUAGE": "en"}  # the English hints checked below
     vault = Vault.from_settings(private)
     payload = encode("ApplicationSubmitted", application_to_record(factories.application()), version=2)
     holder = connect(url)
@@ -109,7 +109,7 @@ def test_postgresql_stopped_mid_command_is_one_line_and_exit_1(
 
 
 def test_an_unreachable_broker_is_one_line_and_exit_1(cli_env: dict[str, str]) -> None:
-    env = {**cli_env, "ISSUANCE_KAFKA_BOOTSTRAP": "127.0.0.1:9"}  # the discard port: nothing answers Kafka
+    env = {**cli_env, "ISSUANCE_KAFKA_BOOTSTRAP": "127.0.0.1:9", "ISSUANCE_LANGUAGE": "en"}  # nothing answers
     done = subprocess.run(
         [*CLI, "dead-letters", "redrive", "1", "--operator", "ops.li", "--timeout", "1"],
         env=env,

@@ -106,7 +106,7 @@ def _seed(settings: Settings) -> dict[str, str]:
 
 def test_status_shows_both_sides_and_every_step_masked(settings: Settings, cli_env: dict[str, str]) -> None:
     seeded = _seed(settings)
-    shown = run(["status", seeded["done"], "--operator", "ops-1"], cli_env)
+    shown = run(["--lang", "en", "status", seeded["done"], "--operator", "ops-1"], cli_env)
     assert shown.returncode == 0, shown.stderr
     assert "COMPLETED" in shown.stdout and seeded["card"] in shown.stdout
     assert (
@@ -192,10 +192,47 @@ def test_report_shows_the_funnel_backlogs_and_reminders(settings: Settings, cli_
     assert document["uncollected"]["branches"] == [{"branch_code": BRANCH, "cards": 1, "oldest_days": 40}]
     assert document["by_state"]["COMPLETED"] == 2 and document["by_state"]["ACCEPTED"] == 2
     assert sum(document["by_bank"][BANK].values()) == 5
-    text = run(["report"], cli_env)
+    text = run(["--lang", "en", "report"], cli_env)
     assert text.returncode == 0 and "by bank" in text.stdout and "Savings active" in text.stdout
-    reminders = run(["report", "--reminders"], cli_env)
+    reminders = run(["--lang", "en", "report", "--reminders"], cli_env)
     assert reminders.returncode == 0 and BRANCH in reminders.stdout and "oldest 40 days" in reminders.stdout
     # A shorter reminder period lists nothing more here, a longer one nothing at all.
     later = run(["report", "--reminders", "--json"], {**cli_env, "ISSUANCE_COLLECTION_REMINDER_DAYS": "45"})
     assert json.loads(later.stdout)["branches"] == []
+
+
+def test_text_is_chinese_by_default_english_on_request_and_json_the_same_in_both(
+    settings: Settings, cli_env: dict[str, str]
+) -> None:
+    seeded = _seed(settings)
+    status = ["status", seeded["done"], "--operator", "ops-1"]
+    commands = {"status": status, "report": ["report"], "reminders": ["report", "--reminders"]}
+    for name, args in commands.items():
+        chinese, english = run([*args, "--json"], cli_env), run(["--lang", "en", *args, "--json"], cli_env)
+        assert chinese.returncode == english.returncode == 0, (name, chinese.stderr, english.stderr)
+        assert chinese.stdout == english.stdout, name  # byte for byte: keys and codes are English
+        assert json.loads(chinese.stdout)
+    by_setting = run([*status, "--json"], {**cli_env, "ISSUANCE_LANGUAGE": "en"})
+    assert by_setting.stdout == run([*status, "--json"], cli_env).stdout
+
+    shown = run(status, cli_env)
+    assert "申请人" in shown.stdout and "已办结" in shown.stdout and "夜间批次 2" in shown.stdout
+    assert "COMPLETED" in shown.stdout  # the state's code beside its label, as the runbook names it
+    assert "applicant" not in shown.stdout and "年" in shown.stdout  # times as Chinese dates
+    shown_en = run(["--lang", "en", *status], {**cli_env, "ISSUANCE_LANGUAGE": "zh_CN"})
+    assert "applicant" in shown_en.stdout and "申请人" not in shown_en.stdout
+
+    report = run(["report"], cli_env).stdout
+    assert (
+        "生命周期" in report
+        and "金融功能已激活" in report
+        and "按银行" in report
+        and "lifecycle" not in report
+    )
+    reminders = run(["report", "--reminders"], cli_env).stdout
+    assert "最久 40 天" in reminders
+    report_en = run(["report"], {**cli_env, "ISSUANCE_LANGUAGE": "en"}).stdout
+    assert "lifecycle" in report_en and "Savings active" in report_en and "生命周期" not in report_en
+
+    unknown = run(["status", "NO-SUCH-APPLICATION", "--operator", "ops-1"], cli_env)
+    assert unknown.returncode == 2 and unknown.stderr.startswith("error: 没有申请 'NO-SUCH-APPLICATION'")

@@ -7,6 +7,7 @@ from datetime import date
 
 import pytest
 
+from cli import language
 from cli.batch import _print_report
 from pipelines.nightly import NightlyResult
 
@@ -32,7 +33,10 @@ LIFECYCLE = {
 }
 
 
-def test_the_report_shows_the_lifecycle_and_the_vendor_files(capsys: pytest.CaptureFixture[str]) -> None:
+def test_the_report_shows_the_lifecycle_and_the_vendor_files(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(language._Chosen, "lang", language.use("en"))  # the English words checked below
     total = {"read": 0, "balanced": True}
     result = NightlyResult(
         7,

@@ -10,6 +10,7 @@ import psycopg
 import pydantic
 import pytest
 
+from cli import language
 from cli.common import invocation, translate
 from cli.dead_letters import export_bytes, handled_reason, prepare_redrive
 from issuance.application_wire import open_application, seal_application
@@ -224,6 +225,13 @@ def test_a_handled_reason_is_kept_on_one_line() -> None:
     assert handled_reason(" branch resent it\n under a new id ") == "branch resent it under a new id"
 
 
+@pytest.fixture
+def english(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The hints of the errors checked below in English (`--lang en`)."""
+    monkeypatch.setattr(language._Chosen, "lang", language.use("en"))
+
+
+@pytest.mark.usefixtures("english")
 def test_postgresql_going_away_is_one_line_that_says_what_to_do(monkeypatch: pytest.MonkeyPatch) -> None:
     # The embedded default, whatever an earlier in-process invocation configured.
     monkeypatch.setattr(invocation, "database_configured", False)
@@ -240,6 +248,7 @@ def test_postgresql_going_away_is_one_line_that_says_what_to_do(monkeypatch: pyt
         )
 
 
+@pytest.mark.usefixtures("english")
 def test_library_text_is_never_quoted() -> None:
     error = translate(psycopg.errors.UniqueViolation("Key (id_number)=(110105198001011238)"), "issuance x")
     assert "110105198001011238" not in str(error) and "23505" in str(error)
@@ -250,6 +259,7 @@ def test_library_text_is_never_quoted() -> None:
     )
 
 
+@pytest.mark.usefixtures("english")
 def test_an_unreachable_broker_is_one_line() -> None:
     error = translate(kafka.errors.KafkaConnectionError("no route"), "issuance dead-letters redrive")
     assert isinstance(error, BrokerUnavailable)
