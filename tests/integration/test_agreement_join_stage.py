@@ -2,7 +2,8 @@
 
 The nights of the generated data (agreements on time, late, invalid, never) are decided from the staged
 decisions and reach the expected outcomes; a run whose staged decisions do not cover the transaction's
-candidates (here: staged before the stage existed, so none) is decided in the transaction with the same result.
+candidates (here: staged before the stage existed, so none) is decided in the transaction, with the same
+result.
 """
 
 from __future__ import annotations
