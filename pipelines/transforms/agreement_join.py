@@ -2,14 +2,14 @@
 
 It starts once every chunk is staged (`AfterStaging`, a GroupByKey over the staging stage's summaries and one
 start element, so an empty night still examines the applications awaiting from earlier nights). One task then
-splits the application ids into ranges of about as many staged applications each (`ListIdRanges`); each
-range is read by a worker with its own connection (the documented bounded reads,
-`issuance.store.agreement_join_repo`:
-the run's staged applications and agreements, the applications awaiting an agreement and the pending
-agreements of earlier nights, and which application and agreement ids are kept already), decided by the pure
-domain rule (`issuance.domain.agreement.check_agreements`) and staged into `staged_agreement_decisions`,
-replacing the range's earlier rows, so a retried bundle or a re-run never stages a decision twice. Nothing
-becomes visible until the final transaction applies the staged decisions (`pipelines.commit`).
+splits the application ids into ranges of about as many staged applications each (`ListIdRanges`), spread
+over the workers by a GroupByKey on their index (`SpreadIdRanges`). Each range is read by a worker with its
+own connection (the documented bounded reads of `issuance.store.agreement_join_repo`: the run's staged
+applications and agreements, the applications awaiting an agreement and the pending agreements of earlier
+nights, and which application and agreement ids are kept already), decided by the pure domain rule
+(`issuance.domain.agreement.check_agreements`) and staged into `staged_agreement_decisions`, replacing the
+range's earlier rows, so a retried bundle or a re-run never stages a decision twice. Nothing becomes visible
+until the final transaction applies the staged decisions (`pipelines.commit`).
 
 Everything is decided here except what only exists inside the final transaction: the duplicates rule
 (per person, across ranges) rejects some of these applications there, and those keep that decision.
@@ -70,20 +70,22 @@ def decide(
 
 
 class ListIdRanges(beam.DoFn):  # type: ignore[misc]
-    """(key, staged summaries) -> IdRange, once: the ranges of application ids the join is spread over."""
+    """(key, staged summaries) -> (index, IdRange), once: the ranges of application ids the join is spread
+    over, keyed by their index so that a GroupByKey spreads them (Dask replaces a Reshuffle by an identity,
+    which would leave every range in the one task that listed them)."""
 
     def __init__(self, database_url: str, run_id: int, parts: int) -> None:
         self._database_url, self._run_id, self._parts = database_url, run_id, parts
 
-    def process(self, _staged: Any) -> Iterator[IdRange]:
+    def process(self, _staged: Any) -> Iterator[tuple[int, IdRange]]:
         with connect(self._database_url, application_name="issuance-nightly-join") as conn:
             ranges = id_ranges(conn, self._run_id, self._parts)
             conn.commit()
-        yield from ranges
+        yield from enumerate(ranges)
 
 
 class DecideRange(beam.DoFn):  # type: ignore[misc]
-    """IdRange -> (low id, decisions staged), once the range's decisions are committed."""
+    """(index, [IdRange]) -> (low id, decisions staged) per range, once its decisions are committed."""
 
     def __init__(
         self, database_url: str, run_id: int, banks: Mapping[str, Bank], business_date: date, window_days: int
@@ -95,7 +97,11 @@ class DecideRange(beam.DoFn):  # type: ignore[misc]
     def setup(self) -> None:
         self._conn = connect(self._database_url, application_name="issuance-nightly-join")
 
-    def process(self, ids: IdRange) -> Iterator[tuple[str, int]]:
+    def process(self, keyed: tuple[int, Iterable[IdRange]]) -> Iterator[tuple[str, int]]:
+        for ids in keyed[1]:
+            yield self._decide(ids)
+
+    def _decide(self, ids: IdRange) -> tuple[str, int]:
         conn = self._conn
         assert conn is not None, "setup() opens the connection"
         rows = [
@@ -107,7 +113,7 @@ class DecideRange(beam.DoFn):  # type: ignore[misc]
         ]
         conn.commit()
         replace_range(conn, self._run_id, ids, rows)
-        yield ids[0] or "", len(rows)
+        return ids[0] or "", len(rows)
 
     def teardown(self) -> None:
         if self._conn is not None:
@@ -142,7 +148,7 @@ class JoinAgreements(beam.PTransform):  # type: ignore[misc]
             (start, done)
             | "StagingDone" >> beam.Flatten()  # (0, 0) per staged chunk and one to start
             | "AfterStaging" >> beam.GroupByKey()  # one element, once every chunk is staged
-            | "ListIdRanges" >> beam.ParDo(self._ranges)  # IdRange
-            | "SpreadIdRanges" >> beam.Reshuffle()  # IdRange, one worker each
+            | "ListIdRanges" >> beam.ParDo(self._ranges)  # (index, IdRange)
+            | "SpreadIdRanges" >> beam.GroupByKey()  # (index, [IdRange]), spread over workers
             | "DecideAgreements" >> beam.ParDo(self._decide)  # (low id, decisions staged)
         )

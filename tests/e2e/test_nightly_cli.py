@@ -61,7 +61,7 @@ def twin_settings(
     """A second, independent world (database, topics, files) to run the same data uninterrupted."""
     name = f"t_{uuid.uuid4().hex[:16]}"
     url = ensure_database(postgres_server, name, template=TEMPLATE_DATABASE)
-    from tests.fixtures_services import TEST_BLIND_INDEX_KEY, TEST_DATA_KEYS
+    from tests.fixtures_services import TEST_BLIND_INDEX_KEY, TEST_BUREAU_KEY, TEST_DATA_KEYS
 
     yield Settings(
         kafka_bootstrap=kafka_bootstrap,
@@ -71,6 +71,8 @@ def twin_settings(
         personalization_dir=tmp_path / "twin-personalization",
         data_keys=SecretStr(TEST_DATA_KEYS),
         blind_index_key=SecretStr(TEST_BLIND_INDEX_KEY),
+        keys_dir=tmp_path / "twin-keys",
+        bureau_key=SecretStr(TEST_BUREAU_KEY),
     )
     drop_database(postgres_server, name)
 
