@@ -14,6 +14,8 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from typing import Any
 
+from psycopg import sql
+
 from issuance.store.db import copy_rows
 from issuance.store.decisions_repo import STATES, AgreementCandidate, Conn, stream
 
@@ -31,6 +33,10 @@ def _in_range(column: str) -> str:
 def id_ranges(conn: Conn, run_id: int, parts: int) -> list[IdRange]:
     """`parts` ranges of about as many of the run's staged applications each, covering every application id
     (the first and last are open, so applications of earlier nights outside the run's ids are covered too)."""
+    # Fresh statistics first: the staging tables were just filled (autovacuum is off for them), and plans made
+    # on empty-table estimates loop over them per candidate.
+    for table in ("staged_applications", "staged_agreements"):
+        conn.execute(sql.SQL("ANALYZE {}").format(sql.Identifier(table)))
     if parts <= 1:
         return [(None, None)]
     row = conn.execute(
@@ -89,6 +95,9 @@ def candidates_in_range(conn: Conn, run_id: int, ids: IdRange) -> Iterator[list[
     `decisions_repo.CANDIDATES_QUERY` sees, with the repeated-id rule (the first record of an id not
     submitted before) and the verification rejects applied here instead of before it."""
     params = {"run": run_id, "awaiting": STATES["awaiting"], "low": ids[0], "high": ids[1]}
+    # Hash joins over the range (a nested loop rescans the staged agreements per candidate), in memory.
+    conn.execute("SET LOCAL enable_nestloop = off")
+    conn.execute("SET LOCAL work_mem = '64MB'")
     carry: list[AgreementCandidate] = []
     for page in stream(conn, _CANDIDATES_IN_RANGE, params):
         rows = carry + [AgreementCandidate._make(row) for row in page]
