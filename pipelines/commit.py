@@ -30,14 +30,12 @@ from issuance.bank_personal import BankSealers
 from issuance.codec.avro import encode_many
 from issuance.crypto import Vault
 from issuance.dead_letter_events import dead_letter_event, decode_headers
-from issuance.domain.agreement import AgreementStatus, check_agreements
 from issuance.domain.duplicates import resolve_duplicates
 from issuance.domain.lifecycle import ApplicationState, Emit
 from issuance.domain.model import (
     Applicant,
     Application,
     ApplicationType,
-    Bank,
     Channel,
     DeadLetterReason,
     Material,
@@ -53,6 +51,7 @@ from issuance.messages import (
     reason_message_records,
     resent_decision_event_id,
 )
+from issuance.store import agreement_join_repo as join_repo
 from issuance.store import decisions_repo as repo
 from issuance.store import party_keys_repo
 from issuance.store.db import copy_rows
@@ -68,7 +67,6 @@ from pipelines.personalize import (
     BankRequest,
     Candidate,
     SignedAgreement,
-    agreement_of,
     application_shell,
     application_type,
     bank_requests,
@@ -76,6 +74,7 @@ from pipelines.personalize import (
     outbox_rows,
 )
 from pipelines.personalize_staged import personalizing
+from pipelines.transforms.agreement_join import decide
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,7 +153,7 @@ def _apply_night(conn: Conn, night: NightContext, prepared: Future[int]) -> Comm
         _decide_duplicates(conn, run_id)
     repo.analyze(conn, "run_decisions")
     with timer("agreement_join"):
-        stats.reexamined = _decide_agreements(conn, night, timer)
+        stats.reexamined = _agreement_decisions(conn, night, timer)
     with timer("recheck"):
         stats.retries_rejected = _recheck_reference(conn, night, stats.reexamined)
     repo.analyze(conn, "run_decisions")
@@ -329,6 +328,24 @@ def _candidates(conn: Conn, run_id: int) -> Iterator[list[repo.AgreementCandidat
         yield carry
 
 
+def _agreement_decisions(conn: Conn, night: NightContext, timer: _Timer) -> dict[str, int]:
+    """The agreement join's decisions into `run_decisions`: those the Beam stage staged
+    (`pipelines.transforms.agreement_join`), applied in one statement once they are shown to cover exactly
+    this transaction's candidates; otherwise (a run staged before the stage existed) decided here as the stage
+    would. Returns the re-examined applications' count per new state."""
+    run_id = night.run.run_id
+    with timer("agreement_join_check"):
+        covered = join_repo.staged_cover(conn, run_id)
+    if not covered:
+        with timer("agreement_join_in_transaction"):
+            return _decide_agreements(conn, night, timer)
+    with timer("agreement_join_apply"):
+        reexamined = join_repo.apply_staged(conn, run_id)
+    with timer("read_history"):
+        repo.record_reads(conn, run_id)
+    return reexamined
+
+
 def _decide_agreements(conn: Conn, night: NightContext, timer: _Timer) -> dict[str, int]:
     """The agreement join, for this run's survivors and every application still awaiting from earlier runs.
 
@@ -375,34 +392,12 @@ def _decide_page(
 ) -> list[tuple[Any, ...]]:
     """Decisions for one page of (application, pending agreement) rows; re-examinations counted by state."""
     decisions: list[tuple[Any, ...]] = []
-    banks, window_days = night.catalog.banks, night.window_days
-    for application_id, group in itertools.groupby(page, key=_APPLICATION):
-        rows = list(group)
-        first = rows[0]
-        is_new = first.is_new
-        application = application_shell(
-            application_id,
-            first.application_type,
-            first.bank_code,
-            first.submitted_at,
-            first.submitted_utc_offset,
-        )
-        agreements = [agreement_of(r) for r in rows if r.agreement_id is not None]
-        bank = banks.get(application.bank_code) or Bank(application.bank_code, "", "", "")
-        outcome = check_agreements(application, agreements, bank, business_date, window_days)
-        status = outcome.status
-        reasons: list[str]
-        agreement_id: str | None
-        if status == AgreementStatus.ACCEPTED:
-            assert outcome.agreement is not None
-            state, reasons, agreement_id = _ACCEPTED, [], outcome.agreement.agreement_id
-        elif status == AgreementStatus.AWAITING:
-            if not is_new:
-                continue  # still waiting: nothing changes
-            state, reasons, agreement_id = _AWAITING, [], None
-        else:
-            state, reasons, agreement_id = _REJECTED, [r.value for r in outcome.reasons], None
+    for application_id, is_new, state, reasons, agreement_id in decide(
+        page, night.catalog.banks, business_date, night.window_days
+    ):
         if not is_new:
+            if state == _AWAITING:
+                continue  # still waiting: nothing changes
             reexamined[state] = reexamined.get(state, 0) + 1
         from_state = _SUBMITTED if is_new else _AWAITING
         decisions.append((application_id, is_new, from_state, state, reasons, "agreement", agreement_id))

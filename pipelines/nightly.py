@@ -23,6 +23,7 @@ import apache_beam as beam
 from apache_beam.options.pipeline_options import PipelineOptions
 
 from issuance.crypto import Vault
+from issuance.domain.agreement import AGREEMENT_WINDOW_DAYS
 from issuance.domain.business_dates import business_day
 from issuance.domain.contract import CONTRACT_REVISION, DEFAULT_MAX_RECORD_BYTES
 from issuance.domain.personalization import vendor_by_area
@@ -61,6 +62,7 @@ from pipelines.plan import (
 )
 from pipelines.reconcile import reconcile
 from pipelines.records import Chunk, PartitionRange, RecordBatch
+from pipelines.transforms.agreement_join import JoinAgreements
 from pipelines.transforms.decode import DecodeRecords, NightTrust
 from pipelines.transforms.personalize_cards import CardChunk, PersonalizeCards, list_card_chunks, with_rate
 from pipelines.transforms.stage import StageChunks
@@ -136,12 +138,16 @@ def build_pipeline(
     card_chunks: Sequence[CardChunk] = (),
     *,
     trust: NightTrust,
+    run_id: int | None = None,
+    window_days: int = AGREEMENT_WINDOW_DAYS,
 ) -> beam.PCollection:
     """The staging pipeline; its only effect is the run's rows in the staging tables.
 
     `business_date` is the run's: the contract bounds timestamps by it, so a re-run decides the same.
     `card_chunks`: the cards whose account is opened, personalized beside the records (`PersonalizeCards`).
     `trust`: the bureau's keys and the registered public keys every record is verified and opened with.
+    `run_id`: the run whose agreement join is staged once every chunk is staged (`JoinAgreements`, over
+    `window_days`); without it (or a business date) only the records are staged.
 
     Both branches end in one collection: the DaskRunner computes only the pipeline's last step and what it
     reads, so a branch left beside it would never run there."""
@@ -156,12 +162,16 @@ def build_pipeline(
         | "VerifyApplications" >> VerifyApplications(database_url, vault, catalog)  # StagedBatch
         | "StageChunks" >> StageChunks(database_url, vault)  # ChunkSummary
     )
+    if run_id is not None and business_date is not None:
+        staged = staged | "JoinAgreements" >> JoinAgreements(
+            database_url, run_id, len(chunks), catalog.banks, business_date, window_days
+        )  # (low application id, decisions staged), after every chunk is staged
     if not card_chunks or business_date is None:
         return staged
     personalized = pipeline | "PersonalizeCards" >> PersonalizeCards(
         list(card_chunks), database_url, vault, vendor_by_area(catalog.vendors), business_date
     )  # (chunk index, cards staged)
-    return (staged, personalized) | "EveryStage" >> beam.Flatten()  # ChunkSummary | (chunk index, cards)
+    return (staged, personalized) | "EveryStage" >> beam.Flatten()  # (low id, decisions) | (chunk, cards)
 
 
 def _counters(result: Any) -> dict[str, int]:
@@ -273,6 +283,8 @@ def run(
                     settings.max_record_bytes,
                     card_chunks,
                     trust=trust,
+                    run_id=run_.run_id,
+                    window_days=settings.agreement_window_days,
                 )
                 result = pipeline.run()
                 reported = engines.finish(result)

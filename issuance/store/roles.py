@@ -110,6 +110,7 @@ DECISIONS: dict[str, dict[str, frozenset[str]]] = {
     "public.staged_chunks": _STAGING,
     "public.staged_personalized": _STAGING,
     "public.staged_cards": _STAGING,
+    "public.staged_agreement_decisions": _STAGING,  # 0041
     # Append-only: nobody but the owner may UPDATE, DELETE or TRUNCATE it. The dashboard records reads.
     "public.audit_log": _decide(
         operator=APPEND, nightly=APPEND, consumer=APPEND, dashboard=frozenset({"INSERT"})

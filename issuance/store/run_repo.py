@@ -249,7 +249,13 @@ def clear_staging(conn: Conn) -> None:
     """Empty the staging tables: before a run stages (a crashed attempt's rows are staged again from Kafka)
     and once its commit has applied them. One run is in flight at a time, so they hold nothing else worth
     keeping (a failed run's rows at most)."""
-    tables = [*STAGING_TABLES, "staged_chunks", "staged_personalized", "staged_cards"]
+    tables = [
+        *STAGING_TABLES,
+        "staged_chunks",
+        "staged_personalized",
+        "staged_cards",
+        "staged_agreement_decisions",
+    ]
     conn.execute(sql.SQL("TRUNCATE {}").format(sql.SQL(", ").join(map(sql.Identifier, tables))))
 
 
