@@ -26,7 +26,7 @@ def _branches_and_banks(env: dict[str, str], out: Path, partners: Partners) -> N
     """The generated reference data loaded and its branches' and banks' keys provisioned: a record is
     published only signed by the party it speaks for."""
     assert issuance(env, "setup").returncode == 0
-    loaded = issuance(env, "reference", "load", str(out / "reference.json"))
+    loaded = issuance(env, "reference", "load", str(out / "reference.json"), "--operator", "ops-1")
     assert loaded.returncode == 0, loaded.stderr
     partners.provision()
 
