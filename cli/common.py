@@ -17,6 +17,7 @@ import typer
 from kafka import errors as kafka_errors
 from rich.console import Console
 from rich.markup import escape
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from typer.exceptions import TyperException
 
 from cli.language import _
@@ -60,6 +61,28 @@ def load_settings(ctx: typer.Context) -> Settings:
         settings = Settings()
         ctx.obj = settings
     return settings
+
+
+@contextmanager
+def stage_progress(
+    enabled: bool, describe: Callable[[str], str] = str
+) -> Iterator[Callable[[str, int, int], None] | None]:
+    """A rich progress bar per stage (a table being encrypted, a column being rotated) on a terminal; nothing
+    otherwise. The callback takes the stage, the rows done and the rows in all, as the store's long writers
+    report them; `describe` labels a stage's bar. A total that grows while a stage runs grows its bar."""
+    if not enabled:
+        yield None
+        return
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+    with Progress(*columns, console=console, transient=True) as bar:
+        tasks: dict[str, Any] = {}
+
+        def update(stage: str, done: int, total: int) -> None:
+            if stage not in tasks:
+                tasks[stage] = bar.add_task(describe(stage), total=total)
+            bar.update(tasks[stage], completed=done, total=max(total, done))
+
+        yield update
 
 
 def print_json(payload: Any) -> None:

@@ -9,15 +9,20 @@ command, `rotate`; `attach(group)` hangs it under a command group as `rotate`.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Annotated, Any
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from cli.common import OperatorOption, command, console, load_settings, operator_identity, print_json
+from cli.common import (
+    OperatorOption,
+    command,
+    console,
+    load_settings,
+    operator_identity,
+    print_json,
+    stage_progress,
+)
 from consumers.serve import GROUP_LOCK_CLASS
 from issuance.crypto import Vault, parse_blind_index_key
 from issuance.errors import ConfigurationError, InputError
@@ -26,7 +31,6 @@ from issuance.settings import Settings
 from issuance.store.blind_index_rotation import rotate_blind_index_key
 from issuance.store.db import connect
 from issuance.store.migrate import ensure_current
-from issuance.store.rotation import Progress as ProgressCallback
 from issuance.store.rotation import rotate_data_key
 from issuance.vault_keys import previous_blind_index_key_text
 
@@ -41,24 +45,6 @@ def register(app: typer.Typer) -> None:
     from cli.keys import keys_app
 
     attach(keys_app)
-
-
-@contextmanager
-def _progress(enabled: bool) -> Iterator[ProgressCallback | None]:
-    """A rich progress bar per column on a terminal; nothing otherwise."""
-    if not enabled:
-        yield None
-        return
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
-    with Progress(*columns, console=console, transient=True) as bar:
-        tasks: dict[str, Any] = {}
-
-        def update(column: str, done: int, total: int) -> None:
-            if column not in tasks:
-                tasks[column] = bar.add_task(column, total=total)
-            bar.update(tasks[column], completed=done, total=max(total, done))
-
-        yield update
 
 
 def _previous_vault(settings: Settings, vault: Vault) -> Vault:
@@ -102,7 +88,7 @@ def rotate(
     previous = _previous_vault(settings, vault) if blind_index_key else None
     with (
         connect(resolve(settings).database_url, application_name="issuance-keys-rotate") as conn,
-        _progress(console.is_terminal and not as_json) as progress,
+        stage_progress(console.is_terminal and not as_json) as progress,
     ):
         ensure_current(conn)
         conn.commit()

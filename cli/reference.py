@@ -4,16 +4,21 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from cli.common import OperatorOption, command, console, load_settings, operator_identity, print_json
+from cli.common import (
+    OperatorOption,
+    command,
+    console,
+    load_settings,
+    operator_identity,
+    print_json,
+    stage_progress,
+)
 from cli.keys import provision_embedded
 from issuance.crypto import Vault
 from issuance.domain.reference import parse_reference
@@ -22,7 +27,6 @@ from issuance.services.endpoints import resolve
 from issuance.store.db import connect
 from issuance.store.migrate import ensure_current
 from issuance.store.reference_load import LoadReport, load_reference
-from issuance.store.reference_load import Progress as ProgressCallback
 from issuance.store.roles import OPERATOR
 
 reference_app = typer.Typer(help="Reference data: issuing areas, banks, branches, person registry.")
@@ -45,24 +49,6 @@ def read_document(path: Path) -> tuple[Any, str]:
     except json.JSONDecodeError as exc:
         raise InputError(f"{path}: invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}") from exc
     return doc, hashlib.sha256(data).hexdigest()
-
-
-@contextmanager
-def _progress(enabled: bool) -> Iterator[ProgressCallback | None]:
-    """A rich progress bar on a terminal; nothing otherwise."""
-    if not enabled:
-        yield None
-        return
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
-    with Progress(*columns, console=console, transient=True) as bar:
-        tasks: dict[str, Any] = {}
-
-        def update(stage: str, done: int, total: int) -> None:
-            if stage not in tasks:
-                tasks[stage] = bar.add_task(f"encrypting {stage}", total=total)
-            bar.update(tasks[stage], completed=done)
-
-        yield update
 
 
 def _print_report(report: LoadReport) -> None:
@@ -94,7 +80,7 @@ def load(
     database_url = resolve(settings).database_url
     with connect(database_url, role=OPERATOR, application_name="issuance-reference") as conn:
         ensure_current(conn)
-        with _progress(console.is_terminal and not as_json) as progress:
+        with stage_progress(console.is_terminal and not as_json, "encrypting {}".format) as progress:
             report = load_reference(
                 conn,
                 vault,

@@ -314,18 +314,7 @@ def _decide_duplicates(conn: Conn, run_id: int) -> None:
 
 def _candidates(conn: Conn, run_id: int) -> Iterator[list[repo.AgreementCandidate]]:
     """Pages of (application, pending agreement) rows; an application's rows never span two pages."""
-    carry: list[repo.AgreementCandidate] = []
-    params = {"run": run_id, "awaiting": _AWAITING}
-    for page in repo.stream(conn, repo.CANDIDATES_QUERY, params):
-        rows = carry + [repo.AgreementCandidate._make(row) for row in page]
-        last_id = rows[-1].application_id
-        cut = len(rows)
-        while cut > 0 and rows[cut - 1].application_id == last_id:
-            cut -= 1
-        yield rows[:cut]
-        carry = rows[cut:]
-    if carry:
-        yield carry
+    return repo.candidate_pages(conn, repo.CANDIDATES_QUERY, {"run": run_id, "awaiting": _AWAITING})
 
 
 def _agreement_decisions(conn: Conn, night: NightContext, timer: _Timer) -> dict[str, int]:

@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime
 
-from kafka import KafkaConsumer, KafkaProducer
+from kafka import KafkaProducer
 
 from issuance.bank_personal import HolderPersonal, seal_account, seal_holder
 from issuance.crypto import Vault
@@ -42,6 +42,7 @@ from issuance.trust.keystore import bureau_keys, partner_keys
 from issuance.trust.parties import BUREAU, Party, bank, branch
 from issuance.trust.sealing import Sealer
 from tests.factories import BANK, BRANCH, TERMS, id_number
+from tests.fixtures_signed import read_records
 
 BIN = "622202"
 AREA = "110105"
@@ -349,14 +350,4 @@ def scalar(settings: Settings, query: str, params: Sequence[object] = ()) -> int
 
 def read_topic(settings: Settings, topic: str) -> list[object]:
     """Every message on a topic, decoded."""
-    consumer = KafkaConsumer(
-        topic,
-        **KafkaClientConfig.from_settings(settings).client_kwargs(),
-        auto_offset_reset="earliest",
-        enable_auto_commit=False,
-        consumer_timeout_ms=2000,
-    )
-    try:
-        return [decode_event(record.value) for record in consumer]
-    finally:
-        consumer.close()
+    return [decode_event(record.value) for record in read_records(settings, topic)]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -60,15 +59,6 @@ def load_night_reference(settings: Settings, generated: Generated, night: int) -
     assert settings.database_url is not None, "a night's reference data needs the database"
     load_reference_file(settings, settings.database_url.get_secret_value(), generated, name)
     return True
-
-
-def _lines(path: Path) -> Iterator[dict[str, Any]]:
-    if not path.exists():
-        return
-    with path.open(encoding="utf-8") as handle:
-        for line in handle:
-            if line.strip():
-                yield json.loads(line)
 
 
 def provision_partners(settings: Settings, conn: Any | None = None) -> None:

@@ -17,7 +17,7 @@ from typing import Any
 from psycopg import sql
 
 from issuance.store.db import copy_rows
-from issuance.store.decisions_repo import STATES, AgreementCandidate, Conn, stream
+from issuance.store.decisions_repo import STATES, AgreementCandidate, Conn, candidate_pages
 
 IdRange = tuple[str | None, str | None]  # [low, high) of application ids; None: unbounded on that side
 STAGED_DECISION_COLUMNS = ("run_id", "application_id", "is_new", "state", "reasons", "agreement_id")
@@ -98,17 +98,7 @@ def candidates_in_range(conn: Conn, run_id: int, ids: IdRange) -> Iterator[list[
     # Hash joins over the range (a nested loop rescans the staged agreements per candidate), in memory.
     conn.execute("SET LOCAL enable_nestloop = off")
     conn.execute("SET LOCAL work_mem = '64MB'")
-    carry: list[AgreementCandidate] = []
-    for page in stream(conn, _CANDIDATES_IN_RANGE, params):
-        rows = carry + [AgreementCandidate._make(row) for row in page]
-        last_id = rows[-1].application_id
-        cut = len(rows)
-        while cut > 0 and rows[cut - 1].application_id == last_id:
-            cut -= 1
-        yield rows[:cut]
-        carry = rows[cut:]
-    if carry:
-        yield carry
+    yield from candidate_pages(conn, _CANDIDATES_IN_RANGE, params)
 
 
 def replace_range(conn: Conn, run_id: int, ids: IdRange, rows: Sequence[Sequence[Any]]) -> None:

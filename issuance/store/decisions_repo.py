@@ -300,6 +300,22 @@ ORDER BY c.application_id, g.agreement_id
 """
 
 
+def candidate_pages(conn: Conn, query: str, params: dict[str, Any]) -> Iterator[list[AgreementCandidate]]:
+    """A candidates query's rows (ordered by application id) in pages from a server-side cursor; one
+    application's rows never span two pages, so a page holds every agreement that may be its candidates'."""
+    carry: list[AgreementCandidate] = []
+    for page in stream(conn, query, params):
+        rows = carry + [AgreementCandidate._make(row) for row in page]
+        last_id = rows[-1].application_id
+        cut = len(rows)
+        while cut > 0 and rows[cut - 1].application_id == last_id:
+            cut -= 1
+        yield rows[:cut]
+        carry = rows[cut:]
+    if carry:
+        yield carry
+
+
 # Re-examinations and retries see the reference data as it stands tonight (Article 5 on every decision). Only
 # the few applications accepted on a late agreement and the refused requests due again (`retry_due`) are read;
 # the same rule as on their first night (`issuance.domain.verification`) decides again.

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from issuance.store.run_repo import Conn
+from issuance.store.run_repo import Conn, staged_counts
 
 
 def staged_counters(conn: Conn, run_id: int, kinds: Mapping[str, str]) -> dict[str, int]:
@@ -41,14 +41,8 @@ def staged_counters(conn: Conn, run_id: int, kinds: Mapping[str, str]) -> dict[s
         "SELECT stage, reason, count(*) FROM staged_dead_letters WHERE run_id = %s GROUP BY 1, 2", (run_id,)
     ):
         add(f"{stage}.{reason}", int(n))
-    row = conn.execute(
-        "SELECT coalesce(sum(applications), 0), coalesce(sum(agreements), 0), coalesce(sum(dead_letters), 0)"
-        " FROM staged_chunks WHERE run_id = %s",
-        (run_id,),
-    ).fetchone()
-    assert row is not None
-    for name, n in zip(("applications", "agreements", "dead_letters"), row, strict=True):
-        add(f"stage.{name}", int(n))
+    for table, n in staged_counts(conn, run_id).items():
+        add(f"stage.{table.removeprefix('staged_')}", n)
     cards = conn.execute(
         "SELECT count(*) FILTER (WHERE vendor_code IS NOT NULL), count(*) FILTER (WHERE vendor_code IS NULL)"
         " FROM staged_cards WHERE run_id = %s",

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 
-from kafka import KafkaConsumer
-
 from issuance.crypto import Vault
 from issuance.kafka.client_config import KafkaClientConfig
 from issuance.kafka.outbox_relay import publish_outbox
@@ -17,21 +15,12 @@ from issuance.trust.parties import Party
 from tests.fixtures_activation import scalar
 from tests.fixtures_processes import run
 from tests.fixtures_services import Partners
+from tests.fixtures_signed import read_records
 from tests.integration.test_outbox_bounded import BRANCH, LIMIT, _decision_rows, _queue
 
 
 def published_keys(settings: Settings, topic: str) -> list[bytes]:
-    consumer = KafkaConsumer(
-        topic,
-        **KafkaClientConfig.from_settings(settings).client_kwargs(),
-        auto_offset_reset="earliest",
-        enable_auto_commit=False,
-        consumer_timeout_ms=2000,
-    )
-    try:
-        return [bytes(record.key) for record in consumer]
-    finally:
-        consumer.close()
+    return [bytes(record.key) for record in read_records(settings, topic)]
 
 
 def test_an_operator_lists_and_retries_an_event_set_aside(

