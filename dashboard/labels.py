@@ -12,12 +12,11 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from enum import StrEnum
 
-from issuance import reason_text
 from issuance.domain.lifecycle import ApplicationState, CardStatus, FinancialStatus
 from issuance.i18n import N_, Lang
 from issuance.i18n import lang as language
+from issuance.reason_text import reason_message, state_label
 
 DOMAIN = "dashboard"
 
@@ -86,6 +85,9 @@ STAGES: dict[str, str] = {
     "vendor": N_("Card vendor"),
     "branch": N_("Branch"),
 }
+_APPLICATION_STATES = frozenset(s.value for s in ApplicationState)
+_CARD_STATUSES = frozenset(s.value for s in CardStatus)
+_FINANCIAL_STATUSES = frozenset(s.value for s in FinancialStatus)
 _NIGHTLY_RUN = re.compile(r"^nightly run (\d+)$")
 
 
@@ -106,7 +108,7 @@ class Labels:
     def reason(self, code: str) -> str:
         """A rejection reason: what it means and what to do (the code itself when unknown)."""
         try:
-            return reason_text.reason_message(code, self.lang)
+            return reason_message(code, self.lang)
         except ValueError:
             return code
 
@@ -114,23 +116,17 @@ class Labels:
         """Why a message was set aside as a dead letter (the code itself when unknown)."""
         return self.reason(code)
 
-    def _status(self, kind: type[StrEnum], code: str) -> str:
-        try:
-            return reason_text.state_label(kind(code), self.lang)  # type: ignore[arg-type]
-        except (ValueError, KeyError):
-            return code
-
     def state(self, code: str) -> str:
-        """An application state in words."""
-        return self._status(ApplicationState, code)
+        """An application state in words (the code itself when unknown)."""
+        return state_label(ApplicationState(code), self.lang) if code in _APPLICATION_STATES else code
 
     def card_status(self, code: str) -> str:
         """A card's social-security status in words."""
-        return self._status(CardStatus, code)
+        return state_label(CardStatus(code), self.lang) if code in _CARD_STATUSES else code
 
     def financial_status(self, code: str) -> str:
         """A card's savings-account status in words."""
-        return self._status(FinancialStatus, code)
+        return state_label(FinancialStatus(code), self.lang) if code in _FINANCIAL_STATUSES else code
 
     def status_of(self, side: str, code: str) -> str:
         """A step's status in the words of its side (application, card or savings account)."""
