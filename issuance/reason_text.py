@@ -9,8 +9,10 @@ the `reasons` gettext domain; its Chinese is in issuance/locale/zh_CN/LC_MESSAGE
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any, Final
 
+from issuance.domain.decision import normalize_reasons
 from issuance.domain.lifecycle import ApplicationState, CardStatus, FinancialStatus
 from issuance.domain.model import DeadLetterReason, Reason
 from issuance.i18n import N_, Lang
@@ -219,6 +221,11 @@ def reason_message(code: str, lang: Lang) -> str:
     except KeyError:
         raise ValueError(f"unknown reason code {code!r}") from None
     return lang.gettext(text, DOMAIN)
+
+
+def describe(reasons: Iterable[Reason], lang: Lang) -> str:
+    """One line per reason, in the order decisions carry them: `CODE: message`."""
+    return "\n".join(f"{reason}: {reason_message(reason, lang)}" for reason in normalize_reasons(reasons))
 
 
 def state_label(state: ApplicationState | CardStatus | FinancialStatus, lang: Lang) -> str:

@@ -47,7 +47,12 @@ from issuance.domain.model import (
 )
 from issuance.domain.verification import verify
 from issuance.kafka.topics import Topics
-from issuance.messages import DecisionIssued, decision_event_id, resent_decision_event_id
+from issuance.messages import (
+    DecisionIssued,
+    decision_event_id,
+    reason_message_records,
+    resent_decision_event_id,
+)
 from issuance.store import decisions_repo as repo
 from issuance.store import party_keys_repo
 from issuance.store.db import copy_rows
@@ -582,6 +587,8 @@ def _decision_events(night: NightContext, decided: list[tuple[Any, ...]]) -> lis
                 "branch_code": branch,
                 "state": state,
                 "reasons": list(reasons),
+                # the message records are built once per process and shared by every decision
+                "reason_messages": reason_message_records(reasons),
                 "decided_at": decided_at,
                 "run_id": run_id,
             }

@@ -302,6 +302,30 @@ SAMPLES: dict[tuple[str, int], dict[str, Any]] = {
         "holder_ethnic_group": None,
         "account_number": "6222020000000000001",
     },
+    # Fixed texts, not the catalogue's: golden bytes never change when a message is reworded.
+    ("DecisionIssued", 4): {
+        "event_id": "5e4f0d7b-3c80-5f6d-8b1e-405f6e7d8c95",
+        "application_id": "APP-000004",
+        "branch_code": "BR-110105-001",
+        "state": "REJECTED",
+        "reasons": ["ID_NUMBER_INVALID", "ID_NUMBER_CHECKSUM"],
+        "reason_messages": [
+            {
+                "code": "ID_NUMBER_INVALID",
+                "zh_CN": "申请人身份证号码无效，请根据具体原因核对身份证号码后重新提交",
+                "en": "The applicant's ID number is not valid: see the detail reason, check the ID number and"
+                " submit again",
+            },
+            {
+                "code": "ID_NUMBER_CHECKSUM",
+                "zh_CN": "身份证号码校验位错误，请核对申请人身份证号码后重新提交",
+                "en": "The ID number's check character is wrong: check the applicant's ID number and submit"
+                " again",
+            },
+        ],
+        "decided_at": "2026-11-30T01:30:00+08:00",
+        "run_id": 44,
+    },
     ("DeadLetterOriginal", 1): {
         "excerpt": b"\xc3\x01not an avro message",
         "headers": [

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from issuance.codec.avro import registry
+from issuance import i18n
+from issuance.codec.avro import decode, registry
 from issuance.domain.lifecycle import ApplicationState
 from issuance.domain.model import ApplicationType, DeadLetterReason, Reason
 from issuance.errors import SchemaViolation
@@ -27,7 +28,9 @@ from issuance.messages import (
     decision_event_id,
     decode_event,
     event_id,
+    reason_message_records,
 )
+from issuance.reason_text import reason_message
 
 AT = datetime(2026, 11, 2, 1, 30, tzinfo=UTC)
 CST = timezone(timedelta(hours=8))
@@ -174,3 +177,45 @@ def test_an_activation_request_names_its_agreement_on_the_wire() -> None:
         "ab" * 32,
     )
     assert decoded.personal == SEALED
+
+
+def test_a_decision_carries_each_reasons_message_in_both_languages() -> None:
+    reasons = (Reason.ID_NUMBER_INVALID, Reason.ID_NUMBER_CHECKSUM, Reason.MATERIALS_MISSING)
+    decision = DecisionIssued("e", "APP-1", "BR-1", ApplicationState.REJECTED, reasons, AT, 7)
+    record = decode(decision.to_bytes(), "DecisionIssued").record
+    assert record["reasons"] == [r.value for r in reasons]
+    assert record["reason_messages"] == [
+        {
+            "code": r.value,
+            "zh_CN": reason_message(r, i18n.lang("zh_CN")),
+            "en": reason_message(r, i18n.lang("en")),
+        }
+        for r in reasons
+    ]
+    assert record["reason_messages"][1]["zh_CN"] == "身份证号码校验位错误，请核对申请人身份证号码后重新提交"
+    assert DecisionIssued.from_bytes(decision.to_bytes()) == decision
+
+
+def test_a_decision_without_reasons_carries_no_messages() -> None:
+    decision = DecisionIssued("e", "APP-1", "BR-1", ApplicationState.COMPLETED, (), AT)
+    assert decode(decision.to_bytes(), "DecisionIssued").record["reason_messages"] == []
+
+
+def test_a_decision_written_before_v4_reads_with_no_messages() -> None:
+    v3 = (Path(__file__).parent / "golden" / "DecisionIssued.v3.bin").read_bytes()
+    assert decode(v3, "DecisionIssued").record["reason_messages"] == []
+    assert DecisionIssued.from_bytes(v3).reasons == ()
+
+
+def test_reason_messages_are_built_once_per_process() -> None:
+    """A night encodes a decision per application: the texts are looked up once, not per event."""
+    first = reason_message_records([Reason.NOT_INSURED, Reason.NAME_MISMATCH])
+    again = reason_message_records([Reason.NAME_MISMATCH])
+    assert again[0] is first[1]
+
+
+def test_the_messages_name_the_same_reason_codes_as_the_decision() -> None:
+    fields = {f["name"]: f for f in registry().latest("DecisionIssued").parsed["fields"]}
+    item = fields["reason_messages"]["type"]["items"]
+    code = {f["name"]: f for f in item["fields"]}["code"]["type"]
+    assert code == "cn.ssc.issuance.Reason"  # the very enum of `reasons`: one list of codes

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import tomllib
 from datetime import UTC, date, datetime, timedelta, timezone
+from pathlib import Path
 
 import pytest
 from pydantic import ValidationError
@@ -124,3 +126,14 @@ def test_an_unsupported_setting_stops_at_start(monkeypatch: pytest.MonkeyPatch) 
     monkeypatch.setenv("ISSUANCE_LANGUAGE", "fr")
     with pytest.raises(ValidationError, match="unsupported language"):
         Settings()
+
+
+def test_an_installed_package_carries_every_catalog() -> None:
+    """The catalogs are package data: a wheel without them would show every text in English."""
+    root = Path(__file__).resolve().parents[2]
+    package_data = tomllib.loads((root / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]
+    package = root / "issuance"
+    shipped = {path for pattern in package_data["issuance"] for path in package.glob(pattern)}
+    catalogs = {i18n.catalog_path(code, domain) for code in i18n.SUPPORTED for domain in i18n.DOMAINS}
+    assert catalogs <= shipped
+    assert set(package.glob("locale/**/*.po")) <= shipped

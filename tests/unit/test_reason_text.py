@@ -9,7 +9,7 @@ import pytest
 from issuance import i18n, reason_text
 from issuance.domain.lifecycle import ApplicationState, CardStatus, FinancialStatus
 from issuance.domain.model import DeadLetterReason, Reason
-from issuance.reason_text import reason_message, state_label
+from issuance.reason_text import describe, reason_message, state_label
 
 HAN = re.compile(r"[\u4e00-\u9fff]")
 
@@ -61,3 +61,11 @@ def test_a_counter_clerk_reads_what_to_do() -> None:
 def test_an_unknown_code_is_refused() -> None:
     with pytest.raises(ValueError, match="unknown reason code"):
         reason_message("NO_SUCH_REASON", i18n.lang())
+
+
+def test_describe_lists_each_reason_once_in_decision_order() -> None:
+    zh = i18n.lang("zh_CN")
+    assert describe([Reason.NOT_INSURED, Reason.NAME_MISMATCH, Reason.NOT_INSURED], zh).splitlines() == [
+        f"NAME_MISMATCH: {reason_message(Reason.NAME_MISMATCH, zh)}",
+        f"NOT_INSURED: {reason_message(Reason.NOT_INSURED, zh)}",
+    ]

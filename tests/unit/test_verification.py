@@ -7,7 +7,6 @@ from datetime import UTC, date, datetime, timedelta, timezone
 
 import pytest
 
-from issuance.domain.decision import REASON_MESSAGES, describe
 from issuance.domain.model import (
     Application,
     ApplicationType,
@@ -501,11 +500,3 @@ def test_catalog_without_persons_is_enough() -> None:
 def test_verification_reads_enum_values_given_as_strings() -> None:
     app = replace(application(), application_type=ApplicationType.NEW_CARD.value)  # type: ignore[arg-type]
     assert run(app, holder(cards=(replace(card(), status="VALID"),))) == [Reason.ALREADY_HAS_CARD]  # type: ignore[arg-type]
-
-
-def test_every_reason_has_a_message() -> None:
-    assert set(REASON_MESSAGES) == set(Reason)
-    assert describe([Reason.NOT_INSURED, Reason.NAME_MISMATCH, Reason.NOT_INSURED]).splitlines() == [
-        f"NAME_MISMATCH: {REASON_MESSAGES[Reason.NAME_MISMATCH]}",
-        f"NOT_INSURED: {REASON_MESSAGES[Reason.NOT_INSURED]}",
-    ]
