@@ -60,6 +60,9 @@ OUT_OF_SCOPE = N_("That branch or bank is outside your access.")
 BAD_DATE = N_("The business date must be written YYYY-MM-DD.")
 FORM_EXPIRED = N_("The form expired; please try again.")
 WRONG_LOGIN = N_("Wrong username or password.")
+SESSION_ENDED = N_(
+    "Your session has ended (signed out, idle too long, or ended by an operator). Please sign in again."
+)
 LOGIN_BUSY = N_("Another login for this account or address is being checked. Try again in a moment.")
 ERRORS: dict[int, tuple[str, str]] = {
     400: (N_("Cannot be read"), N_("The address asks for something this page cannot read.")),
@@ -213,7 +216,7 @@ def create_app(config: DashboardConfig) -> Starlette:
         def endpoint(request: Request) -> Response:
             user = user_of(request)
             if user is None:
-                return RedirectResponse(f"/login?next={request.url.path}", status_code=303)
+                return to_login(request)
             try:
                 filters = filters_of(request)
                 if not user.scope.permits(filters):
@@ -257,7 +260,7 @@ def create_app(config: DashboardConfig) -> Starlette:
     def lookup(request: Request) -> Response:
         user = user_of(request)
         if user is None:
-            return RedirectResponse(f"/login?next={request.url.path}", status_code=303)
+            return to_login(request)
         application_id = (
             request.path_params.get("application_id") or request.query_params.get("id") or ""
         ).strip()
@@ -299,10 +302,17 @@ def create_app(config: DashboardConfig) -> Starlette:
             media_type="application/json",
         )
 
+    def to_login(request: Request) -> Response:
+        """To the login form, saying so when this browser's session has ended (logged out elsewhere, idle,
+        past its absolute end, or revoked): the reader learns why the page asks again."""
+        ended = "&ended=1" if session_id_of(request) else ""
+        return RedirectResponse(f"/login?next={request.url.path}{ended}", status_code=303)
+
     def login_form(request: Request) -> Response:
         if user_of(request) is not None:
             return RedirectResponse("/", status_code=303)
-        return render(request, "login.html", next=_safe_next(request.query_params.get("next")))
+        notice = text(request, SESSION_ENDED) if request.query_params.get("ended") == "1" else None
+        return render(request, "login.html", next=_safe_next(request.query_params.get("next")), notice=notice)
 
     def refused(request: Request, next_url: str, refusal: Refusal) -> Response:
         lang = lang_of(request)

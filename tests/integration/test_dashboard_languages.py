@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 import httpx
+import psycopg
 import pytest
 
 from dashboard.language import LANG_COOKIE
@@ -263,3 +264,17 @@ def test_error_pages_in_the_readers_language(dashboard_url: str, dashboard_data:
         )
     with httpx.Client(base_url=dashboard_url, headers=EN) as client:
         assert "There is no such page." in client.get("/no-such-page").text
+
+
+def test_an_ended_session_is_explained_in_the_readers_language(
+    dashboard_url: str, dashboard_data: DashboardData
+) -> None:
+    with logged_in(dashboard_url, "bureau", ZH) as client:
+        with psycopg.connect(dashboard_data.database_url, autocommit=True) as conn:
+            conn.execute("UPDATE dashboard_sessions SET last_seen_at = now() - interval '31 minutes'")
+        again = client.get("/runs", follow_redirects=False)
+        assert again.status_code == 303 and again.headers["location"] == "/login?next=/runs&ended=1"
+        page = client.get(again.headers["location"]).text
+        assert "您的会话已结束" in page and '<html lang="zh-CN">' in page
+    with httpx.Client(base_url=dashboard_url, headers=ZH) as stranger:  # no session: nothing to explain
+        assert stranger.get("/runs", follow_redirects=False).headers["location"] == "/login?next=/runs"
