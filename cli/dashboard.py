@@ -108,6 +108,7 @@ def dashboard(
         https=tls,
         metrics_token=os.environ.get("ISSUANCE_DASHBOARD_METRICS_TOKEN"),
         timezone=os.environ.get("ISSUANCE_DASHBOARD_TIMEZONE", "Asia/Shanghai"),
+        language=settings.language,
         reminder_days=settings.collection_reminder_days,
         trusted_proxies=settings.dashboard_trusted_proxies,
         max_body_bytes=settings.dashboard_max_body_bytes,

@@ -17,16 +17,17 @@ from urllib.parse import parse_qs
 import psycopg
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
-from starlette.templating import Jinja2Templates
 
-from dashboard import labels, reads, sessions
+from dashboard import language, reads, sessions
 from dashboard.db import Database
 from dashboard.http_guards import BodyLimit, ForwardedFor, SecurityHeaders, parse_networks
+from dashboard.labels import Labels
 from dashboard.metrics import metrics_text
 from dashboard.security import (
     CHECKS_AT_ONCE,
@@ -40,7 +41,9 @@ from dashboard.security import (
     session_csrf_token,
 )
 from dashboard.users import User, authenticate
+from issuance import i18n
 from issuance.crypto import Vault
+from issuance.i18n import N_, Lang
 from issuance.store.audit import NOT_SHOWN, dashboard_actor, record_action
 from issuance.store.db import DatabaseUnavailable, with_role
 from issuance.store.report_queries import Filters, Scope, compact
@@ -50,6 +53,29 @@ HERE = Path(__file__).parent
 SESSION_COOKIE = "issuance_dashboard"
 LOGIN_COOKIE = "issuance_dashboard_login"  # the login form's CSRF nonce (no server state before login)
 COMPACT_EVERY_S = 60.0
+DOMAIN = "dashboard"  # the gettext domain of every text the dashboard shows
+
+# What a page says when it cannot show what was asked; translated when rendered (issuance.i18n.N_).
+OUT_OF_SCOPE = N_("That branch or bank is outside your access.")
+BAD_DATE = N_("The business date must be written YYYY-MM-DD.")
+FORM_EXPIRED = N_("The form expired; please try again.")
+WRONG_LOGIN = N_("Wrong username or password.")
+SESSION_ENDED = N_(
+    "Your session has ended (signed out, idle too long, or ended by an operator). Please sign in again."
+)
+LOGIN_BUSY = N_("Another login for this account or address is being checked. Try again in a moment.")
+ERRORS: dict[int, tuple[str, str]] = {
+    400: (N_("Cannot be read"), N_("The address asks for something this page cannot read.")),
+    403: (N_("Not allowed"), N_("You may not do this.")),
+    404: (N_("Not found"), N_("There is no such page.")),
+    405: (N_("Not allowed"), N_("This page cannot be used that way.")),
+    413: (N_("Too large"), N_("What was sent is larger than this dashboard accepts.")),
+    429: (N_("Too many requests"), N_("Too many requests at once. Try again in a moment.")),
+    500: (
+        N_("Something went wrong"),
+        N_("The dashboard could not answer. Try again; if it persists, tell the operators."),
+    ),
+}
 
 
 @dataclass
@@ -63,6 +89,9 @@ class DashboardConfig:
     https: bool = False
     metrics_token: str | None = None
     timezone: str = "Asia/Shanghai"
+    language: str = (
+        i18n.DEFAULT
+    )  # ISSUANCE_LANGUAGE: the pages' language when neither reader nor browser says
     reminder_days: int = 30  # a card at its branch longer than this is on the reminder list (backlog page)
     trusted_proxies: str = ""  # addresses/CIDRs whose X-Forwarded-For/-Proto are believed
     max_body_bytes: int = 16_384
@@ -106,12 +135,17 @@ def create_app(config: DashboardConfig) -> Starlette:
     db = Database(with_role(config.database_url, DASHBOARD), timezone=config.timezone)
     policy = sessions.SessionPolicy(config.session_idle_s, config.session_absolute_s)
     throttle = LoginThrottle(max_keys=config.throttle_max_keys, checks_at_once=config.password_checks_at_once)
-    templates = Jinja2Templates(directory=str(HERE / "templates"))
-    templates.env.globals.update(labels=labels, timezone=config.timezone)
-    templates.env.filters["pct"] = lambda v: "" if v is None else f"{v * 100:.1f}%"
-    templates.env.filters["num"] = lambda v: "" if v is None else f"{v:,}"
-    templates.env.filters["reason_label"] = labels.reason
+    templates = language.templates(HERE / "templates", i18n.BUSINESS_ZONE.key)
+    default_language = i18n.normalize(config.language)
     stop = threading.Event()
+
+    def lang_of(request: Request) -> Lang:
+        """The request's language (reader's choice, browser, setting), decided once per request."""
+        code = request_language_code(request, default_language)
+        return i18n.lang(code)
+
+    def text(request: Request, msgid: str) -> str:
+        return lang_of(request).gettext(msgid, DOMAIN)
 
     def session_id_of(request: Request) -> str | None:
         return request.cookies.get(SESSION_COOKIE) or None
@@ -164,7 +198,8 @@ def create_app(config: DashboardConfig) -> Starlette:
             token = login_csrf_token(config.secret_key, nonce)
         context["csrf_token"] = token
         context["csrf_field"] = CSRF_FIELD
-        response = templates.TemplateResponse(request, template, context, status_code=status, headers=headers)
+        chosen = templates[lang_of(request).code]
+        response = chosen.TemplateResponse(request, template, context, status_code=status, headers=headers)
         if nonce is not None and request.cookies.get(LOGIN_COOKIE) != nonce:
             set_cookie(request, response, LOGIN_COOKIE, nonce)
         return response
@@ -181,17 +216,15 @@ def create_app(config: DashboardConfig) -> Starlette:
         def endpoint(request: Request) -> Response:
             user = user_of(request)
             if user is None:
-                return RedirectResponse(f"/login?next={request.url.path}", status_code=303)
+                return to_login(request)
             try:
                 filters = filters_of(request)
                 if not user.scope.permits(filters):
                     raise OutOfScope
-            except BadFilter as exc:
-                return render(request, "error.html", 400, message=str(exc))
+            except BadFilter:
+                return error(request, 400, text(request, BAD_DATE))
             except OutOfScope:
-                return render(
-                    request, "error.html", 403, message="That branch or bank is outside your access."
-                )
+                return error(request, 403, text(request, OUT_OF_SCOPE))
             with db.connection() as conn:
                 data = read(conn, user.scope, filters)
                 options = reads.choices(conn, user.scope)
@@ -203,6 +236,7 @@ def create_app(config: DashboardConfig) -> Starlette:
                 choices=options,
                 query=request.url.query,
                 data_json=script_json(data),
+                labels_json=script_json(language.chart_labels(Labels(lang_of(request)), data)),
             )
 
         return endpoint
@@ -226,7 +260,7 @@ def create_app(config: DashboardConfig) -> Starlette:
     def lookup(request: Request) -> Response:
         user = user_of(request)
         if user is None:
-            return RedirectResponse(f"/login?next={request.url.path}", status_code=303)
+            return to_login(request)
         application_id = (
             request.path_params.get("application_id") or request.query_params.get("id") or ""
         ).strip()
@@ -268,16 +302,30 @@ def create_app(config: DashboardConfig) -> Starlette:
             media_type="application/json",
         )
 
+    def to_login(request: Request) -> Response:
+        """To the login form, saying so when this browser's session has ended (logged out elsewhere, idle,
+        past its absolute end, or revoked): the reader learns why the page asks again."""
+        ended = "&ended=1" if session_id_of(request) else ""
+        return RedirectResponse(f"/login?next={request.url.path}{ended}", status_code=303)
+
     def login_form(request: Request) -> Response:
         if user_of(request) is not None:
             return RedirectResponse("/", status_code=303)
-        return render(request, "login.html", next=_safe_next(request.query_params.get("next")))
+        notice = text(request, SESSION_ENDED) if request.query_params.get("ended") == "1" else None
+        return render(request, "login.html", next=_safe_next(request.query_params.get("next")), notice=notice)
 
     def refused(request: Request, next_url: str, refusal: Refusal) -> Response:
+        lang = lang_of(request)
         if refusal.locked:
-            message = f"Too many failed logins. Try again in {int(refusal.retry_after_s // 60) + 1} minutes."
+            minutes = int(refusal.retry_after_s // 60) + 1
+            message = lang.ngettext(
+                "Too many failed logins. Try again in %(minutes)s minute.",
+                "Too many failed logins. Try again in %(minutes)s minutes.",
+                minutes,
+                DOMAIN,
+            ) % {"minutes": minutes}
         else:
-            message = "Another login for this account or address is being checked. Try again in a moment."
+            message = lang.gettext(LOGIN_BUSY, DOMAIN)
         headers = {"Retry-After": refusal.retry_after_header}
         return render(request, "login.html", 429, headers=headers, next=next_url, error=message, user=None)
 
@@ -292,7 +340,7 @@ def create_app(config: DashboardConfig) -> Starlette:
                 "login.html",
                 403,
                 next=next_url,
-                error="The form expired; please try again.",
+                error=text(request, FORM_EXPIRED),
                 user=None,
             )
         username, password = form.get("username", "").strip(), form.get("password", "")
@@ -307,7 +355,7 @@ def create_app(config: DashboardConfig) -> Starlette:
             throttle.done(username, address, succeeded=user is not None)
         if user is None:
             return render(
-                request, "login.html", 401, next=next_url, error="Wrong username or password.", user=None
+                request, "login.html", 401, next=next_url, error=text(request, WRONG_LOGIN), user=None
             )
 
         def open_new() -> str:
@@ -326,7 +374,7 @@ def create_app(config: DashboardConfig) -> Starlette:
         session_id = session_id_of(request)
         expected = session_csrf_token(config.secret_key, session_id) if session_id else None
         if not csrf_valid(expected, form.get(CSRF_FIELD)):
-            return Response("CSRF token missing or wrong", 403)
+            return error(request, 403, text(request, FORM_EXPIRED))
 
         def end() -> None:
             with db.connection() as conn:
@@ -336,6 +384,62 @@ def create_app(config: DashboardConfig) -> Starlette:
         response = RedirectResponse("/login", status_code=303)
         response.delete_cookie(SESSION_COOKIE, path="/")
         return response
+
+    async def choose_language(request: Request) -> Response:
+        """The language switch: the reader's choice, kept in a cookie, wins over the browser's."""
+        form = await form_of(request)
+        session_id = session_id_of(request)
+        user = await run_in_threadpool(user_of, request) if session_id else None
+        expected: str | None
+        if user is not None and session_id:
+            expected = session_csrf_token(config.secret_key, session_id)
+        else:
+            nonce = request.cookies.get(LOGIN_COOKIE)
+            expected = login_csrf_token(config.secret_key, nonce) if nonce else None
+        if not csrf_valid(expected, form.get(CSRF_FIELD)):
+            return error(request, 403, text(request, FORM_EXPIRED))
+        chosen = form.get("lang", "")
+        if chosen not in i18n.SUPPORTED:
+            return error(request, 400, text(request, ERRORS[400][1]))
+        response = RedirectResponse(_safe_next(form.get("next")), status_code=303)
+        response.set_cookie(
+            language.LANG_COOKIE,
+            chosen,
+            max_age=language.LANG_COOKIE_MAX_AGE_S,
+            path="/",
+            httponly=True,
+            samesite="strict",
+            secure=secure_cookies(request),
+        )
+        return response
+
+    def error(request: Request, status: int, message: str | None = None, **context: Any) -> HTMLResponse:
+        """An error page in the reader's language."""
+        title, default_message = ERRORS.get(status, ERRORS[500])
+        return render(
+            request,
+            "error.html",
+            status,
+            title=text(request, title),
+            message=message if message is not None else text(request, default_message),
+            **context,
+        )
+
+    def http_error(request: Request, exc: Exception) -> Response:
+        """Starlette's own answers (no such route, wrong method) as pages, or JSON under /api."""
+        status = exc.status_code if isinstance(exc, HTTPException) else 500
+        if request.url.path.startswith("/api/"):
+            english = ERRORS.get(status, ERRORS[500])[0].lower()
+            return Response(dumps({"error": english}), status, media_type="application/json")
+        return error(request, status, user=None)
+
+    def server_error(request: Request, exc: Exception) -> Response:
+        # Nothing of the exception is shown; no database access either (it may be what failed).
+        return error(request, 500, user=None)
+
+    def too_large_page(scope: Any) -> Response:
+        # Rendered before the body is read, without a session lookup (nothing of the request is trusted).
+        return error(Request(scope), 413, user=None)
 
     def metrics(request: Request) -> Response:
         bearer = request.headers.get("authorization", "")
@@ -360,6 +464,7 @@ def create_app(config: DashboardConfig) -> Starlette:
         Route("/login", login_form, methods=["GET"]),
         Route("/login", login, methods=["POST"]),
         Route("/logout", logout, methods=["POST"]),
+        Route("/language", choose_language, methods=["POST"]),
         Route("/api/me", api_me),
         Route("/api/funnel", api(reads.overview)),
         Route("/api/reasons", api(reads.reasons)),
@@ -376,7 +481,7 @@ def create_app(config: DashboardConfig) -> Starlette:
     middleware = [
         Middleware(ForwardedFor, trusted=parse_networks(config.trusted_proxies)),
         Middleware(SecurityHeaders),
-        Middleware(BodyLimit, max_bytes=config.max_body_bytes),
+        Middleware(BodyLimit, max_bytes=config.max_body_bytes, page=too_large_page),
     ]
 
     @asynccontextmanager
@@ -388,7 +493,12 @@ def create_app(config: DashboardConfig) -> Starlette:
         compactor.join(5)
         db.close()
 
-    app = Starlette(routes=routes, middleware=middleware, lifespan=lifespan)
+    app = Starlette(
+        routes=routes,
+        middleware=middleware,
+        lifespan=lifespan,
+        exception_handlers={HTTPException: http_error, 500: server_error},
+    )
     app.state.throttle = throttle  # for tests: how many keys and checks the throttle holds
     return app
 
@@ -413,6 +523,17 @@ def record_read(
         entity_id=application_id if shown else NOT_SHOWN,
         detail={"via": via, "shown": shown},
     )
+
+
+def request_language_code(request: Request, configured: str) -> str:
+    """The request's language code, decided once and kept on the request."""
+    state = request.scope.setdefault("state", {})
+    if "language" not in state:
+        state["language"] = language.request_language(
+            request.cookies, request.headers.get("accept-language"), configured
+        )
+    code: str = state["language"]
+    return code
 
 
 def _safe_next(value: str | None) -> str:

@@ -5,8 +5,10 @@ and the security headers of every response (HSTS when the request came over http
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Callable
 from typing import ClassVar
 
+from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -73,11 +75,16 @@ class BodyLimit:
     """Refuses a request body larger than `max_bytes` with 413: a declared Content-Length before anything is
     read, a chunked body as soon as what was read passes the limit (the rest is never read)."""
 
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
-        self.app, self.max_bytes = app, max_bytes
+    def __init__(self, app: ASGIApp, max_bytes: int, page: Callable[[Scope], Response] | None = None) -> None:
+        # `page`: the 413 page in the reader's language (rendered without reading the body); else plain text.
+        self.app, self.max_bytes, self.page = app, max_bytes, page
 
-    @staticmethod
-    async def _refuse(send: Send) -> None:
+    async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self.page is not None:
+            response = self.page(scope)
+            response.headers["connection"] = "close"
+            await response(scope, receive, send)
+            return
         await send(
             {
                 "type": "http.response.start",
@@ -98,7 +105,7 @@ class BodyLimit:
             except ValueError:
                 length = self.max_bytes + 1  # unreadable or repeated with different values: not read
             if length > self.max_bytes or length < 0:
-                await self._refuse(send)
+                await self._refuse(scope, receive, send)
                 return
         received = 0
         started = False
@@ -122,7 +129,7 @@ class BodyLimit:
         except BodyTooLarge:
             if started:
                 raise
-            await self._refuse(send)
+            await self._refuse(scope, receive, send)
 
 
 class SecurityHeaders:

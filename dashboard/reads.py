@@ -83,10 +83,7 @@ def dead_letters(conn: psycopg.Connection, scope: Scope, filters: Filters) -> di
     """Dead letters per reason and masked samples (never the payload), and the events set aside."""
     counts, samples = q.dead_letters(conn, scope, filters)
     return {
-        "by_reason": [
-            {"reason": k, "label": labels.DEAD_LETTER_REASONS.get(k, k), "count": n}
-            for k, n in counts.items()
-        ],
+        "by_reason": [{"reason": k, "label": labels.dead_letter(k), "count": n} for k, n in counts.items()],
         "samples": [asdict(s) for s in samples],
         # Outgoing events the broker will not take: an operator's matter, shown to the bureau only.
         "events_set_aside": [asdict(e) for e in set_aside_events(conn)] if scope.role is Role.BUREAU else [],

@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
@@ -41,11 +42,11 @@ class DashboardData:
     other_branch: str  # a branch of another bank and area
     bank: str  # the bank user's bank
 
-    def config(self, **overrides: object) -> DashboardConfig:
+    def config(self, **overrides: Any) -> DashboardConfig:
         """The app's configuration for this data."""
         return DashboardConfig(
             database_url=self.database_url, users=load_users(self.users_file), vault=self.vault, **overrides
-        )  # type: ignore[arg-type]
+        )
 
     def application_of(self, branch: str) -> str:
         """Some application id submitted at `branch`."""

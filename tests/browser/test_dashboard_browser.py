@@ -5,6 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import pytest
+
+from dashboard import labels
+from issuance import i18n
 from tests.fixtures_dashboard import PASSWORD, DashboardData, report_counts
 
 PAGES = {
@@ -16,9 +20,10 @@ PAGES = {
 }
 
 
-def log_in(browser: Any, base: str, username: str) -> Any:
-    """A new browser page, logged in through the login form."""
-    context = browser.new_context(base_url=base, viewport={"width": 1280, "height": 900})
+def log_in(browser: Any, base: str, username: str, locale: str = "en-US") -> Any:
+    """A new browser page, logged in through the login form, in a browser set to `locale` (its
+    Accept-Language: the tests below that read English text run in an English browser)."""
+    context = browser.new_context(base_url=base, viewport={"width": 1280, "height": 900}, locale=locale)
     page = context.new_page()
     page.goto("/")
     assert page.url.endswith("/login?next=/")
@@ -127,7 +132,7 @@ def test_branch_user_cannot_reach_another_branch(
 def test_no_data_without_login(
     browser: Any, dashboard_url: str, dashboard_data: DashboardData, screenshots: Path
 ) -> None:
-    context = browser.new_context(base_url=dashboard_url)
+    context = browser.new_context(base_url=dashboard_url, locale="en-US")
     page = context.new_page()
     app_id = dashboard_data.application_of(dashboard_data.branch)
     for path in [*PAGES.values(), f"/applications/{app_id}"]:
@@ -140,3 +145,91 @@ def test_no_data_without_login(
         assert response.status == 401, path
         assert app_id not in response.text()
     context.close()
+
+
+# The heading of each page and the labels a reader must find on it, as English msgids of the catalogs.
+HEADINGS = {
+    "overview": "Overview: from application to active savings function",
+    "reasons": "Why applications are rejected",
+    "backlog": "Backlog: what is still waiting, by age",
+    "runs": "Nightly runs (latest 14)",
+    "dead-letters": "Unreadable messages (dead letters)",
+}
+NAVIGATION = ["Overview", "Rejection reasons", "Backlog", "Nightly runs", "Unreadable messages"]
+COLUMNS = {
+    "overview": ["Step", "Reached", "Now here", "Of previous"],
+    "reasons": ["Reason", "Code", "Applications", "Share of rejected"],
+    "backlog": ["Waiting for (days)", "Branch", "Cards", "Oldest (days)"],
+    "runs": ["Run", "Business date", "Status", "Reconciliation", "Duration"],
+    "dead-letters": ["Problem", "Code", "Messages"],
+}
+
+
+@pytest.mark.parametrize(("code", "locale"), [("zh_CN", "zh-CN"), ("en", "en-US")])
+def test_every_page_in_the_browsers_language(
+    browser: Any,
+    dashboard_url: str,
+    dashboard_data: DashboardData,
+    screenshots: Path,
+    code: str,
+    locale: str,
+) -> None:
+    lang = i18n.lang(code)
+
+    def t(msgid: str) -> str:
+        return lang.gettext(msgid, "dashboard")
+
+    login = browser.new_context(
+        base_url=dashboard_url, viewport={"width": 1280, "height": 900}, locale=locale
+    )
+    first = login.new_page()
+    first.goto("/login")
+    assert first.locator("html").get_attribute("lang") == code.replace("_", "-")
+    assert first.locator("h1").inner_text() == t("Sign in")
+    first.screenshot(path=str(screenshots / f"login.{code}.png"), full_page=True)
+    login.close()
+
+    page = log_in(browser, dashboard_url, "bureau", locale)
+    for name, path in PAGES.items():
+        page.goto(path)
+        assert page.locator("html").get_attribute("lang") == code.replace("_", "-")
+        assert page.locator("h1").inner_text() == t(HEADINGS[name])
+        assert page.locator("nav.tabs a").all_inner_texts()[:5] == [t(label) for label in NAVIGATION]
+        headers = page.locator("table.numbers thead th").all_inner_texts()
+        for column in COLUMNS[name]:
+            assert t(column) in headers, (name, column)
+        page.screenshot(path=str(screenshots / f"{name}.{code}.png"), full_page=True)
+    # The charts are named from the page: the funnel's steps and the backlog's ages in the page's language.
+    page.goto("/")
+    steps = page.evaluate("Chart.getChart('funnel-chart').data.labels")
+    assert steps == [labels.Labels(lang).step(key) for key in labels.FUNNEL_STEPS]
+    assert page.evaluate("Chart.getChart('funnel-chart').options.locale") == code.replace("_", "-")
+    page.goto("/backlog")
+    ages = page.evaluate("Chart.getChart('backlog-bank-chart').data.labels")
+    assert ages == [labels.Labels(lang).age(bucket) for bucket in labels.AGES]
+    page.goto("/runs")
+    series = page.evaluate("Chart.getChart('runs-chart').data.datasets.map(d => d.label)")
+    assert labels.Labels(lang).state("COMPLETED") in series
+    # One application: its states in the reasons catalogue's words.
+    app_id = dashboard_data.application_with_card("ISSUED")
+    page.goto(f"/applications/{app_id}")
+    assert page.locator("#card .card-status .badge").inner_text() == labels.Labels(lang).card_status("ISSUED")
+    page.screenshot(path=str(screenshots / f"application.{code}.png"), full_page=True)
+    page.context.close()
+
+
+def test_the_language_switch(browser: Any, dashboard_url: str, dashboard_data: DashboardData) -> None:
+    page = log_in(browser, dashboard_url, "bureau", "zh-CN")
+    page.goto("/runs")
+    zh = i18n.lang("zh_CN")
+    assert page.locator("h1").inner_text() == zh.gettext("Nightly runs (latest 14)", "dashboard")
+    page.click("form.lang-switch button[value=en]")
+    page.wait_for_url(f"{dashboard_url}/runs")
+    assert page.locator("html").get_attribute("lang") == "en"
+    assert page.locator("h1").inner_text() == "Nightly runs (latest 14)"
+    page.goto("/")  # the choice stays, though the browser asks for Chinese
+    assert page.locator("h1").inner_text() == HEADINGS["overview"]
+    page.click("form.lang-switch button[value=zh_CN]")
+    page.wait_for_url(f"{dashboard_url}/")
+    assert page.locator("h1").inner_text() == zh.gettext(HEADINGS["overview"], "dashboard")
+    page.context.close()
