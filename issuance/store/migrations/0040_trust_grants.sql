@@ -16,6 +16,8 @@ GRANT USAGE ON SEQUENCE key_rotations_rotation_id_seq TO issuance_operator;
 GRANT SELECT ON key_rotations, key_rotation_progress TO issuance_nightly, issuance_consumer,
     issuance_bank_simulator, issuance_branch_simulator;
 
--- A simulated bank records the requests it cannot read as the bureau's dead letters (INSERT ... RETURNING id,
--- to put the event in the outbox once): it may read back the id it inserted, no other column of them.
-GRANT SELECT (id) ON dead_letters TO issuance_bank_simulator;
+-- A simulated bank records the requests it cannot read as the bureau's dead letters, once per source position
+-- (INSERT ... ON CONFLICT (the position) DO NOTHING RETURNING id, to put the event in the outbox once): it may
+-- read the id and the position, no other column (no payload, no reason, no detail).
+GRANT SELECT (id, source_topic, source_topic_id, source_partition, source_offset) ON dead_letters
+    TO issuance_bank_simulator;
