@@ -470,10 +470,10 @@ def _print_summary(summary: dict[str, Any], settings: Settings) -> None:
     console.print("\n" + _("Where to look next:"))
     examples = summary["examples"]
     if examples.get("COMPLETED"):
-        command = f"issuance status {examples['COMPLETED']}"
+        command = f'issuance status {examples["COMPLETED"]} --operator "$USER"'
         console.print(f"  {command}      # " + _("a card from order to savings active"))
     if examples.get("REJECTED"):
-        command = f"issuance status {examples['REJECTED']}"
+        command = f'issuance status {examples["REJECTED"]} --operator "$USER"'
         console.print(f"  {command}      # " + _("a rejected application"))
     console.print(
         f"  {left('issuance report', 30)} # " + _("the funnel, the backlogs, the cards waiting at branches")
