@@ -4,8 +4,9 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 BENCH_N ?= 200000
-# Test files run on this many workers, each with its own broker and PostgreSQL (most tests wait on the broker).
-TEST_WORKERS ?= 2
+# Test files run on this many workers, each with its own broker and PostgreSQL. Most tests wait on the broker,
+# PostgreSQL or a subprocess, so a third worker on two cores shortens the suite (13.5 -> 11 minutes).
+TEST_WORKERS ?= 3
 
 .PHONY: install demo test bench lint clean
 
